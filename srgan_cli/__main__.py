@@ -1,0 +1,3 @@
+from srgan_cli.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Benchmarking: the paper's quality protocol and speed measurements."""

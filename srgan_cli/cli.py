@@ -1,0 +1,279 @@
+"""The ``srgan`` command line. Only this module prints; everything else raises or calls back.
+
+Heavy imports (torch) happen inside the commands so that ``srgan --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+err = Console(stderr=True, highlight=False)
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The command as given (options set on the command line only), for run records."""
+    words = ["srgan", ctx.info_name]
+    for param in ctx.command.params:
+        if ctx.get_parameter_source(param.name) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param.name]
+        flag = param.opts[0]
+        if isinstance(param, click.Option) and param.is_flag:
+            words.append(flag if value else (param.secondary_opts or [flag])[0])
+        elif isinstance(value, (tuple, list)):
+            for v in value:
+                words += [flag, str(v)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="srgan", prog_name="srgan")
+def main() -> None:
+    """Photo-realistic 4x super-resolution with SRResNet / SRGAN (Ledig et al., CVPR 2017).
+
+    \b
+    Examples:
+      srgan upscale photo.jpg -o photo_4x.png
+      srgan upscale photos/ -o photos_4x/ --device cuda
+      srgan train --stage srresnet --iters 100000
+    """
+
+
+# --------------------------------------------------------------------------- train
+
+
+@main.command()
+@click.option("--stage", type=click.Choice(["srresnet"]), default="srresnet", show_default=True,
+              help="Training stage: 'srresnet' is the paper's MSE pre-training.")
+@click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of HR training images (repeatable). Default: ../shared/datasets/train "
+                   "when present.")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs/srresnet"), show_default=True,
+              help="Where checkpoints (last.pt) and the log (log.jsonl) go.")
+@click.option("--iters", type=click.IntRange(1), default=1_000_000, show_default=True,
+              help="Total iterations (the paper: 10^6).")
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--crop", type=click.IntRange(8), default=96, show_default=True,
+              help="HR crop size in pixels (LR crops are crop/scale).")
+@click.option("--scale", type=click.Choice(["2", "4", "8"]), default="4", show_default=True)
+@click.option("--blocks", type=click.IntRange(1), default=16, show_default=True,
+              help="Residual blocks B.")
+@click.option("--width", type=click.IntRange(1), default=64, show_default=True,
+              help="Feature maps per conv.")
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "step"]),
+              default="constant", show_default=True)
+@click.option("--lr-milestones", default="", help="For 'step': comma-separated iterations at "
+              "which the lr is multiplied by 0.1.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              show_default=True, help="Autocast dtype. auto: bf16 on CPUs with AMX/AVX512-BF16 and "
+              "on CUDA (fp16 where bf16 is unsupported), else fp32.")
+@click.option("--channels-last/--no-channels-last", default=True, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ckpt-every", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--val-every", type=click.IntRange(1), default=1000, show_default=True,
+              help="Validate (Set5 Y-PSNR) every N iterations when Set5 is available.")
+@click.option("--val-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with <Name>_HR/ and <Name>_LR_x4/. Default: Set5 from ../shared.")
+@click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Continue from a checkpoint (model, optimiser, RNG and iteration restored).")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="At the end, write the generator as a safetensors release file.")
+def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr_schedule,
+          lr_milestones, precision, channels_last, device, seed, ckpt_every, val_every, val_dir,
+          resume, export_path):
+    """Train the generator (the paper's SRResNet MSE stage).
+
+    Runs on CPU (bf16 autocast + channels_last) or CUDA. Ctrl-C writes a checkpoint;
+    --resume continues exactly where it stopped.
+    """
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    from srgan_cli import paths
+    from srgan_cli.errors import SrganError
+    from srgan_cli.train.loop import TrainConfig, export, train as run_train
+
+    data_dirs = [str(d) for d in data] or [str(d) for d in paths.default_train_dirs()]
+    if not data_dirs:
+        fail("no training data: pass --data DIR (../shared/datasets/train not found)")
+    if val_dir is None:
+        found = paths.benchmark_dir("Set5")
+        val_dir = found
+    try:
+        milestones = [int(m) for m in lr_milestones.split(",") if m.strip()]
+    except ValueError:
+        fail(f"--lr-milestones: expected comma-separated integers, got {lr_milestones!r}")
+    cfg = TrainConfig(
+        data=data_dirs, run_dir=str(run_dir), stage=stage, iters=iters, batch=batch, crop=crop,
+        scale=int(scale), blocks=blocks, width=width, lr=lr, lr_schedule=lr_schedule,
+        lr_milestones=milestones, precision=precision, channels_last=channels_last,
+        device=device, seed=seed, ckpt_every=ckpt_every, val_every=val_every,
+        val_dir=str(val_dir) if val_dir else None,
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "commands.txt", "a", encoding="utf-8") as f:
+        f.write(_command_line(click.get_current_context()) + "\n")
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=err, transient=False,
+    ) as bar:
+        task = bar.add_task("train", total=iters, stats="")
+
+        def on_progress(p):
+            if p.event == "step":
+                losses = " ".join(f"{k} {v:.5f}" for k, v in p.losses.items())
+                bar.update(task, completed=p.iteration,
+                           stats=f"{losses} lr {p.lr:.1e} {p.its_per_sec:.2f} it/s")
+            elif p.event == "validate":
+                bar.console.print(f"iter {p.iteration}: Set5 Y-PSNR {p.val_psnr:.3f} dB")
+            elif p.event == "loading":
+                bar.update(task, completed=p.iteration)
+                bar.console.print(p.message)
+            elif p.event == "checkpoint" and p.message.startswith("interrupted"):
+                bar.console.print(p.message)
+
+        try:
+            result = run_train(cfg, resume=resume, on_progress=on_progress)
+        except KeyboardInterrupt:
+            fail("interrupted", code=130)
+        except SrganError as e:
+            fail(str(e))
+    err.print(f"done: {result.iteration} iterations, checkpoint {result.checkpoint}"
+              + (f", Set5 Y-PSNR {result.val_psnr:.3f} dB" if result.val_psnr else ""))
+    if export_path:
+        try:
+            export(result.checkpoint, export_path)
+        except SrganError as e:
+            fail(str(e))
+        err.print(f"exported {export_path}")
+
+
+# --------------------------------------------------------------------------- upscale
+
+
+def _collect_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[Path, Path | None]]:
+    """(file, root) pairs; root is the directory a file was found under (for mirroring)."""
+    from srgan_cli.imaging import INPUT_SUFFIXES
+
+    items: list[tuple[Path, Path | None]] = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files = sorted(f for f in p.glob(pattern)
+                           if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES)
+            items.extend((f, p) for f in files)
+        else:
+            items.append((p, None))  # missing files are reported per item, not fatal here
+    return items
+
+
+def _output_path(src: Path, root: Path | None, out: Path | None, n_inputs: int, suffix: str,
+                 fmt: str | None) -> Path:
+    ext = f".{fmt.lower().replace('jpeg', 'jpg')}" if fmt else None
+    if out is None:
+        return src.with_name(f"{src.stem}{suffix}{ext or src.suffix}")
+    if root is None and n_inputs == 1 and out.suffix and not out.is_dir():
+        return out
+    rel = src.relative_to(root) if root is not None else Path(src.name)
+    dst = out / rel
+    return dst.with_name(f"{dst.stem}{ext or dst.suffix}")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output file (one input) or folder. Default: next to the input, with an "
+                   "'_x4' suffix.")
+@click.option("-m", "--model", default="srresnet", show_default=True,
+              help="Registered model name or path to a .safetensors file.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
+              show_default=True, help="Compute precision of the generator.")
+@click.option("--tile", type=click.IntRange(0), default=None,
+              help=f"Tile size in LR pixels (0 = whole image). Default: 192.")
+@click.option("--tile-pad", type=click.IntRange(0), default=None,
+              help="Context pixels around each tile. Default: the generator's receptive radius "
+                   "(40 for SRResNet), which makes tiling exact.")
+@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp", "tiff", "bmp"],
+              case_sensitive=False), default=None, help="Output format (default: by extension).")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="JPEG/WebP quality.")
+@click.option("--suffix", default=None, help="Name suffix when -o is omitted. Default: _x<scale>.")
+@click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of input folders.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+def upscale(inputs, output, model, device, precision, tile, tile_pad, fmt, quality, suffix,
+            recursive, overwrite, quiet):
+    """Upscale images (files or folders) by the model's scale (4x by default).
+
+    \b
+    Examples:
+      srgan upscale photo.jpg -o photo_4x.png
+      srgan upscale holiday/ -o holiday_4x/ --device cuda
+      srgan upscale scan.png --model weights/srresnet_x4.safetensors
+
+    A bad file is reported and skipped; the exit status is 1 if any file failed.
+    Outputs are written to a temporary file and renamed, never left half-written.
+    """
+    import time
+
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+
+    from srgan_cli.errors import SrganError
+    from srgan_cli.upscale import Upscaler, describe
+
+    items = _collect_inputs(inputs, recursive)
+    if not items:
+        fail("no input images found")
+    try:
+        up = Upscaler(model, device=device, precision=precision, tile=tile, tile_pad=tile_pad)
+    except SrganError as e:
+        fail(str(e))
+    suffix = f"_x{up.scale}" if suffix is None else suffix
+    if not quiet:
+        err.print(f"model: {up.weights_path} ({describe(up.info)}) on {up.device}")
+
+    failures = 0
+    done: list[Path] = []
+    t0 = time.perf_counter()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[name]}"), TimeElapsedColumn(), console=err,
+                  disable=quiet or len(items) == 1) as bar:
+        task = bar.add_task("upscale", total=len(items), name="")
+        for src, root in items:
+            bar.update(task, name=src.name)
+            try:
+                dst = _output_path(src, root, output, len(items), suffix, fmt)
+                res = up.upscale_file(src, dst, overwrite=overwrite, fmt=fmt, quality=quality)
+                done.append(dst)
+                if not quiet:
+                    bar.console.print(f"{src} -> {dst} ({res.in_size[0]}x{res.in_size[1]} -> "
+                                      f"{res.out_size[0]}x{res.out_size[1]})", soft_wrap=True)
+            except SrganError as e:
+                failures += 1
+                bar.console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+            bar.advance(task)
+    if not quiet and len(items) > 1:
+        err.print(f"{len(done)} of {len(items)} images upscaled in "
+                  f"{time.perf_counter() - t0:.1f} s" + (f", {failures} failed" if failures else ""))
+    if failures:
+        sys.exit(1)

@@ -1,0 +1,66 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+from srgan_cli.weights import save_generator
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SRGAN_SHARED_DIR", REPO.parent / "shared"))
+
+# Small test networks gain nothing from threads, and oversubscribed OpenMP threads
+# (e.g. beside a training run) slow everything down a hundredfold.
+torch.set_num_threads(1)
+
+
+def needs_shared(*parts: str):
+    path = SHARED.joinpath(*parts)
+    return pytest.mark.skipif(not path.exists(),
+                              reason=f"needs {path} (the project's ../shared data)")
+
+
+def photo_like(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth colourful image with edges: enough structure for SR tests."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    for c in range(3):
+        for _ in range(4):
+            fy, fx, ph = rng.uniform(0.01, 0.15), rng.uniform(0.01, 0.15), rng.uniform(0, 6.3)
+            img[..., c] += np.sin(fy * yy + fx * xx + ph)
+    img += (xx > w / 2)[..., None] * 1.5  # a hard edge
+    img = (img - img.min()) / (img.max() - img.min())
+    return (img * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def tiny_spec() -> GeneratorSpec:
+    return GeneratorSpec(scale=4, blocks=2, width=8)
+
+
+@pytest.fixture
+def tiny_weights(tmp_path, tiny_spec) -> Path:
+    """Random-initialised small generator saved as a weights file (tests shapes, not quality)."""
+    torch.manual_seed(0)
+    model = SRResNet(tiny_spec)
+    # Give BN non-trivial statistics so eval mode is exercised.
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / "tiny.safetensors"
+    save_generator(model, path, {"stage": "test", "iterations": 0, "data": "none"})
+    return path
+
+
+@pytest.fixture
+def image_dir(tmp_path) -> Path:
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(3):
+        Image.fromarray(photo_like(40 + 8 * i, 52 + 4 * i, seed=i)).save(d / f"im{i}.png")
+    return d

@@ -1,0 +1,147 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import photo_like
+from srgan_cli.cli import main
+from srgan_cli.errors import TrainError
+from srgan_cli.train.data import ImageBank, downscale, sample_batch
+from srgan_cli.train.loop import TrainConfig, export, load_checkpoint, lr_at, train
+from srgan_cli.weights import load_generator
+
+
+@pytest.fixture
+def train_dir(tmp_path) -> Path:
+    d = tmp_path / "train"
+    d.mkdir()
+    for i in range(4):
+        Image.fromarray(photo_like(64, 80, seed=10 + i)).save(d / f"t{i}.png")
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+@pytest.fixture
+def val_dir(tmp_path) -> Path:
+    d = tmp_path / "Val"
+    (d / "Val_HR").mkdir(parents=True)
+    (d / "Val_LR_x4").mkdir()
+    for i in range(2):
+        hr = photo_like(48, 64, seed=20 + i)
+        Image.fromarray(hr).save(d / "Val_HR" / f"v{i}.png")
+        Image.fromarray(hr).resize((16, 12), Image.BICUBIC).save(d / "Val_LR_x4" / f"v{i}.png")
+    return d
+
+
+def tiny_cfg(data, run_dir, **kw) -> TrainConfig:
+    base = dict(data=[str(data)], run_dir=str(run_dir), iters=6, batch=4, crop=32, blocks=2,
+                width=8, lr=1e-3, ckpt_every=3, val_every=3, log_every=1, precision="fp32",
+                device="cpu", seed=5)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    return [json.loads(l) for l in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
+
+
+def test_batches_are_paired_and_in_range(train_dir):
+    bank = ImageBank.from_dirs([train_dir], 32)
+    assert len(bank) == 4
+    lr, hr = sample_batch(bank, 6, 32, 4, torch.Generator().manual_seed(0))
+    assert lr.shape == (6, 3, 8, 8) and hr.shape == (6, 3, 32, 32)
+    assert lr.min() >= 0 and lr.max() <= 1 and hr.min() >= -1 and hr.max() <= 1
+    assert torch.allclose(downscale((hr + 1) / 2, 4), lr, atol=1e-6)
+
+
+def test_downscale_matches_pillow_bicubic():
+    hr = photo_like(64, 64, seed=1)
+    ours = downscale(torch.from_numpy(hr).permute(2, 0, 1)[None].float() / 255, 4)
+    pil = np.asarray(Image.fromarray(hr).resize((16, 16), Image.BICUBIC), np.float32) / 255
+    ours = ours[0].permute(1, 2, 0).numpy()
+    # compare away from the border, where the two libraries pad differently
+    mse = np.mean((ours[2:-2, 2:-2] - pil[2:-2, 2:-2]) ** 2)
+    assert 10 * np.log10(1 / mse) > 45
+
+
+def test_lr_schedules():
+    cfg = TrainConfig(data=[], iters=100, lr=1e-4)
+    assert lr_at(cfg, 0) == lr_at(cfg, 99) == 1e-4
+    cfg.lr_schedule, cfg.lr_milestones = "step", [10, 50]
+    assert lr_at(cfg, 9) == 1e-4 and lr_at(cfg, 10) == pytest.approx(1e-5)
+    assert lr_at(cfg, 50) == pytest.approx(1e-6)
+    cfg.lr_schedule = "cosine"
+    assert lr_at(cfg, 0) == 1e-4 and lr_at(cfg, 50) == pytest.approx(5e-5)
+    assert lr_at(cfg, 100) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_training_lowers_the_loss(train_dir, tmp_path):
+    cfg = tiny_cfg(train_dir, tmp_path / "run", iters=120, width=16, lr=2e-3, ckpt_every=120,
+                   val_every=120)
+    train(cfg)
+    losses = [r["l_g_pix"] for r in read_log(tmp_path / "run") if "l_g_pix" in r]
+    assert len(losses) == 120
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_resume_continues_exactly(train_dir, val_dir, tmp_path):
+    full = tmp_path / "full"
+    train(tiny_cfg(train_dir, full, val_dir=str(val_dir)))
+    part = tmp_path / "part"
+    train(tiny_cfg(train_dir, part, iters=3, val_dir=str(val_dir)))
+    assert load_checkpoint(part / "last.pt")["iteration"] == 3
+    train(tiny_cfg(train_dir, part, val_dir=str(val_dir)), resume=part / "last.pt")
+
+    a, b = read_log(full), read_log(part)
+    assert [r["l_g_pix"] for r in a if "l_g_pix" in r] == [r["l_g_pix"] for r in b if "l_g_pix" in r]
+    assert [r["val_psnr"] for r in a if "val_psnr" in r] == [r["val_psnr"] for r in b if "val_psnr" in r]
+    sa = load_checkpoint(full / "last.pt")
+    sb = load_checkpoint(part / "last.pt")
+    for k in sa["model"]:
+        assert torch.equal(sa["model"][k], sb["model"][k]), k
+    assert torch.equal(sa["data_rng"], sb["data_rng"])
+
+
+def test_export_writes_a_loadable_release_file(train_dir, val_dir, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(train_dir, run, val_dir=str(val_dir)))
+    out = export(run / "last.pt", tmp_path / "release.safetensors")
+    model, info = load_generator(out)
+    assert info.stage == "srresnet" and info.iterations == 6
+    assert info.spec.blocks == 2 and info.metadata["data"] == "train"
+    assert float(info.metadata["val_set5_psnr"]) > 0
+
+
+def test_no_images_is_a_clear_error(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(TrainError, match="no images found"):
+        train(tiny_cfg(empty, tmp_path / "run"))
+
+
+def test_bad_checkpoint_is_refused(train_dir, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(TrainError, match="bad.pt"):
+        train(tiny_cfg(train_dir, tmp_path / "run"), resume=bad)
+
+
+def test_cli_train_resume_and_export(train_dir, val_dir, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--data", str(train_dir), "--run-dir", str(run), "--batch", "2",
+            "--crop", "32", "--blocks", "1", "--width", "8", "--precision", "fp32",
+            "--device", "cpu", "--val-dir", str(val_dir), "--ckpt-every", "2", "--val-every", "2"]
+    r = CliRunner().invoke(main, args + ["--iters", "2"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "w.safetensors"
+    r = CliRunner().invoke(main, args + ["--iters", "4", "--resume", str(run / "last.pt"),
+                                         "--export", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "Set5 Y-PSNR" in r.output or "Y-PSNR" in r.output
+    _, info = load_generator(out)
+    assert info.iterations == 4
+    assert (run / "commands.txt").read_text().count("srgan train") == 2

@@ -1,0 +1,102 @@
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from srgan_cli.errors import WeightsError
+from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+from srgan_cli.weights import load_generator, read_info, save_generator
+
+
+def test_round_trip_preserves_weights_and_metadata(tmp_path, tiny_spec):
+    torch.manual_seed(3)
+    model = SRResNet(tiny_spec).eval()
+    path = tmp_path / "m.safetensors"
+    save_generator(model, path, {"stage": "srresnet", "iterations": 1234, "data": "x",
+                                 "date": "2026-11-22", "val": {"set5": 30.1}})
+    loaded, info = load_generator(path)
+    assert info.spec == tiny_spec and info.stage == "srresnet" and info.iterations == 1234
+    assert info.metadata["input_range"] == "0,1" and info.metadata["output_range"] == "-1,1"
+    assert json.loads(info.metadata["val"]) == {"set5": 30.1}
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        if a.is_floating_point():
+            assert torch.equal(a, b), k
+    x = torch.rand(1, 3, 9, 9)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_architecture_comes_from_metadata_not_file_name(tiny_weights, tmp_path):
+    misleading = tmp_path / "srresnet_x2_b16.safetensors"
+    shutil.copy(tiny_weights, misleading)
+    model, info = load_generator(misleading)
+    assert info.spec == GeneratorSpec(scale=4, blocks=2, width=8)
+
+
+def test_wrong_shape_is_refused_with_the_tensor_named(tiny_weights, tmp_path):
+    state = load_file(str(tiny_weights))
+    meta = read_info(tiny_weights).metadata
+    state["head.conv.weight"] = torch.zeros(8, 3, 3, 3)
+    bad = tmp_path / "bad.safetensors"
+    save_file(state, str(bad), metadata=meta)
+    with pytest.raises(WeightsError, match=r"head\.conv\.weight.*shape"):
+        load_generator(bad)
+
+
+def test_metadata_disagreeing_with_tensors_is_refused(tiny_weights, tmp_path):
+    state = load_file(str(tiny_weights))
+    meta = dict(read_info(tiny_weights).metadata, blocks="3")
+    bad = tmp_path / "bad.safetensors"
+    save_file(state, str(bad), metadata=meta)
+    with pytest.raises(WeightsError, match="missing"):
+        load_generator(bad)
+
+
+def test_missing_and_extra_keys_are_refused(tiny_weights, tmp_path):
+    state = load_file(str(tiny_weights))
+    meta = read_info(tiny_weights).metadata
+    del state["tail.weight"]
+    state["extra.weight"] = torch.zeros(1)
+    bad = tmp_path / "bad.safetensors"
+    save_file(state, str(bad), metadata=meta)
+    with pytest.raises(WeightsError, match=r"missing 1 tensors.*tail\.weight.*unexpected"):
+        load_generator(bad)
+
+
+def test_file_without_architecture_metadata_is_refused(tiny_weights, tmp_path):
+    bad = tmp_path / "nometa.safetensors"
+    save_file(load_file(str(tiny_weights)), str(bad))
+    with pytest.raises(WeightsError, match="metadata"):
+        load_generator(bad)
+
+
+def test_pickle_is_refused_without_being_unpickled(tmp_path, tiny_spec, monkeypatch):
+    path = tmp_path / "model.pth"
+    torch.save(SRResNet(tiny_spec).state_dict(), path)
+
+    def boom(*a, **k):  # loading must never reach a pickle loader
+        raise AssertionError("torch.load called")
+
+    monkeypatch.setattr(torch, "load", boom)
+    with pytest.raises(WeightsError, match="pickle"):
+        load_generator(path)
+    legacy = tmp_path / "legacy.safetensors"  # renamed pickle: content decides, not the name
+    torch.save({"a": 1}, legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(WeightsError, match="pickle"):
+        load_generator(legacy)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a weights file at all", b"\x10\x00\x00\x00\x00"])
+def test_garbage_is_refused(tmp_path, content):
+    path = tmp_path / "g.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match="g.safetensors"):
+        load_generator(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(WeightsError, match="no such file"):
+        load_generator(tmp_path / "nope.safetensors")
