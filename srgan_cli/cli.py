@@ -208,7 +208,7 @@ def _output_path(src: Path, root: Path | None, out: Path | None, n_inputs: int, 
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
               show_default=True, help="Compute precision of the generator.")
 @click.option("--tile", type=click.IntRange(0), default=None,
-              help=f"Tile size in LR pixels (0 = whole image). Default: 192.")
+              help=f"Tile size in LR pixels (0 = whole image). Default: 256.")
 @click.option("--tile-pad", type=click.IntRange(0), default=None,
               help="Context pixels around each tile. Default: the generator's receptive radius "
                    "(40 for SRResNet), which makes tiling exact.")
@@ -277,3 +277,92 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, fmt, quali
                   f"{time.perf_counter() - t0:.1f} s" + (f", {failures} failed" if failures else ""))
     if failures:
         sys.exit(1)
+
+
+# --------------------------------------------------------------------------- benchmark
+
+
+@main.command()
+@click.argument("datasets", nargs=-1, required=True)
+@click.option("-m", "--model", "models", multiple=True, default=("srresnet", "bicubic"),
+              show_default=True, help="Model name or weights path, or the baselines 'nearest' / "
+              "'bicubic' (repeatable).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder holding <Name>/<Name>_HR/ and <Name>/<Name>_LR_x4/. Default: "
+                   "$SRGAN_BENCHMARK_DIR, else ../shared/datasets/benchmark.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
+              show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the results as a JSON list of records.")
+def benchmark(datasets, models, data_dir, device, precision, json_path):
+    """Score models on benchmark sets with the paper's protocol (x4).
+
+    PSNR on the BT.601 luma (Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255) after cropping
+    4 px from every border; grayscale images on their raw values. The paper's published
+    numbers are shown beside ours.
+
+    \b
+    Examples:
+      srgan benchmark set5 set14
+      srgan benchmark set5 --model nearest --model bicubic --model weights/mine.safetensors
+    """
+    import json
+    import os
+
+    import numpy as np
+    from PIL import Image
+    from rich.table import Table
+
+    from srgan_cli import paths
+    from srgan_cli.bench.datasets import load_dataset
+    from srgan_cli.bench.quality import BASELINES, PAPER, baseline, evaluate
+    from srgan_cli.errors import SrganError
+
+    if data_dir is None:
+        env = os.environ.get("SRGAN_BENCHMARK_DIR")
+        shared = paths.shared_dir()
+        data_dir = Path(env) if env else (shared / "datasets" / "benchmark" if shared else None)
+    if data_dir is None:
+        fail("no benchmark data: pass --data-dir DIR (../shared/datasets/benchmark not found)")
+    scale = 4
+    methods = {}
+    try:
+        for m in models:
+            if m in BASELINES:
+                methods[m] = baseline(m, scale)
+            else:
+                from srgan_cli.upscale import Upscaler
+
+                up = Upscaler(m, device=device, precision=precision)
+                if up.scale != scale:
+                    fail(f"{m}: scale x{up.scale}; only x{scale} benchmarks are supported")
+                methods[m] = (lambda u: lambda lr: np.asarray(u.upscale_image(Image.fromarray(lr))))(up)
+        loaded = {d.lower(): load_dataset(d, data_dir, scale) for d in datasets}
+    except SrganError as e:
+        fail(str(e))
+
+    records = []
+    for ds, pairs in loaded.items():
+        for name, fn in methods.items():
+            rec = evaluate(ds, name, pairs, scale, fn)
+            records.append(rec)
+            err.print(f"{ds} {name}: PSNR {rec.psnr:.2f} dB ({rec.images} images)")
+
+    table = Table(title=f"x{scale} Y-PSNR (dB), 4-px border crop; paper's Table 2 in brackets")
+    table.add_column("method")
+    for ds in loaded:
+        table.add_column(ds, justify="right")
+    for name in methods:
+        row = [name]
+        for ds in loaded:
+            rec = next(r for r in records if r.dataset == ds and r.method == name)
+            paper = PAPER.get((ds, Path(name).stem if name in BASELINES else name))
+            row.append(f"{rec.psnr:.2f}" + (f" [{paper[0]:.2f}]" if paper else ""))
+        table.add_row(*row)
+    Console().print(table)
+    if json_path:
+        data = [{"dataset": r.dataset, "method": r.method, "scale": r.scale, "psnr": r.psnr,
+                 "ssim": None, "lpips": None, "images": r.images,
+                 "per_image": [{"image": n, "psnr": s} for n, s in r.per_image]} for r in records]
+        json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

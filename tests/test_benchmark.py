@@ -1,0 +1,60 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import SHARED, needs_shared, photo_like
+from srgan_cli.bench.datasets import DatasetError, load_dataset
+from srgan_cli.cli import main
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    root = tmp_path / "bench" / "Tiny"
+    (root / "Tiny_HR").mkdir(parents=True)
+    (root / "Tiny_LR_x4").mkdir()
+    for i, (h, w) in enumerate([(42, 50), (40, 40)]):  # first one is not a multiple of 4
+        hr = photo_like(h, w, seed=i)
+        Image.fromarray(hr).save(root / "Tiny_HR" / f"a{i}.png")
+        Image.fromarray(hr).resize((w // 4, h // 4), Image.BICUBIC).save(root / "Tiny_LR_x4" / f"a{i}.png")
+    return tmp_path / "bench"
+
+
+def test_dataset_is_found_by_folder_suffix_and_mod_cropped(data_dir):
+    pairs = load_dataset("tiny", data_dir)
+    assert [p.name for p in pairs] == ["a0", "a1"]
+    assert pairs[0].hr.shape == (40, 48, 3) and pairs[0].lr.shape == (10, 12, 3)
+
+
+def test_missing_dataset_is_a_clear_error(data_dir):
+    with pytest.raises(DatasetError, match="not found"):
+        load_dataset("set5", data_dir / "nowhere")
+
+
+def test_benchmark_cli_json(tiny_weights, data_dir, tmp_path):
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(main, ["benchmark", "tiny", "--data-dir", str(data_dir), "--model",
+                                  "bicubic", "--model", "nearest", "--model", str(tiny_weights),
+                                  "--device", "cpu", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    recs = json.loads(out.read_text())
+    assert {r["method"] for r in recs} == {"bicubic", "nearest", str(tiny_weights)}
+    by = {r["method"]: r for r in recs}
+    assert all(r["dataset"] == "tiny" and r["scale"] == 4 and r["images"] == 2 for r in recs)
+    assert by["bicubic"]["psnr"] > by["nearest"]["psnr"]
+
+
+@needs_shared("datasets", "benchmark", "Set14")
+def test_baselines_reproduce_the_papers_table2(tmp_path):
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(main, ["benchmark", "set5", "set14", "--data-dir",
+                                  str(SHARED / "datasets" / "benchmark"), "--model", "nearest",
+                                  "--model", "bicubic", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    got = {(x["dataset"], x["method"]): x["psnr"] for x in json.loads(out.read_text())}
+    paper = {("set5", "nearest"): 26.26, ("set5", "bicubic"): 28.43,
+             ("set14", "nearest"): 24.64, ("set14", "bicubic"): 25.99}
+    for key, value in paper.items():
+        assert abs(got[key] - value) <= 0.02, (key, got[key])
