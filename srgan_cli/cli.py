@@ -293,14 +293,17 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, fmt, quali
 @click.option("--device", default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
               show_default=True)
+@click.option("--ssim", "ssim_method", type=click.Choice(["daala", "standard"]), default="daala",
+              show_default=True, help="daala: the paper's SSIM (Gaussian sigma 1.5*H/256, "
+              "in-image taps); standard: the common 11x11 sigma-1.5 SSIM.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Also write the results as a JSON list of records.")
-def benchmark(datasets, models, data_dir, device, precision, json_path):
+def benchmark(datasets, models, data_dir, device, precision, ssim_method, json_path):
     """Score models on benchmark sets with the paper's protocol (x4).
 
-    PSNR on the BT.601 luma (Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255) after cropping
-    4 px from every border; grayscale images on their raw values. The paper's published
-    numbers are shown beside ours.
+    PSNR and SSIM on the BT.601 luma (Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255) after
+    cropping 4 px from every border; grayscale images on their raw values. The paper's
+    published numbers are shown beside ours.
 
     \b
     Examples:
@@ -345,24 +348,31 @@ def benchmark(datasets, models, data_dir, device, precision, json_path):
     records = []
     for ds, pairs in loaded.items():
         for name, fn in methods.items():
-            rec = evaluate(ds, name, pairs, scale, fn)
+            rec = evaluate(ds, name, pairs, scale, fn, ssim_method=ssim_method)
             records.append(rec)
-            err.print(f"{ds} {name}: PSNR {rec.psnr:.2f} dB ({rec.images} images)")
+            err.print(f"{ds} {name}: PSNR {rec.psnr:.2f} dB, SSIM {rec.ssim:.4f} "
+                      f"({rec.images} images)")
 
-    table = Table(title=f"x{scale} Y-PSNR (dB), 4-px border crop; paper's Table 2 in brackets")
+    table = Table(title=f"x{scale}, Y channel, 4-px border crop, SSIM {ssim_method}; "
+                        "the paper's Table 2 in brackets")
     table.add_column("method")
     for ds in loaded:
-        table.add_column(ds, justify="right")
+        table.add_column(f"{ds} PSNR", justify="right")
+        table.add_column(f"{ds} SSIM", justify="right")
     for name in methods:
         row = [name]
         for ds in loaded:
             rec = next(r for r in records if r.dataset == ds and r.method == name)
-            paper = PAPER.get((ds, Path(name).stem if name in BASELINES else name))
+            paper = PAPER.get((ds, name))
             row.append(f"{rec.psnr:.2f}" + (f" [{paper[0]:.2f}]" if paper else ""))
+            show_paper = paper and ssim_method == "daala"
+            row.append(f"{rec.ssim:.4f}" + (f" [{paper[1]:.4f}]" if show_paper else ""))
         table.add_row(*row)
     Console().print(table)
     if json_path:
         data = [{"dataset": r.dataset, "method": r.method, "scale": r.scale, "psnr": r.psnr,
-                 "ssim": None, "lpips": None, "images": r.images,
-                 "per_image": [{"image": n, "psnr": s} for n, s in r.per_image]} for r in records]
+                 "ssim": r.ssim, "ssim_method": r.ssim_method, "lpips": None,
+                 "images": r.images,
+                 "per_image": [{"image": n, "psnr": p, "ssim": q} for n, p, q in r.per_image]}
+                for r in records]
         json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

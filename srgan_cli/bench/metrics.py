@@ -42,3 +42,107 @@ def psnr(
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(255.0**2 / mse)
+
+
+# --------------------------------------------------------------------------- SSIM
+
+_K1, _K2 = 0.01, 0.03
+
+
+def _integer_gaussian_taps(sigma: float, max_len: int) -> np.ndarray:
+    """Symmetric integer taps summing to 256 (the daala ``dump_ssim`` window).
+
+    The half-length is where a truncated tap would fall below half a unit of the 1/256
+    precision; it is capped below ``max_len`` (the image's smaller side).
+    """
+    s = math.sqrt(0.5 * math.pi) * sigma / 256.0
+    half = 0 if s >= 1 else int(math.floor(sigma * math.sqrt(-2.0 * math.log(s))))
+    if half >= max_len:
+        half = max_len - 1
+    c = np.arange(1, half + 1, dtype=np.float64)
+    side = np.floor(256.0 * np.exp(-0.5 * c * c / (sigma * sigma)) / (math.sqrt(2 * math.pi) * sigma) + 0.5)
+    centre = 256.0 - 2.0 * side.sum()
+    return np.concatenate([side[::-1], [centre], side])
+
+
+def _correlate_zero(img: np.ndarray, taps: np.ndarray, axis: int) -> np.ndarray:
+    """Correlate along ``axis``; pixels outside the image contribute nothing."""
+    half = len(taps) // 2
+    n = img.shape[axis]
+    out = np.zeros_like(img)
+    for k, t in enumerate(taps):
+        off = k - half  # source index = dest index + off
+        lo, hi = max(0, -off), min(n, n - off)
+        if lo >= hi:
+            continue
+        dst = [slice(None)] * img.ndim
+        src = [slice(None)] * img.ndim
+        dst[axis] = slice(lo, hi)
+        src[axis] = slice(lo + off, hi + off)
+        out[tuple(dst)] += t * img[tuple(src)]
+    return out
+
+
+def ssim_daala(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """SSIM as daala's ``dump_ssim`` computes it, on one 2-D plane.
+
+    Gaussian window with sigma = 1.5 * H / 256 (H = plane height), integer taps summing
+    to 256, only the taps that fall inside the image used at the borders, and the local
+    scores averaged with the total tap weight at each pixel.
+    """
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    h, w = a.shape
+    taps = _integer_gaussian_taps(h * 1.5 / 256.0, min(h, w))
+
+    def blur(x):
+        return _correlate_zero(_correlate_zero(x, taps, 1), taps, 0)
+
+    wsum = blur(np.ones_like(a))
+    mx, my = blur(a), blur(b)
+    x2, y2, xy = blur(a * a), blur(b * b), blur(a * b)
+    c1 = (peak * _K1) ** 2 * wsum * wsum
+    c2 = (peak * _K2) ** 2 * wsum * wsum
+    num = (2 * mx * my + c1) * (2 * (xy * wsum - mx * my) + c2)
+    den = (mx * mx + my * my + c1) * ((x2 * wsum - mx * mx) + (y2 * wsum - my * my) + c2)
+    return float(np.sum(wsum * num / den) / np.sum(wsum))
+
+
+def ssim_standard(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """The common SSIM (Wang et al. 2004): 11x11 Gaussian, sigma 1.5, 'valid' region."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    x = np.arange(11) - 5
+    g = np.exp(-(x * x) / (2 * 1.5**2))
+    g /= g.sum()
+
+    def blur(img):
+        rows = sum(g[k] * img[:, k : img.shape[1] - 10 + k] for k in range(11))
+        return sum(g[k] * rows[k : rows.shape[0] - 10 + k, :] for k in range(11))
+
+    c1, c2 = (_K1 * peak) ** 2, (_K2 * peak) ** 2
+    mx, my = blur(a), blur(b)
+    vx, vy, cxy = blur(a * a) - mx * mx, blur(b * b) - my * my, blur(a * b) - mx * my
+    m = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(m.mean())
+
+
+def ssim(img1: np.ndarray, img2: np.ndarray, *, crop_border: int = 4,
+         test_y_channel: bool = True, method: str = "daala") -> float:
+    """SSIM on luma (or the raw grayscale plane) after cropping ``crop_border`` px.
+
+    ``method='daala'`` is the paper's (daala ``dump_ssim``); ``'standard'`` the usual
+    11x11 sigma-1.5 version, which gives lower values on SR outputs.
+    """
+    if np.shape(img1) != np.shape(img2):
+        raise ValueError(f"shape mismatch: {np.shape(img1)} vs {np.shape(img2)}")
+    a = _prepare(img1, crop_border, test_y_channel)
+    b = _prepare(img2, crop_border, test_y_channel)
+    if a.ndim == 3:  # RGB without luma conversion: mean over channels
+        return float(np.mean([ssim(a[..., c], b[..., c], crop_border=0, method=method)
+                              for c in range(a.shape[2])]))
+    if method == "daala":
+        return ssim_daala(a, b)
+    if method == "standard":
+        return ssim_standard(a, b)
+    raise ValueError(f"unknown SSIM method {method!r} (daala, standard)")

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from srgan_cli.bench.datasets import Pair
-from srgan_cli.bench.metrics import psnr
+from srgan_cli.bench.metrics import psnr, ssim
 
 BASELINES = {"nearest": Image.NEAREST, "bicubic": Image.BICUBIC}
 
@@ -30,8 +30,10 @@ class Record:
     method: str
     scale: int
     psnr: float
+    ssim: float
+    ssim_method: str
     images: int
-    per_image: list[tuple[str, float]]
+    per_image: list[tuple[str, float, float]]
 
 
 def baseline(kind: str, scale: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -46,15 +48,17 @@ def baseline(kind: str, scale: int) -> Callable[[np.ndarray], np.ndarray]:
 
 def evaluate(dataset: str, method: str, pairs: list[Pair], scale: int,
              fn: Callable[[np.ndarray], np.ndarray],
-             on_image: Callable[[int, int], None] | None = None) -> Record:
-    """Mean Y-PSNR over ``pairs`` with a 4-px border crop (the paper's protocol)."""
+             on_image: Callable[[int, int], None] | None = None,
+             ssim_method: str = "daala") -> Record:
+    """Mean Y-PSNR and SSIM over ``pairs`` with a 4-px border crop (the paper's protocol)."""
     scores = []
     for i, p in enumerate(pairs):
         sr = fn(p.lr)
         if sr.shape != p.hr.shape:
             raise ValueError(f"{dataset}/{p.name}: {method} gave {sr.shape}, HR is {p.hr.shape}")
-        scores.append((p.name, psnr(sr, p.hr, crop_border=4, test_y_channel=True)))
+        scores.append((p.name, psnr(sr, p.hr, crop_border=4, test_y_channel=True),
+                       ssim(sr, p.hr, crop_border=4, test_y_channel=True, method=ssim_method)))
         if on_image:
             on_image(i + 1, len(pairs))
-    return Record(dataset, method, scale, float(np.mean([s for _, s in scores])), len(pairs),
-                  scores)
+    return Record(dataset, method, scale, float(np.mean([s[1] for s in scores])),
+                  float(np.mean([s[2] for s in scores])), ssim_method, len(pairs), scores)
