@@ -63,6 +63,9 @@ def test_cli_single_file_exact_4x(tiny_weights, tmp_path):
     assert r.exit_code == 0, r.output
     with Image.open(out) as im:
         assert im.size == (31 * 4, 23 * 4) and im.format == "PNG" and im.mode == "RGB"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_cli_default_name_and_overwrite_refusal(tiny_weights, tmp_path):
