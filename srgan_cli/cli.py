@@ -33,6 +33,21 @@ def _command_line(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
+def _interrupt_on_signals() -> None:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt, so training checkpoints and stops.
+
+    Needed because a job started in the background by a non-interactive shell inherits
+    an ignored SIGINT, and schedulers stop jobs with SIGTERM.
+    """
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def fail(message: str, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     sys.exit(code)
@@ -149,6 +164,7 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
             elif p.event == "checkpoint" and p.message.startswith("interrupted"):
                 bar.console.print(p.message)
 
+        _interrupt_on_signals()
         try:
             result = run_train(cfg, resume=resume, on_progress=on_progress)
         except KeyboardInterrupt:
@@ -169,70 +185,136 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
 
 
 def _collect_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[Path, Path | None]]:
-    """(file, root) pairs; root is the directory a file was found under (for mirroring)."""
+    """(file, root) pairs; root is the folder a file was found under (for mirroring).
+
+    An argument may be a file, a folder, or a glob pattern (``**`` descends folders).
+    Missing files are kept and reported per item, not fatal here.
+    """
+    import glob
+
     from srgan_cli.imaging import INPUT_SUFFIXES
+
+    def is_image(f: Path) -> bool:
+        return f.is_file() and f.suffix.lower() in INPUT_SUFFIXES
 
     items: list[tuple[Path, Path | None]] = []
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(f for f in p.glob(pattern)
-                           if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES)
-            items.extend((f, p) for f in files)
+            files = p.rglob("*") if recursive else p.glob("*")
+            items.extend((f, p) for f in sorted(files) if is_image(f))
+        elif not p.exists() and glob.has_magic(raw):
+            matches = sorted(Path(m) for m in glob.glob(raw, recursive=True))
+            base = Path(raw.split("*")[0].split("?")[0].split("[")[0] or ".")
+            base = base if base.is_dir() else base.parent
+            items.extend((f, base) for f in matches if is_image(f))
         else:
-            items.append((p, None))  # missing files are reported per item, not fatal here
-    return items
+            items.append((p, None))
+    seen: set[Path] = set()
+    unique = []
+    for f, root in items:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append((f, root))
+    return unique
 
 
-def _output_path(src: Path, root: Path | None, out: Path | None, n_inputs: int, suffix: str,
+def _output_path(src: Path, root: Path | None, out: Path | None, single: bool, suffix: str,
                  fmt: str | None) -> Path:
-    ext = f".{fmt.lower().replace('jpeg', 'jpg')}" if fmt else None
+    from srgan_cli.imaging import FORMAT_SUFFIX, output_format
+
+    ext = FORMAT_SUFFIX[output_format(src, fmt)] if fmt else None
     if out is None:
         return src.with_name(f"{src.stem}{suffix}{ext or src.suffix}")
-    if root is None and n_inputs == 1 and out.suffix and not out.is_dir():
+    if single and out.suffix and not out.is_dir():
         return out
     rel = src.relative_to(root) if root is not None else Path(src.name)
     dst = out / rel
     return dst.with_name(f"{dst.stem}{ext or dst.suffix}")
 
 
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        k, n = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise click.BadParameter("expected K/N, e.g. 2/8") from None
+    if not (n >= 1 and 1 <= k <= n):
+        raise click.BadParameter("need 1 <= K <= N")
+    return k, n
+
+
+def _parse_tile(value: str) -> int | None:
+    if value == "auto":
+        return None
+    try:
+        t = int(value)
+    except ValueError:
+        raise click.BadParameter("expected 'auto' or a number of LR pixels") from None
+    if t < 0:
+        raise click.BadParameter("must be >= 0")
+    return t
+
+
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output file (one input) or folder. Default: next to the input, with an "
-                   "'_x4' suffix.")
+              help="Output file (one input) or folder (sub-folders are mirrored). Default: next "
+                   "to each input with an '_x4' suffix.")
 @click.option("-m", "--model", default="srresnet", show_default=True,
               help="Registered model name or path to a .safetensors file.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
-              show_default=True, help="Compute precision of the generator.")
-@click.option("--tile", type=click.IntRange(0), default=None,
-              help=f"Tile size in LR pixels (0 = whole image). Default: 256.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              show_default=True, help="auto: fp32 on CPU, fp16 on CUDA. A reduced-precision tile "
+              "that yields NaN/Inf is redone in fp32.")
+@click.option("--tile", default="auto", show_default=True,
+              help="Tile size in LR pixels; 0 = whole image; auto = the largest that fits free "
+                   "memory. On CUDA out-of-memory the tile is halved and the image redone.")
 @click.option("--tile-pad", type=click.IntRange(0), default=None,
               help="Context pixels around each tile. Default: the generator's receptive radius "
-                   "(40 for SRResNet), which makes tiling exact.")
-@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp", "tiff", "bmp"],
-              case_sensitive=False), default=None, help="Output format (default: by extension).")
+                   "(40 for SRResNet), which makes tiled output equal to whole-image output.")
+@click.option("--tile-batch", type=click.IntRange(1), default=1, show_default=True,
+              help="Run up to N same-sized tiles per forward pass (helps on GPUs).")
+@click.option("--alpha", type=click.Choice(["bicubic", "model"]), default="bicubic",
+              show_default=True, help="How transparency is upscaled.")
+@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp", "tif", "tiff",
+              "bmp"], case_sensitive=False), default=None,
+              help="Output format (default: from the output extension, else the input's).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG/WebP quality.")
+@click.option("--strip-metadata", is_flag=True, help="Do not copy ICC profile and EXIF.")
+@click.option("--max-pixels", type=click.IntRange(0), default=100_000_000, show_default=True,
+              help="Refuse inputs with more pixels (decompression bombs); 0 = no limit.")
 @click.option("--suffix", default=None, help="Name suffix when -o is omitted. Default: _x<scale>.")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of input folders.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--skip-existing", is_flag=True,
+              help="Skip inputs whose output already exists (resume an interrupted batch).")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Process only the K-th of N deterministic slices of the inputs.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON line per image on stdout (and a final summary line).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-def upscale(inputs, output, model, device, precision, tile, tile_pad, fmt, quality, suffix,
-            recursive, overwrite, quiet):
-    """Upscale images (files or folders) by the model's scale (4x by default).
+def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch, alpha, fmt,
+            quality, strip_metadata, max_pixels, suffix, recursive, overwrite, skip_existing,
+            shard, as_json, quiet):
+    """Upscale images (files, folders or glob patterns) by the model's scale.
 
     \b
     Examples:
       srgan upscale photo.jpg -o photo_4x.png
-      srgan upscale holiday/ -o holiday_4x/ --device cuda
-      srgan upscale scan.png --model weights/srresnet_x4.safetensors
+      srgan upscale holiday/ -o holiday_4x/ -r --device cuda
+      srgan upscale 'scans/*.tif' -o big/ --skip-existing --shard 1/4
+      srgan upscale logo.png --alpha model --precision fp32 --tile 0
 
-    A bad file is reported and skipped; the exit status is 1 if any file failed.
-    Outputs are written to a temporary file and renamed, never left half-written.
+    Grayscale stays grayscale, transparency is kept, 16-bit PNG/TIFF stay 16-bit, EXIF
+    orientation is applied and ICC/EXIF are carried over. A bad file is reported in one
+    line and skipped; the exit status is 1 if any file failed. Outputs are written to a
+    temporary file and renamed, never left half-written.
     """
+    import json
     import time
 
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -241,40 +323,93 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, fmt, quali
     from srgan_cli.errors import SrganError
     from srgan_cli.upscale import Upscaler, describe
 
-    items = _collect_inputs(inputs, recursive)
-    if not items:
-        fail("no input images found")
     try:
-        up = Upscaler(model, device=device, precision=precision, tile=tile, tile_pad=tile_pad)
+        tile_n = _parse_tile(tile)
+        shard_kn = _parse_shard(shard)
+    except click.BadParameter as e:
+        fail(str(e), code=2)
+    items = _collect_inputs(inputs, recursive)
+    if shard_kn:
+        k, n = shard_kn
+        items = [it for i, it in enumerate(sorted(items, key=lambda t: str(t[0]))) if i % n == k - 1]
+    if not items:
+        fail("no input images found" + (f" in shard {shard}" if shard else ""))
+    try:
+        up = Upscaler(model, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
+                      tile_batch=tile_batch, alpha=alpha)
     except SrganError as e:
         fail(str(e))
     suffix = f"_x{up.scale}" if suffix is None else suffix
+    single = len(items) == 1 and items[0][1] is None
     if not quiet:
-        err.print(f"model: {up.weights_path} ({describe(up.info)}) on {up.device}")
+        err.print(f"model: {up.weights_path} ({describe(up.info)}) on {up.device}, "
+                  f"{up.precision}", soft_wrap=True)
 
-    failures = 0
-    done: list[Path] = []
+    failures = skipped = 0
+    mp_out = 0.0
     t0 = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[name]}"), TimeElapsedColumn(), console=err,
-                  disable=quiet or len(items) == 1) as bar:
-        task = bar.add_task("upscale", total=len(items), name="")
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
+                        TimeElapsedColumn(), console=err, disable=quiet, transient=False)
+    with progress as bar:
+        task = bar.add_task("images", total=len(items), name="", visible=len(items) > 1)
+        tiles = bar.add_task("tiles", total=1, name="", visible=False)
+        noted: set[str] = set()
+
+        def on_tile(done: int, total: int) -> None:
+            if total > 1:
+                bar.update(tiles, completed=done, total=total, visible=True)
+
+        def on_event(msg: str) -> None:
+            if msg not in noted:
+                noted.add(msg)
+                bar.console.print(f"[yellow]note:[/] {msg}", soft_wrap=True)
+
         for src, root in items:
             bar.update(task, name=src.name)
+            bar.update(tiles, completed=0, visible=False)
+            record = {"input": str(src)}
+            t1 = time.perf_counter()
             try:
-                dst = _output_path(src, root, output, len(items), suffix, fmt)
-                res = up.upscale_file(src, dst, overwrite=overwrite, fmt=fmt, quality=quality)
-                done.append(dst)
-                if not quiet:
-                    bar.console.print(f"{src} -> {dst} ({res.in_size[0]}x{res.in_size[1]} -> "
-                                      f"{res.out_size[0]}x{res.out_size[1]})", soft_wrap=True)
+                dst = _output_path(src, root, output, single, suffix, fmt)
+                record["output"] = str(dst)
+                if skip_existing and dst.exists():
+                    skipped += 1
+                    record["status"] = "skipped"
+                else:
+                    res = up.upscale_file(src, dst, overwrite=overwrite, fmt=fmt,
+                                          quality=quality, strip_metadata=strip_metadata,
+                                          max_pixels=max_pixels, on_tile=on_tile,
+                                          on_event=on_event)
+                    mp = res.out_size[0] * res.out_size[1] / 1e6
+                    mp_out += mp
+                    record.update(status="ok", in_size=list(res.in_size),
+                                  out_size=list(res.out_size), seconds=round(time.perf_counter() - t1, 3),
+                                  tile=res.tile, fp32_retries=res.fp32_retries)
+                    if res.fp32_retries:
+                        on_event(f"{src}: {res.fp32_retries} tile(s) overflowed in {up.precision}"
+                                 " and were redone in fp32")
+                    if not quiet and not as_json:
+                        bar.console.print(f"{src} -> {dst} ({res.in_size[0]}x{res.in_size[1]} -> "
+                                          f"{res.out_size[0]}x{res.out_size[1]})", soft_wrap=True)
             except SrganError as e:
                 failures += 1
+                record.update(status="error", error=str(e))
                 bar.console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+            if as_json:
+                click.echo(json.dumps(record))
             bar.advance(task)
-    if not quiet and len(items) > 1:
-        err.print(f"{len(done)} of {len(items)} images upscaled in "
-                  f"{time.perf_counter() - t0:.1f} s" + (f", {failures} failed" if failures else ""))
+    seconds = time.perf_counter() - t0
+    done = len(items) - failures - skipped
+    summary = {"images": done, "skipped": skipped, "failed": failures,
+               "megapixels_out": round(mp_out, 3), "seconds": round(seconds, 3),
+               "mp_per_s": round(mp_out / seconds, 4) if seconds > 0 else None}
+    if as_json:
+        click.echo(json.dumps({"summary": summary}))
+    if not quiet:
+        err.print(f"{done} image(s) upscaled, {mp_out:.2f} MP out in {seconds:.1f} s "
+                  f"({summary['mp_per_s']} MP/s)" + (f", {skipped} skipped" if skipped else "")
+                  + (f", [bold red]{failures} failed[/]" if failures else ""))
     if failures:
         sys.exit(1)
 

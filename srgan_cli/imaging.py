@@ -1,13 +1,16 @@
-"""Reading and writing images: modes, orientation, atomic writes.
+"""Reading and writing images: modes, bit depth, orientation, metadata, atomic writes.
 
-Colour images travel through the model as float RGB in [0, 1]; alpha is upscaled
-separately with bicubic; grayscale goes through the model as RGB and comes back as L.
+Every input becomes a :class:`Decoded`: float32 RGB in [0, 1] for the model, an optional
+alpha plane, the output mode family (``RGB``, ``L``, ``RGBA``, ``LA``), the bit depth
+(8 or 16) and the metadata to carry over (ICC profile, EXIF with orientation reset).
 """
 
 from __future__ import annotations
 
+import io
 import os
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,110 +23,260 @@ FORMATS = {
     ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
     ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
 }
-INPUT_SUFFIXES = set(FORMATS) | {".ppm", ".pgm", ".gif"}
-DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own default limit (~179 MP)
+FORMAT_SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
+INPUT_SUFFIXES = set(FORMATS) | {".ppm", ".pgm", ".pbm", ".gif", ".tga", ".jp2"}
+DEFAULT_MAX_PIXELS = 100_000_000  # input pixels; larger inputs are refused (decompression bombs)
+HIGH_BIT_FORMATS = {"PNG", "TIFF"}
+ORIENTATION_TAG = 0x0112
+
+# Pillow's own bomb check would fire first for huge images; ours is the one that applies.
+Image.MAX_IMAGE_PIXELS = None
 
 
 @dataclass
 class Decoded:
-    """An image ready for the model: RGB float32 (H, W, 3) in [0,1] plus what to restore."""
+    """An image ready for the model plus what is needed to write the result back."""
 
-    rgb: np.ndarray
-    alpha: np.ndarray | None  # (H, W) float32 in [0,1]
-    mode: str  # output mode: "RGB", "L", "RGBA" or "LA"
-    info: dict
+    rgb: np.ndarray  # float32 (H, W, 3) in [0, 1]
+    alpha: np.ndarray | None  # float32 (H, W) in [0, 1]
+    mode: str  # output mode family: "RGB", "L", "RGBA" or "LA"
+    bits: int = 8  # 8 or 16 bits per channel
+    info: dict = field(default_factory=dict)  # "icc_profile", "exif" (bytes)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+# --------------------------------------------------------------------------- reading
 
 
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
-    """Decode ``path``; EXIF orientation applied. Raises :class:`ImageError`."""
+    """Decode ``path`` with EXIF orientation applied. Raises :class:`ImageError`."""
     path = Path(path)
     try:
-        if path.stat().st_size == 0:
-            raise ImageError(f"{path}: empty file")
-        with Image.open(path) as im:
-            w, h = im.size
-            if w * h > max_pixels:
-                raise ImageError(f"{path}: {w}x{h} exceeds the {max_pixels}-pixel limit")
-            im.load()
-            im = ImageOps.exif_transpose(im)
-    except ImageError:
-        raise
+        size = path.stat().st_size
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a directory") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory")
+    if size == 0:
+        raise ImageError(f"{path}: empty file")
+    from srgan_cli import hibit
+
+    try:
+        if hibit.png_bit_depth(path) == 16:
+            with open(path, "rb") as f:
+                w, h = struct.unpack(">II", f.read(24)[16:24])  # IHDR width, height
+            _check_pixels(path, w, h, max_pixels)
+            arr, info = hibit.read_png16(path)
+            return _from_uint16(arr, _orient_info(info), path)
+        tinfo = hibit.tiff_info(path)
+        if tinfo and tinfo["bits"] == 16 and tinfo["samples"] >= 2:
+            _check_pixels(path, tinfo["width"], tinfo["height"], max_pixels)
+            arr, info = hibit.read_tiff16(path)
+            return _from_uint16(arr, info, path)
+        with Image.open(path) as im:
+            _check_pixels(path, im.width, im.height, max_pixels)
+            im.load()
+            im = ImageOps.exif_transpose(im)  # also drops the orientation tag from its EXIF
+            return decode(im, path, _metadata(im))
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a recognised image file") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
-    except (OSError, ValueError, SyntaxError) as e:
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as e:
         raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
-    return decode(im, path)
 
 
-def decode(im: Image.Image, name: str | os.PathLike = "<image>") -> Decoded:
+def _check_pixels(path: Path, w: int, h: int, max_pixels: int) -> None:
+    if max_pixels and w * h > max_pixels:
+        raise ImageError(f"{path}: {w}x{h} = {w * h} pixels exceeds --max-pixels {max_pixels}")
+
+
+def _metadata(im: Image.Image) -> dict:
+    """ICC profile and EXIF (orientation reset to 1, since we apply it) of a PIL image."""
     info = {}
-    if "icc_profile" in im.info:
+    if im.info.get("icc_profile"):
         info["icc_profile"] = im.info["icc_profile"]
+    exif = Image.Exif()
+    exif.update(im.getexif())  # a copy: never change the image's own EXIF
+    if len(exif):
+        if ORIENTATION_TAG in exif:
+            exif[ORIENTATION_TAG] = 1
+        info["exif"] = exif.tobytes()
+    return info
+
+
+def _orient_info(info: dict) -> dict:
+    """Reset the orientation inside raw EXIF bytes (16-bit PNGs rarely carry one)."""
+    if "exif" in info:
+        exif = Image.Exif()
+        try:
+            exif.load(info["exif"])
+        except Exception:  # noqa: BLE001 - malformed EXIF is dropped, pixels still fine
+            return {k: v for k, v in info.items() if k != "exif"}
+        info = dict(info, _orientation=exif.get(ORIENTATION_TAG, 1))
+        if ORIENTATION_TAG in exif:
+            exif[ORIENTATION_TAG] = 1
+        info["exif"] = exif.tobytes()
+    return info
+
+
+def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """EXIF orientation 1-8 applied to an (H, W, ...) array."""
+    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.swapaxes(a[::-1], 0, 1),
+           7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1), 8: lambda a: np.swapaxes(a[:, ::-1], 0, 1)}
+    return np.ascontiguousarray(ops[orientation](arr)) if orientation in ops else arr
+
+
+def _from_uint16(arr: np.ndarray, info: dict, path: Path) -> Decoded:
+    arr = _apply_orientation(arr, info.pop("_orientation", 1))
+    f = arr.astype(np.float32) / 65535.0
+    if f.ndim == 2:
+        f = f[..., None]
+    c = f.shape[2]
+    if c in (1, 2):
+        rgb = np.repeat(f[..., :1], 3, axis=2)
+        return Decoded(np.ascontiguousarray(rgb), f[..., 1].copy() if c == 2 else None,
+                       "LA" if c == 2 else "L", 16, info)
+    if c in (3, 4):
+        return Decoded(np.ascontiguousarray(f[..., :3]), f[..., 3].copy() if c == 4 else None,
+                       "RGBA" if c == 4 else "RGB", 16, info)
+    raise ImageError(f"{path}: unsupported channel count {c}")
+
+
+def _cmyk_to_rgb(im: Image.Image, info: dict) -> Image.Image:
+    """CMYK through its embedded ICC profile to sRGB when possible, else Pillow's formula."""
+    icc = info.pop("icc_profile", None)
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"),
+                                             outputMode="RGB")
+        except Exception:  # noqa: BLE001 - a broken profile falls back to the plain formula
+            pass
+    return im.convert("RGB")
+
+
+def decode(im: Image.Image, name: str | os.PathLike = "<image>", info: dict | None = None) -> Decoded:
+    """A PIL image (orientation already applied) to a :class:`Decoded`."""
+    info = dict(_metadata(im) if info is None else info)
     mode = im.mode
-    alpha = None
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        mode = im.mode
-    if mode in ("RGBA", "LA", "PA"):
-        alpha = np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0
-        out_mode = "LA" if mode == "LA" else "RGBA"
-        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    elif mode in ("L", "1"):
-        out_mode = "L"
-        rgb = np.repeat(np.asarray(im.convert("L"), dtype=np.float32)[..., None] / 255.0, 3, 2)
-    elif mode in ("RGB", "CMYK", "YCbCr", "LAB", "HSV"):
-        out_mode = "RGB"
-        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    else:
-        raise ImageError(f"{name}: unsupported image mode {mode!r}")
-    return Decoded(np.ascontiguousarray(rgb), alpha, out_mode, info)
-
-
-def encode(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Image:
-    """Float [0,1] RGB (+ alpha) back to a PIL image of ``mode``."""
-    rgb8 = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    im = Image.fromarray(rgb8, "RGB")
-    if mode in ("L", "LA"):
+    elif mode == "PA":
+        im = im.convert("RGBA")
+    elif mode in ("RGBa", "La"):
+        im = im.convert("RGBA" if mode == "RGBa" else "LA")
+    elif mode == "CMYK":
+        im = _cmyk_to_rgb(im, info)
+    elif mode in ("YCbCr", "LAB", "HSV", "RGBX"):
+        im = im.convert("RGB")
+    elif mode == "1":
         im = im.convert("L")
-    if alpha is not None and mode in ("RGBA", "LA"):
-        a = Image.fromarray((np.clip(alpha, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "L")
-        im.putalpha(a)
-    return im
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        g = np.asarray(im, dtype=np.float64)
+        if mode == "I" and g.max(initial=0) > 65535:
+            raise ImageError(f"{name}: 32-bit integer images are not supported")
+        g = (np.clip(g, 0, 65535) / 65535.0).astype(np.float32)
+        return Decoded(np.ascontiguousarray(np.repeat(g[..., None], 3, 2)), None, "L", 16, info)
+    if mode in ("RGBA", "LA"):
+        alpha = np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        return Decoded(np.ascontiguousarray(rgb), alpha, mode, 8, info)
+    if mode == "L":
+        g = np.asarray(im, dtype=np.float32) / 255.0
+        return Decoded(np.ascontiguousarray(np.repeat(g[..., None], 3, 2)), None, "L", 8, info)
+    if mode == "RGB":
+        return Decoded(np.asarray(im, dtype=np.float32) / 255.0, None, "RGB", 8, info)
+    raise ImageError(f"{name}: unsupported image mode {mode!r}")
+
+
+# --------------------------------------------------------------------------- writing
 
 
 def output_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     if fmt:
         f = fmt.upper()
-        f = "JPEG" if f == "JPG" else f
-        if f not in set(FORMATS.values()):
+        f = {"JPG": "JPEG", "TIF": "TIFF"}.get(f, f)
+        if f not in FORMAT_SUFFIX:
             raise ImageError(f"{path}: unsupported output format {fmt!r}")
         return f
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise ImageError(f"{path}: cannot tell the output format from {suffix or 'no extension'!r}"
-                         " (use .png, .jpg, .webp, .tif or .bmp)")
+                         " (use .png, .jpg, .webp, .tif or .bmp, or --format)")
     return FORMATS[suffix]
 
 
-def write_image(im: Image.Image, path: str | os.PathLike, fmt: str | None = None,
+def to_8bit(planes: np.ndarray) -> np.ndarray:
+    """uint16 planes to uint8 with rounding; uint8 passes through."""
+    if planes.dtype == np.uint8:
+        return planes
+    return ((planes.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def to_pil(planes: np.ndarray) -> Image.Image:
+    """(H, W, C) planes to a PIL image: L, LA, RGB, RGBA (16-bit gray stays I;16)."""
+    c = planes.shape[2]
+    if c == 1 and planes.dtype == np.uint16:
+        return Image.fromarray(planes[..., 0])
+    planes = to_8bit(planes)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[c]
+    return Image.fromarray(planes[..., 0] if c == 1 else planes, mode)
+
+
+def write_image(path: str | os.PathLike, planes: np.ndarray, fmt: str | None = None,
                 quality: int = 95, info: dict | None = None) -> None:
-    """Write atomically: a temporary file in the target folder, then a rename."""
+    """Write (H, W, C) uint8/uint16 planes (C = 1 L, 2 LA, 3 RGB, 4 RGBA) atomically.
+
+    The file is written to a temporary name in the target folder, then renamed.
+    16-bit planes stay 16-bit in PNG and TIFF; JPEG, WebP and BMP are 8-bit formats.
+    JPEG has no alpha channel, so a transparent image written as JPEG loses its alpha.
+    """
     path = Path(path)
     fmt = output_format(path, fmt)
-    if fmt == "JPEG" and im.mode in ("RGBA", "LA"):
-        im = im.convert("RGB" if im.mode == "RGBA" else "L")
-    kwargs: dict = {}
-    if fmt in ("JPEG", "WEBP"):
-        kwargs["quality"] = quality
-    if info and info.get("icc_profile") and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
-        kwargs["icc_profile"] = info["icc_profile"]
+    info = info or {}
+    c = planes.shape[2]
+    if fmt == "JPEG" and c in (2, 4):
+        planes, c = planes[..., : c - 1], c - 1
+    if fmt == "BMP" and c == 2:
+        planes, c = planes[..., :1], 1  # BMP has no gray+alpha
+    if planes.dtype == np.uint16 and fmt in HIGH_BIT_FORMATS:
+        from srgan_cli import hibit
+
+        arr = planes[..., 0] if c == 1 else planes
+        if fmt == "PNG":
+            def save(tmp: Path) -> None:
+                hibit.write_png16(tmp, arr, info.get("icc_profile"), info.get("exif"))
+        else:
+            def save(tmp: Path) -> None:
+                hibit.write_tiff16(tmp, arr, info.get("icc_profile"))
+    else:
+        im = to_pil(to_8bit(planes))
+        if fmt == "WEBP" and im.mode in ("L", "LA"):
+            im = im.convert("RGBA" if im.mode == "LA" else "RGB")
+        kwargs: dict = {}
+        if fmt in ("JPEG", "WEBP"):
+            kwargs["quality"] = quality
+        if info.get("icc_profile") and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+            kwargs["icc_profile"] = info["icc_profile"]
+        if info.get("exif") and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+            kwargs["exif"] = info["exif"]
+
+        def save(tmp: Path) -> None:
+            im.save(tmp, format=fmt, **kwargs)
+
     try:
-        atomic_write(path, lambda tmp: im.save(tmp, format=fmt, **kwargs))
+        atomic_write(path, save)
     except OSError as e:
         raise ImageError(f"{path}: cannot write ({e.strerror or e})") from None

@@ -1,17 +1,20 @@
 """The ``Upscaler`` API: load a generator once, upscale many images.
 
-The instance holds only immutable configuration and the loaded model; nothing about
-one call carries into the next. Progress is reported through callbacks.
+An instance holds only its configuration and the loaded model; nothing about one call
+carries into the next. Progress and notices go through callbacks; errors are raised as
+:class:`~srgan_cli.errors.SrganError` subclasses, never swallowed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -20,12 +23,16 @@ from srgan_cli import imaging
 from srgan_cli.device import resolve_device
 from srgan_cli.errors import SrganError
 from srgan_cli.models import DEFAULT_MODEL, resolve_model
-from srgan_cli.nets.generator import to_unit_range
 from srgan_cli.tiling import run_tiled
 from srgan_cli.weights import ModelInfo, load_generator
 
 TileCallback = Callable[[int, int], None]
-DEFAULT_TILE = 256  # LR pixels; bounds memory on large photos (pad 40 adds ~70% work)
+EventCallback = Callable[[str], None]
+
+CPU_TILE_BUDGET = 1.5e9  # bytes of activations per tile on the CPU
+MIN_TILE = 16
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -34,76 +41,196 @@ class UpscaleResult:
     output: Path | None
     in_size: tuple[int, int]
     out_size: tuple[int, int]
+    tile: int  # the tile size actually used (0 = whole image)
+    fp32_retries: int  # tiles recomputed in fp32 after a non-finite reduced-precision result
+
+
+def available_memory(device: torch.device) -> int:
+    """Free bytes for activations: CUDA free memory, else MemAvailable from /proc/meminfo."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def auto_tile(info: ModelInfo, device: torch.device, elem_bytes: int, pad: int) -> int:
+    """Largest tile (LR px) whose activations fit the device's free memory.
+
+    The peak is in the last sub-pixel stage: about three live tensors of ``width``
+    channels at the output resolution, i.e. 3 * width * scale^2 values per LR pixel.
+    """
+    per_px = 3 * info.spec.width * info.spec.scale**2 * elem_bytes
+    free = available_memory(device)
+    budget = 0.5 * free if device.type == "cuda" else min(0.25 * free, CPU_TILE_BUDGET)
+    side = int(math.sqrt(budget / per_px)) - 2 * pad
+    return max(side, MIN_TILE)
 
 
 class Upscaler:
     """Upscale images with an SRResNet/SRGAN generator.
 
-    >>> up = Upscaler("srresnet", device="cpu")         # doctest: +SKIP
-    >>> big = up.upscale_image(Image.open("photo.jpg"))  # doctest: +SKIP
+    ``precision``: ``auto`` (fp32 on CPU, fp16 on CUDA), ``fp32``, ``bf16`` or ``fp16``;
+    a reduced-precision tile with NaN/Inf in its output is recomputed in fp32.
+    ``tile``: LR pixels per tile, ``None`` = chosen from free memory, ``0`` = whole image.
+    ``tile_pad``: context per side (default: the receptive radius, which makes tiling exact).
+    ``tile_batch``: same-shaped tiles run together (useful on GPUs).
+    ``alpha``: ``bicubic`` (default) or ``model`` for upscaling the alpha channel.
     """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
-                 precision: str = "fp32", tile: int | None = None, tile_pad: int | None = None):
+                 precision: str = "auto", tile: int | None = None, tile_pad: int | None = None,
+                 tile_batch: int = 1, alpha: str = "bicubic"):
         try:
             self.device = resolve_device(device)
         except ValueError as e:
             raise SrganError(str(e)) from None
+        if precision not in PRECISIONS:
+            raise SrganError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
+        if alpha not in ("bicubic", "model"):
+            raise SrganError(f"unknown alpha mode {alpha!r} (bicubic, model)")
         self.weights_path = resolve_model(model)
         net, self.info = load_generator(self.weights_path, self.device)
         self.net = net.to(memory_format=torch.channels_last)
-        if precision not in ("fp32", "bf16", "fp16"):
-            raise SrganError(f"unknown precision {precision!r} (fp32, bf16, fp16)")
+        if precision == "auto":
+            precision = "fp16" if self.device.type == "cuda" else "fp32"
         self.precision = precision
-        self.tile = DEFAULT_TILE if tile is None else tile
-        radius = self.info.spec.receptive_radius()
-        self.tile_pad = radius if tile_pad is None else tile_pad
+        self.tile_pad = self.info.spec.receptive_radius() if tile_pad is None else tile_pad
+        self.tile = tile
+        self.tile_batch = max(1, tile_batch)
+        self.alpha = alpha
 
     @property
     def scale(self) -> int:
         return self.info.spec.scale
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        ctx = (torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext())
-        with ctx:
-            y = self.net(x.contiguous(memory_format=torch.channels_last))
-        return y.float()
+    def tile_for(self, h: int, w: int) -> int:
+        """The tile size a call will start with for an h x w LR image."""
+        if self.tile is not None:
+            return self.tile
+        elem = 4 if self.precision == "fp32" else 2
+        t = auto_tile(self.info, self.device, elem, self.tile_pad)
+        return 0 if (h <= t and w <= t) else t
+
+    # ----------------------------------------------------------------- tensors
+
+    def _forward_fn(self, retries: list[int]) -> Callable[[torch.Tensor], torch.Tensor]:
+        dtype = _DTYPES.get(self.precision)
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            x = x.contiguous(memory_format=torch.channels_last)
+            if dtype is None:
+                return self.net(x).float()
+            with torch.autocast(self.device.type, dtype=dtype):
+                y = self.net(x)
+            y = y.float()
+            if not bool(torch.isfinite(y).all()):
+                retries[0] += 1
+                y = self.net(x).float()
+            return y
+
+        return forward
 
     @torch.inference_mode()
-    def upscale_tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
-        """LR RGB batch (N, 3, H, W) in [0,1] -> SR in [0,1] of (N, 3, sH, sW), on CPU."""
-        x = x.to(self.device, torch.float32)
-        y = run_tiled(self._forward, x, self.scale, self.tile, self.tile_pad, on_tile)
-        return to_unit_range(y).cpu()
+    def _run(self, x: torch.Tensor, on_tile: TileCallback | None,
+             on_event: EventCallback | None, store=None) -> tuple[torch.Tensor | None, int, int]:
+        """(SR in [-1,1] on the CPU or None with ``store``, tile used, fp32 retries).
 
-    def upscale_decoded(self, d: imaging.Decoded, on_tile: TileCallback | None = None) -> Image.Image:
+        On a CUDA out-of-memory error the tile is halved and the whole image redone.
+        """
+        x = x.to(self.device, torch.float32)
+        tile = self.tile_for(x.shape[2], x.shape[3])
+        while True:
+            retries = [0]
+            try:
+                y = run_tiled(self._forward_fn(retries), x, self.scale, tile, self.tile_pad,
+                              on_tile, self.tile_batch, store)
+                return (None if y is None else y.cpu()), tile, retries[0]
+            except torch.OutOfMemoryError:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                tile = (tile or max(x.shape[2], x.shape[3])) // 2
+                if tile < MIN_TILE:
+                    raise SrganError(f"out of memory on {self.device} even with "
+                                     f"{MIN_TILE}-pixel tiles") from None
+                if on_event:
+                    on_event(f"out of memory on {self.device}; retrying with --tile {tile}")
+
+    def upscale_tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
+        """LR RGB batch (N, 3, H, W) in [0,1] -> SR (N, 3, sH, sW) in [0,1], on the CPU."""
+        y, _, _ = self._run(x, on_tile, None)
+        return ((y + 1.0) * 0.5).clamp_(0.0, 1.0)
+
+    # ----------------------------------------------------------------- images
+
+    def upscale_decoded(self, d: imaging.Decoded, on_tile: TileCallback | None = None,
+                        on_event: EventCallback | None = None) -> tuple[np.ndarray, int, int]:
+        """Upscale a decoded image into (H, W, C) uint8/uint16 planes (C: L, LA, RGB, RGBA).
+
+        Each tile is quantised as it is produced, so no float copy of the full output is
+        ever held. Returns (planes, tile used, fp32 retries).
+        """
+        s = self.scale
+        h, w = d.rgb.shape[:2]
+        n_color = 1 if d.mode in ("L", "LA") else 3
+        n_alpha = 0 if d.alpha is None else 1
+        peak = 65535 if d.bits == 16 else 255
+        planes = np.empty((h * s, w * s, n_color + n_alpha), np.uint16 if d.bits == 16 else np.uint8)
+
+        def quantise(y: torch.Tensor, gray: bool) -> np.ndarray:
+            v = ((y[0].float() + 1.0) * 0.5).clamp_(0.0, 1.0)
+            if gray:
+                v = v.mean(0, keepdim=True)  # gray went through the model as R = G = B
+            v = v.mul_(peak).add_(0.5).to(torch.int32).permute(1, 2, 0).cpu().numpy()
+            return v
+
+        def store_color(t, y):
+            planes[t.y0 * s : t.y1 * s, t.x0 * s : t.x1 * s, :n_color] = quantise(y, n_color == 1)
+
+        def store_alpha(t, y):
+            planes[t.y0 * s : t.y1 * s, t.x0 * s : t.x1 * s, n_color:] = quantise(y, True)
+
         x = torch.from_numpy(d.rgb).permute(2, 0, 1)[None]
-        y = self.upscale_tensor(x, on_tile)[0].permute(1, 2, 0).numpy()
-        alpha = None
+        _, tile, retries = self._run(x, on_tile, on_event, store_color)
         if d.alpha is not None:
             a = torch.from_numpy(d.alpha)[None, None]
-            alpha = F.interpolate(a, scale_factor=self.scale, mode="bicubic",
-                                  align_corners=False)[0, 0].clamp(0, 1).numpy()
-        return imaging.encode(y, alpha, d.mode)
+            if self.alpha == "model":
+                _, _, r2 = self._run(a.expand(1, 3, -1, -1), None, on_event, store_alpha)
+                retries += r2
+            else:
+                up = F.interpolate(a, scale_factor=s, mode="bicubic", align_corners=False)
+                planes[..., n_color] = (up[0, 0].clamp_(0, 1).mul_(peak).add_(0.5)
+                                        .to(torch.int32).numpy())
+        return planes, tile, retries
 
     def upscale_image(self, im: Image.Image, on_tile: TileCallback | None = None) -> Image.Image:
-        """Upscale a PIL image; the result has the same mode family (RGB, L, RGBA, LA)."""
-        return self.upscale_decoded(imaging.decode(im), on_tile)
+        """Upscale a PIL image; the result keeps L / LA / RGB / RGBA (8 bits; 16-bit gray
+        stays I;16)."""
+        planes, _, _ = self.upscale_decoded(imaging.decode(im), on_tile)
+        return imaging.to_pil(planes)
 
     def upscale_file(self, src: str | os.PathLike, dst: str | os.PathLike, *,
                      overwrite: bool = False, fmt: str | None = None, quality: int = 95,
-                     on_tile: TileCallback | None = None) -> UpscaleResult:
+                     strip_metadata: bool = False,
+                     max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
+                     on_tile: TileCallback | None = None,
+                     on_event: EventCallback | None = None) -> UpscaleResult:
         """Read ``src``, upscale, write ``dst`` atomically. Raises :class:`SrganError`."""
         src, dst = Path(src), Path(dst)
         imaging.output_format(dst, fmt)  # fail before the expensive part
         if dst.exists() and not overwrite:
             raise SrganError(f"{dst}: already exists (use --overwrite)")
-        d = imaging.read_image(src)
-        out = self.upscale_decoded(d, on_tile)
-        imaging.write_image(out, dst, fmt, quality, d.info)
-        h, w = d.rgb.shape[:2]
-        return UpscaleResult(src, dst, (w, h), out.size)
+        d = imaging.read_image(src, max_pixels=max_pixels)
+        planes, tile, retries = self.upscale_decoded(d, on_tile, on_event)
+        imaging.write_image(dst, planes, fmt, quality, {} if strip_metadata else d.info)
+        out_size = (planes.shape[1], planes.shape[0])
+        return UpscaleResult(src, dst, d.size, out_size, tile, retries)
 
 
 def describe(info: ModelInfo) -> str:
@@ -111,4 +238,4 @@ def describe(info: ModelInfo) -> str:
     return f"{info.stage} x{s.scale} (B={s.blocks}, C={s.width}), {info.iterations or '?'} iterations"
 
 
-__all__ = ["Upscaler", "UpscaleResult", "describe"]
+__all__ = ["Upscaler", "UpscaleResult", "describe", "auto_tile"]

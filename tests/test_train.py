@@ -145,3 +145,31 @@ def test_cli_train_resume_and_export(train_dir, val_dir, tmp_path):
     _, info = load_generator(out)
     assert info.iterations == 4
     assert (run / "commands.txt").read_text().count("srgan train") == 2
+
+
+def test_sigterm_checkpoints_and_stops(train_dir, tmp_path):
+    """A background job (SIGINT ignored by the shell) or a scheduler's SIGTERM must save."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "srgan_cli", "train", "--data", str(train_dir), "--run-dir",
+         str(run), "--batch", "2", "--crop", "32", "--blocks", "1", "--width", "8",
+         "--precision", "fp32", "--device", "cpu", "--iters", "1000000", "--ckpt-every",
+         "1000000", "--val-every", "1000000"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    log = run / "log.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.exists() and log.stat().st_size > 0):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    it = load_checkpoint(run / "last.pt")["iteration"]
+    assert it >= 10 and "interrupted" in out
