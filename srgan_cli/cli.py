@@ -33,6 +33,14 @@ def _command_line(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
+def _safe_name(method: str) -> str:
+    """A folder/file-name-safe label for a method (model paths become their stem)."""
+    import re
+
+    name = Path(method).stem if ("/" in method or method.endswith(".safetensors")) else method
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
 def _interrupt_on_signals() -> None:
     """Make SIGINT and SIGTERM raise KeyboardInterrupt, so training checkpoints and stops.
 
@@ -431,9 +439,21 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
 @click.option("--ssim", "ssim_method", type=click.Choice(["daala", "standard"]), default="daala",
               show_default=True, help="daala: the paper's SSIM (Gaussian sigma 1.5*H/256, "
               "in-image taps); standard: the common 11x11 sigma-1.5 SSIM.")
+@click.option("--lpips/--no-lpips", "use_lpips", default=None,
+              help="LPIPS (AlexNet, v0.1) on RGB. Default: on when its weights are found.")
+@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="LPIPS weights (safetensors). Default: $SRGAN_LPIPS_WEIGHTS, else "
+                   "../shared/weights/lpips-alexnet.safetensors.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Also write the results as a JSON list of records.")
-def benchmark(datasets, models, data_dir, device, precision, ssim_method, json_path):
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the results as CSV (one row per dataset x method).")
+@click.option("--save-images", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the SR outputs as DIR/<dataset>/<method>/<image>.png.")
+@click.option("--compare", "compare_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Write side-by-side crops (HR | bicubic | each model) as PNGs.")
+def benchmark(datasets, models, data_dir, device, precision, ssim_method, use_lpips,
+              lpips_weights, json_path, csv_path, save_images, compare_dir):
     """Score models on benchmark sets with the paper's protocol (x4).
 
     PSNR and SSIM on the BT.601 luma (Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255) after
@@ -454,8 +474,9 @@ def benchmark(datasets, models, data_dir, device, precision, ssim_method, json_p
 
     from srgan_cli import paths
     from srgan_cli.bench.datasets import load_dataset
-    from srgan_cli.bench.quality import BASELINES, PAPER, baseline, evaluate
+    from srgan_cli.bench.quality import BASELINES, PAPER, baseline, compare_strip, evaluate
     from srgan_cli.errors import SrganError
+    from srgan_cli.nets.lpips import LPIPS, default_weights as default_lpips
 
     if data_dir is None:
         env = os.environ.get("SRGAN_BENCHMARK_DIR")
@@ -477,16 +498,47 @@ def benchmark(datasets, models, data_dir, device, precision, ssim_method, json_p
                     fail(f"{m}: scale x{up.scale}; only x{scale} benchmarks are supported")
                 methods[m] = (lambda u: lambda lr: np.asarray(u.upscale_image(Image.fromarray(lr))))(up)
         loaded = {d.lower(): load_dataset(d, data_dir, scale) for d in datasets}
+        lpips_model = None
+        if use_lpips or (use_lpips is None and (lpips_weights or default_lpips())):
+            lpips_model = LPIPS.load(lpips_weights)
     except SrganError as e:
         fail(str(e))
+    if compare_dir and "bicubic" not in methods:
+        methods_compare = {"bicubic": baseline("bicubic", scale)}
+    else:
+        methods_compare = {}
 
     records = []
+    outputs: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     for ds, pairs in loaded.items():
-        for name, fn in methods.items():
-            rec = evaluate(ds, name, pairs, scale, fn, ssim_method=ssim_method)
+        for name, fn in {**methods, **methods_compare}.items():
+            def on_output(image, sr, ds=ds, name=name):
+                if compare_dir:
+                    outputs.setdefault((ds, image), {})[name] = sr
+                if save_images and name in methods:
+                    d = save_images / ds / _safe_name(name)
+                    d.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(sr).save(d / f"{image}.png")
+
+            scored = name in methods
+            rec = evaluate(ds, name, pairs, scale, fn, ssim_method=ssim_method,
+                           lpips_model=lpips_model if scored else None, on_output=on_output)
+            if not scored:
+                continue
             records.append(rec)
-            err.print(f"{ds} {name}: PSNR {rec.psnr:.2f} dB, SSIM {rec.ssim:.4f} "
-                      f"({rec.images} images)")
+            err.print(f"{ds} {name}: PSNR {rec.psnr:.2f} dB, SSIM {rec.ssim:.4f}"
+                      + (f", LPIPS {rec.lpips:.4f}" if rec.lpips is not None else "")
+                      + f" ({rec.images} images)")
+    if compare_dir:
+        for (ds, image), panels in outputs.items():
+            hr = next(p.hr for p in loaded[ds] if p.name == image)
+            order = {"bicubic": panels["bicubic"],
+                     **{k: v for k, v in panels.items() if k != "bicubic"}}
+            d = compare_dir / ds
+            d.mkdir(parents=True, exist_ok=True)
+            compare_strip(hr, {(_safe_name(k) if k not in BASELINES else k): v
+                               for k, v in order.items()}).save(d / f"{image}.png")
+        err.print(f"comparison crops written to {compare_dir}")
 
     table = Table(title=f"x{scale}, Y channel, 4-px border crop, SSIM {ssim_method}; "
                         "the paper's Table 2 in brackets")
@@ -494,6 +546,8 @@ def benchmark(datasets, models, data_dir, device, precision, ssim_method, json_p
     for ds in loaded:
         table.add_column(f"{ds} PSNR", justify="right")
         table.add_column(f"{ds} SSIM", justify="right")
+        if lpips_model is not None:
+            table.add_column(f"{ds} LPIPS", justify="right")
     for name in methods:
         row = [name]
         for ds in loaded:
@@ -502,12 +556,21 @@ def benchmark(datasets, models, data_dir, device, precision, ssim_method, json_p
             row.append(f"{rec.psnr:.2f}" + (f" [{paper[0]:.2f}]" if paper else ""))
             show_paper = paper and ssim_method == "daala"
             row.append(f"{rec.ssim:.4f}" + (f" [{paper[1]:.4f}]" if show_paper else ""))
+            if lpips_model is not None:
+                row.append(f"{rec.lpips:.4f}")
         table.add_row(*row)
     Console().print(table)
     if json_path:
-        data = [{"dataset": r.dataset, "method": r.method, "scale": r.scale, "psnr": r.psnr,
-                 "ssim": r.ssim, "ssim_method": r.ssim_method, "lpips": None,
-                 "images": r.images,
-                 "per_image": [{"image": n, "psnr": p, "ssim": q} for n, p, q in r.per_image]}
-                for r in records]
+        data = [r.as_dict() for r in records]
         json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if csv_path:
+        import csv
+
+        with open(csv_path, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["dataset", "method", "scale", "psnr", "ssim", "ssim_method", "lpips",
+                        "images"])
+            for r in records:
+                w.writerow([r.dataset, r.method, r.scale, f"{r.psnr:.4f}", f"{r.ssim:.5f}",
+                            r.ssim_method, "" if r.lpips is None else f"{r.lpips:.5f}",
+                            r.images])

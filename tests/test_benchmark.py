@@ -60,3 +60,52 @@ def test_baselines_reproduce_the_papers_table2(tmp_path):
     for key, (p, s) in paper.items():
         assert abs(got[key][0] - p) <= 0.02, (key, got[key])
         assert abs(got[key][1] - s) <= 0.003, (key, got[key])
+
+
+def test_benchmark_outputs_csv_saved_images_and_comparisons(tiny_weights, data_dir, tmp_path):
+    import csv
+
+    args = ["benchmark", "tiny", "--data-dir", str(data_dir), "--model", "nearest", "--model",
+            str(tiny_weights), "--device", "cpu", "--no-lpips", "--csv", str(tmp_path / "r.csv"),
+            "--save-images", str(tmp_path / "sr"), "--compare", str(tmp_path / "cmp")]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert [x["method"] for x in rows] == ["nearest", str(tiny_weights)]
+    assert all(x["lpips"] == "" and x["images"] == "2" for x in rows)
+    saved = sorted(p.relative_to(tmp_path / "sr").as_posix() for p in (tmp_path / "sr").rglob("*.png"))
+    assert saved == ["tiny/nearest/a0.png", "tiny/nearest/a1.png", "tiny/tiny/a0.png",
+                     "tiny/tiny/a1.png"]
+    with Image.open(tmp_path / "sr" / "tiny" / "nearest" / "a0.png") as im:
+        assert im.size == (48, 40)
+    strips = sorted((tmp_path / "cmp" / "tiny").iterdir())
+    assert [p.name for p in strips] == ["a0.png", "a1.png"]
+    with Image.open(strips[0]) as im:  # HR | bicubic | nearest | model, 40-px crops
+        assert im.width == 4 * (40 + 4)
+
+
+@needs_shared("weights", "lpips-alexnet.safetensors")
+def test_lpips_distance_properties():
+    import torch
+
+    from srgan_cli.nets.lpips import LPIPS
+
+    model = LPIPS.load(SHARED / "weights" / "lpips-alexnet.safetensors")
+    torch.manual_seed(0)
+    a = torch.rand(1, 3, 64, 64)
+    small = (a + 0.03 * torch.randn_like(a)).clamp(0, 1)
+    large = (a + 0.3 * torch.randn_like(a)).clamp(0, 1)
+    assert model(a, a).item() == 0.0
+    assert 0 < model(a, small).item() < model(a, large).item()
+
+
+def test_lpips_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
+    from srgan_cli.errors import WeightsError
+    from srgan_cli.nets.lpips import LPIPS
+
+    with pytest.raises(WeightsError, match="no such LPIPS weights file"):
+        LPIPS.load(tmp_path / "none.safetensors")
+    monkeypatch.setenv("SRGAN_SHARED_DIR", str(tmp_path))
+    monkeypatch.delenv("SRGAN_LPIPS_WEIGHTS", raising=False)
+    with pytest.raises(WeightsError, match="--lpips-weights"):
+        LPIPS.load(None)

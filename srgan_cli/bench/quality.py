@@ -32,8 +32,27 @@ class Record:
     psnr: float
     ssim: float
     ssim_method: str
+    lpips: float | None
     images: int
-    per_image: list[tuple[str, float, float]]
+    per_image: list[dict]
+
+    def as_dict(self) -> dict:
+        return {"dataset": self.dataset, "method": self.method, "scale": self.scale,
+                "psnr": self.psnr, "ssim": self.ssim, "ssim_method": self.ssim_method,
+                "lpips": self.lpips, "images": self.images, "per_image": self.per_image}
+
+
+def lpips_distance(model, sr: np.ndarray, hr: np.ndarray, crop_border: int = 4) -> float:
+    """LPIPS between two uint8 images (gray replicated to RGB), same border crop as PSNR."""
+    import torch
+
+    def t(a: np.ndarray):
+        a = a if a.ndim == 3 else np.repeat(a[..., None], 3, 2)
+        if crop_border:
+            a = a[crop_border:-crop_border, crop_border:-crop_border]
+        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / 255
+
+    return float(model(t(sr), t(hr))[0])
 
 
 def baseline(kind: str, scale: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -49,16 +68,51 @@ def baseline(kind: str, scale: int) -> Callable[[np.ndarray], np.ndarray]:
 def evaluate(dataset: str, method: str, pairs: list[Pair], scale: int,
              fn: Callable[[np.ndarray], np.ndarray],
              on_image: Callable[[int, int], None] | None = None,
-             ssim_method: str = "daala") -> Record:
-    """Mean Y-PSNR and SSIM over ``pairs`` with a 4-px border crop (the paper's protocol)."""
-    scores = []
+             ssim_method: str = "daala", lpips_model=None,
+             on_output: Callable[[str, np.ndarray], None] | None = None) -> Record:
+    """Mean Y-PSNR and SSIM over ``pairs`` with a 4-px border crop (the paper's protocol),
+    plus LPIPS on RGB when ``lpips_model`` is given. ``on_output(name, sr)`` sees each
+    SR image (for saving)."""
+    rows = []
     for i, p in enumerate(pairs):
         sr = fn(p.lr)
         if sr.shape != p.hr.shape:
             raise ValueError(f"{dataset}/{p.name}: {method} gave {sr.shape}, HR is {p.hr.shape}")
-        scores.append((p.name, psnr(sr, p.hr, crop_border=4, test_y_channel=True),
-                       ssim(sr, p.hr, crop_border=4, test_y_channel=True, method=ssim_method)))
+        row = {"image": p.name,
+               "psnr": psnr(sr, p.hr, crop_border=4, test_y_channel=True),
+               "ssim": ssim(sr, p.hr, crop_border=4, test_y_channel=True, method=ssim_method)}
+        if lpips_model is not None:
+            row["lpips"] = lpips_distance(lpips_model, sr, p.hr)
+        rows.append(row)
+        if on_output:
+            on_output(p.name, sr)
         if on_image:
             on_image(i + 1, len(pairs))
-    return Record(dataset, method, scale, float(np.mean([s[1] for s in scores])),
-                  float(np.mean([s[2] for s in scores])), ssim_method, len(pairs), scores)
+    lp = float(np.mean([r["lpips"] for r in rows])) if lpips_model is not None else None
+    return Record(dataset, method, scale, float(np.mean([r["psnr"] for r in rows])),
+                  float(np.mean([r["ssim"] for r in rows])), ssim_method, lp, len(pairs), rows)
+
+
+def compare_strip(hr: np.ndarray, panels: dict[str, np.ndarray], size: int = 160) -> "Image.Image":
+    """Side-by-side crops (HR first, then each method) of the most detailed region."""
+    from PIL import ImageDraw
+
+    g = hr.astype(np.float32) if hr.ndim == 2 else hr.astype(np.float32).mean(2)
+    h, w = g.shape
+    size = min(size, h, w)
+    best, by, bx = -1.0, 0, 0
+    step = max(size // 4, 1)
+    for y in range(0, h - size + 1, step):
+        for x in range(0, w - size + 1, step):
+            v = float(np.abs(np.diff(g[y : y + size, x : x + size], axis=1)).mean())
+            if v > best:
+                best, by, bx = v, y, x
+    items = {"HR": hr, **panels}
+    label_h = 14
+    strip = Image.new("RGB", (len(items) * (size + 4), size + label_h), "white")
+    draw = ImageDraw.Draw(strip)
+    for k, (name, img) in enumerate(items.items()):
+        crop = Image.fromarray(img[by : by + size, bx : bx + size]).convert("RGB")
+        strip.paste(crop, (k * (size + 4), label_h))
+        draw.text((k * (size + 4) + 2, 1), name[:24], fill="black")
+    return strip
