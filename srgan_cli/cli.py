@@ -33,6 +33,69 @@ def _command_line(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
+def _speed_benchmark(models, device, precision, size, tile, runs, baselines, gemm, json_path):
+    import json
+
+    import torch
+    from rich.table import Table
+
+    from srgan_cli.bench.quality import BASELINES
+    from srgan_cli.bench.speed import eager_fp32_baseline, gemm_rate, measure, synthetic_photo
+    from srgan_cli.errors import SrganError
+    from srgan_cli.imaging import Decoded
+    from srgan_cli.upscale import Upscaler
+
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+        tile_n = _parse_tile(tile)
+    except (ValueError, click.BadParameter):
+        fail(f"--size {size!r} / --tile {tile!r}: expected WxH and auto or a number", 2)
+    names = [m for m in models if m not in BASELINES] or ["srresnet"]
+    rgb = synthetic_photo(w, h)
+    results, extra = [], {}
+    for name in names:
+        try:
+            up = Upscaler(name, device=device, precision=precision, tile=tile_n)
+        except SrganError as e:
+            fail(str(e))
+        spec = up.info.spec
+        used = up.tile_for(h, w)
+        common = dict(model=name, device=up.device, in_size=(w, h), scale=spec.scale,
+                      flops_per_px=spec.flops_per_lr_pixel(), runs=runs)
+        d = Decoded(rgb, None, "RGB")
+        err.print(f"timing {name} ({up.precision}, tile {used or 'whole image'}) on {up.device}...")
+        results.append(measure("srgan upscale path", lambda: up.upscale_decoded(d),
+                               precision=up.precision, tile=used, **common))
+        if "eager-fp32" in baselines:
+            x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(up.device)
+            err.print("timing the eager fp32 baseline (whole image)...")
+            results.append(measure("baseline eager-fp32", eager_fp32_baseline(up.net, x),
+                                   precision="fp32", tile=0, **common))
+    if gemm:
+        dev = results[0].device
+        extra["bf16_gemm_gflops"] = gemm_rate(torch.device(dev))
+    table = Table(title=f"speed: {w}x{h} input, median of {runs} runs after 1 warm-up")
+    for col in ("path", "model", "device", "precision", "tile", "out MP/s (min-max)",
+                "GFLOP/s", "peak RSS MB", "CUDA peak MB"):
+        table.add_column(col, justify="right" if col not in ("path", "model") else "left")
+    for r in results:
+        table.add_row(r.label, r.model, r.device, r.precision, str(r.tile or "whole"),
+                      f"{r.mp_per_s_median:.3f} ({r.mp_per_s_min:.3f}-{r.mp_per_s_max:.3f})",
+                      f"{r.gflops:.0f}", f"{r.peak_rss_mb:.0f}",
+                      "-" if r.cuda_peak_mb is None else f"{r.cuda_peak_mb:.0f}")
+    Console().print(table)
+    if "bf16_gemm_gflops" in extra:
+        g = extra["bf16_gemm_gflops"]
+        Console().print(f"bf16 GEMM (2048^3) on {results[0].device}: {g:.0f} GFLOP/s; "
+                        + "; ".join(f"{r.label}: {r.gflops / g:.0%} of it" for r in results))
+    if len(results) > 1 and results[1].label.startswith("baseline"):
+        Console().print(f"speed-up over the eager fp32 baseline: "
+                        f"{results[0].mp_per_s_median / results[1].mp_per_s_median:.2f}x")
+    if json_path:
+        json_path.write_text(json.dumps({"results": [r.as_dict() for r in results], **extra},
+                                        indent=2) + "\n", encoding="utf-8")
+
+
 def _safe_name(method: str) -> str:
     """A folder/file-name-safe label for a method (model paths become their stem)."""
     import re
@@ -426,7 +489,7 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
 
 
 @main.command()
-@click.argument("datasets", nargs=-1, required=True)
+@click.argument("datasets", nargs=-1, required=False)
 @click.option("-m", "--model", "models", multiple=True, default=("srresnet", "bicubic"),
               show_default=True, help="Model name or weights path, or the baselines 'nearest' / "
               "'bicubic' (repeatable).")
@@ -434,8 +497,18 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
               help="Folder holding <Name>/<Name>_HR/ and <Name>/<Name>_LR_x4/. Default: "
                    "$SRGAN_BENCHMARK_DIR, else ../shared/datasets/benchmark.")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32",
-              show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              show_default=True, help="auto: fp32 on CPU, fp16 on CUDA.")
+@click.option("--speed", is_flag=True, help="Measure speed instead of quality (no datasets).")
+@click.option("--size", default="512x512", show_default=True, metavar="WxH",
+              help="--speed: LR input size of the synthetic photo.")
+@click.option("--tile", default="auto", show_default=True, help="--speed: as for upscale.")
+@click.option("--runs", type=click.IntRange(1), default=5, show_default=True,
+              help="--speed: timed runs (after one warm-up run).")
+@click.option("--baseline", "baselines", multiple=True, type=click.Choice(["eager-fp32"]),
+              help="--speed: also time a plain eager fp32 model(x) on the same input.")
+@click.option("--gemm/--no-gemm", default=True, show_default=True,
+              help="--speed: also measure the device's bf16 matmul rate as a yardstick.")
 @click.option("--ssim", "ssim_method", type=click.Choice(["daala", "standard"]), default="daala",
               show_default=True, help="daala: the paper's SSIM (Gaussian sigma 1.5*H/256, "
               "in-image taps); standard: the common 11x11 sigma-1.5 SSIM.")
@@ -452,8 +525,9 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
               help="Keep the SR outputs as DIR/<dataset>/<method>/<image>.png.")
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write side-by-side crops (HR | bicubic | each model) as PNGs.")
-def benchmark(datasets, models, data_dir, device, precision, ssim_method, use_lpips,
-              lpips_weights, json_path, csv_path, save_images, compare_dir):
+def benchmark(datasets, models, data_dir, device, precision, speed, size, tile, runs, baselines,
+              gemm, ssim_method, use_lpips, lpips_weights, json_path, csv_path, save_images,
+              compare_dir):
     """Score models on benchmark sets with the paper's protocol (x4).
 
     PSNR and SSIM on the BT.601 luma (Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255) after
@@ -464,7 +538,13 @@ def benchmark(datasets, models, data_dir, device, precision, ssim_method, use_lp
     Examples:
       srgan benchmark set5 set14
       srgan benchmark set5 --model nearest --model bicubic --model weights/mine.safetensors
+      srgan benchmark --speed --size 512x512 --baseline eager-fp32 --json speed.json
     """
+    if speed:
+        return _speed_benchmark(models, device, precision, size, tile, runs, baselines, gemm,
+                                json_path)
+    if not datasets:
+        fail("name at least one dataset (set5, set14, bsd100, urban100), or use --speed", 2)
     import json
     import os
 

@@ -109,3 +109,30 @@ def test_lpips_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("SRGAN_LPIPS_WEIGHTS", raising=False)
     with pytest.raises(WeightsError, match="--lpips-weights"):
         LPIPS.load(None)
+
+
+def test_speed_benchmark_json(tiny_weights, tmp_path):
+    out = tmp_path / "speed.json"
+    r = CliRunner().invoke(main, ["benchmark", "--speed", "--model", str(tiny_weights),
+                                  "--device", "cpu", "--size", "40x24", "--tile", "16",
+                                  "--runs", "2", "--baseline", "eager-fp32", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    ours, base = data["results"]
+    assert ours["label"] == "srgan upscale path" and base["label"] == "baseline eager-fp32"
+    assert ours["in_size"] == [40, 24] and ours["out_size"] == [160, 96] and ours["tile"] == 16
+    assert len(ours["seconds"]) == 2 and ours["mp_per_s_min"] <= ours["mp_per_s_median"] <= ours["mp_per_s_max"]
+    assert ours["gflops"] > 0 and ours["peak_rss_mb"] > 0 and data["bf16_gemm_gflops"] > 0
+    assert "speed-up over the eager fp32 baseline" in r.output
+
+
+def test_benchmark_needs_datasets_or_speed():
+    r = CliRunner().invoke(main, ["benchmark"])
+    assert r.exit_code == 2 and "--speed" in r.output
+
+
+def test_synthetic_photo_is_deterministic():
+    from srgan_cli.bench.speed import synthetic_photo
+
+    a, b = synthetic_photo(32, 20), synthetic_photo(32, 20)
+    assert a.shape == (20, 32, 3) and np.array_equal(a, b) and 0 <= a.min() and a.max() <= 1

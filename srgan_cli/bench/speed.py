@@ -1,0 +1,115 @@
+"""Speed benchmark: the full upscale path on a fixed synthetic photo-like input.
+
+Each run times ``Upscaler.upscale_decoded`` (tiling, model, quantisation; no file I/O)
+after warm-up runs, and reports output megapixels per second (median, min, max), peak
+memory and the achieved GFLOP/s from the model's FLOP count (useful work only: the
+overlap recomputed between tiles is not counted).
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+
+def synthetic_photo(width: int, height: int, seed: int = 1234) -> np.ndarray:
+    """A deterministic photo-like RGB image in [0, 1]: smooth shading, edges and texture."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = np.empty((height, width, 3), np.float32)
+    for c in range(3):
+        fy, fx = rng.uniform(0.002, 0.02, 2)
+        img[..., c] = 0.5 + 0.25 * np.sin(fy * yy + 1.3 * c) * np.cos(fx * xx + 0.7 * c)
+    cx, cy, r = width * 0.6, height * 0.4, min(width, height) * 0.25
+    img[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] *= 0.6  # a hard-edged disc
+    img[:, : width // 3] += 0.1 * (np.floor(xx[:, : width // 3] / 8) % 2)[..., None]  # stripes
+    img += rng.normal(0, 0.03, img.shape).astype(np.float32)  # fine texture
+    return np.clip(img, 0, 1)
+
+
+@dataclass
+class SpeedResult:
+    label: str
+    model: str
+    device: str
+    precision: str
+    in_size: tuple[int, int]
+    out_size: tuple[int, int]
+    tile: int
+    runs: int
+    seconds: list[float]
+    mp_per_s_median: float
+    mp_per_s_min: float
+    mp_per_s_max: float
+    gflops: float  # achieved, from the model's FLOP count and the median time
+    peak_rss_mb: float
+    cuda_peak_mb: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _time(fn: Callable[[], object], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t
+
+
+def measure(label: str, run: Callable[[], object], *, model: str, device: torch.device,
+            precision: str, in_size: tuple[int, int], scale: int, flops_per_px: float,
+            tile: int, warmup: int = 1, runs: int = 5) -> SpeedResult:
+    """Time ``run`` ``runs`` times after ``warmup`` untimed calls."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(warmup):
+        _time(run, device)
+    secs = [_time(run, device) for _ in range(runs)]
+    w, h = in_size
+    out_mp = w * h * scale * scale / 1e6
+    rates = [out_mp / s for s in secs]
+    med = statistics.median(secs)
+    return SpeedResult(
+        label=label, model=model, device=str(device), precision=precision, in_size=in_size,
+        out_size=(w * scale, h * scale), tile=tile, runs=runs, seconds=secs,
+        mp_per_s_median=out_mp / med, mp_per_s_min=min(rates), mp_per_s_max=max(rates),
+        gflops=flops_per_px * w * h / med / 1e9, peak_rss_mb=peak_rss_mb(),
+        cuda_peak_mb=(torch.cuda.max_memory_allocated(device) / 2**20
+                      if device.type == "cuda" else None),
+    )
+
+
+def eager_fp32_baseline(net: torch.nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    """What peer repos run: a plain fp32 ``model(x)`` on the whole image, NCHW, no_grad."""
+    import copy
+
+    plain = copy.deepcopy(net).to(memory_format=torch.contiguous_format).float().eval()
+
+    def run():
+        with torch.no_grad():
+            return plain(x)
+
+    return run
+
+
+def gemm_rate(device: torch.device, dtype: torch.dtype = torch.bfloat16, n: int = 2048,
+              repeats: int = 5) -> float:
+    """Measured dense matmul rate in GFLOP/s (median of ``repeats``), the hardware yardstick."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    torch.matmul(a, b)
+    secs = [_time(lambda: torch.matmul(a, b), device) for _ in range(repeats)]
+    return 2 * n**3 / statistics.median(secs) / 1e9
