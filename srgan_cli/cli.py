@@ -496,6 +496,9 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder holding <Name>/<Name>_HR/ and <Name>/<Name>_LR_x4/. Default: "
                    "$SRGAN_BENCHMARK_DIR, else ../shared/datasets/benchmark.")
+@click.option("--source", type=click.Choice(["auto", "local", "hub"]), default="auto",
+              show_default=True, help="auto: the data dir when it has the dataset, else the Hub "
+              "(eugenesiow/<Name> dataset repos, cached).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True, help="auto: fp32 on CPU, fp16 on CUDA.")
@@ -525,7 +528,7 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
               help="Keep the SR outputs as DIR/<dataset>/<method>/<image>.png.")
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write side-by-side crops (HR | bicubic | each model) as PNGs.")
-def benchmark(datasets, models, data_dir, device, precision, speed, size, tile, runs, baselines,
+def benchmark(datasets, models, data_dir, source, device, precision, speed, size, tile, runs, baselines,
               gemm, ssim_method, use_lpips, lpips_weights, json_path, csv_path, save_images,
               compare_dir):
     """Score models on benchmark sets with the paper's protocol (x4).
@@ -553,16 +556,19 @@ def benchmark(datasets, models, data_dir, device, precision, speed, size, tile, 
     from rich.table import Table
 
     from srgan_cli import paths
-    from srgan_cli.bench.datasets import load_dataset
+    from srgan_cli.bench.datasets import has_dataset, load_dataset
+    from srgan_cli.bench.hubdata import REPOS, fetch_dataset
     from srgan_cli.bench.quality import BASELINES, PAPER, baseline, compare_strip, evaluate
     from srgan_cli.errors import SrganError
     from srgan_cli.nets.lpips import LPIPS, default_weights as default_lpips
 
+    explicit = data_dir is not None
     if data_dir is None:
         env = os.environ.get("SRGAN_BENCHMARK_DIR")
         shared = paths.shared_dir()
         data_dir = Path(env) if env else (shared / "datasets" / "benchmark" if shared else None)
-    if data_dir is None:
+        explicit = bool(env)
+    if source == "local" and data_dir is None:
         fail("no benchmark data: pass --data-dir DIR (../shared/datasets/benchmark not found)")
     scale = 4
     methods = {}
@@ -577,7 +583,14 @@ def benchmark(datasets, models, data_dir, device, precision, speed, size, tile, 
                 if up.scale != scale:
                     fail(f"{m}: scale x{up.scale}; only x{scale} benchmarks are supported")
                 methods[m] = (lambda u: lambda lr: np.asarray(u.upscale_image(Image.fromarray(lr))))(up)
-        loaded = {d.lower(): load_dataset(d, data_dir, scale) for d in datasets}
+        loaded = {}
+        for d in datasets:
+            root = data_dir
+            if source == "hub" or (source == "auto" and not explicit
+                                   and not has_dataset(data_dir, d)):
+                err.print(f"{d}: fetching from the Hub ({REPOS.get(d.lower(), '?')})")
+                root = fetch_dataset(d, scale)
+            loaded[d.lower()] = load_dataset(d, root, scale)
         lpips_model = None
         if use_lpips or (use_lpips is None and (lpips_weights or default_lpips())):
             lpips_model = LPIPS.load(lpips_weights)

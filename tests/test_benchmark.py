@@ -136,3 +136,55 @@ def test_synthetic_photo_is_deterministic():
 
     a, b = synthetic_photo(32, 20), synthetic_photo(32, 20)
     assert a.shape == (20, 32, 3) and np.array_equal(a, b) and 0 <= a.min() and a.max() <= 1
+
+
+def _tar(path, entries):
+    """entries: (name, bytes | None for a symlink to /etc/passwd)."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in entries:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("bad", ["../evil.png", "/abs/evil.png", "Set5_HR/../../evil.png", None])
+def test_archive_escapes_and_links_are_refused(tmp_path, bad):
+    from srgan_cli.bench.datasets import DatasetError
+    from srgan_cli.bench.hubdata import extract_safely
+
+    arc = tmp_path / "a.tar.gz"
+    entries = [("Set5_HR/ok.png", b"x")]
+    entries.append(("Set5_HR/link.png", None) if bad is None else (bad, b"evil"))
+    _tar(arc, entries)
+    dest = tmp_path / "out" / "Set5_HR"
+    with pytest.raises(DatasetError, match="refusing"):
+        extract_safely(arc, dest)
+    assert not dest.exists() and not (tmp_path / "evil.png").exists()
+    assert list((tmp_path / "out").iterdir()) == []  # the temporary folder is gone too
+
+
+def test_nested_archive_layout_and_tagged_names_are_found(tmp_path):
+    from srgan_cli.bench.hubdata import extract_safely
+
+    hr, lr = photo_like(16, 20), photo_like(4, 5)
+    import io
+
+    def png(a):
+        b = io.BytesIO()
+        Image.fromarray(a).save(b, "PNG")
+        return b.getvalue()
+
+    _tar(tmp_path / "hr.tar.gz", [("Odd_HR/Odd_HR/bird_HR.png", png(hr))])
+    _tar(tmp_path / "lr.tar.gz", [("bird_LR_x4.png", png(lr))])
+    root = tmp_path / "data"
+    extract_safely(tmp_path / "hr.tar.gz", root / "Odd" / "Odd_HR")
+    extract_safely(tmp_path / "lr.tar.gz", root / "Odd" / "Odd_LR_x4")
+    (pair,) = load_dataset("odd", root)
+    assert pair.name == "bird_HR" and pair.hr.shape == (16, 20, 3) and pair.lr.shape == (4, 5, 3)

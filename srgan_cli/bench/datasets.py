@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +26,19 @@ class Pair:
     hr: np.ndarray  # uint8, (h*s, w*s, ...) after mod-crop
 
 
+IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm"}
+
+
+def _images_in(d: Path) -> int:
+    return sum(1 for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def _find(root: Path, suffix: str) -> Path | None:
-    for d in sorted(root.rglob("*")):
-        if d.is_dir() and d.name.lower().endswith(suffix.lower()):
-            return d
-    return None
+    """The folder named ``*<suffix>`` under ``root`` that directly holds the most images
+    (archives may nest ``Set5_HR/Set5_HR/`` or put files at the top)."""
+    cands = [d for d in [root, *root.rglob("*")]
+             if d.is_dir() and d.name.lower().endswith(suffix.lower()) and _images_in(d)]
+    return max(cands, key=_images_in) if cands else None
 
 
 def _load(path: Path) -> np.ndarray:
@@ -37,6 +46,18 @@ def _load(path: Path) -> np.ndarray:
         if im.mode not in ("L", "RGB"):
             im = im.convert("RGB")
         return np.array(im)
+
+
+def _key(stem: str) -> str:
+    """Image name without HR/LR/scale tags: 'baby_HR', 'baby_LR_x4', 'baby' -> 'baby'."""
+    return re.sub(r"([_-](hr|lr|x\d|lrx\d|lr_x\d))+$", "", stem.lower())
+
+
+def has_dataset(data_dir: Path | None, name: str) -> bool:
+    if data_dir is None or not Path(data_dir).is_dir():
+        return False
+    want = KNOWN.get(name.lower(), name).lower()
+    return any(d.is_dir() and d.name.lower() == want for d in Path(data_dir).iterdir())
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike, scale: int = 4) -> list[Pair]:
@@ -57,13 +78,13 @@ def load_dataset(name: str, data_dir: str | os.PathLike, scale: int = 4) -> list
     if hr_dir is None or lr_dir is None:
         raise DatasetError(f"{root}: expected folders *_HR and *_LR_x{scale}")
     pairs = []
-    for hr_path in sorted(p for p in hr_dir.iterdir() if p.is_file()):
-        lr_path = lr_dir / hr_path.name
-        if not lr_path.is_file():
-            cands = sorted(lr_dir.glob(hr_path.stem + "*"))
-            if not cands:
-                raise DatasetError(f"{hr_path}: no LR counterpart in {lr_dir}")
-            lr_path = cands[0]
+    lr_by_key = {_key(p.stem): p for p in lr_dir.iterdir()
+                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+    for hr_path in sorted(p for p in hr_dir.iterdir()
+                          if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        lr_path = lr_by_key.get(_key(hr_path.stem))
+        if lr_path is None:
+            raise DatasetError(f"{hr_path}: no LR counterpart in {lr_dir}")
         lr, hr = _load(lr_path), _load(hr_path)
         if lr.ndim != hr.ndim:
             lr = np.array(Image.fromarray(lr).convert("RGB" if hr.ndim == 3 else "L"))

@@ -1,0 +1,92 @@
+"""Benchmark datasets from the Hugging Face Hub (``eugenesiow/<Name>`` dataset repos).
+
+Each repo holds ``data/<Name>_HR.tar.gz`` and ``data/<Name>_LR_x<s>.tar.gz``. Archives are
+downloaded into the standard Hub cache with ``hf_hub_download`` and unpacked, safely, into
+``$SRGAN_DATA_CACHE`` (default ``~/.cache/srgan/benchmark``) as ``<Name>/<Name>_HR/...``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from srgan_cli.bench.datasets import KNOWN, DatasetError
+
+REPOS = {k: f"eugenesiow/{v}" for k, v in KNOWN.items()}
+
+
+def cache_root() -> Path:
+    env = os.environ.get("SRGAN_DATA_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "srgan" / "benchmark"
+
+
+def _check_member(m: tarfile.TarInfo, archive: Path) -> None:
+    p = PurePosixPath(m.name)
+    if p.is_absolute() or ".." in p.parts or m.name.startswith(("/", "\\")):
+        raise DatasetError(f"{archive}: refusing archive member {m.name!r} (escapes the folder)")
+    if not (m.isfile() or m.isdir()):
+        raise DatasetError(f"{archive}: refusing archive member {m.name!r} (links and special "
+                           "files are not extracted)")
+
+
+def extract_safely(archive: Path, dest: Path) -> Path:
+    """Unpack a .tar(.gz) into ``dest`` (created atomically); returns ``dest``.
+
+    Every member must be a regular file or folder whose path stays inside ``dest``.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                members = tar.getmembers()
+                for m in members:
+                    _check_member(m, archive)
+                tar.extractall(tmp, members=members, filter="data")
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise DatasetError(f"{archive}: unreadable archive ({e})") from None
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def fetch_dataset(name: str, scale: int = 4, revision: str | None = None) -> Path:
+    """Download and unpack dataset ``name``; returns a data dir usable by load_dataset."""
+    key = name.lower()
+    if key not in REPOS:
+        raise DatasetError(f"unknown dataset {name!r} (known: {', '.join(sorted(REPOS))})")
+    canonical = KNOWN[key]
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    root = cache_root()
+    for part in (f"{canonical}_HR", f"{canonical}_LR_x{scale}"):
+        try:
+            archive = Path(hf_hub_download(REPOS[key], f"data/{part}.tar.gz", repo_type="dataset",
+                                           revision=revision))
+        except EntryNotFoundError:
+            raise DatasetError(f"{REPOS[key]}: has no data/{part}.tar.gz (x{scale} not "
+                               "available?)") from None
+        except LocalEntryNotFoundError:
+            raise DatasetError(
+                f"{canonical}: not in the local Hub cache and the Hub cannot be reached; "
+                f"download it when online (srgan benchmark {key}) or pass --data-dir DIR "
+                f"holding {canonical}/{canonical}_HR and {canonical}/{canonical}_LR_x{scale}"
+            ) from None
+        except OSError as e:  # HTTP errors and connection failures
+            raise DatasetError(f"{REPOS[key]}: download of data/{part}.tar.gz failed ({e})") from None
+        dest = root / canonical / part
+        stamp = dest / ".source"
+        # the blob path in the Hub cache names the file's content (etag), so it identifies it
+        ident = archive.resolve().name
+        if not (stamp.is_file() and stamp.read_text() == ident):
+            extract_safely(archive, dest)
+            stamp.write_text(ident)
+    return root
