@@ -105,26 +105,18 @@ ProgressFn = Callable[[Progress], None]
 
 
 def load_pairs(val_dir: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(LR, HR) uint8 RGB pairs from ``<dir>/*_HR`` and ``<dir>/*_LR_x<scale>``."""
-    from PIL import Image
+    """(LR, HR) uint8 pairs of a benchmark folder such as ``.../Set5`` (``*_HR``, ``*_LR_x4``)."""
+    from srgan_cli.bench.datasets import DatasetError, load_dataset
 
-    hr_dirs = [d for d in val_dir.iterdir() if d.is_dir() and d.name.endswith("_HR")]
-    lr_dirs = [d for d in val_dir.iterdir() if d.is_dir() and d.name.endswith(f"_LR_x{scale}")]
-    if not hr_dirs or not lr_dirs:
-        raise TrainError(f"{val_dir}: expected *_HR and *_LR_x{scale} folders")
-    pairs = []
-    for hr_path in sorted(hr_dirs[0].iterdir()):
-        lr_path = lr_dirs[0] / hr_path.name
-        if not lr_path.is_file():
-            continue
-        with Image.open(hr_path) as a, Image.open(lr_path) as b:
-            hr = np.array(a.convert("RGB"))
-            lr = np.array(b.convert("RGB"))
-        h, w = lr.shape[0] * scale, lr.shape[1] * scale
-        pairs.append((lr, hr[:h, :w]))
-    if not pairs:
-        raise TrainError(f"{val_dir}: no matching HR/LR image pairs")
-    return pairs
+    try:
+        pairs = load_dataset(val_dir.name, val_dir.parent, scale)
+    except (DatasetError, OSError) as e:
+        raise TrainError(f"validation data: {e}") from None
+    return [(_rgb(p.lr), _rgb(p.hr)) for p in pairs]
+
+
+def _rgb(a: np.ndarray) -> np.ndarray:
+    return a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2)
 
 
 @torch.inference_mode()
