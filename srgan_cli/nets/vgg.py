@@ -1,0 +1,89 @@
+"""VGG19 feature extractor for the paper's content losses (Sec. 2.2.1).
+
+``VGG54`` is the ReLU after the 4th convolution before the 5th max-pool (torchvision
+``features[:36]``); ``VGG22`` the ReLU after the 2nd convolution before the 2nd max-pool
+(``features[:9]``). Weights come from a safetensors file in torchvision's layout
+(``--vgg-weights`` / ``$SRGAN_VGG_WEIGHTS`` / ``../shared/weights``); nothing ever trains
+against a randomly initialised VGG.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from srgan_cli.errors import WeightsError
+
+ENV = "SRGAN_VGG_WEIGHTS"
+CUTS = {"vgg22": 9, "vgg54": 36}
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+RESCALE = 1 / 12.75  # the paper's rescaling of VGG feature maps
+
+
+def default_weights() -> Path | None:
+    env = os.environ.get(ENV)
+    if env:
+        return Path(env)
+    from srgan_cli.paths import shared_dir
+
+    s = shared_dir()
+    p = s / "weights" / "vgg19-features-imagenet-f16.safetensors" if s else None
+    return p if p and p.is_file() else None
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG19 features up to ``layer``; input RGB in [0, 1], ImageNet-normalised."""
+
+    def __init__(self, layer: str = "vgg54") -> None:
+        super().__init__()
+        if layer not in CUTS:
+            raise ValueError(f"unknown VGG layer {layer!r} ({', '.join(CUTS)})")
+        from torchvision.models import vgg19
+
+        self.features = vgg19(weights=None).features[: CUTS[layer]]
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+        self.layer = layer
+
+    @classmethod
+    def load(cls, layer: str = "vgg54", path: str | os.PathLike | None = None) -> "VGGFeatures":
+        path = Path(path) if path else default_weights()
+        if path is None:
+            raise WeightsError(
+                "the VGG content loss needs ImageNet VGG19 weights: pass --vgg-weights PATH or "
+                f"set {ENV} (a safetensors file with torchvision's vgg19().features layout)")
+        if not path.is_file():
+            raise WeightsError(f"{path}: no such VGG weights file")
+        from safetensors.torch import load_file
+
+        from srgan_cli.weights import _check_safetensors_header
+
+        _check_safetensors_header(path)
+        state = {k.removeprefix("features."): v.float() for k, v in load_file(str(path)).items()}
+        model = cls(layer)
+        want = model.features.state_dict()
+        missing = [k for k in want if k not in state]
+        if missing:
+            raise WeightsError(f"{path}: VGG19 weights lack {missing[0]} (and {len(missing) - 1} more)")
+        for k, v in want.items():
+            if tuple(state[k].shape) != tuple(v.shape):
+                raise WeightsError(f"{path}: {k} has shape {tuple(state[k].shape)}, "
+                                   f"expected {tuple(v.shape)}")
+        model.features.load_state_dict({k: state[k] for k in want})
+        model.requires_grad_(False)
+        return model.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features((x - self.mean) / self.std)
+
+
+def content_loss(vgg: VGGFeatures, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Euclidean (mean squared) distance of rescaled VGG features; sr/hr in [-1, 1]."""
+    fs = vgg((sr + 1) * 0.5) * RESCALE
+    with torch.no_grad():
+        fh = vgg((hr + 1) * 0.5) * RESCALE
+    return torch.mean((fs.float() - fh.float()) ** 2)
