@@ -145,6 +145,13 @@ def test_cli_train_resume_and_export(train_dir, val_dir, tmp_path):
     _, info = load_generator(out)
     assert info.iterations == 4
     assert (run / "commands.txt").read_text().count("srgan train") == 2
+    # a finished run re-exports without training or loading data
+    out2 = tmp_path / "w2.safetensors"
+    r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "nowhere"), "--iters", "4",
+                                  "--run-dir", str(run),
+                                  "--resume", str(run / "last.pt"), "--export", str(out2)])
+    assert r.exit_code == 0, r.output
+    assert load_generator(out2)[1].iterations == 4
 
 
 def test_sigterm_checkpoints_and_stops(train_dir, tmp_path):

@@ -218,6 +218,9 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
         start = int(ckpt["iteration"])
         history = json.loads(ckpt["history"])
     model.train()
+    if start >= cfg.iters:  # nothing left to do (e.g. --resume ... --export)
+        val = history["val"][-1][1] if history["val"] else None
+        return TrainResult(start, Path(resume), val, history["seconds"])
 
     report(Progress(start, cfg.iters, {}, lr_at(cfg, start), 0.0, "loading",
                     message=f"loading training images from {', '.join(map(str, cfg.data))}"))
