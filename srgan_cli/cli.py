@@ -177,11 +177,14 @@ def main() -> None:
               help="Folder with <Name>_HR/ and <Name>_LR_x4/. Default: Set5 from ../shared.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Continue from a checkpoint (model, optimiser, RNG and iteration restored).")
+@click.option("--init", "init_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Start the generator from a released .safetensors file "
+              "(fresh optimiser; its iterations are added to the exported total).")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="At the end, write the generator as a safetensors release file.")
 def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr_schedule,
           lr_milestones, precision, channels_last, device, seed, ckpt_every, val_every, val_dir,
-          resume, export_path):
+          resume, init_path, export_path):
     """Train the generator (the paper's SRResNet MSE stage).
 
     Runs on CPU (bf16 autocast + channels_last) or CUDA. Ctrl-C writes a checkpoint;
@@ -209,7 +212,7 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
         scale=int(scale), blocks=blocks, width=width, lr=lr, lr_schedule=lr_schedule,
         lr_milestones=milestones, precision=precision, channels_last=channels_last,
         device=device, seed=seed, ckpt_every=ckpt_every, val_every=val_every,
-        val_dir=str(val_dir) if val_dir else None,
+        val_dir=str(val_dir) if val_dir else None, init=str(init_path) if init_path else None,
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "commands.txt", "a", encoding="utf-8") as f:
@@ -667,3 +670,4 @@ def benchmark(datasets, models, data_dir, source, device, precision, speed, size
                 w.writerow([r.dataset, r.method, r.scale, f"{r.psnr:.4f}", f"{r.ssim:.5f}",
                             r.ssim_method, "" if r.lpips is None else f"{r.lpips:.5f}",
                             r.images])
+

@@ -180,3 +180,27 @@ def test_sigterm_checkpoints_and_stops(train_dir, tmp_path):
     assert proc.returncode == 130, out
     it = load_checkpoint(run / "last.pt")["iteration"]
     assert it >= 10 and "interrupted" in out
+
+
+def test_init_from_a_release_file_continues_its_weights_and_counts(train_dir, tmp_path):
+    first = tmp_path / "first"
+    train(tiny_cfg(train_dir, first))
+    release = export(first / "last.pt", tmp_path / "first.safetensors")
+    start, _ = load_generator(release)
+
+    second = tmp_path / "second"
+    train(tiny_cfg(train_dir, second, iters=1, lr=0.0, init=str(release)))
+    ckpt = load_checkpoint(second / "last.pt")
+    for k, v in start.state_dict().items():  # lr 0: weights unchanged, so really started there
+        if v.is_floating_point() and "running" not in k:
+            assert torch.equal(ckpt["model"][k], v), k
+    _, info = load_generator(export(second / "last.pt", tmp_path / "second.safetensors"))
+    assert info.iterations == 6 + 1
+    assert "first.safetensors" in info.metadata["init"]
+
+
+def test_init_with_a_different_architecture_is_refused(train_dir, tmp_path):
+    train(tiny_cfg(train_dir, tmp_path / "a"))
+    release = export(tmp_path / "a" / "last.pt", tmp_path / "a.safetensors")
+    with pytest.raises(TrainError, match="B=2"):
+        train(tiny_cfg(train_dir, tmp_path / "b", blocks=3, init=str(release)))

@@ -55,6 +55,8 @@ class TrainConfig:
     val_every: int = 1000
     val_dir: str | None = None
     log_every: int = 10
+    init: str | None = None  # start the generator from a released safetensors file
+
 
     def spec(self) -> GeneratorSpec:
         return GeneratorSpec(scale=self.scale, blocks=self.blocks, width=self.width)
@@ -201,10 +203,32 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
     start = 0
     history: dict[str, Any] = {"val": [], "seconds": 0.0}
     ckpt = load_checkpoint(Path(resume)) if resume else None
-    spec = GeneratorSpec(**json.loads(ckpt["spec"])) if ckpt else cfg.spec()
+    init_model = None
+    if ckpt is None and cfg.init:
+        from srgan_cli.errors import WeightsError
+        from srgan_cli.weights import load_generator
+
+        try:
+            init_model, info = load_generator(cfg.init)
+        except WeightsError as e:
+            raise TrainError(str(e)) from None
+        if info.spec.blocks != cfg.blocks or info.spec.width != cfg.width:
+            raise TrainError(f"{cfg.init}: has B={info.spec.blocks}, width={info.spec.width}; "
+                             f"the run asks for B={cfg.blocks}, width={cfg.width}")
+        history["init"] = {
+            "file": Path(cfg.init).name,
+            "iterations": info.iterations or 0,
+            "seconds": float(info.metadata.get("train_seconds", 0) or 0),
+            "stage": info.stage,
+        }
+    spec = (GeneratorSpec(**json.loads(ckpt["spec"])) if ckpt
+            else init_model.spec if init_model is not None else cfg.spec())
     if spec.scale != cfg.scale or (cfg.crop % spec.scale):
         raise TrainError(f"crop {cfg.crop} must be a multiple of the scale {spec.scale}")
-    model = SRResNet(spec).to(device)
+    model = SRResNet(spec)
+    if init_model is not None:
+        model.load_state_dict(init_model.state_dict())
+    model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
@@ -308,15 +332,19 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
     history = json.loads(ckpt["history"])
     model = SRResNet(spec)
     model.load_state_dict(ckpt["model"])
+    init = history.get("init") or {}
     prov = {
         "stage": cfg["stage"],
-        "iterations": str(ckpt["iteration"]),
+        "iterations": str(int(ckpt["iteration"]) + int(init.get("iterations", 0))),
         "data": ", ".join(Path(d).name for d in cfg["data"]),
         "date": _dt.date.today().isoformat(),
         "batch": str(cfg["batch"]),
         "crop": str(cfg["crop"]),
-        "train_seconds": f"{history['seconds']:.0f}",
+        "train_seconds": f"{history['seconds'] + float(init.get('seconds', 0)):.0f}",
     }
+    if init:
+        prov["init"] = (f"{init['file']} ({init['stage']}, {init['iterations']} iterations); "
+                        f"then {ckpt['iteration']} iterations of this run")
     if history["val"]:
         prov["val_set5_psnr"] = f"{history['val'][-1][1]:.3f}"
     prov.update(extra or {})
