@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 err = Console(stderr=True, highlight=False)
 
@@ -120,7 +121,8 @@ def _interrupt_on_signals() -> None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    # messages are text, not rich markup (e.g. "file.safetensors[@revision]")
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     sys.exit(code)
 
 

@@ -15,3 +15,19 @@ class ImageError(SrganError):
 
 class TrainError(SrganError):
     """Training cannot start or continue."""
+
+
+class ModelUnavailableError(WeightsError):
+    """A model is not published yet, or not available locally and the Hub cannot serve it."""
+
+
+class ChecksumError(WeightsError):
+    """A weights file's sha256 differs from the one it must have; the file is refused."""
+
+
+class ConvertError(WeightsError):
+    """A foreign checkpoint cannot be converted (unknown layout, wrong shapes, pickled module)."""
+
+
+class PublishError(SrganError):
+    """Uploading a model to the Hub failed."""

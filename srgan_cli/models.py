@@ -1,58 +1,391 @@
-"""Resolving ``--model`` to a weights file: a path, or a registered name.
+"""Resolving ``--model`` to a local weights file.
 
-The registry is data (``weights/models.json``); a registered model is served from the
-copy shipped in ``weights/``.
+``--model`` is one of:
+
+* a local ``.safetensors`` path (used as it is);
+* ``hf://owner/repo/path/file.safetensors[@revision]`` (``hf://datasets/owner/repo/...``
+  for dataset repos): downloaded into the standard Hub cache, checked against the
+  content hash the Hub gave for it;
+* a registered name (``weights/models.json``): the copy shipped in ``weights/`` when its
+  sha256 matches the registry, otherwise the file at the registry's pinned revision from
+  the Hub (standard Hub cache), sha256-checked before it is used.
+
+The registry is data. An entry whose ``revision`` is null is not published yet: its
+``repo_id`` is only the intended publishing target, and the model is served from the
+shipped copy alone. ``register_file`` (``srgan models register FILE``) recomputes a file's
+sha256, reads its metadata and updates its entry.
+
+``$SRGAN_REGISTRY`` points at another ``models.json``; ``$SRGAN_WEIGHTS_DIR`` moves the
+folder of shipped copies (default: the registry's folder, ``weights/``). Both are read at
+call time. Nothing here imports torch or huggingface_hub at module level.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import re
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from srgan_cli.errors import WeightsError
+from srgan_cli.errors import ChecksumError, ModelUnavailableError, WeightsError
 from srgan_cli.paths import REPO_DIR
 
-WEIGHTS_DIR = Path(os.environ.get("SRGAN_WEIGHTS_DIR", REPO_DIR / "weights"))
 DEFAULT_MODEL = "srresnet"
+BENCHMARKS = ("Set5", "Set14")
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def weights_dir() -> Path:
+    """Folder of the shipped weights (``$SRGAN_WEIGHTS_DIR``, default ``weights/``)."""
+    env = os.environ.get("SRGAN_WEIGHTS_DIR")
+    return Path(env) if env else REPO_DIR / "weights"
+
+
+def registry_path() -> Path:
+    """The registry file (``$SRGAN_REGISTRY``, default ``<weights dir>/models.json``)."""
+    env = os.environ.get("SRGAN_REGISTRY")
+    return Path(env) if env else weights_dir() / "models.json"
+
+
+def shipped_dir(registry_file: Path | None = None) -> Path:
+    """Where shipped copies are looked for: ``$SRGAN_WEIGHTS_DIR``, else the registry's folder."""
+    env = os.environ.get("SRGAN_WEIGHTS_DIR")
+    if env:
+        return Path(env)
+    return (registry_file or registry_path()).parent
+
+
+def generator_parameters(scale: int, blocks: int, width: int, channels: int = 3) -> int:
+    """Parameter count of our generator (same as ``count_parameters(SRResNet(spec))``)."""
+    c, k = width, channels
+    stages = {2: 1, 4: 2, 8: 3}.get(scale, 0)
+    head = 81 * k * c + c + c  # 9x9 conv + bias + PReLU
+    block = 2 * (9 * c * c + c) + 2 * (2 * c) + c  # two convs, two BNs, PReLU
+    fuse = 9 * c * c + c + 2 * c
+    up = 9 * c * 4 * c + 4 * c + c
+    tail = 81 * c * k + k
+    return head + blocks * block + fuse + stages * up + tail
 
 
 @dataclass(frozen=True)
 class RegistryEntry:
+    """One registered model: architecture, where it lives on the Hub, how to verify it."""
+
     name: str
     filename: str
     scale: int
-    description: str
+    description: str = ""
+    arch: str = "srresnet"
+    blocks: int = 16
+    width: int = 64
+    channels: int = 3
+    repo_id: str | None = None
+    revision: str | None = None  # a 40-hex commit; None = not published yet
+    sha256: str | None = None  # 64 hex; "TO-BE-FILLED" until the release
+    license: str | None = None
+    psnr: dict[str, float | None] = field(default_factory=dict)  # Set5/Set14 Y-PSNR (dB)
+
+    @property
+    def published(self) -> bool:
+        return bool(self.repo_id and self.revision)
+
+    @property
+    def verifiable(self) -> bool:
+        return bool(self.sha256 and _HEX64.fullmatch(self.sha256))
+
+    @property
+    def parameters(self) -> int:
+        return generator_parameters(self.scale, self.blocks, self.width, self.channels)
+
+    @property
+    def hub_url(self) -> str | None:
+        if not self.repo_id:
+            return None
+        pin = f"@{self.revision}" if self.revision else ""
+        return f"hf://{self.repo_id}/{self.filename}{pin}"
 
 
-def registry() -> dict[str, RegistryEntry]:
-    path = WEIGHTS_DIR / "models.json"
+def _entry(name: str, raw: Any, where: Path) -> RegistryEntry:
+    def bad(msg: str) -> WeightsError:
+        return WeightsError(f"{where}: model {name!r}: {msg}")
+
+    if not isinstance(raw, dict):
+        raise bad("entry must be an object")
+    try:
+        filename = raw["filename"]
+        scale = int(raw["scale"])
+    except KeyError as e:
+        raise bad(f"missing {e.args[0]!r}") from None
+    except (TypeError, ValueError):
+        raise bad(f"bad scale {raw.get('scale')!r}") from None
+    if not isinstance(filename, str) or not filename or "/" in filename or "\\" in filename:
+        raise bad(f"bad filename {filename!r}")
+    revision = raw.get("revision")
+    if revision is not None and not (isinstance(revision, str) and _HEX40.fullmatch(revision)):
+        raise bad(f"revision must be a 40-hex commit id or null, got {revision!r}")
+    repo_id = raw.get("repo_id")
+    if repo_id is not None and not (isinstance(repo_id, str) and repo_id.count("/") == 1):
+        raise bad(f"repo_id must look like 'owner/name', got {repo_id!r}")
+    sha = raw.get("sha256")
+    if sha is not None and not isinstance(sha, str):
+        raise bad(f"sha256 must be a string, got {sha!r}")
+    psnr_raw = raw.get("psnr") or {}
+    if not isinstance(psnr_raw, dict):
+        raise bad("psnr must be an object like {\"Set5\": 32.05, \"Set14\": 28.49}")
+    try:
+        psnr = {str(k): (None if v is None else float(v)) for k, v in psnr_raw.items()}
+        arch = {k: int(raw.get(k, d)) for k, d in (("blocks", 16), ("width", 64), ("channels", 3))}
+    except (TypeError, ValueError) as e:
+        raise bad(f"bad number ({e})") from None
+    return RegistryEntry(
+        name=name, filename=filename, scale=scale, description=str(raw.get("description", "")),
+        arch=str(raw.get("arch", "srresnet")), repo_id=repo_id, revision=revision,
+        sha256=sha.lower() if sha and _HEX64.fullmatch(sha.lower()) else sha,
+        license=raw.get("license"), psnr=psnr, **arch,
+    )
+
+
+def registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEntry]:
+    """The registered models (``{}`` when there is no registry file)."""
+    path = Path(path) if path is not None else registry_path()
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise WeightsError(f"{path}: unreadable model registry ({e})") from None
-    return {
-        name: RegistryEntry(name, e["filename"], int(e["scale"]), e.get("description", ""))
-        for name, e in raw["models"].items()
-    }
+    models = raw.get("models") if isinstance(raw, dict) else None
+    if not isinstance(models, dict):
+        raise WeightsError(f"{path}: model registry has no \"models\" object")
+    return {name: _entry(name, e, path) for name, e in models.items()}
+
+
+def lookup(name: str, path: str | os.PathLike | None = None) -> RegistryEntry:
+    reg = registry(path)
+    if name not in reg:
+        known = ", ".join(sorted(reg)) or "none"
+        raise WeightsError(f"unknown model {name!r} (registered: {known}; "
+                           "or pass a .safetensors path or an hf:// URL)")
+    return reg[name]
+
+
+def shipped_path(entry: RegistryEntry) -> Path:
+    return shipped_dir() / entry.filename
+
+
+def check_shipped(entry: RegistryEntry) -> tuple[Path | None, str | None]:
+    """``(path, None)`` when the shipped copy exists and matches the registry's sha256;
+    ``(None, why-not)`` when it exists but cannot be used; ``(None, None)`` when absent."""
+    from srgan_cli.hub import sha256_file
+
+    f = shipped_path(entry)
+    if not f.is_file():
+        return None, None
+    if not entry.verifiable:
+        return None, (f"the shipped {f} cannot be verified (the registry's sha256 for "
+                      f"{entry.name!r} is {entry.sha256 or 'missing'!s})")
+    found = sha256_file(f)
+    if found != entry.sha256:
+        return None, (f"the shipped {f} does not match the registry "
+                      f"(expected sha256 {entry.sha256}, found {found})")
+    return f, None
+
+
+def resolve_registered(entry: RegistryEntry, *, force_download: bool = False,
+                       use_shipped: bool = True) -> Path:
+    """The verified local file for a registered model; downloads it when needed."""
+    from srgan_cli import hub
+
+    shipped_problem = None
+    if use_shipped:
+        found, shipped_problem = check_shipped(entry)
+        if found is not None:
+            return found
+    also = f"; also, {shipped_problem}" if shipped_problem else ""
+    if not entry.published:
+        if not use_shipped:
+            raise ModelUnavailableError(
+                f"model {entry.name!r} is not published yet (no pinned revision in "
+                f"{registry_path()}): there is nothing to download; it is served from "
+                f"{shipped_path(entry)} only")
+        if shipped_problem:
+            raise ModelUnavailableError(
+                f"model {entry.name!r}: {shipped_problem}, and the model is not published on "
+                f"the Hub yet (no pinned revision in {registry_path()}); pass the file with "
+                "--model PATH to use it anyway, or, if it replaced the registered file on "
+                f"purpose, run `srgan models register {shipped_path(entry)}`")
+        raise ModelUnavailableError(
+            f"model {entry.name!r} is not published yet (no pinned revision in "
+            f"{registry_path()}) and no copy ships in {shipped_dir()}; put the file there, "
+            "or pass a .safetensors path with --model")
+    if not entry.verifiable:
+        raise ChecksumError(
+            f"model {entry.name!r}: the registry has no sha256 for it ({entry.sha256!r}), so a "
+            f"download from {entry.repo_id} cannot be verified{also}")
+    try:
+        path = hub.download(entry.repo_id, entry.filename, revision=entry.revision,
+                            force=force_download, what=f"model {entry.name!r}",
+                            hint=f"srgan models download {entry.name}")
+    except WeightsError as e:
+        raise type(e)(f"{e}{also}") from None
+    hub.verify_sha256(path, entry.sha256, what=f"model {entry.name!r} ({entry.hub_url})",
+                      hint=f"srgan models download {entry.name} --force")
+    return path
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
-    """A local weights file for a model name or path; raises :class:`WeightsError`."""
+    """A local, verified weights file for a model name, hf:// URL or path.
+
+    Raises :class:`WeightsError` (or a subclass) with a one-line message.
+    """
     s = str(name_or_path)
+    if s.startswith("hf://"):
+        from srgan_cli import hub
+
+        return hub.resolve_hf_url(s)
     p = Path(s)
-    if p.suffix or os.sep in s or p.exists():
+    if p.suffix or os.sep in s or "/" in s or p.exists():
         if not p.is_file():
             raise WeightsError(f"{p}: no such weights file")
         return p
-    reg = registry()
-    if s not in reg:
-        known = ", ".join(sorted(reg)) or "none"
-        raise WeightsError(f"unknown model {s!r} (registered: {known}; or pass a .safetensors path)")
-    f = WEIGHTS_DIR / reg[s].filename
-    if not f.is_file():
-        raise WeightsError(f"model {s!r}: {f} is missing from this installation")
-    return f
+    return resolve_registered(lookup(s))
+
+
+# --------------------------------------------------------------------------- registering files
+
+
+def _read_raw(path: Path) -> dict[str, Any]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"models": {}}
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise WeightsError(f"{path}: unreadable model registry ({e})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("models"), dict):
+        raise WeightsError(f"{path}: model registry has no \"models\" object")
+    return raw
+
+
+def _write_raw(path: Path, raw: dict[str, Any]) -> None:
+    """Write the registry atomically (temporary file in the same folder, then rename)."""
+    text = json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What :func:`register_file` did: the entry written and notes for the user."""
+
+    name: str
+    entry: dict[str, Any]
+    registry: Path
+    changed: bool  # the file differs from the one registered before (or is new)
+    notes: tuple[str, ...]
+
+
+def register_file(path: str | os.PathLike, name: str | None = None, *,
+                  registry_file: str | os.PathLike | None = None,
+                  set5: float | None = None, set14: float | None = None,
+                  license: str | None = None, description: str | None = None,
+                  repo_id: str | None = None, revision: str | None = None) -> Registered:
+    """Register (or re-register) a weights file in the registry.
+
+    The file is loaded in full (metadata and every tensor checked), its sha256 computed,
+    and the entry ``name`` (default: the entry with the same filename, else the file's
+    stem) updated: architecture from the metadata, ``filename``, ``sha256``. When the file
+    differs from the registered one, a pinned ``revision`` is cleared (it holds another
+    file) unless ``revision`` is given, and the benchmark numbers are replaced: Set5 by
+    ``set5`` or the file's ``val_set5_psnr`` metadata, Set14 by ``set14`` or null.
+    Other keys (repo_id, licence, description, unknown keys) are kept unless given.
+    """
+    from srgan_cli.hub import sha256_file
+    from srgan_cli.weights import load_generator
+
+    path = Path(path)
+    reg_path = Path(registry_file) if registry_file is not None else registry_path()
+    _, info = load_generator(path)  # refuses anything that is not a loadable generator file
+    if revision is not None and not _HEX40.fullmatch(revision):
+        raise WeightsError(f"--revision must be a 40-hex commit id, got {revision!r}")
+    if repo_id is not None and (repo_id.count("/") != 1 or not all(repo_id.split("/"))):
+        raise WeightsError(f"--repo must look like owner/name, got {repo_id!r}")
+    raw = _read_raw(reg_path)
+    models: dict[str, Any] = raw["models"]
+    if name is None:
+        name = next((n for n, e in models.items()
+                     if isinstance(e, dict) and e.get("filename") == path.name), path.stem)
+    old = models.get(name)
+    old = dict(old) if isinstance(old, dict) else {}
+    sha = sha256_file(path)
+    changed = old.get("sha256") != sha
+    spec, meta = info.spec, info.metadata
+    notes: list[str] = []
+
+    entry = dict(old)
+    entry["description"] = (description if description is not None else old.get(
+        "description") or f"SRResNet generator x{spec.scale} ({info.stage}), "
+                           f"B={spec.blocks}, width {spec.width}")
+    entry["arch"] = meta.get("arch", "srresnet")
+    entry["scale"], entry["blocks"], entry["width"] = spec.scale, spec.blocks, spec.width
+    if spec.channels != 3:
+        entry["channels"] = spec.channels
+    else:
+        entry.pop("channels", None)
+    entry["filename"] = path.name
+    entry["repo_id"] = repo_id if repo_id is not None else old.get("repo_id")
+    if revision is not None:
+        entry["revision"] = revision
+    elif changed and old.get("revision"):
+        entry["revision"] = None
+        notes.append(f"revision cleared: {old['revision']} holds another file; publish this "
+                     "one with `srgan models publish` and register the new commit")
+    else:
+        entry["revision"] = old.get("revision")
+    entry["sha256"] = sha
+    entry["license"] = license if license is not None else old.get("license", "MIT")
+    psnr = dict(old.get("psnr") or {}) if not changed else {}
+    if set5 is not None:
+        psnr["Set5"] = set5
+    elif changed:
+        val = meta.get("val_set5_psnr")
+        try:
+            psnr["Set5"] = round(float(val), 2) if val is not None else None
+        except ValueError:
+            psnr["Set5"] = None
+        if psnr["Set5"] is not None:
+            notes.append(f"Set5 PSNR {psnr['Set5']:.2f} dB taken from the file's training "
+                         "validation (val_set5_psnr); pass --set5 to override")
+    if set14 is not None:
+        psnr["Set14"] = set14
+    elif changed:
+        psnr["Set14"] = None
+    if changed and (psnr.get("Set5") is None or psnr.get("Set14") is None):
+        notes.append(f"benchmark numbers missing: measure with `srgan benchmark set5 set14 "
+                     f"--model {path}` and pass --set5/--set14")
+    entry["psnr"] = {b: psnr.get(b) for b in BENCHMARKS} | {
+        k: v for k, v in psnr.items() if k not in BENCHMARKS}
+    _entry(name, entry, reg_path)  # validate before writing
+    expected_at = shipped_dir(reg_path) / path.name
+    if not (expected_at.is_file() and expected_at.resolve() == path.resolve()):
+        notes.append(f"the shipped copy is looked up as {expected_at}; copy the file there "
+                     "(or publish it) for the name to resolve")
+    if entry["revision"] is None:
+        notes.append("not published yet: served from the shipped copy only"
+                     + (f" ({entry['repo_id']} is the intended publishing target)"
+                        if entry["repo_id"] else ""))
+    models[name] = entry
+    _write_raw(reg_path, raw)
+    return Registered(name, entry, reg_path, changed, tuple(notes))
