@@ -673,3 +673,7 @@ def benchmark(datasets, models, data_dir, source, device, precision, speed, size
                             r.ssim_method, "" if r.lpips is None else f"{r.lpips:.5f}",
                             r.images])
 
+
+from srgan_cli.cli_models import models as _models_group  # noqa: E402
+
+main.add_command(_models_group)

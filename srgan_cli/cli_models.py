@@ -1,0 +1,312 @@
+"""``srgan models ...``: list, download, inspect, register, publish and convert models.
+
+Kept out of cli.py; torch and huggingface_hub are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+def _fail(message: str, code: int = 1) -> None:
+    from srgan_cli.cli import fail  # lazy: works whichever module is imported first
+
+    fail(message, code)
+
+
+def _say(message: str) -> None:
+    """A line on stderr, as plain text (paths and hashes are not rich markup)."""
+    from srgan_cli.cli import err
+
+    err.print(message, soft_wrap=True, markup=False)
+
+
+def _psnr(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _source(entry) -> tuple[str, Path | None, str | None]:
+    """(shipped | cached | remote | unpublished, verified local path, why a local copy is
+    not usable) without network calls."""
+    from srgan_cli import hub
+    from srgan_cli.models import check_shipped
+
+    shipped, problem = check_shipped(entry)
+    if shipped is not None:
+        return "shipped", shipped, None
+    if entry.published:
+        cached = hub.cached_file(entry.repo_id, entry.filename, entry.revision)
+        if cached is not None and entry.verifiable and hub.sha256_file(cached) == entry.sha256:
+            return "cached", cached, None
+        if cached is not None:
+            return "cached (sha256 mismatch)", None, (
+                f"the cached {cached} does not have the registry's sha256")
+        return "remote", None, problem
+    return ("unpublished (shipped copy unverified)" if problem else "unpublished"), None, problem
+
+
+@click.group("models")
+def models() -> None:
+    """Registered models: list, download, inspect, register, publish, convert.
+
+    \b
+    A --model value is a registered name (weights/models.json), a .safetensors path, or
+    hf://owner/repo/file.safetensors[@revision]. Registered models come from the copy
+    shipped in weights/ when its sha256 matches the registry, else from the Hub at the
+    pinned revision (standard Hub cache, sha256-checked). HF_HUB_OFFLINE=1 never touches
+    the network.
+    """
+
+
+@models.command("list")
+def list_models() -> None:
+    """Registered models, where each would come from, and their benchmark numbers."""
+    from srgan_cli.errors import SrganError
+    from srgan_cli.models import registry, registry_path
+
+    try:
+        reg = registry()
+        rows = [(e, _source(e)[0]) for e in reg.values()]  # no network calls
+    except SrganError as e:
+        _fail(str(e))
+    if not reg:
+        _say(f"no models registered ({registry_path()})")
+        return
+    head = ("name", "scale", "params", "source", "Set5 PSNR", "Set14 PSNR", "hub")
+    table = [head] + [
+        (e.name, f"x{e.scale}", f"{e.parameters:,}", src, _psnr(e.psnr.get("Set5")),
+         _psnr(e.psnr.get("Set14")), e.hub_url if e.published else "not published")
+        for e, src in rows
+    ]
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    for r in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+@models.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("--force", is_flag=True, help="Download again even if a verified copy exists.")
+def download(names, force) -> None:
+    """Fetch registered models (or hf:// URLs) into the Hub cache and verify them.
+
+    \b
+      srgan models download srresnet
+      srgan models download hf://owner/repo/model.safetensors@<commit>
+    """
+    from srgan_cli import hub
+    from srgan_cli.errors import SrganError
+    from srgan_cli.models import check_shipped, lookup, resolve_registered
+
+    from rich.markup import escape
+
+    from srgan_cli.cli import err
+
+    failed = 0
+    for name in names:
+        try:
+            if name.startswith("hf://"):
+                path = hub.resolve_hf_url(name, force=force)
+                _say(f"{name}: {path}")
+                continue
+            entry = lookup(name)
+            shipped, _ = check_shipped(entry)
+            if shipped is not None and not force:
+                _say(f"{name}: shipped copy {shipped} (sha256 verified); nothing to download")
+                continue
+            path = resolve_registered(entry, force_download=force, use_shipped=False)
+            _say(f"{name}: {path} (sha256 {entry.sha256[:12]}... verified)")
+        except SrganError as e:
+            err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+            failed += 1
+    if failed:
+        raise SystemExit(1)
+
+
+@models.command()
+@click.argument("model")
+def info(model) -> None:
+    """Registry entry and/or file metadata of a name, hf:// URL or .safetensors file.
+
+    A registered name is shown from local copies only (no download).
+    """
+    from srgan_cli import hub
+    from srgan_cli.errors import SrganError, WeightsError
+    from srgan_cli.models import registry, resolve_model
+
+    out: list[tuple[str, str]] = []
+    path = None
+    try:
+        reg = registry()
+        looks_like_path = model.startswith("hf://") or "/" in model or Path(model).suffix
+        if model in reg and not looks_like_path:
+            e = reg[model]
+            out += [("name", e.name), ("description", e.description),
+                    ("architecture", f"{e.arch} x{e.scale}, {e.blocks} blocks, width {e.width}"),
+                    ("parameters", f"{e.parameters:,}"),
+                    ("hub", e.hub_url if e.published else (
+                        f"{e.repo_id} (intended publishing target)" if e.repo_id else "-")),
+                    ("revision", e.revision or "not published yet"),
+                    ("sha256", e.sha256 or "-"), ("licence", e.license or "-"),
+                    ("Set5 PSNR", _psnr(e.psnr.get("Set5"))),
+                    ("Set14 PSNR", _psnr(e.psnr.get("Set14")))]
+            source, path, problem = _source(e)
+            out.append(("source", source))
+            if problem:
+                out.append(("problem", problem))
+            if path is None:
+                out.append(("local copy", f"none (get it: srgan models download {e.name})"
+                            if e.published else "none"))
+        else:
+            path = resolve_model(model)
+        if path is not None:
+            header = hub.safetensors_header(path)
+            n_tensors, n_params = hub.tensor_stats(header)
+            out += [("file", str(path)), ("size", f"{Path(path).stat().st_size:,} bytes"),
+                    ("file sha256", hub.sha256_file(path)),
+                    ("tensors", f"{n_tensors} ({n_params:,} values)")]
+            from srgan_cli.weights import read_info
+
+            try:
+                mi = read_info(path)
+                s = mi.spec
+                out.append(("generator", f"x{s.scale}, {s.blocks} blocks, width {s.width}, "
+                                         f"{s.channels} channels"))
+            except WeightsError as e:
+                out.append(("generator", f"no ({e})"))
+            meta = header.get("__metadata__") or {}
+            for k in sorted(meta):
+                out.append((f"meta.{k}", str(meta[k])))
+    except SrganError as e:
+        _fail(str(e))
+    w = max(len(k) for k, _ in out)
+    for k, v in out:
+        click.echo(f"{k.ljust(w)}  {v}")
+
+
+@models.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", default=None, help="Registry name (default: the entry with FILE's "
+              "file name, else FILE's stem).")
+@click.option("--set5", type=float, default=None, help="Set5 x4 Y-PSNR (dB) (default for a "
+              "new file: its val_set5_psnr metadata).")
+@click.option("--set14", type=float, default=None, help="Set14 x4 Y-PSNR (dB).")
+@click.option("--license", "license_", default=None, help="Licence (default: kept, else MIT).")
+@click.option("--description", default=None, help="Description (default: kept).")
+@click.option("--repo", "repo_id", default=None, help="Hub repo owner/name (default: kept).")
+@click.option("--revision", default=None, help="40-hex commit holding FILE on the Hub "
+              "(default: kept if FILE is the registered file, else cleared).")
+@click.option("--registry", "registry_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Registry to update (default: $SRGAN_REGISTRY, else "
+                                 "weights/models.json).")
+def register(file, name, set5, set14, license_, description, repo_id, revision,
+             registry_file) -> None:
+    """Record FILE's sha256 and architecture in the registry (weights/models.json).
+
+    Run it whenever a shipped file changes, e.g. after exporting a new model:
+
+    \b
+      srgan models register weights/srresnet_x4.safetensors
+      srgan models register weights/srresnet_x4.safetensors --set5 31.9 --set14 28.4
+
+    The file is fully loaded first (metadata and tensors checked). A pinned revision is
+    cleared when FILE differs from the registered file, since that commit holds another
+    file. Prints the entry written.
+    """
+    from srgan_cli.errors import SrganError
+    from srgan_cli.models import register_file
+
+    try:
+        res = register_file(file, name, registry_file=registry_file, set5=set5, set14=set14,
+                            license=license_, description=description, repo_id=repo_id,
+                            revision=revision)
+    except SrganError as e:
+        _fail(str(e))
+    what = "registered" if res.changed else "unchanged (same sha256); updated"
+    _say(f"{res.name}: {what} in {res.registry} (sha256 {res.entry['sha256']})")
+    for note in res.notes:
+        _say(f"note: {note}")
+    click.echo(json.dumps({res.name: res.entry}, indent=2))
+
+
+@models.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--repo", "repo_id", required=True, help="Hub model repo, owner/name (created if "
+              "missing).")
+@click.option("--name", default=None, help="Registry name for the printed entry (default: the "
+              "file's stem).")
+@click.option("--filename", default=None, help="File name in the repo (default: FILE's name).")
+@click.option("--branch", "--revision", "branch", default=None,
+              help="Branch to commit to (default main). The printed entry pins the new commit.")
+@click.option("--private", is_flag=True, help="Create the repo as private.")
+@click.option("--license", "license_", default=None,
+              help="Licence for the model card and the entry (default: the registered "
+                   "entry's, else MIT).")
+@click.option("--set5", type=float, default=None, help="Set5 x4 Y-PSNR (dB) for the card "
+              "(default: the registered entry's when it is the same file).")
+@click.option("--set14", type=float, default=None, help="Set14 x4 Y-PSNR (dB) for the card "
+              "(default: as --set5).")
+@click.option("--description", default="", help="Description for the registry entry.")
+@click.option("--token", default=None, envvar="HF_TOKEN",
+              help="Hub token (default: $HF_TOKEN or the saved login).")
+def publish(file, repo_id, name, filename, branch, private, license_, set5, set14, description,
+            token) -> None:
+    """Upload FILE plus a generated model card (README.md) to the Hub in one commit.
+
+    Prints the models.json entry (pinned revision + sha256) to paste into the registry.
+    Benchmark numbers: measure with `srgan benchmark set5 set14 --model FILE` first.
+    """
+    from srgan_cli import hub
+    from srgan_cli.errors import SrganError
+    from srgan_cli.models import registry
+
+    name = name or file.stem
+    try:
+        # a registered entry for the same bytes supplies the numbers and licence not given
+        known = registry().get(name)
+        if known and file.is_file() and known.verifiable and \
+                hub.sha256_file(file) == known.sha256:
+            set5 = known.psnr.get("Set5") if set5 is None else set5
+            set14 = known.psnr.get("Set14") if set14 is None else set14
+            license_ = license_ or known.license
+            description = description or known.description
+        res = hub.publish(file, repo_id, name=name, filename=filename, branch=branch,
+                          private=private, token=token, license=license_ or "MIT",
+                          psnr={"Set5": set5, "Set14": set14}, description=description)
+    except SrganError as e:
+        _fail(str(e))
+    _say(f"uploaded {filename or file.name} and README.md to {repo_id}: commit "
+         f"{res.commit}; the registry entry for weights/models.json (\"models\"):")
+    click.echo(json.dumps(res.entry, indent=2))
+    if (filename or file.name) == file.name:
+        _say("or write it there with: srgan models register "
+             f"{file} --name {name} --repo {repo_id} --revision {res.commit}")
+
+
+@models.command()
+@click.argument("src", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("dst", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--layout", type=click.Choice(["auto", "twtygqyy", "srgan"]), default="auto",
+              show_default=True, help="Layout of SRC's state dict.")
+@click.option("--overwrite", is_flag=True)
+def convert(src, dst, layout, overwrite) -> None:
+    """Convert an SRResNet state dict from another PyTorch project to a weights file.
+
+    \b
+    Read with torch.load(weights_only=True) only (no pickled code runs). Layouts:
+      twtygqyy  twtygqyy/pytorch-SRResNet (conv_input, residual.i.{conv1,bn1,conv2,bn2},
+                conv_mid, bn_mid, upscale4x.{0,3}, conv_output; LeakyReLU 0.2)
+      srgan     our own key names (head, body.i, fuse, up.j, tail)
+    Shapes are checked against the rebuilt generator; unknown layouts are refused.
+    """
+    from srgan_cli.convert import convert as run
+    from srgan_cli.errors import SrganError
+
+    try:
+        used, mi = run(src, dst, layout=layout, overwrite=overwrite)
+    except SrganError as e:
+        _fail(str(e))
+    s = mi.spec
+    _say(f"{src} ({used} layout) -> {dst}: x{s.scale}, {s.blocks} blocks, width {s.width}")
