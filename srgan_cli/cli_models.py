@@ -209,7 +209,7 @@ def register(file, name, set5, set14, license_, description, repo_id, revision,
 
     \b
       srgan models register weights/srresnet_x4.safetensors
-      srgan models register weights/srresnet_x4.safetensors --set5 31.9 --set14 28.4
+      srgan models register weights/srresnet_x4.safetensors --set5 DB --set14 DB
 
     The file is fully loaded first (metadata and tensors checked). A pinned revision is
     cleared when FILE differs from the registered file, since that commit holds another
