@@ -82,7 +82,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike, scale: int = 4) -> list
                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
     for hr_path in sorted(p for p in hr_dir.iterdir()
                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
-        lr_path = lr_by_key.get(_key(hr_path.stem))
+        k = _key(hr_path.stem)
+        lr_path = lr_by_key.get(k) or lr_by_key.get(f"{k}x{scale}")  # DIV2K style '0801x4'
         if lr_path is None:
             raise DatasetError(f"{hr_path}: no LR counterpart in {lr_dir}")
         lr, hr = _load(lr_path), _load(hr_path)

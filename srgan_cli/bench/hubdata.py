@@ -63,25 +63,9 @@ def fetch_dataset(name: str, scale: int = 4, revision: str | None = None) -> Pat
     if key not in REPOS:
         raise DatasetError(f"unknown dataset {name!r} (known: {', '.join(sorted(REPOS))})")
     canonical = KNOWN[key]
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
-
     root = cache_root()
     for part in (f"{canonical}_HR", f"{canonical}_LR_x{scale}"):
-        try:
-            archive = Path(hf_hub_download(REPOS[key], f"data/{part}.tar.gz", repo_type="dataset",
-                                           revision=revision))
-        except EntryNotFoundError:
-            raise DatasetError(f"{REPOS[key]}: has no data/{part}.tar.gz (x{scale} not "
-                               "available?)") from None
-        except LocalEntryNotFoundError:
-            raise DatasetError(
-                f"{canonical}: not in the local Hub cache and the Hub cannot be reached; "
-                f"download it when online (srgan benchmark {key}) or pass --data-dir DIR "
-                f"holding {canonical}/{canonical}_HR and {canonical}/{canonical}_LR_x{scale}"
-            ) from None
-        except OSError as e:  # HTTP errors and connection failures
-            raise DatasetError(f"{REPOS[key]}: download of data/{part}.tar.gz failed ({e})") from None
+        archive = _download(REPOS[key], f"data/{part}.tar.gz", revision, canonical, key, scale)
         dest = root / canonical / part
         stamp = dest / ".source"
         # the blob path in the Hub cache names the file's content (etag), so it identifies it
@@ -90,3 +74,42 @@ def fetch_dataset(name: str, scale: int = 4, revision: str | None = None) -> Pat
             extract_safely(archive, dest)
             stamp.write_text(ident)
     return root
+
+
+def _download(repo_id: str, filename: str, revision: str | None, canonical: str, key: str,
+              scale: int) -> Path:
+    """``hf_hub_download`` of a dataset file; endpoint, cache and offline mode are read from
+    the environment now (not when huggingface_hub was imported). One-line errors."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub import errors as hfe
+
+    from srgan_cli.hub import cache_dir, endpoint, offline
+
+    is_offline = offline()
+    try:
+        return Path(hf_hub_download(repo_id, filename, repo_type="dataset", revision=revision,
+                                    cache_dir=str(cache_dir()), endpoint=endpoint(),
+                                    local_files_only=is_offline))
+    except hfe.LocalEntryNotFoundError:
+        why = "HF_HUB_OFFLINE is set" if is_offline else f"{endpoint()} cannot be reached"
+        raise DatasetError(
+            f"{canonical}: {filename} is not in the local Hub cache ({cache_dir()}) and {why}; "
+            f"run `srgan benchmark {key} --source hub` while online, or pass --data-dir DIR "
+            f"holding {canonical}/{canonical}_HR and {canonical}/{canonical}_LR_x{scale}"
+        ) from None
+    except hfe.EntryNotFoundError:
+        raise DatasetError(f"{repo_id}: has no {filename} (x{scale} not available?)") from None
+    except hfe.RevisionNotFoundError:
+        raise DatasetError(f"{repo_id}: no revision {revision!r}") from None
+    except hfe.RepositoryNotFoundError:
+        raise DatasetError(f"{repo_id}: dataset repository not found at {endpoint()}") from None
+    except (hfe.HfHubHTTPError, OSError, ValueError) as e:
+        msg = " ".join(str(e).split())[:300]
+        raise DatasetError(f"{repo_id}: download of {filename} failed ({msg})") from None
+    except Exception as e:  # transport errors of the HTTP client (not OSError subclasses)
+        if type(e).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore", "requests",
+                                                    "urllib3"):
+            raise
+        msg = " ".join(str(e).split())[:300]
+        raise DatasetError(f"{repo_id}: download of {filename} failed "
+                           f"({type(e).__name__}: {msg})") from None
