@@ -5,6 +5,7 @@ Heavy imports (torch) happen inside the commands so that ``srgan --help`` is ins
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -143,16 +144,18 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--stage", type=click.Choice(["srresnet"]), default="srresnet", show_default=True,
-              help="Training stage: 'srresnet' is the paper's MSE pre-training.")
+@click.option("--stage", type=click.Choice(["srresnet", "gan"]), default="srresnet",
+              show_default=True, help="'srresnet': the paper's MSE pre-training. 'gan': SRGAN "
+              "(generator from --init, default the registered 'srresnet'; VGG54 content loss "
+              "+ 1e-3 x adversarial loss; 10^5 iterations at --lr then 10^5 at lr/10).")
 @click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder of HR training images (repeatable). Default: ../shared/datasets/train "
                    "when present.")
 @click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("runs/srresnet"), show_default=True,
-              help="Where checkpoints (last.pt) and the log (log.jsonl) go.")
-@click.option("--iters", type=click.IntRange(1), default=1_000_000, show_default=True,
-              help="Total iterations (the paper: 10^6).")
+              default=None, help="Where checkpoints (last.pt) and the log (log.jsonl) go. "
+              "Default: runs/<stage>.")
+@click.option("--iters", type=click.IntRange(1), default=None,
+              help="Total iterations. Default: the paper's, 10^6 (srresnet) or 2x10^5 (gan).")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--crop", type=click.IntRange(8), default=96, show_default=True,
               help="HR crop size in pixels (LR crops are crop/scale).")
@@ -163,9 +166,24 @@ def main() -> None:
               help="Feature maps per conv.")
 @click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
 @click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "step"]),
-              default="constant", show_default=True)
-@click.option("--lr-milestones", default="", help="For 'step': comma-separated iterations at "
-              "which the lr is multiplied by 0.1.")
+              default=None, help="Default: constant (srresnet); step at 10^5 (gan).")
+@click.option("--lr-milestones", default=None, help="For 'step': comma-separated iterations at "
+              "which the lr is multiplied by 0.1 (gan default: 100000).")
+@click.option("--content-loss", type=click.Choice(["mse", "vgg22", "vgg54"]), default=None,
+              help="The paper's Table 1 variants. Default: mse (srresnet), vgg54 (gan).")
+@click.option("--adv-weight", type=float, default=1e-3, show_default=True,
+              help="gan: weight of the adversarial loss -log D(G(LR)).")
+@click.option("--d-lr", type=float, default=None, help="gan: discriminator lr (default: --lr; "
+              "follows the same schedule).")
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Keep an exponential moving average of the generator "
+              "with this decay (e.g. 0.999); validation and --export use it. 0: off.")
+@click.option("--vgg-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="ImageNet VGG19 features (safetensors, torchvision layout) for the VGG "
+              "losses. Default: $SRGAN_VGG_WEIGHTS, ../shared/weights, else torchvision's "
+              "download.")
+@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="gan: LPIPS weights for validation (default as for benchmark).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True, help="Autocast dtype. auto: bf16 on CPUs with AMX/AVX512-BF16 and "
               "on CUDA (fp16 where bf16 is unsupported), else fp32.")
@@ -179,13 +197,14 @@ def main() -> None:
               help="Folder with <Name>_HR/ and <Name>_LR_x4/. Default: Set5 from ../shared.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Continue from a checkpoint (model, optimiser, RNG and iteration restored).")
-@click.option("--init", "init_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Start the generator from a released .safetensors file "
-              "(fresh optimiser; its iterations are added to the exported total).")
+@click.option("--init", "init_path", default=None,
+              help="Start the generator from released weights: a registered name or a "
+              ".safetensors file (fresh optimiser). The gan stage defaults to 'srresnet'.")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="At the end, write the generator as a safetensors release file.")
 def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr_schedule,
-          lr_milestones, precision, channels_last, device, seed, ckpt_every, val_every, val_dir,
+          lr_milestones, content_loss, adv_weight, d_lr, ema, vgg_weights, lpips_weights,
+          precision, channels_last, device, seed, ckpt_every, val_every, val_dir,
           resume, init_path, export_path):
     """Train the generator (the paper's SRResNet MSE stage).
 
@@ -205,6 +224,15 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
     if val_dir is None:
         found = paths.benchmark_dir("Set5")
         val_dir = found
+    gan = stage == "gan"
+    run_dir = run_dir or Path("runs") / stage
+    iters = iters or (200_000 if gan else 1_000_000)
+    lr_schedule = lr_schedule or ("step" if gan else "constant")
+    if lr_milestones is None:
+        lr_milestones = "100000" if gan and lr_schedule == "step" else ""
+    content_loss = content_loss or ("vgg54" if gan else "mse")
+    if gan and init_path is None and resume is None:
+        init_path = "srresnet"
     try:
         milestones = [int(m) for m in lr_milestones.split(",") if m.strip()]
     except ValueError:
@@ -215,15 +243,20 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
         lr_milestones=milestones, precision=precision, channels_last=channels_last,
         device=device, seed=seed, ckpt_every=ckpt_every, val_every=val_every,
         val_dir=str(val_dir) if val_dir else None, init=str(init_path) if init_path else None,
+        content_loss=content_loss, adv_weight=adv_weight, d_lr=d_lr, ema=ema,
+        vgg_weights=str(vgg_weights) if vgg_weights else None,
+        lpips_weights=str(lpips_weights) if lpips_weights else None,
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "commands.txt", "a", encoding="utf-8") as f:
-        f.write(_command_line(click.get_current_context()) + "\n")
+    main_process = os.environ.get("RANK", "0") == "0"
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(run_dir / "commands.txt", "a", encoding="utf-8") as f:
+            f.write(_command_line(click.get_current_context()) + "\n")
 
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=err, transient=False,
+        console=err, transient=False, disable=not main_process,
     ) as bar:
         task = bar.add_task("train", total=iters, stats="")
 
@@ -233,7 +266,9 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
                 bar.update(task, completed=p.iteration,
                            stats=f"{losses} lr {p.lr:.1e} {p.its_per_sec:.2f} it/s")
             elif p.event == "validate":
-                bar.console.print(f"iter {p.iteration}: Set5 Y-PSNR {p.val_psnr:.3f} dB")
+                bar.console.print(f"iter {p.iteration}: Set5 Y-PSNR {p.val_psnr:.3f} dB"
+                                  + (f", LPIPS {p.val_lpips:.4f}" if p.val_lpips is not None
+                                     else ""))
             elif p.event == "loading":
                 bar.update(task, completed=p.iteration)
                 bar.console.print(p.message)
@@ -247,6 +282,8 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
             fail("interrupted", code=130)
         except SrganError as e:
             fail(str(e))
+    if not main_process:
+        return
     err.print(f"done: {result.iteration} iterations, checkpoint {result.checkpoint}"
               + (f", Set5 Y-PSNR {result.val_psnr:.3f} dB" if result.val_psnr else ""))
     if export_path:

@@ -29,6 +29,8 @@ def test_discriminator_matches_figure_4():
 def test_vgg_without_weights_refuses(tmp_path, monkeypatch):
     monkeypatch.setenv("SRGAN_SHARED_DIR", str(tmp_path))
     monkeypatch.delenv("SRGAN_VGG_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached torchvision copy
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # and no download attempt
     with pytest.raises(WeightsError, match="--vgg-weights"):
         VGGFeatures.load("vgg54")
 

@@ -51,11 +51,18 @@ class VGGFeatures(nn.Module):
 
     @classmethod
     def load(cls, layer: str = "vgg54", path: str | os.PathLike | None = None) -> "VGGFeatures":
+        """VGG19 features from ``path``, else ``$SRGAN_VGG_WEIGHTS`` / ``../shared/weights``,
+        else torchvision's ImageNet weights (downloaded once into the torch hub cache, read
+        with ``weights_only=True``, hash checked). Never random weights."""
         path = Path(path) if path else default_weights()
         if path is None:
-            raise WeightsError(
-                "the VGG content loss needs ImageNet VGG19 weights: pass --vgg-weights PATH or "
-                f"set {ENV} (a safetensors file with torchvision's vgg19().features layout)")
+            state, why = _torchvision_state()
+            if state is None:
+                raise WeightsError(
+                    "the VGG content loss needs ImageNet VGG19 weights and torchvision's could "
+                    f"not be downloaded ({why}): pass --vgg-weights PATH or set {ENV} (a "
+                    "safetensors file with torchvision's vgg19().features layout)")
+            return cls._from_state(layer, state, "torchvision VGG19_Weights.IMAGENET1K_V1")
         if not path.is_file():
             raise WeightsError(f"{path}: no such VGG weights file")
         from safetensors.torch import load_file
@@ -64,21 +71,44 @@ class VGGFeatures(nn.Module):
 
         _check_safetensors_header(path)
         state = {k.removeprefix("features."): v.float() for k, v in load_file(str(path)).items()}
+        return cls._from_state(layer, state, str(path))
+
+    @classmethod
+    def _from_state(cls, layer: str, state: dict[str, torch.Tensor], where: str) -> "VGGFeatures":
         model = cls(layer)
         want = model.features.state_dict()
         missing = [k for k in want if k not in state]
         if missing:
-            raise WeightsError(f"{path}: VGG19 weights lack {missing[0]} (and {len(missing) - 1} more)")
+            raise WeightsError(f"{where}: VGG19 weights lack {missing[0]} (and {len(missing) - 1} more)")
         for k, v in want.items():
             if tuple(state[k].shape) != tuple(v.shape):
-                raise WeightsError(f"{path}: {k} has shape {tuple(state[k].shape)}, "
+                raise WeightsError(f"{where}: {k} has shape {tuple(state[k].shape)}, "
                                    f"expected {tuple(v.shape)}")
-        model.features.load_state_dict({k: state[k] for k in want})
+        model.features.load_state_dict({k: state[k].float() for k in want})
         model.requires_grad_(False)
         return model.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features((x - self.mean) / self.std)
+
+
+def _torchvision_state() -> tuple[dict[str, torch.Tensor] | None, str]:
+    """torchvision's ImageNet VGG19 ``features`` weights, or (None, why not)."""
+    if (os.environ.get("HF_HUB_OFFLINE") or "").lower() in ("1", "true", "yes", "on"):
+        return None, "offline: HF_HUB_OFFLINE is set"
+    import contextlib
+    import io
+
+    from torchvision.models import VGG19_Weights
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # torch.hub prints a progress line
+            full = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True,
+                                                              weights_only=True)
+    except Exception as e:  # noqa: BLE001 - URLError, hash mismatch, unpickling refusal...
+        return None, " ".join(f"{type(e).__name__}: {e}".split())[:200]
+    return {k.removeprefix("features."): v for k, v in full.items()
+            if k.startswith("features.")}, ""
 
 
 def content_loss(vgg: VGGFeatures, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:

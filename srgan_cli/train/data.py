@@ -61,10 +61,18 @@ class ImageBank:
         min_size: int,
         device: torch.device | str = "cpu",
         on_progress: Callable[[int, int], None] | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> "ImageBank":
+        """Decode the images of ``dirs``; ``shard=(k, n)`` keeps every n-th file from the
+        k-th (each rank of a distributed run gets its own share)."""
         paths = find_images(dirs)
         if not paths:
             raise DataError(f"no images found in {', '.join(str(d) for d in dirs)}")
+        k, n = shard
+        paths = paths[k::n]
+        if not paths:
+            raise DataError(f"shard {k}/{n}: no images left for this process "
+                            f"(fewer images than processes)")
         images, sources = [], []
         for i, p in enumerate(paths):
             try:

@@ -7,6 +7,7 @@ it never prints.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as _dt
 import json
 import math
@@ -27,7 +28,10 @@ from srgan_cli.nets.generator import GeneratorSpec, SRResNet
 from srgan_cli.train.data import DataError, ImageBank, sample_batch
 from srgan_cli.weights import atomic_write, save_generator
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+STAGES = ("srresnet", "gan")
+CONTENT_LOSSES = ("mse", "vgg22", "vgg54")
 
 
 @dataclass
@@ -55,7 +59,13 @@ class TrainConfig:
     val_every: int = 1000
     val_dir: str | None = None
     log_every: int = 10
-    init: str | None = None  # start the generator from a released safetensors file
+    init: str | None = None  # start the generator from released weights (name or path)
+    content_loss: str = "mse"  # mse | vgg22 | vgg54 (the paper's Table 1 variants)
+    adv_weight: float = 1e-3  # weight of -log D(G(LR)) in the GAN stage
+    d_lr: float | None = None  # discriminator lr (default: the generator's; same schedule)
+    ema: float = 0.0  # decay of an exponential moving average of G (0: off)
+    vgg_weights: str | None = None
+    lpips_weights: str | None = None
 
 
     def spec(self) -> GeneratorSpec:
@@ -98,6 +108,7 @@ class Progress:
     event: str = "step"  # step | validate | checkpoint | loading
     val_psnr: float | None = None
     message: str = ""
+    val_lpips: float | None = None
 
 
 ProgressFn = Callable[[Progress], None]
@@ -141,21 +152,8 @@ def validate(model: SRResNet, pairs, device: torch.device) -> float:
 # --------------------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(path: Path, model, opt, gen: torch.Generator, it: int, cfg: TrainConfig,
-                    best: dict[str, Any]) -> None:
-    state = {
-        "version": CHECKPOINT_VERSION,
-        "iteration": it,
-        "spec": json.dumps(model.spec.as_dict()),
-        "config": json.dumps(asdict(cfg)),
-        "model": model.state_dict(),
-        "optim": opt.state_dict(),
-        "data_rng": gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "history": json.dumps(best),
-    }
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint dict atomically (a crash never leaves a half-written ``last.pt``)."""
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
@@ -167,8 +165,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise TrainError(f"{path}: no such checkpoint") from None
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
         raise TrainError(f"{path}: not a readable srgan checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
-        raise TrainError(f"{path}: not an srgan checkpoint (version {CHECKPOINT_VERSION})")
+    if not isinstance(ckpt, dict) or ckpt.get("version") not in READABLE_VERSIONS:
+        raise TrainError(f"{path}: not an srgan checkpoint (versions "
+                         f"{', '.join(map(str, READABLE_VERSIONS))})")
     return ckpt
 
 
@@ -183,144 +182,377 @@ class TrainResult:
     seconds: float
 
 
+def _seed_for(seed: int, rank: int, iteration: int) -> int:
+    return (seed * 1_000_003 + rank * 7919 + iteration) % (2**63)
+
+
 def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
           on_progress: ProgressFn | None = None) -> TrainResult:
-    """Run (or continue) the SRResNet stage until ``cfg.iters`` iterations are done."""
-    if cfg.stage != "srresnet":
-        raise TrainError(f"stage {cfg.stage!r} is not implemented yet (only 'srresnet')")
+    """Run (or continue) a training stage until ``cfg.iters`` iterations are done.
+
+    ``srresnet``: the generator alone with the content loss (MSE by default).
+    ``gan``: generator + discriminator, content loss (VGG54 by default) + ``adv_weight`` x
+    the adversarial loss -log D(G(LR)), alternating one G and one D update per iteration.
+    """
+    from srgan_cli.train import dist
+
+    if cfg.stage not in STAGES:
+        raise TrainError(f"unknown stage {cfg.stage!r} ({', '.join(STAGES)})")
+    if cfg.content_loss not in CONTENT_LOSSES:
+        raise TrainError(f"unknown content loss {cfg.content_loss!r} ({', '.join(CONTENT_LOSSES)})")
+    info = dist.from_env()
     try:
         device = resolve_device(cfg.device)
     except ValueError as e:
         raise TrainError(str(e)) from None
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    if cfg.batch % info.world:
+        raise TrainError(f"--batch {cfg.batch} must be a multiple of the {info.world} processes")
     amp = resolve_precision(cfg.precision, device)
-    report = on_progress or (lambda p: None)
+    report = (on_progress or (lambda p: None)) if info.main else (lambda p: None)
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "last.pt"
+    if info.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed + info.rank)
+    gen = torch.Generator().manual_seed(cfg.seed if not info.enabled
+                                        else _seed_for(cfg.seed, info.rank, 0))
     start = 0
     history: dict[str, Any] = {"val": [], "seconds": 0.0}
     ckpt = load_checkpoint(Path(resume)) if resume else None
+    if ckpt is not None:
+        done_stage = json.loads(ckpt["config"]).get("stage", "srresnet")
+        if done_stage != cfg.stage:
+            raise TrainError(f"{resume}: a {done_stage!r} checkpoint cannot resume the "
+                             f"{cfg.stage!r} stage (start the GAN stage with --init instead)")
     init_model = None
     if ckpt is None and cfg.init:
         from srgan_cli.errors import WeightsError
+        from srgan_cli.models import resolve_model
         from srgan_cli.weights import load_generator
 
         try:
-            init_model, info = load_generator(cfg.init)
+            init_model, winfo = load_generator(resolve_model(cfg.init))
         except WeightsError as e:
             raise TrainError(str(e)) from None
-        if info.spec.blocks != cfg.blocks or info.spec.width != cfg.width:
-            raise TrainError(f"{cfg.init}: has B={info.spec.blocks}, width={info.spec.width}; "
+        if winfo.spec.blocks != cfg.blocks or winfo.spec.width != cfg.width:
+            raise TrainError(f"{cfg.init}: has B={winfo.spec.blocks}, width={winfo.spec.width}; "
                              f"the run asks for B={cfg.blocks}, width={cfg.width}")
         history["init"] = {
-            "file": Path(cfg.init).name,
-            "iterations": info.iterations or 0,
-            "seconds": float(info.metadata.get("train_seconds", 0) or 0),
-            "stage": info.stage,
+            "file": Path(str(cfg.init)).name,
+            "iterations": winfo.iterations or 0,
+            "seconds": float(winfo.metadata.get("train_seconds", 0) or 0),
+            "stage": winfo.stage,
         }
+    elif ckpt is None and cfg.stage == "gan":
+        raise TrainError("the GAN stage starts from trained SRResNet weights: pass --init "
+                         "NAME|PATH (e.g. --init srresnet)")
     spec = (GeneratorSpec(**json.loads(ckpt["spec"])) if ckpt
             else init_model.spec if init_model is not None else cfg.spec())
     if spec.scale != cfg.scale or (cfg.crop % spec.scale):
         raise TrainError(f"crop {cfg.crop} must be a multiple of the scale {spec.scale}")
+    is_gan = cfg.stage == "gan"
+    if is_gan and cfg.crop % 16:
+        raise TrainError(f"the discriminator needs --crop to be a multiple of 16, got {cfg.crop}")
+
+    vgg = None
+    if cfg.content_loss != "mse":
+        from srgan_cli.errors import WeightsError
+        from srgan_cli.nets.vgg import VGGFeatures
+
+        try:
+            vgg = VGGFeatures.load(cfg.content_loss, cfg.vgg_weights).to(device)
+        except WeightsError as e:
+            raise TrainError(str(e)) from None
+        if cfg.channels_last:
+            vgg = vgg.to(memory_format=torch.channels_last)
+
     model = SRResNet(spec)
     if init_model is not None:
         model.load_state_dict(init_model.state_dict())
     model = model.to(device)
+    disc = None
+    if is_gan:
+        from srgan_cli.nets.discriminator import Discriminator
+
+        disc = Discriminator(cfg.crop).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+        if disc is not None:
+            disc = disc.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_d = (torch.optim.Adam(disc.parameters(), lr=cfg.d_lr or cfg.lr,
+                              betas=(cfg.beta1, cfg.beta2)) if disc is not None else None)
+    ema = None
+    if cfg.ema:
+        ema = copy.deepcopy(model).eval().requires_grad_(False)
+    scaler = torch.amp.GradScaler(device.type, enabled=(amp == torch.float16))
+    scaler_d = torch.amp.GradScaler(device.type, enabled=(amp == torch.float16))
+    reseeded = False
     if ckpt:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optim"])
-        gen.set_state(ckpt["data_rng"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        if "cuda_rng" in ckpt and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        if disc is not None:
+            if "disc" not in ckpt:
+                raise TrainError(f"{resume}: has no discriminator state")
+            disc.load_state_dict(ckpt["disc"])
+            opt_d.load_state_dict(ckpt["optim_d"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"] if "ema" in ckpt else ckpt["model"])
+        if "scaler" in ckpt:
+            scaler.load_state_dict(ckpt["scaler"])
+        if "scaler_d" in ckpt:
+            scaler_d.load_state_dict(ckpt["scaler_d"])
         start = int(ckpt["iteration"])
+        states = ckpt.get("data_rng_ranks") or [ckpt["data_rng"]]
+        if info.rank < len(states) and len(states) == info.world:
+            gen.set_state(states[info.rank])
+        elif info.enabled:  # another number of processes than before: fresh, distinct streams
+            gen.manual_seed(_seed_for(cfg.seed, info.rank, start))
+            reseeded = True
+        else:
+            gen.set_state(states[0])
+        if info.main:
+            torch.set_rng_state(ckpt["torch_rng"])
+            if "cuda_rng" in ckpt and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
         history = json.loads(ckpt["history"])
     model.train()
     if start >= cfg.iters:  # nothing left to do (e.g. --resume ... --export)
         val = history["val"][-1][1] if history["val"] else None
         return TrainResult(start, Path(resume), val, history["seconds"])
 
+    dist.init(info, device)
+    try:
+        return _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, vgg,
+                    ema, opt, opt_d, scaler, scaler_d, gen, start, history, reseeded)
+    finally:
+        dist.shutdown(info)
+
+
+def _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, vgg, ema,
+         opt, opt_d, scaler, scaler_d, gen, start, history, reseeded) -> TrainResult:
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from srgan_cli.nets.vgg import content_loss as vgg_loss
+    from srgan_cli.train import dist
+
+    is_gan = disc is not None
     report(Progress(start, cfg.iters, {}, lr_at(cfg, start), 0.0, "loading",
                     message=f"loading training images from {', '.join(map(str, cfg.data))}"))
     try:
-        bank = ImageBank.from_dirs(cfg.data, cfg.crop, device=device if device.type == "cuda" else "cpu")
+        bank = ImageBank.from_dirs(cfg.data, cfg.crop,
+                                   device=device if device.type == "cuda" else "cpu",
+                                   shard=(info.rank, info.world))
     except DataError as e:
         raise TrainError(str(e)) from None
-    pairs = load_pairs(Path(cfg.val_dir), spec.scale) if cfg.val_dir else None
-    report(Progress(start, cfg.iters, {}, lr_at(cfg, start), 0.0, "loading",
-                    message=f"{len(bank)} training images loaded"))
+    pairs = load_pairs(Path(cfg.val_dir), spec.scale) if cfg.val_dir and info.main else None
+    lpips_model = None
+    if pairs is not None and is_gan:
+        from srgan_cli.errors import WeightsError
+        from srgan_cli.nets.lpips import LPIPS, default_weights
 
-    log = open(run_dir / "log.jsonl", "a", encoding="utf-8")
+        if cfg.lpips_weights or default_weights():
+            try:
+                lpips_model = LPIPS.load(cfg.lpips_weights)
+            except WeightsError as e:
+                raise TrainError(str(e)) from None
+    counts = dist.gather_objects(info, len(bank))
+    report(Progress(start, cfg.iters, {}, lr_at(cfg, start), 0.0, "loading",
+                    message=f"{sum(counts)} training images loaded"
+                    + (f" ({' + '.join(map(str, counts))} over {info.world} processes)"
+                       if info.enabled else "")
+                    + ("; data streams reseeded (process count changed)" if reseeded else "")))
+
+    g_net = DDP(model) if info.enabled else model
+    d_net = DDP(disc) if info.enabled and is_gan else disc
+    log = open(run_dir / "log.jsonl", "a", encoding="utf-8") if info.main else None
     autocast = (torch.autocast(device_type=device.type, dtype=amp) if amp is not None
                 else contextlib.nullcontext())
-    scaler = torch.amp.GradScaler(device.type, enabled=(amp == torch.float16))
     val_psnr = history["val"][-1][1] if history["val"] else None
     t0 = time.perf_counter()
     seconds0 = history["seconds"]
     window_t, window_i = t0, start
-    loss_acc = torch.zeros((), device=device)
+    acc: dict[str, torch.Tensor] = {}
     it = start
+    local_batch = cfg.batch // info.world
+
+    def add(name: str, value: torch.Tensor) -> None:
+        v = value.detach().float()
+        acc[name] = acc[name] + v if name in acc else v.clone()
+
+    def write(rec: dict) -> None:
+        if log is not None:
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+
+    def state(gathered_rng) -> dict[str, Any]:
+        history["seconds"] = seconds0 + time.perf_counter() - t0
+        st = {
+            "version": CHECKPOINT_VERSION,
+            "iteration": it,
+            "spec": json.dumps(model.spec.as_dict()),
+            "config": json.dumps(asdict(cfg)),
+            "model": model.state_dict(),
+            "optim": opt.state_dict(),
+            "data_rng": gen.get_state(),
+            "data_rng_ranks": gathered_rng,
+            "torch_rng": torch.get_rng_state(),
+            "history": json.dumps(history),
+            "scaler": scaler.state_dict(),
+        }
+        if is_gan:
+            st.update(disc=disc.state_dict(), optim_d=opt_d.state_dict(),
+                      scaler_d=scaler_d.state_dict())
+        if ema is not None:
+            st["ema"] = ema.state_dict()
+        if device.type == "cuda":
+            st["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return st
 
     def checkpoint() -> None:
-        history["seconds"] = seconds0 + time.perf_counter() - t0
-        save_checkpoint(ckpt_path, model, opt, gen, it, cfg, history)
+        rngs = dist.gather_objects(info, gen.get_state())  # collective: every rank joins
+        if info.enabled:
+            diff = dist.max_rank_difference(info, model)
+            if is_gan:
+                diff = max(diff, dist.max_rank_difference(info, disc))
+            for net in (model, disc, ema):
+                if net is not None:
+                    dist.sync_buffers(info, net)
+            write({"iteration": it, "ranks": info.world, "rank_max_diff": diff})
+            if diff > 0:
+                raise TrainError(f"iteration {it}: the {info.world} processes' generators "
+                                 f"differ by up to {diff:g}")
+        if info.main:
+            save_checkpoint(ckpt_path, state(rngs if info.enabled else None))
 
+    def validate_now() -> None:
+        nonlocal val_psnr
+        net = ema if ema is not None else model
+        val_psnr = validate(net, pairs, device)
+        rec = {"iteration": it, "val_psnr": val_psnr}
+        if lpips_model is not None:
+            rec["val_lpips"] = validate_lpips(net, pairs, lpips_model, device)
+        history["val"].append([it, val_psnr] + ([rec["val_lpips"]] if "val_lpips" in rec else []))
+        write(rec)
+        report(Progress(it, cfg.iters, {}, lr, 0.0, "validate", val_psnr=val_psnr,
+                        val_lpips=rec.get("val_lpips")))
+
+    real = fake = None
     try:
         while it < cfg.iters:
             lr = lr_at(cfg, it)
             for g in opt.param_groups:
                 g["lr"] = lr
-            lr_img, hr = sample_batch(bank, cfg.batch, cfg.crop, spec.scale, gen, device)
+            if opt_d is not None:
+                for g in opt_d.param_groups:
+                    g["lr"] = lr * (cfg.d_lr or cfg.lr) / cfg.lr
+            lr_img, hr = sample_batch(bank, local_batch, cfg.crop, spec.scale, gen, device)
             if cfg.channels_last:
                 lr_img = lr_img.contiguous(memory_format=torch.channels_last)
+                hr = hr.contiguous(memory_format=torch.channels_last)
+
+            # generator step: content loss (+ adv_weight * -log D(G(LR)) in the GAN stage)
+            if is_gan:
+                disc.requires_grad_(False)
             with autocast:
-                out = model(lr_img)
-            loss = F.mse_loss(out.float(), hr)
+                sr = g_net(lr_img)
+                if vgg is not None:
+                    l_content = vgg_loss(vgg, sr, hr)
+                    add("l_g_percep", l_content)
+                else:
+                    l_content = F.mse_loss(sr.float(), hr)
+                if is_gan:
+                    # D's weights are frozen here; its batch statistics come from this batch
+                    logits = disc(sr).float()
+                    l_gan = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+                    add("l_g_gan", l_gan)
+            loss = l_content.float() + (cfg.adv_weight * l_gan if is_gan else 0.0)
+            with torch.no_grad():
+                add("l_g_pix", F.mse_loss(sr.detach().float(), hr))
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            loss_acc += loss.detach()
+            if ema is not None:
+                with torch.no_grad():
+                    for e, p_ in zip(ema.parameters(), model.parameters()):
+                        e.lerp_(p_, 1.0 - cfg.ema)
+                    for e, b_ in zip(ema.buffers(), model.buffers()):
+                        e.copy_(b_)
+
+            # discriminator step: -log D(HR) - log(1 - D(G(LR))), real and fake batches
+            # through D separately (their own batch statistics)
+            if is_gan:
+                disc.requires_grad_(True)
+                opt_d.zero_grad(set_to_none=True)
+                fake_in = sr.detach()
+                sync = d_net.no_sync() if info.enabled else contextlib.nullcontext()
+                with sync:
+                    with autocast:
+                        real = d_net(hr).float()
+                    l_real = F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+                    scaler_d.scale(l_real).backward()
+                with autocast:
+                    fake = d_net(fake_in).float()
+                l_fake = F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+                scaler_d.scale(l_fake).backward()
+                scaler_d.step(opt_d)
+                scaler_d.update()
+                add("l_d", l_real + l_fake)
+                add("d_real", torch.sigmoid(real).mean())
+                add("d_fake", torch.sigmoid(fake).mean())
             it += 1
             if it % cfg.log_every == 0 or it == cfg.iters:
                 n = it - window_i
                 now = time.perf_counter()
                 rate = n / max(now - window_t, 1e-9)
-                l_pix = float(loss_acc) / n
-                if not math.isfinite(l_pix):
-                    checkpoint_path = run_dir / "diverged.pt"
-                    raise TrainError(f"loss became {l_pix} at iteration {it}; last good "
-                                     f"checkpoint: {ckpt_path} ({checkpoint_path} not written)")
-                loss_acc.zero_()
+                losses = {k: float(v) / n for k, v in acc.items()}
+                if info.enabled:  # the mean over processes
+                    losses = {k: sum(d[k] for d in dist.gather_objects(info, losses)) / info.world
+                              for k in losses}
+                bad = [k for k, v in losses.items() if not math.isfinite(v)]
+                if bad:
+                    raise TrainError(f"{bad[0]} became {losses[bad[0]]} at iteration {it}; "
+                                     f"last good checkpoint: {ckpt_path}")
+                acc.clear()
                 window_t, window_i = now, it
-                rec = {"iteration": it, "l_g_pix": l_pix, "lr": lr, "its_per_sec": rate,
-                       "time": seconds0 + now - t0}
-                log.write(json.dumps(rec) + "\n")
-                log.flush()
-                report(Progress(it, cfg.iters, {"l_g_pix": l_pix}, lr, rate))
+                write({"iteration": it, **losses, "lr": lr, "its_per_sec": rate,
+                       "time": seconds0 + now - t0})
+                report(Progress(it, cfg.iters, losses, lr, rate))
             if pairs is not None and (it % cfg.val_every == 0 or it == cfg.iters):
-                val_psnr = validate(model, pairs, device)
-                history["val"].append([it, val_psnr])
-                log.write(json.dumps({"iteration": it, "val_psnr": val_psnr}) + "\n")
-                log.flush()
-                report(Progress(it, cfg.iters, {}, lr, 0.0, "validate", val_psnr=val_psnr))
+                validate_now()
             if it % cfg.ckpt_every == 0 or it == cfg.iters:
                 checkpoint()
                 report(Progress(it, cfg.iters, {}, lr, 0.0, "checkpoint", message=str(ckpt_path)))
     except KeyboardInterrupt:
-        checkpoint()
-        report(Progress(it, cfg.iters, {}, lr_at(cfg, it), 0.0, "checkpoint",
-                        message=f"interrupted; saved {ckpt_path}"))
+        if info.main:  # no collectives here: the other processes may be anywhere
+            save_checkpoint(ckpt_path, state(None))
+            report(Progress(it, cfg.iters, {}, lr_at(cfg, it), 0.0, "checkpoint",
+                            message=f"interrupted; saved {ckpt_path}"))
         raise
     finally:
-        log.close()
+        if log is not None:
+            log.close()
     return TrainResult(it, ckpt_path, val_psnr, seconds0 + time.perf_counter() - t0)
+
+
+@torch.inference_mode()
+def validate_lpips(model: SRResNet, pairs, lpips_model, device: torch.device) -> float:
+    """Mean LPIPS (AlexNet) of the 8-bit SR outputs against HR, on CPU."""
+    was_training = model.training
+    model.eval()
+    scores = []
+    for lr, hr in pairs:
+        x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(device)
+        y = ((model(x).float() + 1) * 127.5).clamp(0, 255).round().div(255).cpu()
+        h = torch.from_numpy(hr).permute(2, 0, 1)[None].float().div(255)
+        scores.append(float(lpips_model(y, h)[0]))
+    model.train(was_training)
+    return float(np.mean(scores))
 
 
 def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
@@ -331,22 +563,34 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
     cfg = json.loads(ckpt["config"])
     history = json.loads(ckpt["history"])
     model = SRResNet(spec)
-    model.load_state_dict(ckpt["model"])
+    use_ema = "ema" in ckpt
+    model.load_state_dict(ckpt["ema"] if use_ema else ckpt["model"])
     init = history.get("init") or {}
+    same_stage = init.get("stage") == cfg["stage"]  # a continuation, not a new stage
+    prior_iters = int(init.get("iterations", 0)) if same_stage else 0
+    prior_secs = float(init.get("seconds", 0)) if same_stage else 0.0
     prov = {
         "stage": cfg["stage"],
-        "iterations": str(int(ckpt["iteration"]) + int(init.get("iterations", 0))),
+        "iterations": str(int(ckpt["iteration"]) + prior_iters),
         "data": ", ".join(Path(d).name for d in cfg["data"]),
         "date": _dt.date.today().isoformat(),
         "batch": str(cfg["batch"]),
         "crop": str(cfg["crop"]),
-        "train_seconds": f"{history['seconds'] + float(init.get('seconds', 0)):.0f}",
+        "content_loss": cfg.get("content_loss", "mse"),
+        "train_seconds": f"{history['seconds'] + prior_secs:.0f}",
     }
+    if cfg["stage"] == "gan":
+        prov["adv_weight"] = str(cfg.get("adv_weight"))
+    if use_ema:
+        prov["ema"] = str(cfg.get("ema"))
     if init:
         prov["init"] = (f"{init['file']} ({init['stage']}, {init['iterations']} iterations); "
                         f"then {ckpt['iteration']} iterations of this run")
     if history["val"]:
-        prov["val_set5_psnr"] = f"{history['val'][-1][1]:.3f}"
+        last = history["val"][-1]
+        prov["val_set5_psnr"] = f"{last[1]:.3f}"
+        if len(last) > 2:
+            prov["val_set5_lpips"] = f"{last[2]:.4f}"
     prov.update(extra or {})
     save_generator(model, out, prov)
     return Path(out)

@@ -1,0 +1,182 @@
+"""The GAN stage (Sec. 2.2 of the paper): losses, discriminator updates, exact resume,
+EMA, export, and DistributedDataParallel with 2 CPU processes (gloo)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from safetensors.torch import save_file
+
+from conftest import photo_like
+from srgan_cli.cli import main
+from srgan_cli.errors import TrainError
+from srgan_cli.train.loop import TrainConfig, export, load_checkpoint, train
+from srgan_cli.weights import load_generator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def vgg_file(tmp_path_factory) -> Path:
+    """A VGG19 ``features`` file in torchvision's layout. Its weights are random: these tests
+    check the training mechanics, not perceptual quality (real runs use ImageNet weights)."""
+    from torchvision.models import vgg19
+
+    torch.manual_seed(0)
+    state = {k: v.half().contiguous() for k, v in vgg19(weights=None).features.state_dict().items()}
+    path = tmp_path_factory.mktemp("vgg") / "vgg19-test.safetensors"
+    save_file(state, str(path))
+    return path
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    d = tmp_path / "train"
+    d.mkdir()
+    for i in range(4):
+        Image.fromarray(photo_like(48, 56, seed=30 + i)).save(d / f"t{i}.png")
+    return d
+
+
+@pytest.fixture
+def val_dir(tmp_path) -> Path:
+    d = tmp_path / "Val"
+    (d / "Val_HR").mkdir(parents=True)
+    (d / "Val_LR_x4").mkdir()
+    hr = photo_like(32, 48, seed=40)
+    Image.fromarray(hr).save(d / "Val_HR" / "v.png")
+    Image.fromarray(hr).resize((12, 8), Image.BICUBIC).save(d / "Val_LR_x4" / "v.png")
+    return d
+
+
+@pytest.fixture
+def pretrained(data, tmp_path) -> Path:
+    """A tiny generator from a short SRResNet stage, released as a file (the GAN's --init)."""
+    run = tmp_path / "pre"
+    train(TrainConfig(data=[str(data)], run_dir=str(run), iters=2, batch=2, crop=32, blocks=1,
+                      width=8, precision="fp32", device="cpu", log_every=1))
+    return export(run / "last.pt", tmp_path / "pre.safetensors")
+
+
+def gan_cfg(data, run, pretrained, vgg_file, **kw) -> TrainConfig:
+    base = dict(data=[str(data)], run_dir=str(run), stage="gan", iters=4, batch=2, crop=32,
+                blocks=1, width=8, lr=1e-3, ckpt_every=2, val_every=2, log_every=1,
+                precision="fp32", device="cpu", seed=3, init=str(pretrained),
+                content_loss="vgg54", vgg_weights=str(vgg_file))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def log_of(run: Path) -> list[dict]:
+    return [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_gan_stage_updates_both_networks_and_logs_the_named_losses(data, tmp_path, pretrained,
+                                                                   vgg_file, val_dir):
+    run = tmp_path / "gan"
+    train(gan_cfg(data, run, pretrained, vgg_file, val_dir=str(val_dir)))
+    steps = [r for r in log_of(run) if "l_d" in r]
+    assert len(steps) == 4
+    for r in steps:
+        assert {"l_g_pix", "l_g_percep", "l_g_gan", "l_d", "d_real", "d_fake"} <= r.keys()
+        assert r["l_d"] > 0 and 0 < r["d_real"] < 1 and 0 < r["d_fake"] < 1
+    assert any("val_psnr" in r for r in log_of(run))
+    ckpt = load_checkpoint(run / "last.pt")
+    assert {"disc", "optim_d", "scaler_d"} <= ckpt.keys()
+    assert ckpt["optim_d"]["state"], "the discriminator was never stepped"
+    start, _ = load_generator(pretrained)
+    moved = [k for k, v in start.state_dict().items()
+             if v.is_floating_point() and not torch.equal(ckpt["model"][k], v)]
+    assert moved, "the generator did not move from its --init weights"
+    _, info = load_generator(export(run / "last.pt", tmp_path / "srgan.safetensors"))
+    assert info.stage == "gan" and info.iterations == 4  # GAN iterations, not SRResNet's
+    assert info.metadata["content_loss"] == "vgg54" and info.metadata["adv_weight"] == "0.001"
+    assert "pre.safetensors" in info.metadata["init"]
+
+
+def test_gan_resume_continues_exactly(data, tmp_path, pretrained, vgg_file):
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(gan_cfg(data, full, pretrained, vgg_file, ema=0.9))
+    train(gan_cfg(data, part, pretrained, vgg_file, ema=0.9, iters=2))
+    train(gan_cfg(data, part, pretrained, vgg_file, ema=0.9), resume=part / "last.pt")
+    keys = ("l_g_pix", "l_g_percep", "l_g_gan", "l_d")
+    a = [[r[k] for k in keys] for r in log_of(full) if "l_d" in r]
+    b = [[r[k] for k in keys] for r in log_of(part) if "l_d" in r]
+    assert a == b
+    sa, sb = load_checkpoint(full / "last.pt"), load_checkpoint(part / "last.pt")
+    for part_name in ("model", "disc", "ema"):
+        for k in sa[part_name]:
+            assert torch.equal(sa[part_name][k], sb[part_name][k]), (part_name, k)
+    assert sa["optim_d"]["state"][0]["step"] == sb["optim_d"]["state"][0]["step"] == 4
+
+
+def test_ema_is_what_gets_exported(data, tmp_path, pretrained, vgg_file):
+    run = tmp_path / "ema"
+    train(gan_cfg(data, run, pretrained, vgg_file, ema=0.5, content_loss="mse"))
+    ckpt = load_checkpoint(run / "last.pt")
+    k = "head.0.weight" if "head.0.weight" in ckpt["model"] else next(iter(ckpt["ema"]))
+    assert not torch.equal(ckpt["ema"][k], ckpt["model"][k])
+    model, info = load_generator(export(run / "last.pt", tmp_path / "e.safetensors"))
+    assert torch.equal(model.state_dict()[k], ckpt["ema"][k]) and info.metadata["ema"] == "0.5"
+    assert not any("l_g_percep" in r for r in log_of(run))  # mse content: no VGG term
+
+
+def test_gan_needs_generator_weights_and_a_real_vgg(data, tmp_path, pretrained, monkeypatch):
+    with pytest.raises(TrainError, match="--init"):
+        train(gan_cfg(data, tmp_path / "a", None, None, init=None))
+    monkeypatch.setenv("SRGAN_SHARED_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.delenv("SRGAN_VGG_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TrainError, match="VGG19"):
+        train(gan_cfg(data, tmp_path / "b", pretrained, None, vgg_weights=None))
+    with pytest.raises(TrainError, match="multiple of 16"):
+        train(gan_cfg(data, tmp_path / "c", pretrained, None, crop=40, content_loss="mse"))
+
+
+def test_srresnet_checkpoint_cannot_resume_the_gan_stage(data, tmp_path, pretrained, vgg_file):
+    pre_ckpt = tmp_path / "pre" / "last.pt"
+    with pytest.raises(TrainError, match="--init"):
+        train(gan_cfg(data, tmp_path / "g", pretrained, vgg_file), resume=pre_ckpt)
+
+
+def test_cli_gan_stage_defaults(data, tmp_path, pretrained, vgg_file):
+    run = tmp_path / "cli"
+    r = CliRunner().invoke(main, [
+        "train", "--stage", "gan", "--data", str(data), "--run-dir", str(run), "--iters", "2",
+        "--batch", "2", "--crop", "32", "--blocks", "1", "--width", "8", "--precision", "fp32",
+        "--device", "cpu", "--init", str(pretrained), "--vgg-weights", str(vgg_file),
+        "--export", str(tmp_path / "out.safetensors")])
+    assert r.exit_code == 0, r.output
+    cfg = json.loads(load_checkpoint(run / "last.pt")["config"])
+    assert cfg["content_loss"] == "vgg54" and cfg["adv_weight"] == 1e-3
+    assert cfg["lr_schedule"] == "step" and cfg["lr_milestones"] == [100000]
+    _, info = load_generator(tmp_path / "out.safetensors")
+    assert info.stage == "gan"
+
+
+def test_ddp_two_cpu_processes_stay_identical(data, tmp_path, pretrained, vgg_file, val_dir):
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "srgan_cli", "train", "--stage", "gan",
+           "--data", str(data), "--run-dir", str(run), "--iters", "4", "--batch", "4",
+           "--crop", "32", "--blocks", "1", "--width", "8", "--precision", "fp32",
+           "--device", "cpu", "--init", str(pretrained), "--vgg-weights", str(vgg_file),
+           "--ckpt-every", "2", "--val-dir", str(val_dir)]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    recs = log_of(run)
+    checks = [r for r in recs if "rank_max_diff" in r]
+    assert [r["iteration"] for r in checks] == [2, 4]
+    assert all(r["ranks"] == 2 and r["rank_max_diff"] == 0.0 for r in checks)
+    assert "(2 + 2 over 2 processes)" in p.stderr  # each rank has its own half of the data
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["iteration"] == 4 and len(ckpt["data_rng_ranks"]) == 2
+    assert not torch.equal(ckpt["data_rng_ranks"][0], ckpt["data_rng_ranks"][1])
