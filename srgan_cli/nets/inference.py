@@ -1,0 +1,158 @@
+"""An inference-only copy of the generator: same function, less work per pixel.
+
+Two exact rewrites, applied to a copy (the trained model and training are untouched):
+
+* **BatchNorm folding.** In eval mode ``bn(conv(x)) = conv'(x)`` with
+  ``w' = w * g / sqrt(var + eps)`` and ``b' = (b - mean) * g / sqrt(var + eps) + beta``,
+  so every BN after a convolution disappears (computed in float64, stored in the
+  model's dtype).
+* **Sub-pixel tail.** The last stage is ``tail(prelu(shuffle(conv(y))))`` where ``tail``
+  is a 9x9 convolution with only 3 output maps at the full output resolution. Matrix
+  engines (AMX, tensor cores) compute at least 16 output channels at a time, so 3 of
+  them waste most of the work. A convolution after a 2x pixel shuffle equals a
+  convolution before it with 4x the input and output maps, followed by the shuffle:
+  a 5x5 kernel, 4C -> 12 maps at half the output resolution (the 9x9 taps land on a
+  5x5 grid of low-resolution positions for each of the 4 output phases; the remaining
+  taps are zeros). The per-channel PReLU commutes with the shuffle when each of its
+  weights is repeated for the 4 sub-pixel maps. The full-resolution 64-map tensors
+  (the shuffle's and the PReLU's outputs, the largest activations of the network) are
+  never built.
+
+Both are checked against the plain network in ``tests/test_inference.py``.
+
+A third change only matters under autocast: the head runs in fp32 (``Fp32``), so its
+output, and with it the whole residual stream (each block's ``x + f(x)`` and the global
+skip), stays in fp32 while every convolution after the head runs in bf16/fp16. The
+stream lives at the input resolution, so this costs little, and it removes most of the
+bf16 error (measured in docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from srgan_cli.nets.generator import SRResNet
+
+
+def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new convolution computing ``bn(conv(x))`` with ``bn`` in eval mode."""
+    dtype = conv.weight.dtype
+    w = conv.weight.detach().double()
+    b = (conv.bias.detach().double() if conv.bias is not None
+         else torch.zeros(w.shape[0], dtype=torch.float64, device=w.device))
+    mean = bn.running_mean.detach().double()
+    var = bn.running_var.detach().double()
+    g = bn.weight.detach().double() if bn.weight is not None else torch.ones_like(mean)
+    beta = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(mean)
+    k = g / torch.sqrt(var + bn.eps)
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                    conv.padding, conv.dilation, conv.groups, bias=True,
+                    padding_mode=conv.padding_mode, device=w.device, dtype=dtype)
+    with torch.no_grad():
+        out.weight.copy_((w * k.view(-1, 1, 1, 1)).to(dtype))
+        out.bias.copy_(((b - mean) * k + beta).to(dtype))
+    return out
+
+
+def subpixel_kernel(weight: torch.Tensor, bias: torch.Tensor | None,
+                    r: int = 2) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The kernel of ``conv(pixel_shuffle(x, r))`` rewritten as ``pixel_shuffle(conv'(x), r)``.
+
+    ``weight`` is (O, C, k, k) with odd ``k`` and 'same' padding ``k // 2``. Returns the
+    (O*r*r, C*r*r, k', k') weight, the bias and the padding ``k' // 2`` of ``conv'``.
+    Output phase (p, q) at LR position (i, j) is HR pixel (r*i + p, r*j + q); a tap at HR
+    offset d from it reads LR position i + floor((p + d) / r), sub-pixel (p + d) mod r.
+    """
+    o, c, k, k2 = weight.shape
+    if k != k2 or k % 2 == 0:
+        raise ValueError(f"need an odd square kernel, got {k}x{k2}")
+    h = k // 2
+    lo, hi = (0 - h) // r, (r - 1 + h) // r  # LR offsets reached by any phase
+    pad = max(-lo, hi)
+    kk = 2 * pad + 1
+    w = weight.detach().double()
+    out = torch.zeros(o, r, r, c, r, r, kk, kk, dtype=torch.float64, device=w.device)
+    for p in range(r):
+        for q in range(r):
+            for dy in range(-h, h + 1):
+                u, a = divmod(p + dy, r)
+                for dx in range(-h, h + 1):
+                    v, b = divmod(q + dx, r)
+                    out[:, p, q, :, a, b, u + pad, v + pad] = w[:, :, dy + h, dx + h]
+    # PixelShuffle reads input map (ch * r + a) * r + b for HR sub-pixel (a, b) of map ch.
+    new_w = out.reshape(o * r * r, c * r * r, kk, kk).to(weight.dtype)
+    new_b = None
+    if bias is not None:
+        new_b = bias.detach().repeat_interleave(r * r)
+    return new_w, new_b, pad
+
+
+class SubpixelTail(nn.Module):
+    """``tail(prelu(shuffle(conv(y))))`` computed as ``shuffle(tail'(prelu'(conv(y))))``."""
+
+    def __init__(self, conv: nn.Conv2d, prelu: nn.PReLU, tail: nn.Conv2d, r: int = 2) -> None:
+        super().__init__()
+        self.r = r
+        self.conv = copy.deepcopy(conv)
+        self.act = nn.PReLU(conv.out_channels, device=prelu.weight.device,
+                            dtype=prelu.weight.dtype)
+        with torch.no_grad():
+            w = prelu.weight.detach()
+            self.act.weight.copy_(w.repeat_interleave(r * r) if w.numel() > 1 else w)
+        wt, bt, pad = subpixel_kernel(tail.weight, tail.bias, r)
+        self.tail = nn.Conv2d(wt.shape[1], wt.shape[0], wt.shape[2], padding=pad,
+                              bias=bt is not None, device=wt.device, dtype=wt.dtype)
+        with torch.no_grad():
+            self.tail.weight.copy_(wt)
+            if bt is not None:
+                self.tail.bias.copy_(bt)
+        self.shuffle = nn.PixelShuffle(r)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.tail(self.act(self.conv(x))))
+
+
+class Fp32(nn.Module):
+    """Runs ``inner`` in fp32 even inside an autocast region."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return self.inner(x.float())
+
+
+def inference_copy(model: SRResNet, *, fold_bn: bool = True, subpixel_tail: bool = True,
+                   fp32_head: bool = True) -> SRResNet:
+    """An eval-mode copy of ``model`` with BN folded, the sub-pixel tail and the fp32 head
+    (see above).
+
+    The copy computes the same function as ``model.eval()`` up to float rounding; it
+    cannot be trained (BN statistics are gone) and its state dict differs.
+    """
+    net = copy.deepcopy(model).eval()
+    if fold_bn:
+        for block in net.body:
+            block.conv1 = fold_conv_bn(block.conv1, block.bn1)
+            block.conv2 = fold_conv_bn(block.conv2, block.bn2)
+            block.bn1 = nn.Identity()
+            block.bn2 = nn.Identity()
+        net.fuse.conv = fold_conv_bn(net.fuse.conv, net.fuse.bn)
+        net.fuse.bn = nn.Identity()
+    if subpixel_tail:
+        last = net.up[-1]
+        net.up[-1] = SubpixelTail(last.conv, last.act, net.tail, 2)
+        net.tail = nn.Identity()
+    if fp32_head:
+        net.head = Fp32(net.head)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+__all__ = ["Fp32", "SubpixelTail", "fold_conv_bn", "inference_copy", "subpixel_kernel"]

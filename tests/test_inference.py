@@ -1,0 +1,78 @@
+"""The inference copy of the generator (BN folded, sub-pixel tail) computes the same function."""
+
+import pytest
+import torch
+from torch import nn
+
+from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+from srgan_cli.nets.inference import fold_conv_bn, inference_copy, subpixel_kernel
+
+
+def _trained_looking(spec: GeneratorSpec, seed: int) -> SRResNet:
+    """A random generator whose BN layers have non-trivial statistics and affine terms."""
+    torch.manual_seed(seed)
+    model = SRResNet(spec)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.3, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.1, 0.1)
+        if isinstance(m, nn.PReLU):
+            m.weight.data.uniform_(0.0, 0.5)
+    return model.eval()
+
+
+SPECS = [GeneratorSpec(scale=4, blocks=2, width=8), GeneratorSpec(scale=2, blocks=3, width=16),
+         GeneratorSpec(scale=8, blocks=1, width=4), GeneratorSpec(scale=4, blocks=16, width=64)]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+@pytest.mark.parametrize("fold,subpixel", [(True, False), (False, True), (True, True)])
+def test_inference_copy_equals_the_plain_network(spec, fold, subpixel):
+    model = _trained_looking(spec, seed=spec.blocks)
+    fast = inference_copy(model, fold_bn=fold, subpixel_tail=subpixel)
+    x = torch.rand(2, 3, 13, 17)
+    with torch.no_grad():
+        ref = model(x)
+        got = fast(x)
+    assert got.shape == ref.shape == (2, 3, 13 * spec.scale, 17 * spec.scale)
+    assert ref.abs().max() > 0.1  # a real signal, not zeros
+    assert (got - ref).abs().max().item() <= 1e-5
+
+
+def test_folding_removes_batchnorm_and_leaves_the_model_alone():
+    model = _trained_looking(GeneratorSpec(scale=4, blocks=2, width=8), seed=3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fast = inference_copy(model)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert not any(p.requires_grad for p in fast.parameters())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_fold_conv_bn_is_exact_in_float64():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(5, 7, 3, padding=1).double()
+    bn = nn.BatchNorm2d(7).double().eval()
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.1, 3)
+    bn.weight.data.uniform_(-2, 2)
+    bn.bias.data.uniform_(-1, 1)
+    x = torch.randn(1, 5, 9, 9, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(fold_conv_bn(conv, bn)(x), bn(conv(x)), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 9])
+def test_subpixel_kernel_matches_conv_after_shuffle(k):
+    torch.manual_seed(k)
+    w = torch.randn(3, 4, k, k, dtype=torch.float64)
+    b = torch.randn(3, dtype=torch.float64)
+    x = torch.randn(1, 16, 6, 7, dtype=torch.float64)
+    ref = nn.functional.conv2d(nn.functional.pixel_shuffle(x, 2), w, b, padding=k // 2)
+    w2, b2, pad = subpixel_kernel(w, b, 2)
+    got = nn.functional.pixel_shuffle(nn.functional.conv2d(x, w2, b2, padding=pad), 2)
+    assert torch.allclose(got, ref, atol=1e-12, rtol=0)
+
