@@ -46,6 +46,7 @@ def _speed_benchmark(models, device, precision, size, tile, runs, baselines, gem
     from srgan_cli.errors import SrganError
     from srgan_cli.imaging import Decoded
     from srgan_cli.upscale import Upscaler
+    from srgan_cli.weights import load_generator
 
     try:
         w, h = (int(v) for v in size.lower().split("x"))
@@ -71,7 +72,8 @@ def _speed_benchmark(models, device, precision, size, tile, runs, baselines, gem
         if "eager-fp32" in baselines:
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(up.device)
             err.print("timing the eager fp32 baseline (whole image)...")
-            results.append(measure("baseline eager-fp32", eager_fp32_baseline(up.net, x),
+            plain, _ = load_generator(up.weights_path, up.device)  # as trained: BN unfolded
+            results.append(measure("baseline eager-fp32", eager_fp32_baseline(plain, x),
                                    precision="fp32", tile=0, **common))
     if gemm:
         dev = results[0].device
@@ -380,8 +382,8 @@ def _parse_tile(value: str) -> int | None:
               help="Registered model name or path to a .safetensors file.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
-              show_default=True, help="auto: fp32 on CPU, fp16 on CUDA. A reduced-precision tile "
-              "that yields NaN/Inf is redone in fp32.")
+              show_default=True, help="auto: bf16 on CPUs with AMX/AVX512-BF16 (fp32 on other "
+              "CPUs), fp16 on CUDA. A reduced-precision tile that yields NaN/Inf is redone in fp32.")
 @click.option("--tile", default="auto", show_default=True,
               help="Tile size in LR pixels; 0 = whole image; auto = the largest that fits free "
                    "memory. On CUDA out-of-memory the tile is halved and the image redone.")
@@ -543,7 +545,8 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
               "(eugenesiow/<Name> dataset repos, cached).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
-              show_default=True, help="auto: fp32 on CPU, fp16 on CUDA.")
+              show_default=True, help="auto: bf16 on CPUs with AMX/AVX512-BF16 (fp32 on other "
+              "CPUs), fp16 on CUDA.")
 @click.option("--speed", is_flag=True, help="Measure speed instead of quality (no datasets).")
 @click.option("--size", default="512x512", show_default=True, metavar="WxH",
               help="--speed: LR input size of the synthetic photo.")

@@ -43,6 +43,20 @@ def cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def default_precision(device: torch.device) -> str:
+    """What ``--precision auto`` means for inference on ``device``.
+
+    fp16 on CUDA; bf16 on CPUs with native bf16 support (AMX-BF16 / AVX512-BF16), where
+    the shipped SRResNet's Set5 Y-PSNR in bf16 is within 0.05 dB of fp32 (measured in
+    docs/performance.md); fp32 elsewhere (MPS, and CPUs that would emulate bf16).
+    """
+    if device.type == "cuda":
+        return "fp16"
+    if device.type == "cpu" and cpu_has_bf16():
+        return "bf16"
+    return "fp32"
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for a precision name, or None for plain fp32."""
     precision = precision.lower()

@@ -7,7 +7,6 @@ carries into the next. Progress and notices go through callbacks; errors are rai
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from collections.abc import Callable
@@ -20,16 +19,17 @@ import torch.nn.functional as F
 from PIL import Image
 
 from srgan_cli import imaging
-from srgan_cli.device import resolve_device
+from srgan_cli.device import default_precision, resolve_device
 from srgan_cli.errors import SrganError
 from srgan_cli.models import DEFAULT_MODEL, resolve_model
+from srgan_cli.nets.inference import inference_copy
 from srgan_cli.tiling import run_tiled
 from srgan_cli.weights import ModelInfo, load_generator
 
 TileCallback = Callable[[int, int], None]
 EventCallback = Callable[[str], None]
 
-CPU_TILE_BUDGET = 1.5e9  # bytes of activations per tile on the CPU
+CPU_TILE_BUDGET = 4e9  # bytes of activations per tile on the CPU (and <= 1/4 of free memory)
 MIN_TILE = 16
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -60,24 +60,37 @@ def available_memory(device: torch.device) -> int:
     return 4 << 30
 
 
-def auto_tile(info: ModelInfo, device: torch.device, elem_bytes: int, pad: int) -> int:
-    """Largest tile (LR px) whose activations fit the device's free memory.
+def activation_bytes_per_px(info: ModelInfo) -> int:
+    """Estimated peak activation bytes per LR pixel of one forward pass.
 
-    The peak is in the last sub-pixel stage: about three live tensors of ``width``
+    The peak is in the last sub-pixel stage: at most three live tensors of ``width``
     channels at the output resolution, i.e. 3 * width * scale^2 values per LR pixel.
+    Counted at 4 bytes per value whatever the precision, because a reduced-precision
+    tile with a non-finite output is recomputed in fp32 at the same size.
     """
-    per_px = 3 * info.spec.width * info.spec.scale**2 * elem_bytes
+    return 3 * info.spec.width * info.spec.scale**2 * 4
+
+
+def tile_budget(device: torch.device) -> float:
     free = available_memory(device)
-    budget = 0.5 * free if device.type == "cuda" else min(0.25 * free, CPU_TILE_BUDGET)
-    side = int(math.sqrt(budget / per_px)) - 2 * pad
+    return 0.5 * free if device.type == "cuda" else min(0.25 * free, CPU_TILE_BUDGET)
+
+
+def auto_tile(info: ModelInfo, device: torch.device, pad: int) -> int:
+    """Largest tile (LR px, padding included in the memory count) that fits the budget."""
+    side = int(math.sqrt(tile_budget(device) / activation_bytes_per_px(info))) - 2 * pad
     return max(side, MIN_TILE)
 
 
 class Upscaler:
     """Upscale images with an SRResNet/SRGAN generator.
 
-    ``precision``: ``auto`` (fp32 on CPU, fp16 on CUDA), ``fp32``, ``bf16`` or ``fp16``;
-    a reduced-precision tile with NaN/Inf in its output is recomputed in fp32.
+    ``precision``: ``auto`` (bf16 on CPUs with AMX/AVX512-BF16, fp32 on other CPUs and
+    MPS, fp16 on CUDA), ``fp32``, ``bf16`` or ``fp16``; reduced precision runs under
+    autocast, and a tile with NaN/Inf in its output is recomputed in fp32.
+    ``optimise``: run an exact inference rewrite of the generator (BatchNorm folded into
+    the convolutions, the last convolution moved before the last pixel shuffle; see
+    :mod:`srgan_cli.nets.inference`); ``False`` runs the network as trained.
     ``tile``: LR pixels per tile, ``None`` = chosen from free memory, ``0`` = whole image.
     ``tile_pad``: context per side (default: the receptive radius, which makes tiling exact).
     ``tile_batch``: same-shaped tiles run together (useful on GPUs).
@@ -86,7 +99,7 @@ class Upscaler:
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
                  precision: str = "auto", tile: int | None = None, tile_pad: int | None = None,
-                 tile_batch: int = 1, alpha: str = "bicubic"):
+                 tile_batch: int = 1, alpha: str = "bicubic", optimise: bool = True):
         try:
             self.device = resolve_device(device)
         except ValueError as e:
@@ -97,10 +110,11 @@ class Upscaler:
             raise SrganError(f"unknown alpha mode {alpha!r} (bicubic, model)")
         self.weights_path = resolve_model(model)
         net, self.info = load_generator(self.weights_path, self.device)
+        if optimise:
+            net = inference_copy(net)
+        self.optimise = optimise
         self.net = net.to(memory_format=torch.channels_last)
-        if precision == "auto":
-            precision = "fp16" if self.device.type == "cuda" else "fp32"
-        self.precision = precision
+        self.precision = default_precision(self.device) if precision == "auto" else precision
         self.tile_pad = self.info.spec.receptive_radius() if tile_pad is None else tile_pad
         self.tile = tile
         self.tile_batch = max(1, tile_batch)
@@ -114,9 +128,9 @@ class Upscaler:
         """The tile size a call will start with for an h x w LR image."""
         if self.tile is not None:
             return self.tile
-        elem = 4 if self.precision == "fp32" else 2
-        t = auto_tile(self.info, self.device, elem, self.tile_pad)
-        return 0 if (h <= t and w <= t) else t
+        if h * w * activation_bytes_per_px(self.info) <= tile_budget(self.device):
+            return 0  # the whole image fits: no tiles, no recomputed overlap
+        return auto_tile(self.info, self.device, self.tile_pad)
 
     # ----------------------------------------------------------------- tensors
 
