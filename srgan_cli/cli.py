@@ -436,7 +436,7 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
                                TimeElapsedColumn)
 
     from srgan_cli.errors import SrganError
-    from srgan_cli.upscale import Upscaler, describe
+    from srgan_cli.upscale import FileJob, Upscaler, describe
 
     try:
         tile_n = _parse_tile(tile)
@@ -480,37 +480,43 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
                 noted.add(msg)
                 bar.console.print(f"[yellow]note:[/] {msg}", soft_wrap=True)
 
-        for src, root in items:
+        def on_start(src: Path) -> None:
             bar.update(task, name=src.name)
             bar.update(tiles, completed=0, visible=False)
-            record = {"input": str(src)}
-            t1 = time.perf_counter()
+
+        jobs = []
+        for src, root in items:
             try:
-                dst = _output_path(src, root, output, single, suffix, fmt)
-                record["output"] = str(dst)
-                if skip_existing and dst.exists():
-                    skipped += 1
-                    record["status"] = "skipped"
-                else:
-                    res = up.upscale_file(src, dst, overwrite=overwrite, fmt=fmt,
-                                          quality=quality, strip_metadata=strip_metadata,
-                                          max_pixels=max_pixels, on_tile=on_tile,
-                                          on_event=on_event)
-                    mp = res.out_size[0] * res.out_size[1] / 1e6
-                    mp_out += mp
-                    record.update(status="ok", in_size=list(res.in_size),
-                                  out_size=list(res.out_size), seconds=round(time.perf_counter() - t1, 3),
-                                  tile=res.tile, fp32_retries=res.fp32_retries)
-                    if res.fp32_retries:
-                        on_event(f"{src}: {res.fp32_retries} tile(s) overflowed in {up.precision}"
-                                 " and were redone in fp32")
-                    if not quiet and not as_json:
-                        bar.console.print(f"{src} -> {dst} ({res.in_size[0]}x{res.in_size[1]} -> "
-                                          f"{res.out_size[0]}x{res.out_size[1]})", soft_wrap=True)
+                jobs.append(FileJob(src, _output_path(src, root, output, single, suffix, fmt)))
             except SrganError as e:
+                jobs.append(FileJob(src, None, e))
+        # Decoding the next image and writing the previous one overlap with the model.
+        for o in up.upscale_files(jobs, overwrite=overwrite, skip_existing=skip_existing,
+                                  fmt=fmt, quality=quality, strip_metadata=strip_metadata,
+                                  max_pixels=max_pixels, on_start=on_start, on_tile=on_tile,
+                                  on_event=on_event):
+            record = {"input": str(o.src)}
+            if o.dst is not None:
+                record["output"] = str(o.dst)
+            if o.status == "skipped":
+                skipped += 1
+                record["status"] = "skipped"
+            elif o.status == "error":
                 failures += 1
-                record.update(status="error", error=str(e))
-                bar.console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+                record.update(status="error", error=str(o.error))
+                bar.console.print(f"[bold red]error:[/] {o.error}", soft_wrap=True)
+            else:
+                res = o.result
+                mp_out += res.out_size[0] * res.out_size[1] / 1e6
+                record.update(status="ok", in_size=list(res.in_size),
+                              out_size=list(res.out_size), seconds=round(o.seconds, 3),
+                              tile=res.tile, fp32_retries=res.fp32_retries)
+                if res.fp32_retries:
+                    on_event(f"{o.src}: {res.fp32_retries} tile(s) overflowed in {up.precision}"
+                             " and were redone in fp32")
+                if not quiet and not as_json:
+                    bar.console.print(f"{o.src} -> {o.dst} ({res.in_size[0]}x{res.in_size[1]} -> "
+                                      f"{res.out_size[0]}x{res.out_size[1]})", soft_wrap=True)
             if as_json:
                 click.echo(json.dumps(record))
             bar.advance(task)

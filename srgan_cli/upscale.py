@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -245,6 +248,143 @@ class Upscaler:
         imaging.write_image(dst, planes, fmt, quality, {} if strip_metadata else d.info)
         out_size = (planes.shape[1], planes.shape[0])
         return UpscaleResult(src, dst, d.size, out_size, tile, retries)
+
+    def upscale_files(self, jobs: Iterable[FileJob], *, overwrite: bool = False,
+                      skip_existing: bool = False, fmt: str | None = None, quality: int = 95,
+                      strip_metadata: bool = False,
+                      max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
+                      on_start: Callable[[Path], None] | None = None,
+                      on_tile: TileCallback | None = None,
+                      on_event: EventCallback | None = None,
+                      overlap: bool = True) -> Iterator[FileOutcome]:
+        """Upscale many files; yields one :class:`FileOutcome` per job, in job order.
+
+        With ``overlap`` a reader thread decodes the next image and a writer thread
+        encodes and writes the previous one while this thread runs the model on the
+        current one (at most one image ahead and one behind, so memory stays at about
+        three images). Errors are per file (``status == "error"``) and never stop the
+        batch; non-:class:`SrganError` exceptions propagate. Each output is written
+        atomically. Whether an output exists is checked before decoding and again just
+        before writing, so two jobs with the same output behave as they would one after
+        the other. ``on_start``, ``on_tile`` and ``on_event`` are called on this thread.
+        """
+        def read(job: FileJob):
+            t = time.perf_counter()
+            if job.error is not None:
+                raise job.error
+            if skip_existing and job.dst.exists():
+                return _SKIP, 0.0
+            imaging.output_format(job.dst, fmt)  # fail before the expensive part
+            if job.dst.exists() and not overwrite:
+                raise SrganError(f"{job.dst}: already exists (use --overwrite)")
+            d = imaging.read_image(job.src, max_pixels=max_pixels)
+            return d, time.perf_counter() - t
+
+        def write(job: FileJob, planes: np.ndarray, info: dict):
+            t = time.perf_counter()
+            if skip_existing and job.dst.exists():  # an earlier job wrote the same path
+                return _SKIP, 0.0
+            if job.dst.exists() and not overwrite:
+                raise SrganError(f"{job.dst}: already exists (use --overwrite)")
+            imaging.write_image(job.dst, planes, fmt, quality, info)
+            return None, time.perf_counter() - t
+
+        jobs = list(jobs)
+        if not overlap:
+            for job in jobs:
+                pending = self._file_job(job, _done(read, job), on_start, on_tile, on_event,
+                                         strip_metadata, lambda *a: _done(write, *a))
+                yield _outcome(*pending)
+            return
+        reader = ThreadPoolExecutor(1, thread_name_prefix="srgan-read")
+        writer = ThreadPoolExecutor(1, thread_name_prefix="srgan-write")
+        try:
+            ahead = reader.submit(read, jobs[0]) if jobs else None
+            queued: deque = deque()  # (job, seconds, result | error | None, write future)
+            for i, job in enumerate(jobs):
+                decoded = ahead
+                if i + 1 < len(jobs):  # decode the next image while this one computes
+                    ahead = reader.submit(read, jobs[i + 1])
+                queued.append(self._file_job(job, decoded, on_start, on_tile, on_event,
+                                             strip_metadata,
+                                             lambda *a: writer.submit(write, *a)))
+                # Report finished jobs in order; keep at most one write in flight.
+                while queued and (queued[0][3] is None or queued[0][3].done()
+                                  or len(queued) > 1):
+                    yield _outcome(*queued.popleft())
+            while queued:
+                yield _outcome(*queued.popleft())
+        finally:
+            reader.shutdown(wait=True, cancel_futures=True)
+            writer.shutdown(wait=True, cancel_futures=True)
+
+    def _file_job(self, job, decoded: Future, on_start, on_tile, on_event, strip_metadata,
+                  submit_write):
+        """Model step of one file job: (job, seconds so far, result | error | None, write)."""
+        try:
+            d, secs = decoded.result()
+        except SrganError as e:
+            return job, 0.0, e, None
+        if d is _SKIP:
+            return job, 0.0, None, None
+        if on_start:
+            on_start(job.src)
+        t = time.perf_counter()
+        try:
+            planes, tile, retries = self.upscale_decoded(d, on_tile, on_event)
+        except SrganError as e:
+            return job, secs + time.perf_counter() - t, e, None
+        secs += time.perf_counter() - t
+        res = UpscaleResult(job.src, job.dst, d.size, (planes.shape[1], planes.shape[0]), tile,
+                            retries)
+        return job, secs, res, submit_write(job, planes, {} if strip_metadata else d.info)
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """One input of :meth:`Upscaler.upscale_files`; ``error`` reports a job that could
+    not even be planned (e.g. no output name) in its place in the order."""
+
+    src: Path
+    dst: Path | None
+    error: SrganError | None = None
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    src: Path
+    dst: Path | None
+    status: str  # "ok", "skipped" or "error"
+    result: UpscaleResult | None = None
+    error: SrganError | None = None
+    seconds: float = 0.0  # this file's decode + model + encode time (they overlap between files)
+
+
+_SKIP = object()
+
+
+def _done(fn, *args) -> Future:
+    """Run ``fn`` now; its result or exception in a completed Future."""
+    f: Future = Future()
+    try:
+        f.set_result(fn(*args))
+    except BaseException as e:  # noqa: BLE001 - handed on through the Future
+        f.set_exception(e)
+    return f
+
+
+def _outcome(job: FileJob, secs: float, res, wrote: Future | None) -> FileOutcome:
+    if isinstance(res, SrganError):
+        return FileOutcome(job.src, job.dst, "error", error=res, seconds=secs)
+    if res is None:
+        return FileOutcome(job.src, job.dst, "skipped")
+    try:
+        flag, wsecs = wrote.result()
+    except SrganError as e:
+        return FileOutcome(job.src, job.dst, "error", error=e, seconds=secs)
+    if flag is _SKIP:
+        return FileOutcome(job.src, job.dst, "skipped")
+    return FileOutcome(job.src, job.dst, "ok", result=res, seconds=secs + wsecs)
 
 
 def describe(info: ModelInfo) -> str:

@@ -1,0 +1,105 @@
+"""The directory path: decode, model and encode overlap; behaviour is that of one file at a time."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import photo_like
+from srgan_cli import Upscaler
+from srgan_cli.cli import main
+from srgan_cli.errors import ImageError
+from srgan_cli.upscale import FileJob
+
+
+def _inputs(d, n=5):
+    d.mkdir()
+    paths = []
+    for i in range(n):
+        p = d / f"im{i}.png"
+        Image.fromarray(photo_like(9 + i, 11, seed=i)).save(p)
+        paths.append(p)
+    (d / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    return paths + [d / "bad.png"]
+
+
+def _run(up, jobs, **kw):
+    return [(o.src.name, o.status, o.error and str(o.error)) for o in up.upscale_files(jobs, **kw)]
+
+
+def test_overlapped_and_sequential_batches_give_the_same_outcomes_and_files(tiny_weights,
+                                                                             tmp_path):
+    srcs = _inputs(tmp_path / "in")
+    up = Upscaler(tiny_weights, device="cpu")
+    results = {}
+    for overlap in (False, True):
+        out = tmp_path / f"out{overlap}"
+        jobs = [FileJob(s, out / s.name) for s in srcs]
+        jobs.insert(2, FileJob(srcs[0], None, ImageError("planned error")))
+        results[overlap] = _run(up, jobs, overlap=overlap)
+        assert sorted(p.name for p in out.iterdir()) == [f"im{i}.png" for i in range(5)]
+    assert results[True] == results[False]
+    assert [r[1] for r in results[True]] == ["ok", "ok", "error", "ok", "ok", "ok", "error"]
+    assert results[True][2][2] == "planned error" and "bad.png" in results[True][-1][2]
+    for i in range(5):
+        a = np.asarray(Image.open(tmp_path / "outTrue" / f"im{i}.png"))
+        b = np.asarray(Image.open(tmp_path / "outFalse" / f"im{i}.png"))
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_two_jobs_with_one_output_behave_as_one_after_the_other(tiny_weights, tmp_path, overlap):
+    srcs = _inputs(tmp_path / "in", 2)[:2]
+    up = Upscaler(tiny_weights, device="cpu")
+    dst = tmp_path / "same.png"
+    jobs = [FileJob(srcs[0], dst), FileJob(srcs[1], dst)]
+    got = _run(up, jobs, overlap=overlap)
+    assert [g[1] for g in got] == ["ok", "error"] and "already exists" in got[1][2]
+    assert Image.open(dst).size == (44, 36)  # the first job's output, not overwritten
+    dst.unlink()
+    assert [g[1] for g in _run(up, jobs, overlap=overlap, skip_existing=True)] == ["ok", "skipped"]
+    assert [g[1] for g in _run(up, jobs, overlap=overlap, overwrite=True)] == ["ok", "ok"]
+    assert Image.open(dst).size == (44, 40)  # now the second one's
+
+
+def test_write_errors_are_reported_in_order_and_the_batch_goes_on(tiny_weights, tmp_path):
+    srcs = _inputs(tmp_path / "in", 3)[:3]
+    (tmp_path / "not_a_folder").write_text("a file where a folder should be")
+    jobs = [FileJob(srcs[0], tmp_path / "a.png"),
+            FileJob(srcs[1], tmp_path / "not_a_folder" / "b.png"),
+            FileJob(srcs[2], tmp_path / "c.png")]
+    got = _run(Upscaler(tiny_weights, device="cpu"), jobs)
+    assert [g[1] for g in got] == ["ok", "error", "ok"] and "cannot write" in got[1][2]
+    assert (tmp_path / "a.png").is_file() and (tmp_path / "c.png").is_file()
+
+
+def test_write_errors_in_the_writer_thread_are_per_file(tiny_weights, tmp_path, monkeypatch):
+    import srgan_cli.imaging as imaging
+
+    real = imaging.write_image
+
+    def flaky(path, *a, **k):
+        if path.name == "b.png":
+            raise ImageError(f"{path}: cannot write (disk full)")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(imaging, "write_image", flaky)
+    srcs = _inputs(tmp_path / "in", 3)[:3]
+    jobs = [FileJob(s, tmp_path / n) for s, n in zip(srcs, ("a.png", "b.png", "c.png"))]
+    got = _run(Upscaler(tiny_weights, device="cpu"), jobs)
+    assert [g[1] for g in got] == ["ok", "error", "ok"] and "disk full" in got[1][2]
+    assert not (tmp_path / "b.png").exists()
+
+
+def test_cli_json_lines_keep_the_input_order(tiny_weights, tmp_path):
+    srcs = _inputs(tmp_path / "in")
+    r = CliRunner().invoke(main, ["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+                                  "--model", str(tiny_weights), "--json"])
+    assert r.exit_code == 1
+    lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    assert [x["input"] for x in lines[:-1]] == [str(s) for s in sorted(srcs)]
+    assert [x["status"] for x in lines[:-1]] == ["error"] + ["ok"] * 5  # bad.png sorts first
+    assert all(x["seconds"] > 0 for x in lines[1:-1])
+    assert lines[-1]["summary"] == {**lines[-1]["summary"], "images": 5, "failed": 1}
