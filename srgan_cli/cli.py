@@ -42,7 +42,8 @@ def _speed_benchmark(models, device, precision, size, tile, runs, baselines, gem
     from rich.table import Table
 
     from srgan_cli.bench.quality import BASELINES
-    from srgan_cli.bench.speed import eager_fp32_baseline, gemm_rate, measure, synthetic_photo
+    from srgan_cli.bench.speed import (eager_fp32_baseline, gemm_rate, hardware, measure,
+                                        synthetic_photo)
     from srgan_cli.errors import SrganError
     from srgan_cli.imaging import Decoded
     from srgan_cli.upscale import Upscaler
@@ -75,6 +76,7 @@ def _speed_benchmark(models, device, precision, size, tile, runs, baselines, gem
             plain, _ = load_generator(up.weights_path, up.device)  # as trained: BN unfolded
             results.append(measure("baseline eager-fp32", eager_fp32_baseline(plain, x),
                                    precision="fp32", tile=0, **common))
+    extra["hardware"] = hardware(torch.device(results[0].device))
     if gemm:
         dev = results[0].device
         extra["bf16_gemm_gflops"] = gemm_rate(torch.device(dev))

@@ -112,11 +112,11 @@ class Upscaler:
         if alpha not in ("bicubic", "model"):
             raise SrganError(f"unknown alpha mode {alpha!r} (bicubic, model)")
         self.weights_path = resolve_model(model)
-        net, self.info = load_generator(self.weights_path, self.device)
+        net, self.info = load_generator(self.weights_path, "cpu")
         if optimise:
-            net = inference_copy(net)
+            net = inference_copy(net)  # on the CPU: the fold is computed in float64
         self.optimise = optimise
-        self.net = net.to(memory_format=torch.channels_last)
+        self.net = net.to(self.device, memory_format=torch.channels_last)
         self.precision = default_precision(self.device) if precision == "auto" else precision
         self.tile_pad = self.info.spec.receptive_radius() if tile_pad is None else tile_pad
         self.tile = tile

@@ -2,7 +2,8 @@
 
 Each run times ``Upscaler.upscale_decoded`` (tiling, model, quantisation; no file I/O)
 after warm-up runs, and reports output megapixels per second (median, min, max), peak
-memory and the achieved GFLOP/s from the model's FLOP count (useful work only: the
+memory (resident set of the whole process during that measurement, weights and libraries
+included; CUDA: peak allocated) and the achieved GFLOP/s from the model's FLOP count (useful work only: the
 overlap recomputed between tiles is not counted).
 """
 
@@ -55,7 +56,26 @@ class SpeedResult:
         return asdict(self)
 
 
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux: write 5 to /proc/self/clear_refs); False if not."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process since the last :func:`reset_peak_rss` (else
+    since it started), in MiB."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
@@ -75,6 +95,7 @@ def measure(label: str, run: Callable[[], object], *, model: str, device: torch.
     """Time ``run`` ``runs`` times after ``warmup`` untimed calls."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_rss()  # so each path reports its own peak, not the largest so far
     for _ in range(warmup):
         _time(run, device)
     secs = [_time(run, device) for _ in range(runs)]
@@ -113,3 +134,26 @@ def gemm_rate(device: torch.device, dtype: torch.dtype = torch.bfloat16, n: int 
     torch.matmul(a, b)
     secs = [_time(lambda: torch.matmul(a, b), device) for _ in range(repeats)]
     return 2 * n**3 / statistics.median(secs) / 1e9
+
+
+def hardware(device: torch.device) -> dict:
+    """What the numbers were measured on: CPU model and bf16 features, threads, GPU, torch."""
+    import os
+    import platform
+
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and cpu in ("", platform.machine()):
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    info = {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cpu_bf16": sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16", "avx512f"}),
+            "torch": torch.__version__}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
