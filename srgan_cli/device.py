@@ -69,3 +69,27 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision != "auto":
         raise ValueError(f"unknown precision {precision!r} (auto, fp32, bf16, fp16)")
     raise ValueError("'auto' must be resolved by the caller")
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep and reuse large freed blocks instead of unmapping them.
+
+    By default every allocation above 32 MB is a fresh ``mmap`` whose pages the kernel
+    zeroes on first touch, and every free unmaps it: at the sizes of this network's
+    activations that page-fault work costs as much as the elementwise ops themselves.
+    With a high mmap threshold and no trimming, freed activations are reused; the price
+    is that the process keeps its peak memory until it exits. A process-wide setting,
+    so the command line turns it on and library users choose. Returns False where it
+    does not apply (not glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = mallopt(m_mmap_threshold, 1 << 30) == 1  # above this, allocations are mmap'ed
+    return mallopt(m_trim_threshold, 2**31 - 1) == 1 and ok  # keep freed heap memory

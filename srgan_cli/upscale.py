@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from srgan_cli import imaging
-from srgan_cli.device import default_precision, resolve_device
+from srgan_cli.device import default_precision, keep_freed_memory, resolve_device
 from srgan_cli.errors import SrganError
 from srgan_cli.models import DEFAULT_MODEL, resolve_model
 from srgan_cli.nets.inference import inference_copy
@@ -94,6 +94,9 @@ class Upscaler:
     ``optimise``: run an exact inference rewrite of the generator (BatchNorm folded into
     the convolutions, the last convolution moved before the last pixel shuffle; see
     :mod:`srgan_cli.nets.inference`); ``False`` runs the network as trained.
+    ``reuse_memory``: on the CPU, let glibc's malloc keep freed activation memory for reuse
+    (:func:`srgan_cli.device.keep_freed_memory`; process-wide, memory is not returned to
+    the system until exit), which avoids re-faulting hundreds of MB per forward pass.
     ``tile``: LR pixels per tile, ``None`` = chosen from free memory, ``0`` = whole image.
     ``tile_pad``: context per side (default: the receptive radius, which makes tiling exact).
     ``tile_batch``: same-shaped tiles run together (useful on GPUs).
@@ -102,7 +105,8 @@ class Upscaler:
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
                  precision: str = "auto", tile: int | None = None, tile_pad: int | None = None,
-                 tile_batch: int = 1, alpha: str = "bicubic", optimise: bool = True):
+                 tile_batch: int = 1, alpha: str = "bicubic", optimise: bool = True,
+                 reuse_memory: bool = True):
         try:
             self.device = resolve_device(device)
         except ValueError as e:
@@ -111,6 +115,8 @@ class Upscaler:
             raise SrganError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
         if alpha not in ("bicubic", "model"):
             raise SrganError(f"unknown alpha mode {alpha!r} (bicubic, model)")
+        if reuse_memory and self.device.type == "cpu":
+            keep_freed_memory()
         self.weights_path = resolve_model(model)
         net, self.info = load_generator(self.weights_path, "cpu")
         if optimise:
@@ -147,7 +153,9 @@ class Upscaler:
             with torch.autocast(self.device.type, dtype=dtype):
                 y = self.net(x)
             y = y.float()
-            if not bool(torch.isfinite(y).all()):
+            # NaN/Inf anywhere makes the sum non-finite (a sum that merely overflows only
+            # costs a needless fp32 redo); 25x faster than isfinite(y).all() on big tiles.
+            if not bool(torch.isfinite(y.sum())):
                 retries[0] += 1
                 y = self.net(x).float()
             return y
@@ -201,11 +209,12 @@ class Upscaler:
         planes = np.empty((h * s, w * s, n_color + n_alpha), np.uint16 if d.bits == 16 else np.uint8)
 
         def quantise(y: torch.Tensor, gray: bool) -> np.ndarray:
-            v = ((y[0].float() + 1.0) * 0.5).clamp_(0.0, 1.0)
-            if gray:
-                v = v.mean(0, keepdim=True)  # gray went through the model as R = G = B
-            v = v.mul_(peak).add_(0.5).to(torch.int32).permute(1, 2, 0).cpu().numpy()
-            return v
+            v = y[0].permute(1, 2, 0).float()  # HWC; contiguous when y is channels_last
+            if gray:  # gray went through the model as R = G = B
+                v = ((v + 1.0) * 0.5).clamp_(0.0, 1.0).mean(2, keepdim=True).mul_(peak)
+            else:  # round(clamp((v + 1) / 2, 0, 1) * peak), in two passes
+                v = v.mul(0.5 * peak).add_(0.5 * peak).clamp_(0.0, peak)
+            return v.add_(0.5).to(torch.uint8 if peak == 255 else torch.int32).cpu().numpy()
 
         def store_color(t, y):
             planes[t.y0 * s : t.y1 * s, t.x0 * s : t.x1 * s, :n_color] = quantise(y, n_color == 1)

@@ -28,10 +28,11 @@ SPECS = [GeneratorSpec(scale=4, blocks=2, width=8), GeneratorSpec(scale=2, block
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=str)
-@pytest.mark.parametrize("fold,subpixel", [(True, False), (False, True), (True, True)])
-def test_inference_copy_equals_the_plain_network(spec, fold, subpixel):
+@pytest.mark.parametrize("fold,subpixel,head", [(True, False, False), (False, True, False),
+                                                (True, True, False), (True, True, True)])
+def test_inference_copy_equals_the_plain_network(spec, fold, subpixel, head):
     model = _trained_looking(spec, seed=spec.blocks)
-    fast = inference_copy(model, fold_bn=fold, subpixel_tail=subpixel)
+    fast = inference_copy(model, fold_bn=fold, subpixel_tail=subpixel, fp32_head=head)
     x = torch.rand(2, 3, 13, 17)
     with torch.no_grad():
         ref = model(x)
@@ -116,13 +117,15 @@ def test_optimised_fp32_path_gives_the_plain_fp32_image(weights, seed, h, w):
 @pytest.mark.parametrize("tile", [0, 16])
 @pytest.mark.parametrize("seed,h,w", [(0, 40, 48), (1, 33, 57)])
 def test_bf16_path_stays_close_to_the_plain_fp32_image(weights, tile, seed, h, w):
-    """The default CPU path on bf16 hardware (bf16 autocast, fp32 residual stream, BN folded,
-    sub-pixel tail, channels_last) against plain fp32.
+    """The default CPU path on bf16 hardware (bf16 autocast, BN folded, sub-pixel tail,
+    channels_last) against plain fp32.
 
-    Tolerance: at most 2 levels anywhere and >= 50 dB PSNR between the two 8-bit outputs
-    (RMS difference <= 0.81 levels). bf16 keeps 8 significant bits; measured here with the
-    shipped SRResNet: max 1 level, about 57 dB (random tiny nets: about 66 dB). A wrong fold
-    or kernel rewrite gives differences of tens of levels.
+    Tolerance: at most 4 levels anywhere and >= 48 dB PSNR between the two 8-bit outputs
+    (RMS difference <= 1.02 levels). bf16 keeps 8 significant bits; measured here with the
+    shipped SRResNet (20,500 iterations): max 2 levels, 54.0-54.7 dB, the same as plain
+    bf16 autocast of the unrewritten network (53.7-54.4 dB); random tiny nets: max 1 level,
+    about 66 dB. The margin is for other CPUs' kernels (other summation orders); a wrong
+    fold or kernel rewrite gives differences of tens of levels.
     """
     d = imaging.Decoded(photo_like(h, w, seed=seed).astype(np.float32) / 255, None, "RGB")
     plain, _, _ = Upscaler(weights, device="cpu", precision="fp32", optimise=False,
@@ -131,10 +134,21 @@ def test_bf16_path_stays_close_to_the_plain_fp32_image(weights, tile, seed, h, w
                                    tile=tile).upscale_decoded(d)
     worst, db = _pair(plain, fast)
     assert used == tile and retries == 0
-    assert worst <= 2 and db >= 50.0
+    assert worst <= 4 and db >= 48.0
 
 
 def test_auto_precision_is_bf16_exactly_on_cpus_with_native_bf16(tiny_weights):
     up = Upscaler(tiny_weights, device="cpu")
     assert up.precision == ("bf16" if cpu_has_bf16() else "fp32")
     assert up.optimise and Upscaler(tiny_weights, device="cpu", precision="fp32").precision == "fp32"
+
+
+def test_keep_freed_memory_is_harmless(tiny_weights):
+    from srgan_cli.device import keep_freed_memory
+
+    assert keep_freed_memory() in (True, False)  # False off glibc
+    x = np.random.default_rng(0).random((20, 24, 3), np.float32)
+    d = imaging.Decoded(x, None, "RGB")
+    a, _, _ = Upscaler(tiny_weights, device="cpu", reuse_memory=False).upscale_decoded(d)
+    b, _, _ = Upscaler(tiny_weights, device="cpu").upscale_decoded(d)
+    assert np.array_equal(a, b)
