@@ -401,6 +401,10 @@ def _parse_tile(value: str) -> int | None:
               help="Output format (default: from the output extension, else the input's).")
 @click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
               help="JPEG/WebP quality.")
+@click.option("--png-level", type=click.IntRange(0, 9), default=6, show_default=True,
+              help="PNG zlib compression level. 1 writes a 2048x2048 PNG about 5x faster than "
+              "6 (files ~15% larger; same pixels): writing, not the model, is then no longer "
+              "what limits a folder's throughput.")
 @click.option("--strip-metadata", is_flag=True, help="Do not copy ICC profile and EXIF.")
 @click.option("--max-pixels", type=click.IntRange(0), default=100_000_000, show_default=True,
               help="Refuse inputs with more pixels (decompression bombs); 0 = no limit.")
@@ -415,7 +419,7 @@ def _parse_tile(value: str) -> int | None:
               help="Print one JSON line per image on stdout (and a final summary line).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch, alpha, fmt,
-            quality, strip_metadata, max_pixels, suffix, recursive, overwrite, skip_existing,
+            quality, png_level, strip_metadata, max_pixels, suffix, recursive, overwrite, skip_existing,
             shard, as_json, quiet):
     """Upscale images (files, folders or glob patterns) by the model's scale.
 
@@ -495,7 +499,8 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
         # Decoding the next image and writing the previous one overlap with the model.
         for o in up.upscale_files(jobs, overwrite=overwrite, skip_existing=skip_existing,
                                   fmt=fmt, quality=quality, strip_metadata=strip_metadata,
-                                  max_pixels=max_pixels, on_start=on_start, on_tile=on_tile,
+                                  max_pixels=max_pixels, png_level=png_level,
+                                  on_start=on_start, on_tile=on_tile,
                                   on_event=on_event):
             record = {"input": str(o.src)}
             if o.dst is not None:

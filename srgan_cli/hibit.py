@@ -250,8 +250,9 @@ def _png_scanlines(arr: np.ndarray) -> bytes:
 
 
 def write_png16(path: PathLike, arr: np.ndarray, icc_profile: bytes | None = None,
-                exif: bytes | None = None) -> None:
-    """Write uint16 (H, W[, C]) as a 16-bit PNG (colour type 0, 4, 2 or 6) at ``path``.
+                exif: bytes | None = None, level: int = 6) -> None:
+    """Write uint16 (H, W[, C]) as a 16-bit PNG (colour type 0, 4, 2 or 6) at ``path``,
+    zlib-compressed at ``level`` (0-9).
 
     ``exif`` may carry Pillow's ``b"Exif\\0\\0"`` prefix; it is stripped for the eXIf chunk.
     OS errors propagate as :class:`OSError`.
@@ -265,7 +266,7 @@ def write_png16(path: PathLike, arr: np.ndarray, icc_profile: bytes | None = Non
     if exif:
         body = exif[len(EXIF_PREFIX):] if exif.startswith(EXIF_PREFIX) else exif
         parts.append(_png_chunk(b"eXIf", bytes(body)))
-    stream = zlib.compress(_png_scanlines(arr), 6)
+    stream = zlib.compress(_png_scanlines(arr), level)
     parts += [_png_chunk(b"IDAT", stream[i:i + IDAT_SIZE])
               for i in range(0, len(stream), IDAT_SIZE)]
     parts.append(_png_chunk(b"IEND", b""))

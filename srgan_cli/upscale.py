@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from srgan_cli import imaging
-from srgan_cli.device import default_precision, keep_freed_memory, resolve_device
+from srgan_cli.device import (default_precision, keep_freed_memory, release_freed_memory,
+                              resolve_device)
 from srgan_cli.errors import SrganError
 from srgan_cli.models import DEFAULT_MODEL, resolve_model
 from srgan_cli.nets.inference import inference_copy
@@ -32,7 +33,8 @@ from srgan_cli.weights import ModelInfo, load_generator
 TileCallback = Callable[[int, int], None]
 EventCallback = Callable[[str], None]
 
-CPU_TILE_BUDGET = 4e9  # bytes of activations per tile on the CPU (and <= 1/4 of free memory)
+TRIM_AFTER_BYTES = 256 << 20  # release kept activation memory after outputs this large
+CPU_TILE_BUDGET = 1.5e9  # bytes of activations per tile on the CPU (and <= 1/4 of free memory)
 MIN_TILE = 16
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -244,7 +246,7 @@ class Upscaler:
     def upscale_file(self, src: str | os.PathLike, dst: str | os.PathLike, *,
                      overwrite: bool = False, fmt: str | None = None, quality: int = 95,
                      strip_metadata: bool = False,
-                     max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
+                     max_pixels: int = imaging.DEFAULT_MAX_PIXELS, png_level: int = 6,
                      on_tile: TileCallback | None = None,
                      on_event: EventCallback | None = None) -> UpscaleResult:
         """Read ``src``, upscale, write ``dst`` atomically. Raises :class:`SrganError`."""
@@ -254,14 +256,18 @@ class Upscaler:
             raise SrganError(f"{dst}: already exists (use --overwrite)")
         d = imaging.read_image(src, max_pixels=max_pixels)
         planes, tile, retries = self.upscale_decoded(d, on_tile, on_event)
-        imaging.write_image(dst, planes, fmt, quality, {} if strip_metadata else d.info)
+        if self.device.type == "cpu" and planes.nbytes >= TRIM_AFTER_BYTES:
+            # a large image: give the activations' memory back before encoding needs its own
+            release_freed_memory()
+        imaging.write_image(dst, planes, fmt, quality, {} if strip_metadata else d.info,
+                            png_level)
         out_size = (planes.shape[1], planes.shape[0])
         return UpscaleResult(src, dst, d.size, out_size, tile, retries)
 
     def upscale_files(self, jobs: Iterable[FileJob], *, overwrite: bool = False,
                       skip_existing: bool = False, fmt: str | None = None, quality: int = 95,
                       strip_metadata: bool = False,
-                      max_pixels: int = imaging.DEFAULT_MAX_PIXELS,
+                      max_pixels: int = imaging.DEFAULT_MAX_PIXELS, png_level: int = 6,
                       on_start: Callable[[Path], None] | None = None,
                       on_tile: TileCallback | None = None,
                       on_event: EventCallback | None = None,
@@ -295,7 +301,7 @@ class Upscaler:
                 return _SKIP, 0.0
             if job.dst.exists() and not overwrite:
                 raise SrganError(f"{job.dst}: already exists (use --overwrite)")
-            imaging.write_image(job.dst, planes, fmt, quality, info)
+            imaging.write_image(job.dst, planes, fmt, quality, info, png_level)
             return None, time.perf_counter() - t
 
         jobs = list(jobs)
@@ -344,6 +350,8 @@ class Upscaler:
         except SrganError as e:
             return job, secs + time.perf_counter() - t, e, None
         secs += time.perf_counter() - t
+        if self.device.type == "cpu" and planes.nbytes >= TRIM_AFTER_BYTES:
+            release_freed_memory()  # a large image: its activations' memory goes back now
         res = UpscaleResult(job.src, job.dst, d.size, (planes.shape[1], planes.shape[0]), tile,
                             retries)
         return job, secs, res, submit_write(job, planes, {} if strip_metadata else d.info)

@@ -103,3 +103,27 @@ def test_cli_json_lines_keep_the_input_order(tiny_weights, tmp_path):
     assert [x["status"] for x in lines[:-1]] == ["error"] + ["ok"] * 5  # bad.png sorts first
     assert all(x["seconds"] > 0 for x in lines[1:-1])
     assert lines[-1]["summary"] == {**lines[-1]["summary"], "images": 5, "failed": 1}
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_png_level_changes_the_file_not_the_pixels(tiny_weights, tmp_path, bits):
+    arr = photo_like(16, 20, seed=3)
+    src = tmp_path / "in.png"
+    if bits == 16:
+        from srgan_cli import hibit
+
+        hibit.write_png16(src, arr.astype(np.uint16) * 257)
+    else:
+        Image.fromarray(arr).save(src)
+    outs = {}
+    for level in (1, 6):
+        out = tmp_path / f"o{level}.png"
+        r = CliRunner().invoke(main, ["upscale", str(src), "-o", str(out), "--model",
+                                      str(tiny_weights), "--png-level", str(level)])
+        assert r.exit_code == 0, r.output
+        outs[level] = out
+    from srgan_cli import imaging
+
+    a, b = imaging.read_image(outs[1]), imaging.read_image(outs[6])
+    assert a.bits == b.bits == bits and np.array_equal(a.rgb, b.rgb)
+    assert outs[1].read_bytes() != outs[6].read_bytes()
