@@ -71,6 +71,19 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     raise ValueError("'auto' must be resolved by the caller")
 
 
+def release_freed_memory() -> bool:
+    """Hand memory that malloc keeps (see :func:`keep_freed_memory`) back to the system
+    (glibc ``malloc_trim``). Returns False where it does not apply."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def keep_freed_memory() -> bool:
     """Let glibc's malloc keep and reuse large freed blocks instead of unmapping them.
 
