@@ -24,7 +24,7 @@ An option, off by default, only matters under autocast: ``fp32_head`` runs the h
 fp32 (``Fp32``), so its output, and with it the whole residual stream (each block's
 ``x + f(x)`` and the global skip), stays in fp32 while the convolutions after the head
 run in bf16/fp16. On the shipped SRResNet it changed Set5 Y-PSNR in bf16 by +0.003 dB
-and cost 8% of the speed (docs/performance.md), so it is not used by default.
+and cost 9% of the speed (docs/performance.md), so it is not used by default.
 """
 
 from __future__ import annotations
