@@ -276,8 +276,9 @@ class Upscaler:
 
         With ``overlap`` a reader thread decodes the next image and a writer thread
         encodes and writes the previous one while this thread runs the model on the
-        current one (at most one image ahead and one behind, so memory stays at about
-        three images). Errors are per file (``status == "error"``) and never stop the
+        current one (at most one image ahead and one behind). On the CPU, outputs of
+        ``TRIM_AFTER_BYTES`` or more are written before the next image starts, so large
+        images peak at the memory of one image at a time. Errors are per file (``status == "error"``) and never stop the
         batch; non-:class:`SrganError` exceptions propagate. Each output is written
         atomically. Whether an output exists is checked before decoding and again just
         before writing, so two jobs with the same output behave as they would one after
@@ -316,13 +317,24 @@ class Upscaler:
         try:
             ahead = reader.submit(read, jobs[0]) if jobs else None
             queued: deque = deque()  # (job, seconds, result | error | None, write future)
+
+            def submit_write(job: FileJob, planes: np.ndarray, info: dict) -> Future:
+                if self.device.type == "cpu" and planes.nbytes >= TRIM_AFTER_BYTES:
+                    # A large image is written here, after the earlier writes and before
+                    # the next image's activations exist: its encoder's copy must not add
+                    # to them (the peak-memory bound of docs/memory.md holds per image).
+                    for q in queued:
+                        if q[3] is not None:
+                            q[3].exception()  # wait; its result is reported in order later
+                    return _done(write, job, planes, info)
+                return writer.submit(write, job, planes, info)
+
             for i, job in enumerate(jobs):
                 decoded = ahead
                 if i + 1 < len(jobs):  # decode the next image while this one computes
                     ahead = reader.submit(read, jobs[i + 1])
                 queued.append(self._file_job(job, decoded, on_start, on_tile, on_event,
-                                             strip_metadata,
-                                             lambda *a: writer.submit(write, *a)))
+                                             strip_metadata, submit_write))
                 # Report finished jobs in order; keep at most one write in flight.
                 while queued and (queued[0][3] is None or queued[0][3].done()
                                   or len(queued) > 1):

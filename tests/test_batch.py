@@ -127,3 +127,31 @@ def test_png_level_changes_the_file_not_the_pixels(tiny_weights, tmp_path, bits)
     a, b = imaging.read_image(outs[1]), imaging.read_image(outs[6])
     assert a.bits == b.bits == bits and np.array_equal(a.rgb, b.rgb)
     assert outs[1].read_bytes() != outs[6].read_bytes()
+
+
+def test_large_outputs_are_written_before_the_next_image_starts(tiny_weights, tmp_path,
+                                                                monkeypatch):
+    """Small outputs are written by the writer thread; large ones (CPU, >= TRIM_AFTER_BYTES)
+    on the calling thread, so a folder of big photos never holds two images' memory."""
+    import threading
+
+    import srgan_cli.imaging as imaging
+    import srgan_cli.upscale as U
+
+    real, where = imaging.write_image, {}
+
+    def spy(path, *a, **k):
+        where[path.name] = threading.current_thread() is threading.main_thread()
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(imaging, "write_image", spy)
+    srcs = _inputs(tmp_path / "in", 3)[:3]
+    up = Upscaler(tiny_weights, device="cpu")
+    jobs = [FileJob(s, tmp_path / "small" / s.name) for s in srcs]
+    assert [o.status for o in up.upscale_files(jobs)] == ["ok"] * 3
+    assert not any(where.values())
+    monkeypatch.setattr(U, "TRIM_AFTER_BYTES", 1)  # every output counts as large
+    where.clear()
+    jobs = [FileJob(s, tmp_path / "large" / s.name) for s in srcs]
+    assert [o.status for o in up.upscale_files(jobs)] == ["ok"] * 3
+    assert len(where) == 3 and all(where.values())
