@@ -278,9 +278,9 @@ class Upscaler:
         encodes and writes the previous one while this thread runs the model on the
         current one (at most one image ahead and one behind). On the CPU, outputs of
         ``TRIM_AFTER_BYTES`` or more are written before the next image starts, so large
-        images peak at the memory of one image at a time. Errors are per file (``status == "error"``) and never stop the
-        batch; non-:class:`SrganError` exceptions propagate. Each output is written
-        atomically. Whether an output exists is checked before decoding and again just
+        images peak at about the memory of one image (plus the next one's decoded input).
+        Errors are per file (``status == "error"``) and never stop the batch;
+        non-:class:`SrganError` exceptions propagate. Each output is written atomically. Whether an output exists is checked before decoding and again just
         before writing, so two jobs with the same output behave as they would one after
         the other. ``on_start``, ``on_tile`` and ``on_event`` are called on this thread.
         """
