@@ -98,16 +98,19 @@ def _check_safetensors_header(path: Path) -> None:
             head = f.read(9)
     except OSError as e:
         raise WeightsError(f"{path}: cannot read ({e.strerror or e})") from None
+    # a safetensors file: 8-byte little-endian header length, then a JSON object. Its first
+    # byte can be anything (0x80 included), so that shape is checked before the pickle test.
+    n = struct.unpack("<Q", head[:8])[0] if len(head) >= 8 else 0
+    if len(head) == 9 and head[8:9] == b"{" and 2 <= n:
+        if n + 8 > os.path.getsize(path):
+            raise WeightsError(f"{path}: truncated safetensors header")
+        return
     if head[:2] == b"PK" or head[:1] == b"\x80":
         raise WeightsError(
             f"{path}: looks like a pickled PyTorch file; only .safetensors weights are "
             "loaded (pickles can run arbitrary code)"
         )
-    if len(head) < 9 or head[8:9] != b"{":
-        raise WeightsError(f"{path}: not a safetensors file")
-    (n,) = struct.unpack("<Q", head[:8])
-    if n > os.path.getsize(path):
-        raise WeightsError(f"{path}: truncated safetensors header")
+    raise WeightsError(f"{path}: not a safetensors file")
 
 
 def read_info(path: str | os.PathLike) -> ModelInfo:
