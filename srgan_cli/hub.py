@@ -141,12 +141,13 @@ def cached_file(repo_id: str, filename: str, revision: str | None = None,
 
 def download(repo_id: str, filename: str, *, revision: str | None = None,
              repo_type: str = "model", force: bool = False, what: str | None = None,
-             hint: str | None = None) -> Path:
+             hint: str | None = None,
+             otherwise: str = "pass a local .safetensors path with --model") -> Path:
     """``hf_hub_download`` into the standard Hub cache; one-line errors.
 
     With a 40-hex ``revision`` already in the cache, or with ``HF_HUB_OFFLINE=1``, no
     network call is made. ``what`` names the thing in messages; ``hint`` is the command
-    that fetches it while online.
+    that fetches it while online; ``otherwise`` the local alternative a message offers.
     """
     from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hfe
@@ -155,7 +156,7 @@ def download(repo_id: str, filename: str, *, revision: str | None = None,
     rev = revision or "main"
     is_offline = offline()
     local_hint = (f"run `{hint}` while online, or " if hint else "download it while online, or ")
-    local_hint += "pass a local .safetensors path with --model"
+    local_hint += otherwise
     if force and is_offline:
         raise ModelUnavailableError(f"{what}: cannot re-download with HF_HUB_OFFLINE set")
     quiet = {"tqdm_class": _quiet_tqdm()} if "tqdm_class" in inspect.signature(

@@ -78,38 +78,15 @@ def fetch_dataset(name: str, scale: int = 4, revision: str | None = None) -> Pat
 
 def _download(repo_id: str, filename: str, revision: str | None, canonical: str, key: str,
               scale: int) -> Path:
-    """``hf_hub_download`` of a dataset file; endpoint, cache and offline mode are read from
-    the environment now (not when huggingface_hub was imported). One-line errors."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub import errors as hfe
+    """:func:`srgan_cli.hub.download` of a dataset file, with dataset-worded errors."""
+    from srgan_cli import hub
+    from srgan_cli.errors import WeightsError
 
-    from srgan_cli.hub import cache_dir, endpoint, offline
-
-    is_offline = offline()
     try:
-        return Path(hf_hub_download(repo_id, filename, repo_type="dataset", revision=revision,
-                                    cache_dir=str(cache_dir()), endpoint=endpoint(),
-                                    local_files_only=is_offline))
-    except hfe.LocalEntryNotFoundError:
-        why = "HF_HUB_OFFLINE is set" if is_offline else f"{endpoint()} cannot be reached"
-        raise DatasetError(
-            f"{canonical}: {filename} is not in the local Hub cache ({cache_dir()}) and {why}; "
-            f"run `srgan benchmark {key} --source hub` while online, or pass --data-dir DIR "
-            f"holding {canonical}/{canonical}_HR and {canonical}/{canonical}_LR_x{scale}"
-        ) from None
-    except hfe.EntryNotFoundError:
-        raise DatasetError(f"{repo_id}: has no {filename} (x{scale} not available?)") from None
-    except hfe.RevisionNotFoundError:
-        raise DatasetError(f"{repo_id}: no revision {revision!r}") from None
-    except hfe.RepositoryNotFoundError:
-        raise DatasetError(f"{repo_id}: dataset repository not found at {endpoint()}") from None
-    except (hfe.HfHubHTTPError, OSError, ValueError) as e:
-        msg = " ".join(str(e).split())[:300]
-        raise DatasetError(f"{repo_id}: download of {filename} failed ({msg})") from None
-    except Exception as e:  # transport errors of the HTTP client (not OSError subclasses)
-        if type(e).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore", "requests",
-                                                    "urllib3"):
-            raise
-        msg = " ".join(str(e).split())[:300]
-        raise DatasetError(f"{repo_id}: download of {filename} failed "
-                           f"({type(e).__name__}: {msg})") from None
+        return hub.download(
+            repo_id, filename, revision=revision, repo_type="dataset",
+            what=f"{canonical} ({filename})", hint=f"srgan benchmark {key} --source hub",
+            otherwise=(f"pass --data-dir DIR holding {canonical}/{canonical}_HR and "
+                       f"{canonical}/{canonical}_LR_x{scale}"))
+    except WeightsError as e:
+        raise DatasetError(str(e)) from None
