@@ -132,6 +132,12 @@ def _rgb(a: np.ndarray) -> np.ndarray:
     return a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2)
 
 
+def _sr_u8(model: SRResNet, lr: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The model's 8-bit output (1, 3, H, W) for an (h, w, 3) uint8 LR image, on the CPU."""
+    x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(device)
+    return ((model(x).float() + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).cpu()
+
+
 @torch.inference_mode()
 def validate(model: SRResNet, pairs, device: torch.device) -> float:
     """Mean Y-PSNR (paper protocol: BT.601 luma, 4 px border) over ``pairs``, fp32."""
@@ -139,17 +145,22 @@ def validate(model: SRResNet, pairs, device: torch.device) -> float:
 
     was_training = model.training
     model.eval()
-    scores = []
-    for lr, hr in pairs:
-        x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(device)
-        y = model(x).float()
-        sr = ((y + 1) * 127.5).clamp(0, 255).round().to(torch.uint8)[0].permute(1, 2, 0)
-        scores.append(psnr(sr.cpu().numpy(), hr, crop_border=model.spec.scale))
+    scores = [psnr(_sr_u8(model, lr, device)[0].permute(1, 2, 0).numpy(), hr,
+                   crop_border=model.spec.scale) for lr, hr in pairs]
     model.train(was_training)
     return float(np.mean(scores))
 
 
-# --------------------------------------------------------------------------- checkpoints
+@torch.inference_mode()
+def validate_lpips(model: SRResNet, pairs, lpips_model, device: torch.device) -> float:
+    """Mean LPIPS (AlexNet) of the 8-bit SR outputs against HR, on the CPU."""
+    was_training = model.training
+    model.eval()
+    scores = [float(lpips_model(_sr_u8(model, lr, device).float().div(255),
+                                torch.from_numpy(hr).permute(2, 0, 1)[None].float().div(255))[0])
+              for lr, hr in pairs]
+    model.train(was_training)
+    return float(np.mean(scores))
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -538,21 +549,6 @@ def _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, 
         if log is not None:
             log.close()
     return TrainResult(it, ckpt_path, val_psnr, seconds0 + time.perf_counter() - t0)
-
-
-@torch.inference_mode()
-def validate_lpips(model: SRResNet, pairs, lpips_model, device: torch.device) -> float:
-    """Mean LPIPS (AlexNet) of the 8-bit SR outputs against HR, on CPU."""
-    was_training = model.training
-    model.eval()
-    scores = []
-    for lr, hr in pairs:
-        x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(device)
-        y = ((model(x).float() + 1) * 127.5).clamp(0, 255).round().div(255).cpu()
-        h = torch.from_numpy(hr).permute(2, 0, 1)[None].float().div(255)
-        scores.append(float(lpips_model(y, h)[0]))
-    model.train(was_training)
-    return float(np.mean(scores))
 
 
 def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
