@@ -64,3 +64,22 @@ def image_dir(tmp_path) -> Path:
     for i in range(3):
         Image.fromarray(photo_like(40 + 8 * i, 52 + 4 * i, seed=i)).save(d / f"im{i}.png")
     return d
+
+
+def make_train_dir(d: Path, n: int, h: int, w: int, seed: int) -> Path:
+    """A folder of ``n`` photo-like PNGs of h x w (training data for the train tests)."""
+    d.mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(photo_like(h, w, seed=seed + i)).save(d / f"t{i}.png")
+    return d
+
+
+def make_val_dir(d: Path, n: int, h: int, w: int, seed: int) -> Path:
+    """A benchmark-style folder ``d`` with <name>_HR/ and <name>_LR_x4/ (bicubic LR)."""
+    (d / f"{d.name}_HR").mkdir(parents=True)
+    (d / f"{d.name}_LR_x4").mkdir()
+    for i in range(n):
+        hr = photo_like(h, w, seed=seed + i)
+        Image.fromarray(hr).save(d / f"{d.name}_HR" / f"v{i}.png")
+        Image.fromarray(hr).resize((w // 4, h // 4), Image.BICUBIC).save(d / f"{d.name}_LR_x4" / f"v{i}.png")
+    return d

@@ -7,7 +7,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import photo_like
+from conftest import make_train_dir, make_val_dir, photo_like
 from srgan_cli.cli import main
 from srgan_cli.errors import TrainError
 from srgan_cli.train.data import ImageBank, downscale, sample_batch
@@ -17,24 +17,14 @@ from srgan_cli.weights import load_generator
 
 @pytest.fixture
 def train_dir(tmp_path) -> Path:
-    d = tmp_path / "train"
-    d.mkdir()
-    for i in range(4):
-        Image.fromarray(photo_like(64, 80, seed=10 + i)).save(d / f"t{i}.png")
+    d = make_train_dir(tmp_path / "train", 4, 64, 80, seed=10)
     (d / "notes.txt").write_text("not an image")
     return d
 
 
 @pytest.fixture
 def val_dir(tmp_path) -> Path:
-    d = tmp_path / "Val"
-    (d / "Val_HR").mkdir(parents=True)
-    (d / "Val_LR_x4").mkdir()
-    for i in range(2):
-        hr = photo_like(48, 64, seed=20 + i)
-        Image.fromarray(hr).save(d / "Val_HR" / f"v{i}.png")
-        Image.fromarray(hr).resize((16, 12), Image.BICUBIC).save(d / "Val_LR_x4" / f"v{i}.png")
-    return d
+    return make_val_dir(tmp_path / "Val", 2, 48, 64, seed=20)
 
 
 def tiny_cfg(data, run_dir, **kw) -> TrainConfig:

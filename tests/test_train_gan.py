@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
 from safetensors.torch import save_file
 
-from conftest import photo_like
+from conftest import make_train_dir, make_val_dir
 from srgan_cli.cli import main
 from srgan_cli.errors import TrainError
 from srgan_cli.train.loop import TrainConfig, export, load_checkpoint, train
@@ -37,22 +36,12 @@ def vgg_file(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def data(tmp_path) -> Path:
-    d = tmp_path / "train"
-    d.mkdir()
-    for i in range(4):
-        Image.fromarray(photo_like(48, 56, seed=30 + i)).save(d / f"t{i}.png")
-    return d
+    return make_train_dir(tmp_path / "train", 4, 48, 56, seed=30)
 
 
 @pytest.fixture
 def val_dir(tmp_path) -> Path:
-    d = tmp_path / "Val"
-    (d / "Val_HR").mkdir(parents=True)
-    (d / "Val_LR_x4").mkdir()
-    hr = photo_like(32, 48, seed=40)
-    Image.fromarray(hr).save(d / "Val_HR" / "v.png")
-    Image.fromarray(hr).resize((12, 8), Image.BICUBIC).save(d / "Val_LR_x4" / "v.png")
-    return d
+    return make_val_dir(tmp_path / "Val", 1, 32, 48, seed=40)
 
 
 @pytest.fixture
