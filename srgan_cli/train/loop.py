@@ -482,8 +482,11 @@ def _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, 
                     l_gan = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
                     add("l_g_gan", l_gan)
             loss = l_content.float() + (cfg.adv_weight * l_gan if is_gan else 0.0)
-            with torch.no_grad():
-                add("l_g_pix", F.mse_loss(sr.detach().float(), hr))
+            if vgg is None:
+                add("l_g_pix", l_content)  # the MSE content loss is the pixel loss
+            else:
+                with torch.no_grad():
+                    add("l_g_pix", F.mse_loss(sr.detach().float(), hr))
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
