@@ -5,14 +5,17 @@ number of times after one warm-up, and prints one JSON line: median seconds, out
 MP/s and achieved GFLOP/s (the model's nominal FLOPs). Examples::
 
     python scripts/perf_levers.py eager-fp32             # the peer-repo baseline
-    python scripts/perf_levers.py bf16-cl-fold-tail-head  # what Upscaler runs on bf16 CPUs
-    python scripts/perf_levers.py bf16-cl-fold-tail-head --tile 128
-    python scripts/perf_levers.py bf16-cl-fold-tail-head --compile
-    python scripts/perf_levers.py --profile bf16-cl-fold-tail-head  # per-op times
+    python scripts/perf_levers.py bf16-cl-fold-tail-split-band --mallopt  # Upscaler, bf16 CPUs
+    python scripts/perf_levers.py bf16-cl-fold-tail --mallopt --tile 128
+    python scripts/perf_levers.py bf16-cl-fold-tail --compile
+    python scripts/perf_levers.py --profile bf16-cl-fold-tail-split --mallopt  # per-op times
 
 Configuration names are dash-separated flags after the precision: ``cl`` channels_last,
-``fold`` BatchNorm folded, ``tail`` sub-pixel tail, ``head`` fp32 head, ``nograd`` use
-torch.no_grad instead of torch.inference_mode; ``eager-fp32`` is plain fp32 NCHW no_grad.
+``fold`` BatchNorm folded, ``tail`` sub-pixel tail (one 5x5 convolution, whole stage),
+``split`` with ``tail``: that convolution as a 1x5 pass and a 5x1 sum, ``band`` with
+``tail``: the last stage in row bands (the size-based default), ``head`` fp32 head,
+``nograd`` use torch.no_grad instead of torch.inference_mode; ``eager-fp32`` is plain fp32
+NCHW no_grad.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def build(config: str, weights: str):
         return net, None, False, True, info
     prec, *flags = config.split("-")
     net = inference_copy(net, fold_bn="fold" in flags, subpixel_tail="tail" in flags,
+                         split_tail="split" in flags, band_rows=None if "band" in flags else 0,
                          fp32_head="head" in flags)
     cl = "cl" in flags
     if cl:

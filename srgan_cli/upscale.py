@@ -26,7 +26,7 @@ from srgan_cli.device import (default_precision, keep_freed_memory, release_free
                               resolve_device)
 from srgan_cli.errors import SrganError
 from srgan_cli.models import DEFAULT_MODEL, resolve_model
-from srgan_cli.nets.inference import inference_copy
+from srgan_cli.nets.inference import BAND_BYTES, inference_copy
 from srgan_cli.tiling import run_tiled
 from srgan_cli.weights import ModelInfo, load_generator
 
@@ -65,15 +65,43 @@ def available_memory(device: torch.device) -> int:
     return 4 << 30
 
 
-def activation_bytes_per_px(info: ModelInfo) -> int:
+# Peak resident memory over live tensor bytes, measured on the CPU with glibc keeping freed
+# memory (keep_freed_memory): freed activations leave holes in the heap that later, other-sized
+# tensors do not fill. Whole-image SRResNet x4, three passes, 256^2 to 1024^2 LR pixels: up to
+# 2.25x (docs/memory.md); 2.4 keeps every measured peak at least 9% under the estimate.
+HEAP_SLACK = 2.4
+BAND_FIXED = 4 * BAND_BYTES  # the banded last stage's own tensors, whatever the image size
+
+
+def activation_bytes_per_px(info: ModelInfo, banded: bool = False, value_bytes: int = 4) -> int:
     """Estimated peak activation bytes per LR pixel of one forward pass.
 
-    The peak is in the last sub-pixel stage: at most three live tensors of ``width``
-    channels at the output resolution, i.e. 3 * width * scale^2 values per LR pixel.
-    Counted at 4 bytes per value whatever the precision, because a reduced-precision
-    tile with a non-finite output is recomputed in fp32 at the same size.
+    Plain network: the peak is in the last sub-pixel stage, at most three live tensors of
+    ``width`` channels at the output resolution (3 * width * scale^2 values per LR pixel),
+    counted at 4 bytes per value whatever the precision.
+
+    With the last stage in bands (:class:`~srgan_cli.nets.inference.SubpixelTail`) the
+    peak is the largest of: the residual blocks (about 6 tensors of ``width`` maps), the
+    stage before the last (its input plus two tensors of 4 * width maps at its own
+    resolution), and the last stage's input plus two copies of its output; at
+    ``value_bytes`` per value (2 for bf16/fp16, 4 for fp32), times :data:`HEAP_SLACK`;
+    :data:`BAND_FIXED` comes on top, independent of the size.
     """
-    return 3 * info.spec.width * info.spec.scale**2 * 4
+    s = info.spec
+    c, n = s.width, s.up_stages
+    if not banded:
+        return 3 * c * s.scale**2 * 4
+    values = max(6 * c,
+                 9 * c * 4 ** (n - 2) if n >= 2 else 0,
+                 c * 4 ** max(n - 1, 0) + 2 * s.channels * s.scale**2)
+    return math.ceil(values * value_bytes * HEAP_SLACK)
+
+
+def activation_bytes(info: ModelInfo, h: int, w: int, banded: bool = False,
+                     value_bytes: int = 4) -> float:
+    """Estimated peak activation bytes of one forward pass over an h x w LR tile."""
+    return (h * w * activation_bytes_per_px(info, banded, value_bytes)
+            + (BAND_FIXED if banded else 0))
 
 
 def tile_budget(device: torch.device) -> float:
@@ -81,9 +109,12 @@ def tile_budget(device: torch.device) -> float:
     return 0.5 * free if device.type == "cuda" else min(0.25 * free, CPU_TILE_BUDGET)
 
 
-def auto_tile(info: ModelInfo, device: torch.device, pad: int) -> int:
+def auto_tile(info: ModelInfo, device: torch.device, pad: int, banded: bool = False,
+              value_bytes: int = 4) -> int:
     """Largest tile (LR px, padding included in the memory count) that fits the budget."""
-    side = int(math.sqrt(tile_budget(device) / activation_bytes_per_px(info))) - 2 * pad
+    room = tile_budget(device) - (BAND_FIXED if banded else 0)
+    per_px = activation_bytes_per_px(info, banded, value_bytes)
+    side = int(math.sqrt(max(room, 0) / per_px)) - 2 * pad
     return max(side, MIN_TILE)
 
 
@@ -94,7 +125,8 @@ class Upscaler:
     MPS, fp16 on CUDA), ``fp32``, ``bf16`` or ``fp16``; reduced precision runs under
     autocast, and a tile with NaN/Inf in its output is recomputed in fp32.
     ``optimise``: run an exact inference rewrite of the generator (BatchNorm folded into
-    the convolutions, the last convolution moved before the last pixel shuffle; see
+    the convolutions, the last convolution moved before the last pixel shuffle and split
+    into row and column passes, the last stage run in row bands on the CPU; see
     :mod:`srgan_cli.nets.inference`); ``False`` runs the network as trained.
     ``reuse_memory``: on the CPU, let glibc's malloc keep freed activation memory for reuse
     (:func:`srgan_cli.device.keep_freed_memory`; process-wide, memory is not returned to
@@ -121,8 +153,11 @@ class Upscaler:
             keep_freed_memory()
         self.weights_path = resolve_model(model)
         net, self.info = load_generator(self.weights_path, "cpu")
-        if optimise:
-            net = inference_copy(net)  # on the CPU: the fold is computed in float64
+        # The last stage runs in row bands on the CPU (less memory, so larger tiles);
+        # CUDA runs it whole.
+        self.banded = optimise and self.device.type == "cpu"
+        if optimise:  # computed on the CPU: the fold is done in float64
+            net = inference_copy(net, band_rows=None if self.banded else 0)
         self.optimise = optimise
         self.net = net.to(self.device, memory_format=torch.channels_last)
         self.precision = default_precision(self.device) if precision == "auto" else precision
@@ -139,9 +174,27 @@ class Upscaler:
         """The tile size a call will start with for an h x w LR image."""
         if self.tile is not None:
             return self.tile
-        if h * w * activation_bytes_per_px(self.info) <= tile_budget(self.device):
+        vb = self._value_bytes()
+        if activation_bytes(self.info, h, w, self.banded, vb) <= tile_budget(self.device):
             return 0  # the whole image fits: no tiles, no recomputed overlap
-        return auto_tile(self.info, self.device, self.tile_pad)
+        return auto_tile(self.info, self.device, self.tile_pad, self.banded, vb)
+
+    def _value_bytes(self) -> int:
+        return 4 if _DTYPES.get(self.precision) is None else 2
+
+    def _fp32(self, x: torch.Tensor) -> torch.Tensor:
+        """The network in fp32 on ``x``, in sub-tiles when a tile sized for 2-byte values
+        would not fit the budget at 4 bytes (the redo of a non-finite reduced-precision
+        tile). Sub-tiles carry the full receptive-field context, so the result is the same."""
+        def run(t: torch.Tensor) -> torch.Tensor:
+            return self.net(t.contiguous(memory_format=torch.channels_last)).float()
+
+        h, w = x.shape[2], x.shape[3]
+        if (self.tile is not None or not self.banded
+                or activation_bytes(self.info, h, w, True) <= tile_budget(self.device)):
+            return run(x)
+        side = auto_tile(self.info, self.device, self.tile_pad, True)
+        return run_tiled(run, x, self.scale, side, self.tile_pad)
 
     # ----------------------------------------------------------------- tensors
 
@@ -159,7 +212,7 @@ class Upscaler:
             # costs a needless fp32 redo); 25x faster than isfinite(y).all() on big tiles.
             if not bool(torch.isfinite(y.sum())):
                 retries[0] += 1
-                y = self.net(x).float()
+                y = self._fp32(x)
             return y
 
         return forward

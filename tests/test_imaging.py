@@ -315,6 +315,37 @@ def test_non_finite_reduced_precision_tiles_are_redone_in_fp32(tiny_weights, mon
     assert np.abs(planes / 255.0 - ref[0].permute(1, 2, 0).numpy()).max() < 0.05
 
 
+def test_fp32_redo_of_a_whole_bf16_image_runs_in_sub_tiles_that_fit(tiny_weights, monkeypatch):
+    """An image sized to run whole at 2 bytes per value, whose bf16 output is non-finite,
+    is redone in fp32 in sub-tiles sized for 4 bytes (the same budget), and the result is
+    the fp32 image."""
+    import srgan_cli.upscale as U
+
+    up = Upscaler(tiny_weights, device="cpu", precision="bf16")
+    h = w = 40
+    budget = U.activation_bytes(up.info, h, w, True, 2)
+    assert U.activation_bytes(up.info, h, w, True, 4) > budget
+    monkeypatch.setattr(U, "tile_budget", lambda dev: budget)
+    real = up.net.forward
+    fp32_inputs = []
+
+    def overflowing(x):
+        y = real(x)
+        if torch.is_autocast_enabled("cpu"):
+            return torch.full_like(y, float("inf"))
+        fp32_inputs.append(tuple(x.shape[2:]))
+        return y
+
+    monkeypatch.setattr(up.net, "forward", overflowing)
+    x = torch.from_numpy(photo_like(h, w)).permute(2, 0, 1)[None].float() / 255
+    d = imaging.Decoded(x[0].permute(1, 2, 0).numpy(), None, "RGB")
+    planes, tile, retries = up.upscale_decoded(d)
+    assert tile == 0 and retries == 1  # planned whole at bf16, one redo
+    assert len(fp32_inputs) > 1 and all(a < h or b < w for a, b in fp32_inputs)
+    ref = Upscaler(tiny_weights, device="cpu", precision="fp32", tile=0).upscale_tensor(x)
+    assert np.abs(planes / 255.0 - ref[0].permute(1, 2, 0).numpy()).max() <= 1 / 255 + 1e-6
+
+
 def test_out_of_memory_halves_the_tile_and_never_returns_a_partial_image(tiny_weights, monkeypatch):
     up = Upscaler(tiny_weights, device="cpu", tile=32)
     real = up.net.forward
@@ -344,8 +375,14 @@ def test_auto_tile_fits_memory(tiny_weights, monkeypatch):
     up = Upscaler(tiny_weights, device="cpu")
     monkeypatch.setattr(U, "available_memory", lambda dev: 8 << 30)
     t = up.tile_for(4000, 3000)
-    per_px = 3 * up.info.spec.width * 16 * 4
-    assert (t + 2 * up.tile_pad) ** 2 * per_px <= U.CPU_TILE_BUDGET
+    assert up.banded  # optimised CPU path: the last stage runs in bands
+    side = t + 2 * up.tile_pad
+    vb = up._value_bytes()  # 2 where auto precision is bf16, else 4
+    assert U.activation_bytes(up.info, side, side, True, vb) <= U.CPU_TILE_BUDGET
+    assert U.activation_bytes(up.info, side + 8, side + 8, True, vb) > U.CPU_TILE_BUDGET
+    # bands take the full-resolution tensors out of the estimate: larger tiles
+    plain = Upscaler(tiny_weights, device="cpu", optimise=False)
+    assert not plain.banded and plain.tile_for(4000, 3000) < t
     assert up.tile_for(10, 10) == 0  # small images run whole
     monkeypatch.setattr(U, "available_memory", lambda dev: 64 << 20)
     assert up.tile_for(4000, 3000) < t

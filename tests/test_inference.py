@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-from srgan_cli.nets.inference import fold_conv_bn, inference_copy, subpixel_kernel
+from srgan_cli.nets.inference import (SubpixelTail, fold_conv_bn, inference_copy, split_rows,
+                                     subpixel_kernel)
 
 
 def _trained_looking(spec: GeneratorSpec, seed: int) -> SRResNet:
@@ -114,9 +115,11 @@ def test_optimised_fp32_path_gives_the_plain_fp32_image(weights, seed, h, w):
     assert worst <= 1 and np.mean(plain != fast) < 1e-3
 
 
+@pytest.mark.parametrize("bands", [False, True], ids=["whole-stage", "16-row-bands"])
 @pytest.mark.parametrize("tile", [0, 16])
 @pytest.mark.parametrize("seed,h,w", [(0, 40, 48), (1, 33, 57)])
-def test_bf16_path_stays_close_to_the_plain_fp32_image(weights, tile, seed, h, w):
+def test_bf16_path_stays_close_to_the_plain_fp32_image(weights, tile, seed, h, w, bands,
+                                                       monkeypatch):
     """The default CPU path on bf16 hardware (bf16 autocast, BN folded, sub-pixel tail,
     channels_last) against plain fp32.
 
@@ -127,12 +130,17 @@ def test_bf16_path_stays_close_to_the_plain_fp32_image(weights, tile, seed, h, w
     about 66 dB. The margin is for other CPUs' kernels (other summation orders); a wrong
     fold or kernel rewrite gives differences of tens of levels.
     """
+    import srgan_cli.nets.inference as inf
+
+    if bands:  # the smallest band height: several bands even for these small images
+        monkeypatch.setattr(inf, "BAND_BYTES", 1)
     d = imaging.Decoded(photo_like(h, w, seed=seed).astype(np.float32) / 255, None, "RGB")
     plain, _, _ = Upscaler(weights, device="cpu", precision="fp32", optimise=False,
                            tile=0).upscale_decoded(d)
     fast, used, retries = Upscaler(weights, device="cpu", precision="bf16",
                                    tile=tile).upscale_decoded(d)
     worst, db = _pair(plain, fast)
+    print(f"bf16 vs plain fp32: max {worst} levels, {db:.1f} dB")
     assert used == tile and retries == 0
     assert worst <= 4 and db >= 48.0
 
@@ -152,3 +160,59 @@ def test_keep_freed_memory_is_harmless(tiny_weights):
     a, _, _ = Upscaler(tiny_weights, device="cpu", reuse_memory=False).upscale_decoded(d)
     b, _, _ = Upscaler(tiny_weights, device="cpu").upscale_decoded(d)
     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("k,o", [(5, 12), (5, 4), (3, 7), (1, 3)])
+def test_split_rows_equals_the_square_kernel(k, o):
+    torch.manual_seed(k * o)
+    w = torch.randn(o, 6, k, k, dtype=torch.float64)
+    b = torch.randn(o, dtype=torch.float64)
+    x = torch.randn(1, 6, 9, 11, dtype=torch.float64)
+    ref = nn.functional.conv2d(x, w, b, padding=k // 2)
+    rows, cols, bias = split_rows(w, b)
+    assert rows.shape[0] % 16 == 0 and rows.shape[0] >= k * o  # whole blocks of 16 maps
+    z = nn.functional.conv2d(x, rows, None, padding=(0, k // 2))
+    got = nn.functional.conv2d(z, cols, bias, padding=(k // 2, 0))
+    assert torch.allclose(got, ref, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("spec", SPECS[:3], ids=str)
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("band_rows", [0, 1, 2, 5, 7, None])
+def test_banded_split_tail_equals_the_plain_network(spec, split, band_rows):
+    """Bands of any height (down to one row, fewer rows than the kernels reach across a
+    band edge) give the plain network's output, at the image borders too."""
+    model = _trained_looking(spec, seed=spec.blocks + 7)
+    fast = inference_copy(model, split_tail=split, band_rows=band_rows)
+    assert isinstance(fast.up[-1], SubpixelTail)
+    x = torch.rand(2, 3, 11, 6)
+    with torch.no_grad():
+        ref = model(x)
+        got = fast(x)
+    assert got.shape == ref.shape
+    assert (got - ref).abs().max().item() <= 1e-5
+
+
+def test_bands_follow_the_byte_target(monkeypatch):
+    """With band_rows=None the band height comes from BAND_BYTES, and an image taller than
+    one band really is cut (the stage's convolution sees band-sized inputs)."""
+    import srgan_cli.nets.inference as inf
+
+    spec = GeneratorSpec(scale=2, blocks=1, width=4)
+    model = _trained_looking(spec, seed=5)
+    fast = inference_copy(model)
+    seen = []
+    fast.up[-1].conv.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[2]))
+    x = torch.rand(1, 3, 40, 9)
+    # 16 maps x 9 px x 4 bytes = 576 bytes per row; 5 rows' worth -> the 16-row minimum
+    monkeypatch.setattr(inf, "BAND_BYTES", 576 * 5)
+    with torch.no_grad():
+        ref = model(x)
+        got = fast(x)
+    assert (got - ref).abs().max().item() <= 1e-5
+    assert len(seen) == 3 and max(seen) <= 16 + 2 * 2 + 2 * 1  # band + tail and conv reach
+    seen.clear()
+    monkeypatch.setattr(inf, "BAND_BYTES", 1 << 30)
+    with torch.no_grad():
+        fast(x)
+    assert seen == [40]  # one band: the whole stage at once
