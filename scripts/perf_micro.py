@@ -1,6 +1,8 @@
 """Micro-timings quoted in docs/performance.md (CPU): an elementwise add on one
 64x512x512 bf16 tensor with glibc's default malloc and with freed memory kept, PReLU on
-the same tensor, and the NaN/Inf check on a 2048x2048 RGB fp32 tile, full vs through the sum.
+the same tensor, the NaN/Inf check on a 2048x2048 RGB fp32 tile, full vs through the sum,
+and the last stage's tail for a 512x512 input (256 maps at 1024x1024, bf16, channels_last):
+one 5x5 convolution into 12 maps vs the split form (1x5 into 64 maps, then a 5x1 sum).
 
     python scripts/perf_micro.py            # default malloc first, then keep_freed_memory()
 """
@@ -33,6 +35,30 @@ def main() -> None:
         print(f"prelu, freed memory kept:   {ms(lambda: torch.prelu(x, w)):7.2f} ms")
         print(f"isfinite(y).all():          {ms(lambda: bool(torch.isfinite(tile).all())):7.2f} ms")
         print(f"isfinite(y.sum()):          {ms(lambda: bool(torch.isfinite(tile.sum()))):7.2f} ms")
+        tail_timings()
+
+
+def tail_timings() -> None:
+    import torch.nn.functional as F
+
+    from srgan_cli.nets.inference import split_rows
+
+    cl = torch.channels_last
+    torch.manual_seed(0)
+    x = torch.randn(1, 256, 1024, 1024).to(torch.bfloat16).contiguous(memory_format=cl)
+    w = torch.randn(12, 256, 5, 5) * 0.01
+    rows, cols, _ = split_rows(w, None)
+    w5 = w.to(torch.bfloat16).contiguous(memory_format=cl)
+    rows = rows.to(torch.bfloat16).contiguous(memory_format=cl)
+    cols = cols.to(torch.bfloat16).contiguous(memory_format=cl)
+    z = F.conv2d(x, rows, None, padding=(0, 2))
+    t5 = ms(lambda: F.conv2d(x, w5, None, padding=2), 5)
+    t_rows = ms(lambda: F.conv2d(x, rows, None, padding=(0, 2)), 5)
+    t_cols = ms(lambda: F.conv2d(z, cols, None, padding=(2, 0)), 5)
+    print(f"tail 5x5 conv, 256 -> 12:   {t5:7.2f} ms ({2 * 256 * 12 * 25 * 2**20 / t5 / 1e9:.2f} TFLOP/s)")
+    print(f"tail 1x5 conv, 256 -> 64:   {t_rows:7.2f} ms")
+    print(f"tail 5x1 sum, 64 -> 12:     {t_cols:7.2f} ms")
+    print(f"split tail / 5x5 conv:      {t5 / (t_rows + t_cols):7.2f}x faster")
 
 
 if __name__ == "__main__":
