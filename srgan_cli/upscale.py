@@ -125,8 +125,8 @@ class Upscaler:
     MPS, fp16 on CUDA), ``fp32``, ``bf16`` or ``fp16``; reduced precision runs under
     autocast, and a tile with NaN/Inf in its output is recomputed in fp32.
     ``optimise``: run an exact inference rewrite of the generator (BatchNorm folded into
-    the convolutions, the last convolution moved before the last pixel shuffle and split
-    into row and column passes, the last stage run in row bands on the CPU; see
+    the convolutions, the last convolution moved before the last pixel shuffle; on the CPU
+    also split into row and column passes, with the last stage run in row bands; see
     :mod:`srgan_cli.nets.inference`); ``False`` runs the network as trained.
     ``reuse_memory``: on the CPU, let glibc's malloc keep freed activation memory for reuse
     (:func:`srgan_cli.device.keep_freed_memory`; process-wide, memory is not returned to
@@ -153,11 +153,12 @@ class Upscaler:
             keep_freed_memory()
         self.weights_path = resolve_model(model)
         net, self.info = load_generator(self.weights_path, "cpu")
-        # The last stage runs in row bands on the CPU (less memory, so larger tiles);
-        # CUDA runs it whole.
-        self.banded = optimise and self.device.type == "cpu"
+        # The split tail and the row bands were measured on the CPU (oneDNN), where they
+        # pay; on CUDA, unmeasured, the last stage runs as before (one 5x5 conv, whole).
+        on_cpu = self.device.type == "cpu"
+        self.banded = optimise and on_cpu
         if optimise:  # computed on the CPU: the fold is done in float64
-            net = inference_copy(net, band_rows=None if self.banded else 0)
+            net = inference_copy(net, split_tail=on_cpu, band_rows=None if on_cpu else 0)
         self.optimise = optimise
         self.net = net.to(self.device, memory_format=torch.channels_last)
         self.precision = default_precision(self.device) if precision == "auto" else precision
