@@ -24,8 +24,9 @@ Exact rewrites, applied to a copy (the trained model and training are untouched)
 * **Bands.** The last stage (its 3x3 convolution, PReLU and tail) runs in horizontal
   bands of about :data:`BAND_BYTES` per 4C-map tensor, recomputing the rows its kernels
   reach across each band edge. Its 4C-map tensors at twice the input resolution were the
-  peak of the whole pass; banding cuts the peak memory per pixel by about 3.5x for a few
-  percent of speed, which lets much larger tiles (or whole images) fit the memory budget.
+  peak of the whole pass; banding cuts the peak memory of a pass by 2x-2.8x (fp32,
+  512x512, ``scripts/peak_memory.py``) at no measurable speed cost, which lets much larger
+  tiles (or whole images) fit the memory budget.
 
 All are checked against the plain network in ``tests/test_inference.py``.
 
@@ -139,7 +140,6 @@ class SubpixelTail(nn.Module):
     def __init__(self, conv: nn.Conv2d, prelu: nn.PReLU, tail: nn.Conv2d, r: int = 2, *,
                  split: bool = True, band_rows: int | None = None) -> None:
         super().__init__()
-        self.r = r
         self.band_rows = band_rows
         self.conv = copy.deepcopy(conv)
         self.act = nn.PReLU(conv.out_channels, device=prelu.weight.device,
@@ -149,32 +149,17 @@ class SubpixelTail(nn.Module):
             self.act.weight.copy_(w.repeat_interleave(r * r) if w.numel() > 1 else w)
         wt, bt, pad = subpixel_kernel(tail.weight, tail.bias, r)
         self.pad = pad
-        self.out_maps = wt.shape[0]
         if split:
             rows, cols, bias = split_rows(wt, bt)
-            self.tail = nn.Conv2d(rows.shape[1], rows.shape[0], (1, rows.shape[3]),
-                                  padding=(0, pad), bias=False, device=wt.device,
-                                  dtype=wt.dtype)
-            self.sum = nn.Conv2d(cols.shape[1], cols.shape[0], (cols.shape[2], 1),
-                                 padding=(pad, 0), bias=bias is not None, device=wt.device,
-                                 dtype=wt.dtype)
-            with torch.no_grad():
-                self.tail.weight.copy_(rows)
-                self.sum.weight.copy_(cols)
-                if bias is not None:
-                    self.sum.bias.copy_(bias)
+            self.tail = _conv(rows, None, (0, pad))
+            self.sum = _conv(cols, bias, (pad, 0))
         else:
-            self.tail = nn.Conv2d(wt.shape[1], wt.shape[0], wt.shape[2], padding=pad,
-                                  bias=bt is not None, device=wt.device, dtype=wt.dtype)
+            self.tail = _conv(wt, bt, (pad, pad))
             self.sum = nn.Identity()
-            with torch.no_grad():
-                self.tail.weight.copy_(wt)
-                if bt is not None:
-                    self.tail.bias.copy_(bt)
         self.shuffle = nn.PixelShuffle(r)
 
-    def _stage(self, y: torch.Tensor) -> torch.Tensor:
-        return self.sum(self.tail(self.act(self.conv(y))))
+    def _after_conv(self, t: torch.Tensor) -> torch.Tensor:
+        return self.sum(self.tail(self.act(t)))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         n, _, h, w = y.shape
@@ -182,7 +167,7 @@ class SubpixelTail(nn.Module):
         if rows is None:
             rows = max(16, BAND_BYTES // (self.conv.out_channels * w * 4))
         if rows == 0 or rows >= h:
-            return self.shuffle(self._stage(y))
+            return self.shuffle(self._after_conv(self.conv(y)))
         k = self.pad  # rows the tail reaches above and below
         c = self.conv.padding[0]  # rows the 3x3 convolution reaches
         out = None
@@ -191,12 +176,25 @@ class SubpixelTail(nn.Module):
             a, b = max(r0 - k, 0), min(r1 + k, h)  # rows of the 4C maps this band needs
             s, e = max(a - c, 0), min(b + c, h)  # rows of y those need
             t = self.conv(y[:, :, s:e])[:, :, a - s:b - s]
-            q = self.sum(self.tail(self.act(t)))[:, :, r0 - a:r1 - a]
+            q = self._after_conv(t)[:, :, r0 - a:r1 - a]
             if out is None:
                 out = torch.empty(n, q.shape[1], h, w, dtype=q.dtype, device=q.device,
                                   memory_format=torch.channels_last)
             out[:, :, r0:r1] = q
         return self.shuffle(out)
+
+
+def _conv(weight: torch.Tensor, bias: torch.Tensor | None,
+          padding: tuple[int, int]) -> nn.Conv2d:
+    """A Conv2d holding ``weight`` (O, C, kh, kw) and ``bias``."""
+    o, c, kh, kw = weight.shape
+    conv = nn.Conv2d(c, o, (kh, kw), padding=padding, bias=bias is not None,
+                     device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        if bias is not None:
+            conv.bias.copy_(bias)
+    return conv
 
 
 class Fp32(nn.Module):
