@@ -71,17 +71,22 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     raise ValueError("'auto' must be resolved by the caller")
 
 
-def release_freed_memory() -> bool:
-    """Hand memory that malloc keeps (see :func:`keep_freed_memory`) back to the system
-    (glibc ``malloc_trim``). Returns False where it does not apply."""
+def _libc():
+    """glibc through ctypes, or None where it cannot be loaded."""
     import ctypes
     import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def release_freed_memory() -> bool:
+    """Hand memory that malloc keeps (see :func:`keep_freed_memory`) back to the system
+    (glibc ``malloc_trim``). Returns False where it does not apply."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    return bool(trim(0)) if trim is not None else False
 
 
 def keep_freed_memory() -> bool:
@@ -95,13 +100,8 @@ def keep_freed_memory() -> bool:
     so the command line turns it on and library users choose. Returns False where it
     does not apply (not glibc).
     """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
     ok = mallopt(m_mmap_threshold, 1 << 30) == 1  # above this, allocations are mmap'ed
