@@ -419,8 +419,8 @@ def _parse_tile(value: str) -> int | None:
               help="Print one JSON line per image on stdout (and a final summary line).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch, alpha, fmt,
-            quality, png_level, strip_metadata, max_pixels, suffix, recursive, overwrite, skip_existing,
-            shard, as_json, quiet):
+            quality, png_level, strip_metadata, max_pixels, suffix, recursive, overwrite,
+            skip_existing, shard, as_json, quiet):
     """Upscale images (files, folders or glob patterns) by the model's scale.
 
     \b

@@ -255,7 +255,9 @@ class Upscaler:
         """Upscale a decoded image into (H, W, C) uint8/uint16 planes (C: L, LA, RGB, RGBA).
 
         Each tile is quantised as it is produced, so no float copy of the full output is
-        ever held. Returns (planes, tile used, fp32 retries).
+        ever held. After a large output on the CPU (:meth:`_large_output`) the memory malloc
+        kept for the activations is handed back, so encoding the image does not stack on
+        it. Returns (planes, tile used, fp32 retries).
         """
         s = self.scale
         h, w = d.rgb.shape[:2]
@@ -289,7 +291,14 @@ class Upscaler:
                 up = F.interpolate(a, scale_factor=s, mode="bicubic", align_corners=False)
                 planes[..., n_color] = (up[0, 0].clamp_(0, 1).mul_(peak).add_(0.5)
                                         .to(torch.int32).numpy())
+        if self._large_output(planes):
+            release_freed_memory()
         return planes, tile, retries
+
+    def _large_output(self, planes: np.ndarray) -> bool:
+        """A CPU output of ``TRIM_AFTER_BYTES`` or more: its activations' memory goes back
+        before encoding, and in a folder it is written before the next image starts."""
+        return self.device.type == "cpu" and planes.nbytes >= TRIM_AFTER_BYTES
 
     def upscale_image(self, im: Image.Image, on_tile: TileCallback | None = None) -> Image.Image:
         """Upscale a PIL image; the result keeps L / LA / RGB / RGBA (8 bits; 16-bit gray
@@ -310,9 +319,6 @@ class Upscaler:
             raise SrganError(f"{dst}: already exists (use --overwrite)")
         d = imaging.read_image(src, max_pixels=max_pixels)
         planes, tile, retries = self.upscale_decoded(d, on_tile, on_event)
-        if self.device.type == "cpu" and planes.nbytes >= TRIM_AFTER_BYTES:
-            # a large image: give the activations' memory back before encoding needs its own
-            release_freed_memory()
         imaging.write_image(dst, planes, fmt, quality, {} if strip_metadata else d.info,
                             png_level)
         out_size = (planes.shape[1], planes.shape[0])
@@ -334,9 +340,10 @@ class Upscaler:
         ``TRIM_AFTER_BYTES`` or more are written before the next image starts, so large
         images peak at about the memory of one image (plus the next one's decoded input).
         Errors are per file (``status == "error"``) and never stop the batch;
-        non-:class:`SrganError` exceptions propagate. Each output is written atomically. Whether an output exists is checked before decoding and again just
-        before writing, so two jobs with the same output behave as they would one after
-        the other. ``on_start``, ``on_tile`` and ``on_event`` are called on this thread.
+        non-:class:`SrganError` exceptions propagate. Each output is written atomically.
+        Whether an output exists is checked before decoding and again just before
+        writing, so two jobs with the same output behave as they would one after the
+        other. ``on_start``, ``on_tile`` and ``on_event`` are called on this thread.
         """
         def read(job: FileJob):
             t = time.perf_counter()
@@ -373,7 +380,7 @@ class Upscaler:
             queued: deque = deque()  # (job, seconds, result | error | None, write future)
 
             def submit_write(job: FileJob, planes: np.ndarray, info: dict) -> Future:
-                if self.device.type == "cpu" and planes.nbytes >= TRIM_AFTER_BYTES:
+                if self._large_output(planes):
                     # A large image is written here, after the earlier writes and before
                     # the next image's activations exist: its encoder's copy must not add
                     # to them (the peak-memory bound of docs/memory.md holds per image).
@@ -416,8 +423,6 @@ class Upscaler:
         except SrganError as e:
             return job, secs + time.perf_counter() - t, e, None
         secs += time.perf_counter() - t
-        if self.device.type == "cpu" and planes.nbytes >= TRIM_AFTER_BYTES:
-            release_freed_memory()  # a large image: its activations' memory goes back now
         res = UpscaleResult(job.src, job.dst, d.size, (planes.shape[1], planes.shape[0]), tile,
                             retries)
         return job, secs, res, submit_write(job, planes, {} if strip_metadata else d.info)

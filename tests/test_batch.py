@@ -155,3 +155,29 @@ def test_large_outputs_are_written_before_the_next_image_starts(tiny_weights, tm
     jobs = [FileJob(s, tmp_path / "large" / s.name) for s in srcs]
     assert [o.status for o in up.upscale_files(jobs)] == ["ok"] * 3
     assert len(where) == 3 and all(where.values())
+
+
+def test_large_outputs_hand_kept_memory_back_before_they_are_encoded(tiny_weights, tmp_path,
+                                                                     monkeypatch):
+    """On the CPU, after an output of TRIM_AFTER_BYTES or more (and only then) the memory
+    malloc kept for the activations is released, before the image is written."""
+    import srgan_cli.imaging as imaging
+    import srgan_cli.upscale as U
+
+    events = []
+    real_write = imaging.write_image
+    monkeypatch.setattr(U, "release_freed_memory", lambda: events.append("release"))
+    monkeypatch.setattr(imaging, "write_image",
+                        lambda path, *a, **k: (events.append("write"), real_write(path, *a, **k)))
+    src = _inputs(tmp_path / "in", 1)[0]
+    up = Upscaler(tiny_weights, device="cpu")
+    up.upscale_file(src, tmp_path / "small.png")
+    assert events == ["write"]
+    monkeypatch.setattr(U, "TRIM_AFTER_BYTES", 1)
+    events.clear()
+    up.upscale_file(src, tmp_path / "large.png")
+    assert events == ["release", "write"]
+    events.clear()
+    jobs = [FileJob(src, tmp_path / "large2.png")]
+    assert [o.status for o in up.upscale_files(jobs)] == ["ok"]
+    assert events == ["release", "write"]
