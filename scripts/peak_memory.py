@@ -4,6 +4,7 @@ estimate ``Upscaler`` plans tiles with (docs/memory.md).
     python scripts/peak_memory.py fp32 512          # whole 512x512 LR image, fp32
     python scripts/peak_memory.py bf16 1024 --passes 3
     python scripts/peak_memory.py fp32 512 --band-rows 0   # last stage whole, as before
+    python scripts/peak_memory.py bf16 1024 --keep-output  # a caller holding the last output
 
 Runs the default inference copy of the shipped SRResNet (BatchNorm folded, split tail,
 last stage in row bands) the way ``Upscaler`` does on the CPU (glibc keeping freed memory,
@@ -39,6 +40,8 @@ def main() -> None:
     ap.add_argument("size", type=int, help="LR side in pixels")
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--model", default="srresnet")
+    ap.add_argument("--keep-output", action="store_true",
+                    help="keep each pass's output alive while the next pass runs")
     ap.add_argument("--band-rows", type=int, default=None,
                     help="rows per band of the last stage; 0 = whole stage (default: auto)")
     a = ap.parse_args()
@@ -51,13 +54,17 @@ def main() -> None:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset VmHWM to the current resident set
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            y = None
             for _ in range(a.passes):
+                if not a.keep_output:
+                    y = None
                 y = net(x).float()
-                del y
+            del y
         peak = _status("VmHWM") - base
     banded = a.band_rows != 0
     est = activation_bytes(info, a.size, a.size, banded, 2 if a.precision == "bf16" else 4)
-    print(f"{a.precision} {a.size}x{a.size}, bands {a.band_rows}, {a.passes} passes: peak growth {peak / 1e6:.0f} MB, "
+    print(f"{a.precision} {a.size}x{a.size}, bands {a.band_rows}, {a.passes} passes"
+          f"{' (outputs kept)' if a.keep_output else ''}: peak growth {peak / 1e6:.0f} MB, "
           f"estimate {est / 1e6:.0f} MB, ratio {peak / est:.2f}")
 
 

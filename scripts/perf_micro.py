@@ -2,7 +2,9 @@
 64x512x512 bf16 tensor with glibc's default malloc and with freed memory kept, PReLU on
 the same tensor, the NaN/Inf check on a 2048x2048 RGB fp32 tile, full vs through the sum,
 and the last stage's tail for a 512x512 input (256 maps at 1024x1024, bf16, channels_last):
-one 5x5 convolution into 12 maps vs the split form (1x5 into 64 maps, then a 5x1 sum).
+one 5x5 convolution into 12 maps vs the split form (1x5 into 64 maps, then a 5x1 sum);
+and writing one 2048x2048 output of the shipped model as PNG at zlib levels 6, 3 and 1
+(``imaging.write_image``), and decoding its 512x512 input (``imaging.read_image``).
 
     python scripts/perf_micro.py            # default malloc first, then keep_freed_memory()
 """
@@ -36,6 +38,7 @@ def main() -> None:
         print(f"isfinite(y).all():          {ms(lambda: bool(torch.isfinite(tile).all())):7.2f} ms")
         print(f"isfinite(y.sum()):          {ms(lambda: bool(torch.isfinite(tile.sum()))):7.2f} ms")
         tail_timings()
+    png_timings()
 
 
 def tail_timings() -> None:
@@ -59,6 +62,31 @@ def tail_timings() -> None:
     print(f"tail 1x5 conv, 256 -> 64:   {t_rows:7.2f} ms")
     print(f"tail 5x1 sum, 64 -> 12:     {t_cols:7.2f} ms")
     print(f"split tail / 5x5 conv:      {t5 / (t_rows + t_cols):7.2f}x faster")
+
+
+
+def png_timings() -> None:
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from srgan_cli import Upscaler, imaging
+    from srgan_cli.bench.speed import synthetic_photo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in.png"
+        imaging.write_image(src, (synthetic_photo(512, 512) * 255 + 0.5).astype(np.uint8))
+        d = imaging.read_image(src)
+        print(f"decode 512x512 PNG:         {ms(lambda: imaging.read_image(src), 10):7.2f} ms")
+        planes, _, _ = Upscaler().upscale_decoded(d)
+        for level in (6, 3, 1):
+            out = Path(tmp) / f"out{level}.png"
+            t = ms(lambda: imaging.write_image(out, planes, png_level=level), 3)
+            size = out.stat().st_size / 1e6
+            print(f"write 2048x2048 PNG, level {level}: {t / 1e3:6.2f} s ({size:.2f} MB)")
+        assert np.array_equal(imaging.read_image(Path(tmp) / "out1.png").rgb,
+                              imaging.read_image(Path(tmp) / "out6.png").rgb)
 
 
 if __name__ == "__main__":
