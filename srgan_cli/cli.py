@@ -35,7 +35,8 @@ def _command_line(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
-def _speed_benchmark(models, device, precision, size, tile, runs, baselines, gemm, json_path):
+def _speed_benchmark(models, device, precision, kernels, size, tile, runs, baselines, gemm,
+                     json_path):
     import json
 
     import torch
@@ -59,7 +60,7 @@ def _speed_benchmark(models, device, precision, size, tile, runs, baselines, gem
     results, extra = [], {}
     for name in names:
         try:
-            up = Upscaler(name, device=device, precision=precision, tile=tile_n)
+            up = Upscaler(name, device=device, precision=precision, tile=tile_n, kernels=kernels)
         except SrganError as e:
             fail(str(e))
         spec = up.info.spec
@@ -67,9 +68,12 @@ def _speed_benchmark(models, device, precision, size, tile, runs, baselines, gem
         common = dict(model=name, device=up.device, in_size=(w, h), scale=spec.scale,
                       flops_per_px=spec.flops_per_lr_pixel(), runs=runs)
         d = Decoded(rgb, None, "RGB")
-        err.print(f"timing {name} ({up.precision}, tile {used or 'whole image'}) on {up.device}...")
-        results.append(measure("srgan upscale path", lambda: up.upscale_decoded(d),
-                               precision=up.precision, tile=used, **common))
+        err.print(f"timing {name} ({up.precision}, {up.kernels} kernels, tile "
+                  f"{used or 'whole image'}) on {up.device}..."
+                  + (f" ({up.kernels_note})" if up.kernels_note else ""))
+        results.append(measure(f"srgan upscale path ({up.kernels} kernels)",
+                               lambda: up.upscale_decoded(d), precision=up.precision, tile=used,
+                               **common))
         if "eager-fp32" in baselines:
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(up.device)
             err.print("timing the eager fp32 baseline (whole image)...")
@@ -386,6 +390,11 @@ def _parse_tile(value: str) -> int | None:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True, help="auto: bf16 on CPUs with AMX/AVX512-BF16 (fp32 on other "
               "CPUs), fp16 on CUDA. A reduced-precision tile that yields NaN/Inf is redone in fp32.")
+@click.option("--kernels", type=click.Choice(["auto", "amx", "torch"]), default="auto",
+              show_default=True, help="auto: on CPUs with AMX-BF16 in bf16, run the 3x3 "
+              "convolutions through srgan's fused kernels (PReLU, residual adds and pixel "
+              "shuffles folded in; built with the C compiler on first use), else PyTorch's "
+              "operators; amx: insist; torch: never.")
 @click.option("--tile", default="auto", show_default=True,
               help="Tile size in LR pixels; 0 = whole image; auto = the largest that fits free "
                    "memory. On CUDA out-of-memory the tile is halved and the image redone.")
@@ -418,7 +427,7 @@ def _parse_tile(value: str) -> int | None:
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON line per image on stdout (and a final summary line).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
-def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch, alpha, fmt,
+def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, tile_batch, alpha, fmt,
             quality, png_level, strip_metadata, max_pixels, suffix, recursive, overwrite,
             skip_existing, shard, as_json, quiet):
     """Upscale images (files, folders or glob patterns) by the model's scale.
@@ -457,14 +466,16 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
         fail("no input images found" + (f" in shard {shard}" if shard else ""))
     try:
         up = Upscaler(model, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
-                      tile_batch=tile_batch, alpha=alpha)
+                      tile_batch=tile_batch, alpha=alpha, kernels=kernels)
     except SrganError as e:
         fail(str(e))
     suffix = f"_x{up.scale}" if suffix is None else suffix
     single = len(items) == 1 and items[0][1] is None
     if not quiet:
         err.print(f"model: {up.weights_path} ({describe(up.info)}) on {up.device}, "
-                  f"{up.precision}", soft_wrap=True)
+                  f"{up.precision}, {up.kernels} kernels"
+                  + (f" ({up.kernels_note})" if up.kernels_note else ""),
+                  soft_wrap=True)
 
     failures = skipped = 0
     mp_out = 0.0
@@ -560,6 +571,11 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True, help="auto: bf16 on CPUs with AMX/AVX512-BF16 (fp32 on other "
               "CPUs), fp16 on CUDA.")
+@click.option("--kernels", type=click.Choice(["auto", "amx", "torch"]), default="auto",
+              show_default=True, help="auto: on CPUs with AMX-BF16 in bf16, run the 3x3 "
+              "convolutions through srgan's fused kernels (PReLU, residual adds and pixel "
+              "shuffles folded in; built with the C compiler on first use), else PyTorch's "
+              "operators; amx: insist; torch: never.")
 @click.option("--speed", is_flag=True, help="Measure speed instead of quality (no datasets).")
 @click.option("--size", default="512x512", show_default=True, metavar="WxH",
               help="--speed: LR input size of the synthetic photo.")
@@ -586,7 +602,7 @@ def upscale(inputs, output, model, device, precision, tile, tile_pad, tile_batch
               help="Keep the SR outputs as DIR/<dataset>/<method>/<image>.png.")
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write side-by-side crops (HR | bicubic | each model) as PNGs.")
-def benchmark(datasets, models, data_dir, source, device, precision, speed, size, tile, runs, baselines,
+def benchmark(datasets, models, data_dir, source, device, precision, kernels, speed, size, tile, runs, baselines,
               gemm, ssim_method, use_lpips, lpips_weights, json_path, csv_path, save_images,
               compare_dir):
     """Score models on benchmark sets with the paper's protocol (x4).
@@ -602,8 +618,8 @@ def benchmark(datasets, models, data_dir, source, device, precision, speed, size
       srgan benchmark --speed --size 512x512 --baseline eager-fp32 --json speed.json
     """
     if speed:
-        return _speed_benchmark(models, device, precision, size, tile, runs, baselines, gemm,
-                                json_path)
+        return _speed_benchmark(models, device, precision, kernels, size, tile, runs, baselines,
+                                gemm, json_path)
     if not datasets:
         fail("name at least one dataset (set5, set14, bsd100, urban100), or use --speed", 2)
     import json
@@ -637,7 +653,9 @@ def benchmark(datasets, models, data_dir, source, device, precision, speed, size
             else:
                 from srgan_cli.upscale import Upscaler
 
-                up = Upscaler(m, device=device, precision=precision)
+                up = Upscaler(m, device=device, precision=precision, kernels=kernels)
+                if up.kernels_note:
+                    err.print(f"{m}: {up.kernels_note}")
                 if up.scale != scale:
                     fail(f"{m}: scale x{up.scale}; only x{scale} benchmarks are supported")
                 methods[m] = (lambda u: lambda lr: np.asarray(u.upscale_image(Image.fromarray(lr))))(up)

@@ -26,6 +26,7 @@ from srgan_cli.device import (default_precision, keep_freed_memory, release_free
                               resolve_device)
 from srgan_cli.errors import SrganError
 from srgan_cli.models import DEFAULT_MODEL, resolve_model
+from srgan_cli.nets.fused import fused_or_reason
 from srgan_cli.nets.inference import BAND_BYTES, inference_copy
 from srgan_cli.tiling import run_tiled
 from srgan_cli.weights import ModelInfo, load_generator
@@ -37,6 +38,7 @@ TRIM_AFTER_BYTES = 256 << 20  # release kept activation memory after outputs thi
 CPU_TILE_BUDGET = 1.5e9  # bytes of activations per tile on the CPU (and <= 1/4 of free memory)
 MIN_TILE = 16
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+KERNELS = ("auto", "amx", "torch")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -132,6 +134,12 @@ class Upscaler:
     ``reuse_memory``: on the CPU, let glibc's malloc keep freed activation memory for reuse
     (:func:`srgan_cli.device.keep_freed_memory`; process-wide, memory is not returned to
     the system until exit), which avoids re-faulting hundreds of MB per forward pass.
+    ``kernels``: ``auto`` runs the 3x3 convolutions through the fused AMX-BF16 kernels
+    (:mod:`srgan_cli.nets.fused`: PReLU, residual adds and pixel shuffles folded into the
+    convolutions) where they can run: CPU, bf16, ``optimise``, a CPU with AMX-BF16 and a
+    C compiler to build them on first use; otherwise PyTorch's own operators, with the
+    reason in :attr:`kernels_note`. ``amx`` insists (raises if they cannot run); ``torch``
+    never uses them. :attr:`kernels` says which path runs.
     ``tile``: LR pixels per tile, ``None`` = chosen from free memory, ``0`` = whole image.
     ``tile_pad``: context per side (default: the receptive radius, which makes tiling exact).
     ``tile_batch``: same-shaped tiles run together (useful on GPUs).
@@ -141,13 +149,15 @@ class Upscaler:
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
                  precision: str = "auto", tile: int | None = None, tile_pad: int | None = None,
                  tile_batch: int = 1, alpha: str = "bicubic", optimise: bool = True,
-                 reuse_memory: bool = True):
+                 reuse_memory: bool = True, kernels: str = "auto"):
         try:
             self.device = resolve_device(device)
         except ValueError as e:
             raise SrganError(str(e)) from None
         if precision not in PRECISIONS:
             raise SrganError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
+        if kernels not in KERNELS:
+            raise SrganError(f"unknown kernels {kernels!r} ({', '.join(KERNELS)})")
         if alpha not in ("bicubic", "model"):
             raise SrganError(f"unknown alpha mode {alpha!r} (bicubic, model)")
         if reuse_memory and self.device.type == "cpu":
@@ -163,10 +173,32 @@ class Upscaler:
         self.optimise = optimise
         self.net = net.to(self.device, memory_format=torch.channels_last)
         self.precision = default_precision(self.device) if precision == "auto" else precision
+        self.kernels, self.kernels_note = "torch", None
+        if kernels != "torch":
+            # Settings that rule the kernels out are the caller's choice (no note); a CPU,
+            # a network or a build that cannot run them is worth a note.
+            why = self._fused_blocker()
+            if why is None:
+                self.net, why = fused_or_reason(self.net)
+                if why is not None:
+                    self.kernels_note = f"fused AMX kernels not used: {why}"
+            if why is None:
+                self.kernels = "amx"
+            elif kernels == "amx":
+                raise SrganError(f"--kernels amx: the fused kernels cannot run: {why}")
         self.tile_pad = self.info.spec.receptive_radius() if tile_pad is None else tile_pad
         self.tile = tile
         self.tile_batch = max(1, tile_batch)
         self.alpha = alpha
+
+    def _fused_blocker(self) -> str | None:
+        if self.device.type != "cpu":
+            return f"they run on the CPU, not {self.device.type}"
+        if self.precision != "bf16":
+            return f"they compute in bf16, not {self.precision}"
+        if not self.optimise:
+            return "optimise=False runs the network as trained"
+        return None
 
     @property
     def scale(self) -> int:

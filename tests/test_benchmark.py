@@ -119,7 +119,7 @@ def test_speed_benchmark_json(tiny_weights, tmp_path):
     assert r.exit_code == 0, r.output
     data = json.loads(out.read_text())
     ours, base = data["results"]
-    assert ours["label"] == "srgan upscale path" and base["label"] == "baseline eager-fp32"
+    assert ours["label"].startswith("srgan upscale path (") and base["label"] == "baseline eager-fp32"
     assert ours["in_size"] == [40, 24] and ours["out_size"] == [160, 96] and ours["tile"] == 16
     assert len(ours["seconds"]) == 2 and ours["mp_per_s_min"] <= ours["mp_per_s_median"] <= ours["mp_per_s_max"]
     assert ours["gflops"] > 0 and ours["peak_rss_mb"] > 0 and data["bf16_gemm_gflops"] > 0

@@ -40,6 +40,7 @@ without it is already within 0.005 dB of fp32 on Set5, so it is not used by defa
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -158,28 +159,36 @@ class SubpixelTail(nn.Module):
             self.sum = nn.Identity()
         self.shuffle = nn.PixelShuffle(r)
 
-    def _after_conv(self, t: torch.Tensor) -> torch.Tensor:
-        return self.sum(self.tail(self.act(t)))
+    def _after_act(self, t: torch.Tensor) -> torch.Tensor:
+        return self.sum(self.tail(t))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         n, _, h, w = y.shape
+        c = self.conv.padding[0]  # rows the 3x3 convolution reaches
+
+        def maps(a: int, b: int) -> torch.Tensor:
+            s, e = max(a - c, 0), min(b + c, h)
+            return self.act(self.conv(y[:, :, s:e])[:, :, a - s:b - s])
+
+        return self.run(maps, h, w)
+
+    def run(self, maps: Callable[[int, int], torch.Tensor], h: int, w: int) -> torch.Tensor:
+        """The stage from ``maps(a, b)``, rows [a, b) of ``act(conv(y))`` (an NCHW tensor
+        of 4C maps), for an h x w input: whole or in bands (see the class docstring)."""
         rows = self.band_rows
         if rows is None:
             rows = max(16, BAND_BYTES // (self.conv.out_channels * w * 4))
         if rows == 0 or rows >= h:
-            return self.shuffle(self._after_conv(self.conv(y)))
+            return self.shuffle(self._after_act(maps(0, h)))
         k = self.pad  # rows the tail reaches above and below
-        c = self.conv.padding[0]  # rows the 3x3 convolution reaches
         out = None
         for r0 in range(0, h, rows):
             r1 = min(r0 + rows, h)
             a, b = max(r0 - k, 0), min(r1 + k, h)  # rows of the 4C maps this band needs
-            s, e = max(a - c, 0), min(b + c, h)  # rows of y those need
-            t = self.conv(y[:, :, s:e])[:, :, a - s:b - s]
-            q = self._after_conv(t)[:, :, r0 - a:r1 - a]
+            q = self._after_act(maps(a, b))[:, :, r0 - a:r1 - a]
             if out is None:
-                out = torch.empty(n, q.shape[1], h, w, dtype=q.dtype, device=q.device,
-                                  memory_format=torch.channels_last)
+                out = torch.empty(q.shape[0], q.shape[1], h, w, dtype=q.dtype,
+                                  device=q.device, memory_format=torch.channels_last)
             out[:, :, r0:r1] = q
         return self.shuffle(out)
 

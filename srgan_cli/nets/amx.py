@@ -1,0 +1,223 @@
+"""Fused AMX-BF16 3x3 convolutions (``amx.c``), built on first use with the system's C compiler.
+
+Eager PyTorch runs SRResNet's per-channel PReLUs, residual adds and pixel shuffles as
+separate passes over memory after each oneDNN convolution; together they took 35% of a
+512x512 pass on an AMX CPU (docs/performance.md). ``amx.c`` computes a 3x3 convolution
+with those folded into its epilogue. It needs x86-64 Linux with AMX-BF16 and a C compiler
+(``$CC``, else ``cc``); :func:`available` says whether it can run here and
+:func:`unavailable_reason` why not. The shared object is cached under
+``$SRGAN_CACHE_DIR/kernels`` (default ``~/.cache/srgan/kernels``), keyed by the source's
+hash, and written atomically.
+
+Tensors handed to the kernel are bf16 "padded NHWC" images: (H + 2, W + 2, C) with a
+zero border one pixel wide, so the kernel needs no bounds checks (:func:`padded`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("amx.c")
+FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-mamx-tile", "-mamx-bf16", "-mavx512f",
+         "-mavx512bw", "-mavx512vl", "-mavx512bf16"]
+MIN_WIDTH = 32  # the kernel works on 32-pixel blocks of a row
+
+
+class ConvArgs(ctypes.Structure):
+    _fields_ = [
+        ("inp", ctypes.c_void_p), ("in_row", ctypes.c_int64), ("cin", ctypes.c_int64),
+        ("width", ctypes.c_int64), ("row0", ctypes.c_int64), ("row1", ctypes.c_int64),
+        ("w", ctypes.c_void_p), ("cout", ctypes.c_int64), ("bias", ctypes.c_void_p),
+        ("slope", ctypes.c_void_p), ("res", ctypes.c_void_p), ("res_row", ctypes.c_int64),
+        ("res_px", ctypes.c_int64), ("out", ctypes.c_void_p), ("out_row", ctypes.c_int64),
+        ("out_px", ctypes.c_int64), ("chunk_off", ctypes.c_void_p), ("threads", ctypes.c_int64),
+    ]
+
+
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_reason: str | None = None
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("SRGAN_CACHE_DIR")
+    root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "srgan"
+    return root / "kernels"
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _build(dst: Path) -> None:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        raise RuntimeError("no C compiler (set CC, or install gcc)")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=dst.parent)
+    os.close(fd)
+    try:
+        proc = subprocess.run([cc, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            msg = (proc.stderr.strip().splitlines() or ["no output"])[0]
+            raise RuntimeError(f"{Path(cc).name} failed: {msg}")
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load() -> ctypes.CDLL:
+    flags = _cpu_flags()
+    if not {"amx_bf16", "amx_tile", "avx512_bf16"} <= flags:
+        raise RuntimeError("the CPU has no AMX-BF16")
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
+    path = cache_dir() / f"srgan_amx_{digest}.so"
+    if not path.exists():
+        _build(path)
+    lib = ctypes.CDLL(str(path))
+    lib.srgan_conv3x3.argtypes = [ctypes.POINTER(ConvArgs)]
+    lib.srgan_conv3x3.restype = None
+    if lib.srgan_amx_request() != 0:
+        raise RuntimeError("the kernel refused AMX tile state (arch_prctl)")
+    return lib
+
+
+def library() -> ctypes.CDLL:
+    """The loaded kernels; raises RuntimeError with the reason when they cannot run here."""
+    global _lib, _reason
+    with _lock:
+        if _lib is None and _reason is None:
+            try:
+                _lib = _load()
+            except (RuntimeError, OSError) as e:
+                _reason = str(e)
+        if _lib is None:
+            raise RuntimeError(_reason)
+        return _lib
+
+
+def available() -> bool:
+    try:
+        library()
+    except RuntimeError:
+        return False
+    return True
+
+
+def unavailable_reason() -> str | None:
+    try:
+        library()
+    except RuntimeError as e:
+        return str(e)
+    return None
+
+
+def padded(h: int, w: int, c: int) -> torch.Tensor:
+    """An (h + 2, w + 2, c) bf16 image with a zero border; its interior, ``t[1:-1, 1:-1]``,
+    is left uninitialised for a kernel to fill."""
+    t = torch.empty(h + 2, w + 2, c, dtype=torch.bfloat16)
+    t[0].zero_()
+    t[-1].zero_()
+    t[:, 0].zero_()
+    t[:, -1].zero_()
+    return t
+
+
+def pack_weight(weight: torch.Tensor) -> torch.Tensor:
+    """(O, C, 3, 3) -> bf16 [9][C / 2][O][2], the layout of the kernel's weight tiles."""
+    o, c, kh, kw = weight.shape
+    if (kh, kw) != (3, 3) or o % 32 or c % 32:
+        raise ValueError(f"need a 3x3 kernel with channels in multiples of 32, got {tuple(weight.shape)}")
+    w = weight.detach().float().permute(2, 3, 1, 0).reshape(9, c // 2, 2, o)
+    return w.permute(0, 1, 3, 2).contiguous().to(torch.bfloat16)
+
+
+class Conv3x3:
+    """A 3x3 convolution (+ bias, PReLU, residual) on padded bf16 NHWC images.
+
+    ``shuffle=True`` stores the output through a 2x pixel shuffle (PyTorch's channel
+    order: map ``c * 4 + 2 * i + j`` goes to sub-pixel (i, j) of map c) into a padded
+    image of twice the size with O / 4 maps; ``slope`` then has O entries (each shuffled
+    map's slope repeated 4 times, the order of the maps before the shuffle).
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, slope: torch.Tensor | None = None,
+                 *, shuffle: bool = False) -> None:
+        o = weight.shape[0]
+        self.cin, self.cout, self.shuffle = weight.shape[1], o, shuffle
+        if shuffle:
+            # Reorder maps to (i, j, c) so that each 32-map chunk lands contiguously.
+            perm = torch.arange(o).view(o // 4, 2, 2).permute(1, 2, 0).reshape(-1)
+            weight, bias = weight[perm], bias[perm]
+            slope = None if slope is None else slope[perm]
+        self.w = pack_weight(weight)
+        self.bias = bias.detach().float().contiguous()
+        self.slope = None if slope is None else slope.detach().float().contiguous()
+        self._offsets: dict[tuple[int, int], torch.Tensor] = {}
+
+    def _chunk_off(self, out: torch.Tensor) -> torch.Tensor:
+        key = (out.stride(0), out.stride(1))
+        if key not in self._offsets:
+            chunks = torch.arange(self.cout // 32)
+            if self.shuffle:
+                c4 = self.cout // 4
+                g, half = chunks // (c4 // 32), chunks % (c4 // 32)
+                i, j = g // 2, g % 2
+                off = i * out.stride(0) + j * out.stride(1) + half * 32
+            else:
+                off = chunks * 32
+            self._offsets[key] = off.to(torch.int64).contiguous()
+        return self._offsets[key]
+
+    def __call__(self, x: torch.Tensor, out: torch.Tensor, res: torch.Tensor | None = None,
+                 rows: tuple[int, int] | None = None, out_row0: int = 0) -> torch.Tensor:
+        """Compute into ``out``. ``x``: padded (H + 2, W + 2, cin). ``out``: (H', W', C')
+        view of the interior of the destination (padded or not, channels contiguous);
+        ``res``: (H, W, cout) like ``out``. ``rows``: only output rows [r0, r1) (at ``x``'s
+        resolution); ``out``'s first row is then row ``out_row0``."""
+        h, w = x.shape[0] - 2, x.shape[1] - 2
+        if (x.dtype != torch.bfloat16 or x.dim() != 3 or x.shape[2] != self.cin
+                or x.stride(2) != 1 or x.stride(1) != self.cin):
+            raise ValueError("input must be a padded bf16 NHWC image")
+        if w < MIN_WIDTH:
+            raise ValueError(f"width {w} < {MIN_WIDTH}")
+        r0, r1 = rows or (0, h)
+        step = 2 if self.shuffle else 1
+        if not 0 <= r0 <= r1 <= h or out_row0 > r0:
+            raise ValueError(f"rows {r0}:{r1} outside 0:{h} or before the output's first row")
+        need = ((r1 - out_row0) * step, w * step,
+                self.cout // (4 if self.shuffle else 1))
+        if (out.dtype != torch.bfloat16 or out.dim() != 3 or out.stride(2) != 1
+                or any(have < n for have, n in zip(out.shape, need))):
+            raise ValueError(f"output must be a bf16 view of at least {need} with contiguous channels")
+        if res is not None and (res.dtype != torch.bfloat16 or res.stride(2) != 1
+                                or tuple(res.shape) != (h, w, self.cout)):
+            raise ValueError(f"residual must be a bf16 ({h}, {w}, {self.cout}) view")
+        off = self._chunk_off(out)
+        base = out.data_ptr() - out_row0 * out.stride(0) * step * out.element_size()
+        args = ConvArgs(
+            x.data_ptr(), x.stride(0), self.cin, w, r0, r1, self.w.data_ptr(), self.cout,
+            self.bias.data_ptr(), 0 if self.slope is None else self.slope.data_ptr(),
+            0 if res is None else res.data_ptr(), 0 if res is None else res.stride(0),
+            0 if res is None else res.stride(1), base, out.stride(0) * step,
+            out.stride(1) * step, off.data_ptr(), torch.get_num_threads())
+        library().srgan_conv3x3(ctypes.byref(args))
+        return out
