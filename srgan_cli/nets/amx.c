@@ -68,10 +68,44 @@ static inline __m512 load_bf16(const uint16_t *p)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
 }
 
-static void row_blocks(const conv_args *a, int64_t h, float *buf)
+/* A finished 32 x 32 block waiting for its epilogue. */
+typedef struct {
+    const float *buf;     /* [32 pixels][32 channels] fp32 accumulators */
+    uint16_t *out;        /* output of its first pixel, first channel */
+    const uint16_t *res;  /* residual of its first pixel, first channel, or NULL */
+    __m512 b0, b1, s0, s1;
+    int slope;
+} pending;
+
+static void epilogue(const conv_args *a, const pending *e, int64_t p0, int64_t p1)
 {
-    const int64_t cin = a->cin, cout = a->cout, kcs = cin / 32;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t p = p0; p < p1; p++) {
+        __m512 v0 = _mm512_add_ps(_mm512_load_ps(e->buf + p * 32), e->b0);
+        __m512 v1 = _mm512_add_ps(_mm512_load_ps(e->buf + p * 32 + 16), e->b1);
+        if (e->slope) {
+            v0 = _mm512_mask_mul_ps(v0, _mm512_cmp_ps_mask(v0, zero, _CMP_LT_OQ), v0, e->s0);
+            v1 = _mm512_mask_mul_ps(v1, _mm512_cmp_ps_mask(v1, zero, _CMP_LT_OQ), v1, e->s1);
+        }
+        if (e->res) {
+            const uint16_t *r = e->res + p * a->res_px;
+            v0 = _mm512_add_ps(v0, load_bf16(r));
+            v1 = _mm512_add_ps(v1, load_bf16(r + 16));
+        }
+        uint16_t *o = e->out + p * a->out_px;
+        _mm256_storeu_si256((__m256i *)o, (__m256i)_mm512_cvtneps_pbh(v0));
+        _mm256_storeu_si256((__m256i *)(o + 16), (__m256i)_mm512_cvtneps_pbh(v1));
+    }
+}
+
+/* One output row. The epilogue of each block runs in slices between the tile
+ * instructions of the next block, so the vector units work while the tile unit does. */
+static void row_blocks(const conv_args *a, int64_t h, float *bufs)
+{
+    const int64_t cin = a->cin, cout = a->cout, kcs = cin / 32, steps = 9 * kcs;
     const int64_t astride = cin * 2, bstride = cout * 4;
+    pending prev = {0}, cur = {0};
+    int have_prev = 0, which = 0;
     for (int64_t x = 0; x < a->width; x += 32) {
         const int64_t w0 = x + 32 <= a->width ? x : a->width - 32;
         for (int64_t nb = 0; nb < cout / 32; nb++) {
@@ -79,6 +113,7 @@ static void row_blocks(const conv_args *a, int64_t h, float *buf)
             _tile_zero(1);
             _tile_zero(2);
             _tile_zero(3);
+            int64_t step = 0, done = 0;
             for (int64_t ky = 0; ky < 3; ky++) {
                 const uint16_t *arow = a->in + (h + ky) * a->in_row + w0 * cin;
                 for (int64_t kx = 0; kx < 3; kx++) {
@@ -94,51 +129,48 @@ static void row_blocks(const conv_args *a, int64_t h, float *buf)
                         _tile_dpbf16ps(1, 4, 7);
                         _tile_dpbf16ps(2, 5, 6);
                         _tile_dpbf16ps(3, 5, 7);
+                        if (have_prev) {
+                            const int64_t upto = (++step * 32) / steps;
+                            epilogue(a, &prev, done, upto);
+                            done = upto;
+                        }
                     }
                 }
             }
+            float *buf = bufs + which * 32 * 32;
             _tile_stored(0, buf, 128);
             _tile_stored(1, buf + 16, 128);
             _tile_stored(2, buf + 16 * 32, 128);
             _tile_stored(3, buf + 16 * 32 + 16, 128);
             const int64_t n0 = nb * 32;
-            const __m512 b0 = _mm512_loadu_ps(a->bias + n0), b1 = _mm512_loadu_ps(a->bias + n0 + 16);
-            __m512 s0 = _mm512_setzero_ps(), s1 = s0;
+            cur.buf = buf;
+            cur.out = a->out + h * a->out_row + a->chunk_off[nb] + w0 * a->out_px;
+            cur.res = a->res ? a->res + h * a->res_row + w0 * a->res_px + n0 : NULL;
+            cur.b0 = _mm512_loadu_ps(a->bias + n0);
+            cur.b1 = _mm512_loadu_ps(a->bias + n0 + 16);
+            cur.slope = a->slope != NULL;
             if (a->slope) {
-                s0 = _mm512_loadu_ps(a->slope + n0);
-                s1 = _mm512_loadu_ps(a->slope + n0 + 16);
+                cur.s0 = _mm512_loadu_ps(a->slope + n0);
+                cur.s1 = _mm512_loadu_ps(a->slope + n0 + 16);
             }
-            const __m512 zero = _mm512_setzero_ps();
-            uint16_t *orow = a->out + h * a->out_row + a->chunk_off[nb];
-            for (int64_t p = 0; p < 32; p++) {
-                __m512 v0 = _mm512_add_ps(_mm512_loadu_ps(buf + p * 32), b0);
-                __m512 v1 = _mm512_add_ps(_mm512_loadu_ps(buf + p * 32 + 16), b1);
-                if (a->slope) {
-                    v0 = _mm512_mask_mul_ps(v0, _mm512_cmp_ps_mask(v0, zero, _CMP_LT_OQ), v0, s0);
-                    v1 = _mm512_mask_mul_ps(v1, _mm512_cmp_ps_mask(v1, zero, _CMP_LT_OQ), v1, s1);
-                }
-                if (a->res) {
-                    const uint16_t *r = a->res + h * a->res_row + (w0 + p) * a->res_px + n0;
-                    v0 = _mm512_add_ps(v0, load_bf16(r));
-                    v1 = _mm512_add_ps(v1, load_bf16(r + 16));
-                }
-                uint16_t *o = orow + (w0 + p) * a->out_px;
-                _mm256_storeu_si256((__m256i *)o, (__m256i)_mm512_cvtneps_pbh(v0));
-                _mm256_storeu_si256((__m256i *)(o + 16), (__m256i)_mm512_cvtneps_pbh(v1));
-            }
+            prev = cur;
+            have_prev = 1;
+            which ^= 1;
         }
     }
+    if (have_prev)
+        epilogue(a, &prev, 0, 32);
 }
 
 void srgan_conv3x3(const conv_args *a)
 {
 #pragma omp parallel num_threads(a->threads)
     {
-        float buf[32 * 32] __attribute__((aligned(64)));
+        float bufs[2 * 32 * 32] __attribute__((aligned(64)));
         configure();
 #pragma omp for schedule(static)
         for (int64_t h = a->row0; h < a->row1; h++)
-            row_blocks(a, h, buf);
+            row_blocks(a, h, bufs);
         _tile_release();
     }
 }

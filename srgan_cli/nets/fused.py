@@ -92,6 +92,8 @@ class FusedSRResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.uses_kernels(x):
             return self.net(x)
+        if x.shape[0] == 1:
+            return self._one(x)
         return torch.cat([self._one(x[i:i + 1]) for i in range(x.shape[0])])
 
     def _one(self, x: torch.Tensor) -> torch.Tensor:
