@@ -86,6 +86,7 @@ import numpy as np  # noqa: E402
 from conftest import REPO, photo_like  # noqa: E402
 from srgan_cli import Upscaler, imaging  # noqa: E402
 from srgan_cli.device import cpu_has_bf16  # noqa: E402
+from srgan_cli.nets import amx  # noqa: E402
 
 SHIPPED = REPO / "weights" / "srresnet_x4.safetensors"
 WEIGHTS = ["tiny", pytest.param("shipped", marks=pytest.mark.skipif(
@@ -115,13 +116,15 @@ def test_optimised_fp32_path_gives_the_plain_fp32_image(weights, seed, h, w):
     assert worst <= 1 and np.mean(plain != fast) < 1e-3
 
 
+@pytest.mark.parametrize("kernels", ["auto", "torch"])
 @pytest.mark.parametrize("bands", [False, True], ids=["whole-stage", "16-row-bands"])
 @pytest.mark.parametrize("tile", [0, 16])
 @pytest.mark.parametrize("seed,h,w", [(0, 40, 48), (1, 33, 57)])
 def test_bf16_path_stays_close_to_the_plain_fp32_image(weights, tile, seed, h, w, bands,
-                                                       monkeypatch):
+                                                       kernels, monkeypatch):
     """The default CPU path on bf16 hardware (bf16 autocast, BN folded, sub-pixel tail,
-    channels_last) against plain fp32.
+    channels_last; with ``auto``, the fused AMX kernels where they run: the shipped
+    model on an AMX CPU) against plain fp32.
 
     Tolerance: at most 4 levels anywhere and >= 48 dB PSNR between the two 8-bit outputs
     (RMS difference <= 1.02 levels). bf16 keeps 8 significant bits; measured here (pytest
@@ -138,10 +141,12 @@ def test_bf16_path_stays_close_to_the_plain_fp32_image(weights, tile, seed, h, w
     d = imaging.Decoded(photo_like(h, w, seed=seed).astype(np.float32) / 255, None, "RGB")
     plain, _, _ = Upscaler(weights, device="cpu", precision="fp32", optimise=False,
                            tile=0).upscale_decoded(d)
-    fast, used, retries = Upscaler(weights, device="cpu", precision="bf16",
-                                   tile=tile).upscale_decoded(d)
+    up = Upscaler(weights, device="cpu", precision="bf16", tile=tile, kernels=kernels)
+    fused = kernels == "auto" and weights == SHIPPED and amx.available()
+    assert up.kernels == ("amx" if fused else "torch")
+    fast, used, retries = up.upscale_decoded(d)
     worst, db = _pair(plain, fast)
-    print(f"bf16 vs plain fp32: max {worst} levels, {db:.1f} dB")
+    print(f"bf16 ({up.kernels} kernels) vs plain fp32: max {worst} levels, {db:.1f} dB")
     assert used == tile and retries == 0
     assert worst <= 4 and db >= 48.0
 
