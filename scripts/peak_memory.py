@@ -5,6 +5,7 @@ estimate ``Upscaler`` plans tiles with (docs/memory.md).
     python scripts/peak_memory.py bf16 1024 --passes 3
     python scripts/peak_memory.py fp32 512 --band-rows 0   # last stage whole, as before
     python scripts/peak_memory.py bf16 1024 --keep-output  # a caller holding the last output
+    python scripts/peak_memory.py bf16 1024 --kernels amx  # the fused AMX kernels (Upscaler's default in bf16)
 
 Runs the default inference copy of the shipped SRResNet (BatchNorm folded, split tail,
 last stage in row bands) the way ``Upscaler`` does on the CPU (glibc keeping freed memory,
@@ -21,6 +22,7 @@ import torch
 
 from srgan_cli.device import keep_freed_memory
 from srgan_cli.models import resolve_model
+from srgan_cli.nets.fused import FusedSRResNet
 from srgan_cli.nets.inference import inference_copy
 from srgan_cli.upscale import activation_bytes
 from srgan_cli.weights import load_generator
@@ -44,10 +46,16 @@ def main() -> None:
                     help="keep each pass's output alive while the next pass runs")
     ap.add_argument("--band-rows", type=int, default=None,
                     help="rows per band of the last stage; 0 = whole stage (default: auto)")
+    ap.add_argument("--kernels", choices=["torch", "amx"], default="torch",
+                    help="amx: run the network through the fused AMX kernels (bf16 only)")
     a = ap.parse_args()
+    if a.kernels == "amx" and a.precision != "bf16":
+        ap.error("--kernels amx computes in bf16")
     keep_freed_memory()
     net, info = load_generator(resolve_model(a.model))
     net = inference_copy(net, band_rows=a.band_rows).to(memory_format=torch.channels_last)
+    if a.kernels == "amx":
+        net = FusedSRResNet(net)
     x = torch.rand(1, 3, a.size, a.size).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         base = _status("VmRSS")
@@ -63,7 +71,7 @@ def main() -> None:
         peak = _status("VmHWM") - base
     banded = a.band_rows != 0
     est = activation_bytes(info, a.size, a.size, banded, 2 if a.precision == "bf16" else 4)
-    print(f"{a.precision} {a.size}x{a.size}, bands {a.band_rows}, {a.passes} passes"
+    print(f"{a.precision} ({a.kernels} kernels) {a.size}x{a.size}, bands {a.band_rows}, {a.passes} passes"
           f"{' (outputs kept)' if a.keep_output else ''}: peak growth {peak / 1e6:.0f} MB, "
           f"estimate {est / 1e6:.0f} MB, ratio {peak / est:.2f}")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -66,18 +67,21 @@ def _cpu_flags() -> set[str]:
 
 
 def _build(dst: Path) -> None:
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
+    cc = shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc") or ""]
+    if not cc[0]:
         raise RuntimeError("no C compiler (set CC, or install gcc)")
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=dst.parent)
     os.close(fd)
     try:
-        proc = subprocess.run([cc, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True,
-                              text=True)
+        try:
+            proc = subprocess.run([*cc, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True,
+                                  text=True)
+        except OSError as e:
+            raise RuntimeError(f"cannot run the C compiler {cc[0]!r}: {e.strerror}") from None
         if proc.returncode != 0:
             msg = (proc.stderr.strip().splitlines() or ["no output"])[0]
-            raise RuntimeError(f"{Path(cc).name} failed: {msg}")
+            raise RuntimeError(f"{Path(cc[0]).name} failed: {msg}")
         os.replace(tmp, dst)
     finally:
         if os.path.exists(tmp):
