@@ -3,6 +3,7 @@
     python scripts/perf_fused.py micro [SIZE]    # one 3x3 layer: oneDNN (+ eager ops) vs fused
     python scripts/perf_fused.py stages [SIZE]   # a whole pass, split by kernel kind
     python scripts/perf_fused.py stages --source OLD.c   # the same with another kernel source
+    python scripts/perf_fused.py stages --profile        # + PyTorch's ops in one pass, by shape
 
 SIZE is the LR side (default 512). ``micro`` times, on a random SIZE x SIZE input with 64
 maps in bf16 (channels_last for oneDNN): a 3x3 64 -> 64 convolution alone, + PReLU, + a
@@ -75,7 +76,7 @@ def micro(size: int) -> None:
         print(f"{'bf16 matmul 2048^3':45s} {ms:8.2f} ms  {2 * 2048**3 / ms / 1e6:6.0f} GFLOP/s")
 
 
-def stages(size: int) -> None:
+def stages(size: int, profile: bool = False) -> None:
     from srgan_cli.models import resolve_model
     from srgan_cli.nets.fused import FusedSRResNet
     from srgan_cli.nets.inference import inference_copy
@@ -114,6 +115,16 @@ def stages(size: int) -> None:
     for kind, secs in part.items():
         print(f"  fused {kind:28s} {secs * 1e3:7.1f} ms")
     print(f"  {'everything else':34s} {(total - sum(part.values())) * 1e3:7.1f} ms")
+    if profile:  # what "everything else" is: the PyTorch ops (the kernels are invisible here)
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+                fused(x)
+        print(prof.key_averages(group_by_input_shape=True).table(
+            sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=28,
+            max_shapes_column_width=60))
 
 
 def main() -> None:
@@ -122,12 +133,17 @@ def main() -> None:
     ap.add_argument("size", type=int, nargs="?", default=512)
     ap.add_argument("--source", type=Path, default=None,
                     help="build the kernels from this C file instead of srgan_cli/nets/amx.c")
+    ap.add_argument("--profile", action="store_true",
+                    help="stages: also profile PyTorch's ops in one pass, grouped by shape")
     a = ap.parse_args()
     if a.source is not None:
         amx.SOURCE = a.source.resolve()
     keep_freed_memory()
     amx.library()
-    (micro if a.what == "micro" else stages)(a.size)
+    if a.what == "micro":
+        micro(a.size)
+    else:
+        stages(a.size, a.profile)
 
 
 if __name__ == "__main__":

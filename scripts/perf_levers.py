@@ -14,8 +14,10 @@ Configuration names are dash-separated flags after the precision: ``cl`` channel
 ``fold`` BatchNorm folded, ``tail`` sub-pixel tail (one 5x5 convolution, whole stage),
 ``split`` with ``tail``: that convolution as a 1x5 pass and a 5x1 sum, ``band`` with
 ``tail``: the last stage in row bands (the size-based default), ``head`` fp32 head,
-``nograd`` use torch.no_grad instead of torch.inference_mode; ``eager-fp32`` is plain fp32
-NCHW no_grad.
+``nograd`` use torch.no_grad instead of torch.inference_mode, ``amx`` (bf16, with ``fold``
+and ``tail``) the fused AMX kernels of ``srgan_cli.nets.fused``; ``eager-fp32`` is plain fp32
+NCHW no_grad. ``bf16-cl-fold-tail-split-band-amx --mallopt`` is what ``Upscaler`` runs by
+default on an AMX CPU.
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ def build(config: str, weights: str):
     if cl:
         net = net.to(memory_format=torch.channels_last)
     dtype = {"fp32": None, "bf16": torch.bfloat16}[prec]
+    if "amx" in flags:
+        from srgan_cli.nets.fused import FusedSRResNet
+
+        net = FusedSRResNet(net)
     return net, dtype, cl, "nograd" in flags, info
 
 
