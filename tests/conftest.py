@@ -37,6 +37,22 @@ def photo_like(h: int, w: int, seed: int = 0) -> np.ndarray:
     return (img * 255).astype(np.uint8)
 
 
+def trained_looking(spec: GeneratorSpec, seed: int) -> SRResNet:
+    """A random generator in eval mode whose BN layers have non-trivial statistics and
+    affine terms and whose PReLU slopes differ per channel."""
+    torch.manual_seed(seed)
+    model = SRResNet(spec)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.3, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.1, 0.1)
+        if isinstance(m, torch.nn.PReLU):
+            m.weight.data.uniform_(0.0, 0.5)
+    return model.eval()
+
+
 @pytest.fixture
 def tiny_spec() -> GeneratorSpec:
     return GeneratorSpec(scale=4, blocks=2, width=8)

@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
-from torch import nn
 
+from conftest import REPO, trained_looking
 from srgan_cli.cli import main
 from srgan_cli.errors import SrganError
 from srgan_cli.nets import amx
@@ -20,7 +20,6 @@ from srgan_cli.nets.fused import FusedSRResNet, supported
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
 from srgan_cli.nets.inference import inference_copy
 from srgan_cli.upscale import Upscaler
-from conftest import REPO
 
 SHIPPED = REPO / "weights" / "srresnet_x4.safetensors"
 needs_amx = pytest.mark.skipif(not amx.available(),
@@ -122,20 +121,6 @@ def test_conv3x3_refuses_views_it_would_write_past():
         amx.Conv3x3(torch.zeros(64, 48, 3, 3), torch.zeros(64))
 
 
-def _trained_looking(spec: GeneratorSpec, seed: int) -> SRResNet:
-    torch.manual_seed(seed)
-    model = SRResNet(spec)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.3, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.1, 0.1)
-        if isinstance(m, nn.PReLU):
-            m.weight.data.uniform_(0.0, 0.5)
-    return model.eval()
-
-
 def _levels(y: torch.Tensor) -> torch.Tensor:
     return ((y.float() + 1) * 127.5).clamp(0, 255).round()
 
@@ -152,7 +137,7 @@ def test_fused_network_matches_the_plain_fp32_network(spec, band_bytes, monkeypa
 
     if band_bytes is not None:
         monkeypatch.setattr(inf, "BAND_BYTES", band_bytes)
-    model = _trained_looking(spec, 3)
+    model = trained_looking(spec, 3)
     fused = FusedSRResNet(inference_copy(model).to(memory_format=torch.channels_last))
     x = torch.rand(2, 3, 21, 37, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
@@ -167,7 +152,7 @@ def test_fused_network_matches_the_plain_fp32_network(spec, band_bytes, monkeypa
 
 @needs_amx
 def test_fused_network_runs_pytorch_outside_bf16_and_for_narrow_images():
-    model = _trained_looking(GeneratorSpec(scale=4, blocks=1, width=32), 0)
+    model = trained_looking(GeneratorSpec(scale=4, blocks=1, width=32), 0)
     copy = inference_copy(model).to(memory_format=torch.channels_last)
     fused = FusedSRResNet(copy)
     wide, narrow = torch.rand(1, 3, 8, 40), torch.rand(1, 3, 8, 31)
@@ -195,6 +180,27 @@ def test_upscaler_uses_the_kernels_by_default_for_the_shipped_model():
     up = Upscaler(SHIPPED, device="cpu", precision="bf16")
     assert up.kernels == "amx" and up.kernels_note is None
     assert isinstance(up.net, FusedSRResNet)
+
+
+@needs_amx
+def test_a_non_finite_fused_tile_is_redone_in_fp32_without_the_kernels(monkeypatch):
+    """The fp32 redo runs PyTorch's fp32 network: the image equals the fp32 path's."""
+    from conftest import photo_like
+    from srgan_cli import imaging
+
+    d = imaging.Decoded(photo_like(24, 40).astype(np.float32) / 255, None, "RGB")
+    want, _, _ = Upscaler(SHIPPED, device="cpu", precision="fp32", tile=0).upscale_decoded(d)
+    up = Upscaler(SHIPPED, device="cpu", precision="bf16", tile=0)
+    calls = []
+
+    def poisoned(self, x):
+        calls.append(x.shape)
+        return torch.full((1, 3, x.shape[2] * 4, x.shape[3] * 4), float("nan"))
+
+    monkeypatch.setattr(FusedSRResNet, "_one", poisoned)
+    got, _, retries = up.upscale_decoded(d)
+    assert calls and retries == 1
+    assert np.array_equal(got, want)
 
 
 def test_upscaler_kernel_choice(tiny_weights):

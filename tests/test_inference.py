@@ -4,25 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+from srgan_cli.nets.generator import GeneratorSpec
+from conftest import trained_looking
 from srgan_cli.nets.inference import (SubpixelTail, fold_conv_bn, inference_copy, split_rows,
                                      subpixel_kernel)
-
-
-def _trained_looking(spec: GeneratorSpec, seed: int) -> SRResNet:
-    """A random generator whose BN layers have non-trivial statistics and affine terms."""
-    torch.manual_seed(seed)
-    model = SRResNet(spec)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.3, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.1, 0.1)
-        if isinstance(m, nn.PReLU):
-            m.weight.data.uniform_(0.0, 0.5)
-    return model.eval()
-
 
 SPECS = [GeneratorSpec(scale=4, blocks=2, width=8), GeneratorSpec(scale=2, blocks=3, width=16),
          GeneratorSpec(scale=8, blocks=1, width=4), GeneratorSpec(scale=4, blocks=16, width=64)]
@@ -32,7 +17,7 @@ SPECS = [GeneratorSpec(scale=4, blocks=2, width=8), GeneratorSpec(scale=2, block
 @pytest.mark.parametrize("fold,subpixel,head", [(True, False, False), (False, True, False),
                                                 (True, True, False), (True, True, True)])
 def test_inference_copy_equals_the_plain_network(spec, fold, subpixel, head):
-    model = _trained_looking(spec, seed=spec.blocks)
+    model = trained_looking(spec, seed=spec.blocks)
     fast = inference_copy(model, fold_bn=fold, subpixel_tail=subpixel, fp32_head=head)
     x = torch.rand(2, 3, 13, 17)
     with torch.no_grad():
@@ -44,7 +29,7 @@ def test_inference_copy_equals_the_plain_network(spec, fold, subpixel, head):
 
 
 def test_folding_removes_batchnorm_and_leaves_the_model_alone():
-    model = _trained_looking(GeneratorSpec(scale=4, blocks=2, width=8), seed=3)
+    model = trained_looking(GeneratorSpec(scale=4, blocks=2, width=8), seed=3)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fast = inference_copy(model)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
@@ -188,7 +173,7 @@ def test_split_rows_equals_the_square_kernel(k, o):
 def test_banded_split_tail_equals_the_plain_network(spec, split, band_rows):
     """Bands of any height (down to one row, fewer rows than the kernels reach across a
     band edge) give the plain network's output, at the image borders too."""
-    model = _trained_looking(spec, seed=spec.blocks + 7)
+    model = trained_looking(spec, seed=spec.blocks + 7)
     fast = inference_copy(model, split_tail=split, band_rows=band_rows)
     assert isinstance(fast.up[-1], SubpixelTail)
     x = torch.rand(2, 3, 11, 6)
@@ -205,7 +190,7 @@ def test_bands_follow_the_byte_target(monkeypatch):
     import srgan_cli.nets.inference as inf
 
     spec = GeneratorSpec(scale=2, blocks=1, width=4)
-    model = _trained_looking(spec, seed=5)
+    model = trained_looking(spec, seed=5)
     fast = inference_copy(model)
     seen = []
     fast.up[-1].conv.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[2]))

@@ -40,7 +40,7 @@ def supported(net: SRResNet) -> str | None:
     if any(not isinstance(b.bn1, nn.Identity) or not isinstance(b.bn2, nn.Identity)
            for b in net.body) or not isinstance(net.fuse.bn, nn.Identity):
         return "BatchNorm is not folded"
-    if not isinstance(net.head, nn.Module) or not hasattr(net.head, "conv"):
+    if not hasattr(net.head, "conv"):  # wrapped in inference.Fp32
         return "the head runs in fp32 (fp32_head)"
     return None
 
