@@ -181,6 +181,12 @@ def main() -> None:
               help="The paper's Table 1 variants. Default: mse (srresnet), vgg54 (gan).")
 @click.option("--adv-weight", type=float, default=1e-3, show_default=True,
               help="gan: weight of the adversarial loss -log D(G(LR)).")
+@click.option("--pixel-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="gan: weight of an L1 pixel loss (on [-1, 1] images) added to the VGG content "
+              "loss, as ESRGAN does; keeps colour and structure. 0: the paper's recipe.")
+@click.option("--adv-warmup", type=click.IntRange(0), default=0, show_default=True,
+              help="gan: ramp the adversarial weight linearly from 0 to --adv-weight over this "
+              "many iterations. 0: the paper's recipe.")
 @click.option("--d-lr", type=float, default=None, help="gan: discriminator lr (default: --lr; "
               "follows the same schedule).")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
@@ -211,7 +217,8 @@ def main() -> None:
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="At the end, write the generator as a safetensors release file.")
 def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr_schedule,
-          lr_milestones, content_loss, adv_weight, d_lr, ema, vgg_weights, lpips_weights,
+          lr_milestones, content_loss, adv_weight, pixel_weight, adv_warmup, d_lr, ema,
+          vgg_weights, lpips_weights,
           precision, channels_last, device, seed, ckpt_every, val_every, val_dir,
           resume, init_path, export_path):
     """Train the generator (the paper's SRResNet MSE stage).
@@ -251,7 +258,8 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
         lr_milestones=milestones, precision=precision, channels_last=channels_last,
         device=device, seed=seed, ckpt_every=ckpt_every, val_every=val_every,
         val_dir=str(val_dir) if val_dir else None, init=str(init_path) if init_path else None,
-        content_loss=content_loss, adv_weight=adv_weight, d_lr=d_lr, ema=ema,
+        content_loss=content_loss, adv_weight=adv_weight, pixel_weight=pixel_weight,
+        adv_warmup=adv_warmup, d_lr=d_lr, ema=ema,
         vgg_weights=str(vgg_weights) if vgg_weights else None,
         lpips_weights=str(lpips_weights) if lpips_weights else None,
     )

@@ -64,6 +64,8 @@ class TrainConfig:
     adv_weight: float = 1e-3  # weight of -log D(G(LR)) in the GAN stage
     d_lr: float | None = None  # discriminator lr (default: the generator's; same schedule)
     ema: float = 0.0  # decay of an exponential moving average of G (0: off)
+    pixel_weight: float = 0.0  # gan: weight of an L1 pixel term beside the content loss
+    adv_warmup: int = 0  # gan: ramp the adversarial weight linearly from 0 over N iterations
     vgg_weights: str | None = None
     lpips_weights: str | None = None
 
@@ -82,6 +84,14 @@ def lr_at(cfg: TrainConfig, it: int) -> float:
         t = min(it / max(cfg.iters, 1), 1.0)
         return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
     raise TrainError(f"unknown lr schedule {cfg.lr_schedule!r} (constant, cosine, step)")
+
+
+def adv_weight_at(cfg: TrainConfig, it: int) -> float:
+    """Adversarial weight at (0-based) iteration ``it``: ``adv_weight``, ramped linearly
+    from 0 over the first ``adv_warmup`` iterations when that is set."""
+    if cfg.adv_warmup > 0 and it < cfg.adv_warmup:
+        return cfg.adv_weight * (it + 1) / cfg.adv_warmup
+    return cfg.adv_weight
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
@@ -481,7 +491,13 @@ def _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, 
                     logits = disc(sr).float()
                     l_gan = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
                     add("l_g_gan", l_gan)
-            loss = l_content.float() + (cfg.adv_weight * l_gan if is_gan else 0.0)
+            loss = l_content.float()
+            if is_gan:
+                loss = loss + adv_weight_at(cfg, it) * l_gan
+            if vgg is not None and cfg.pixel_weight:
+                l_l1 = F.l1_loss(sr.float(), hr)
+                add("l_g_l1", l_l1)
+                loss = loss + cfg.pixel_weight * l_l1
             if vgg is None:
                 add("l_g_pix", l_content)  # the MSE content loss is the pixel loss
             else:
@@ -580,6 +596,10 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
     }
     if cfg["stage"] == "gan":
         prov["adv_weight"] = str(cfg.get("adv_weight"))
+        if cfg.get("pixel_weight"):
+            prov["pixel_weight"] = str(cfg["pixel_weight"])
+        if cfg.get("adv_warmup"):
+            prov["adv_warmup"] = str(cfg["adv_warmup"])
     if use_ema:
         prov["ema"] = str(cfg.get("ema"))
     if init:
