@@ -1,4 +1,4 @@
-"""``srgan models ...``: list, download, inspect, register, publish and convert models.
+"""``srgan models ...``: list, download, inspect, register, publish, export and convert models.
 
 Kept out of cli.py; torch and huggingface_hub are imported inside the commands.
 """
@@ -50,7 +50,7 @@ def _source(entry) -> tuple[str, Path | None, str | None]:
 
 @click.group("models")
 def models() -> None:
-    """Registered models: list, download, inspect, register, publish, convert.
+    """Registered models: list, download, inspect, register, publish, export, convert.
 
     \b
     A --model value is a registered name (weights/models.json), a .safetensors path, or
@@ -283,6 +283,45 @@ def publish(file, repo_id, name, filename, branch, private, license_, set5, set1
     if (filename or file.name) == file.name:
         _say("or write it there with: srgan models register "
              f"{file} --name {name} --repo {repo_id} --revision {res.commit}")
+
+
+@models.command("export")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--parent", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The --init file the run started from, for checkpoints made before runs "
+              "recorded its sha256 (checked against what the run did record).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+def export_cmd(checkpoint, out, parent, overwrite) -> None:
+    """Write a training checkpoint's generator (its EMA when kept) as a weights file.
+
+    \b
+      srgan models export runs/srgan/last.pt weights/srgan_x4.safetensors
+      srgan models export runs/srgan/last.pt weights/srgan_x4.safetensors \\
+          --parent weights/srresnet_x4.safetensors
+
+    A run started from --init weights names them in the file's metadata (parent_sha256,
+    parent_file): --realism blends the file with that parent. Reads the checkpoint only,
+    so it is safe beside the run still writing it (checkpoints are replaced atomically).
+    """
+    from srgan_cli.errors import SrganError
+    from srgan_cli.train.loop import export
+    from srgan_cli.weights import read_info
+
+    if out.exists() and not overwrite:
+        _fail(f"{out}: already exists (use --overwrite)")
+    try:
+        export(checkpoint, out, parent=parent)
+        meta = read_info(out).metadata
+    except SrganError as e:
+        _fail(str(e))
+    _say(f"exported {checkpoint} -> {out}: {meta.get('stage')}, {meta.get('iterations')} "
+         f"iterations" + (f", EMA {meta['ema']}" if "ema" in meta else ""))
+    if "parent_sha256" in meta:
+        _say(f"parent: {meta['parent_file']} (sha256 {meta['parent_sha256']})")
+    elif meta.get("stage") == "gan":
+        _say("note: no parent recorded (the run predates it): --realism cannot use this "
+             "file; export again with --parent FILE (the --init file of the run)")
 
 
 @models.command()

@@ -215,3 +215,67 @@ def test_pixel_weight_adds_a_logged_l1_term_that_moves_the_generator(data, tmp_p
     assert info.metadata["pixel_weight"] == "0.5"
     _, info = load_generator(export(tmp_path / "paper" / "last.pt", tmp_path / "p.safetensors"))
     assert "pixel_weight" not in info.metadata and "adv_warmup" not in info.metadata
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def test_a_gan_run_records_its_parent_and_the_export_names_it_by_sha256(data, tmp_path,
+                                                                        pretrained, vgg_file):
+    from srgan_cli.hub import sha256_file
+
+    run = tmp_path / "gan"
+    train(gan_cfg(data, run, pretrained, vgg_file, iters=1, content_loss="mse"))
+    init = json.loads(load_checkpoint(run / "last.pt")["history"])["init"]
+    assert init["sha256"] == sha256_file(pretrained) and init["filename"] == "pre.safetensors"
+    _, info = load_generator(export(run / "last.pt", tmp_path / "g.safetensors"))
+    assert info.metadata["parent_sha256"] == sha256_file(pretrained)
+    assert info.metadata["parent_file"] == "pre.safetensors"
+    with pytest.raises(TrainError, match="not the file the run started from"):
+        export(run / "last.pt", tmp_path / "h.safetensors", parent=tmp_path / "g.safetensors")
+
+
+def _legacy_checkpoint(run: Path) -> Path:
+    """The checkpoint with its history as runs wrote it before they recorded the sha256."""
+    ckpt = load_checkpoint(run / "last.pt")
+    history = json.loads(ckpt["history"])
+    for k in ("sha256", "filename"):
+        del history["init"][k]
+    history["init"]["file"] = "srresnet"  # --init by registered name
+    ckpt["history"] = json.dumps(history)
+    torch.save(ckpt, run / "legacy.pt")
+    return run / "legacy.pt"
+
+
+def test_an_older_checkpoint_is_exported_with_an_explicit_parent_checked_against_the_run(
+        data, tmp_path, pretrained, vgg_file, tiny_weights):
+    from srgan_cli.hub import sha256_file
+    from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+    from srgan_cli.weights import save_generator
+
+    run = tmp_path / "gan"
+    train(gan_cfg(data, run, pretrained, vgg_file, iters=1, content_loss="mse"))
+    legacy = _legacy_checkpoint(run)
+    _, info = load_generator(export(legacy, tmp_path / "none.safetensors"))
+    assert "parent_sha256" not in info.metadata
+    _, info = load_generator(export(legacy, tmp_path / "p.safetensors", parent=pretrained))
+    assert info.metadata["parent_sha256"] == sha256_file(pretrained)
+    other = tmp_path / "other.safetensors"  # same architecture, another history
+    save_generator(SRResNet(GeneratorSpec(4, 1, 8)), other, {"stage": "srresnet",
+                                                             "iterations": 7})
+    with pytest.raises(TrainError, match="7 iterations.*not its parent"):
+        export(legacy, tmp_path / "x.safetensors", parent=other)
+    with pytest.raises(TrainError, match="not its parent"):  # 2 blocks, the run has 1
+        export(legacy, tmp_path / "x.safetensors", parent=tiny_weights)
+    assert not (tmp_path / "x.safetensors").exists()
+
+    out = tmp_path / "cli.safetensors"
+    r = CliRunner().invoke(main, ["models", "export", str(legacy), str(out)])
+    assert r.exit_code == 0 and "no parent recorded" in r.output, r.output
+    r = CliRunner().invoke(main, ["models", "export", str(legacy), str(out), "--parent",
+                                  str(pretrained)])
+    assert r.exit_code == 1 and "already exists" in r.output
+    r = CliRunner().invoke(main, ["models", "export", str(legacy), str(out), "--parent",
+                                  str(pretrained), "--overwrite"])
+    assert r.exit_code == 0 and sha256_file(pretrained) in r.output, r.output
+    assert load_generator(out)[1].metadata["parent_file"] == "pre.safetensors"
