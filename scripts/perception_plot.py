@@ -154,8 +154,10 @@ def draw_panel(img: Image.Image, box, ds: str, points, k: int) -> None:
     r = 4 * k
     chain = [p for p in points if p["kind"] == "realism"]
     d.line([at(p["psnr"], p["lpips"]) for p in chain], fill=(40, 90, 200), width=2 * k)
+    taken = []  # boxes of the markers and of the labels placed so far
     for p in points:
         x, y = at(p["psnr"], p["lpips"])
+        taken.append((x - r, y - r, x + r, y + r))
         if p["kind"] == "realism":
             d.ellipse([x - r, y - r, x + r, y + r], fill=(40, 90, 200))
         elif p["kind"] == "bicubic":
@@ -163,9 +165,18 @@ def draw_panel(img: Image.Image, box, ds: str, points, k: int) -> None:
         else:
             d.polygon([(x, y - r - k), (x + r + k, y), (x, y + r + k), (x - r - k, y)],
                       fill=(210, 50, 40))
-        anchor = "rm" if x > (left + right) / 2 else "lm"
-        dx = -(r + 3 * k) if anchor == "rm" else r + 3 * k
-        d.text((x + dx, y), p["label"], fill="black", font=font, anchor=anchor)
+    for p in points:  # each label beside its marker, where it overlaps nothing drawn
+        x, y = at(p["psnr"], p["lpips"])
+        g = r + 3 * k
+        for pos, anchor in (((x + g, y), "lm"), ((x - g, y), "rm"), ((x, y - g), "mb"),
+                            ((x, y + g), "mt"), ((x + g, y - g), "lb"), ((x - g, y + g), "rt")):
+            box = d.textbbox(pos, p["label"], font=font, anchor=anchor)
+            inside = box[0] >= left and box[2] <= right and box[1] >= top and box[3] <= bottom
+            if inside and not any(box[0] < t[2] and t[0] < box[2] and box[1] < t[3]
+                                  and t[1] < box[3] for t in taken):
+                d.text(pos, p["label"], fill="black", font=font, anchor=anchor)
+                taken.append(box)
+                break
 
 
 def plot(results: dict, path: Path, k: int = 3) -> None:
@@ -178,7 +189,7 @@ def plot(results: dict, path: Path, k: int = 3) -> None:
         for r in results["realisms"]:
             rec = recs[(ds, realism_label(model, r))]
             points.append({"kind": "realism", "psnr": rec["psnr"], "lpips": rec["lpips"],
-                           "label": f"R={r:g}" + {0.0: " (SRResNet)", 1.0: " (SRGAN)"}.get(r, "")})
+                           "label": f"R={r:g}"})
         bic = recs[(ds, "bicubic")]
         points.append({"kind": "bicubic", "psnr": bic["psnr"], "lpips": bic["lpips"],
                        "label": "bicubic"})
@@ -186,8 +197,9 @@ def plot(results: dict, path: Path, k: int = 3) -> None:
                        "lpips": PAPER_SRGAN_LPIPS[ds], "label": "paper SRGAN"})
         draw_panel(img, (i * w * k, 0, (i + 1) * w * k, h * k), ds, points, k)
     d = ImageDraw.Draw(img)
-    d.text((8 * k, (h + 4) * k), f"srgan --realism R: (1-R) x SRResNet + R x SRGAN weights "
-           f"({Path(results['srgan']['file']).name}); paper SRGAN LPIPS: later work",
+    d.text((8 * k, (h + 4) * k), f"blue: realism R, (1-R) x SRResNet + R x SRGAN weights "
+           f"({Path(results['srgan']['file']).name}); R=0 is the SRResNet, R=1 the SRGAN. "
+           "Paper SRGAN: its PSNR, and the LPIPS later work measured.",
            fill=(60, 60, 60), font=ImageFont.load_default(11 * k))
     small = img.resize((img.width // k, img.height // k), Image.LANCZOS)
     atomic_write(path, lambda tmp: small.save(tmp, format="PNG", optimize=True))
