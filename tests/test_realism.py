@@ -223,3 +223,20 @@ def test_the_default_model_comes_from_the_registry(pair, reg, tmp_path):
 def test_the_shipped_registry_names_a_registered_default():
     path = REPO / "weights" / "models.json"
     assert default_model(path) in registry(path)
+
+
+@pytest.mark.skipif(not __import__("srgan_cli.nets.amx", fromlist=["available"]).available(),
+                    reason="fused AMX kernels cannot run here (no AMX-BF16 or no C compiler)")
+def test_realism_ends_through_the_fused_amx_kernels_are_the_two_models(reg):
+    """The fused network is built from the blended weights, so its ends match each model's
+    own fused network exactly."""
+    spec = GeneratorSpec(4, 1, 32)  # the kernels need a width that is a multiple of 32
+    parent = save(trained_looking(spec, 1), reg / "p32.safetensors", stage="srresnet")
+    gan = save(trained_looking(spec, 2), reg / "g32.safetensors", stage="gan",
+               parent_sha256=sha256_file(parent), parent_file=parent.name)
+    x = torch.from_numpy(photo_like(40, 72, 2)).permute(2, 0, 1)[None].float() / 255
+    kw = dict(device="cpu", precision="bf16", kernels="amx")
+    at1, at0 = Upscaler(gan, realism=1.0, **kw), Upscaler(gan, realism=0.0, **kw)
+    assert at1.kernels == at0.kernels == "amx"
+    assert torch.equal(at1.upscale_tensor(x), Upscaler(gan, **kw).upscale_tensor(x))
+    assert torch.equal(at0.upscale_tensor(x), Upscaler(parent, **kw).upscale_tensor(x))
