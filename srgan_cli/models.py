@@ -6,22 +6,35 @@
 * ``hf://owner/repo/path/file.safetensors[@revision]`` (``hf://datasets/owner/repo/...``
   for dataset repos): downloaded into the standard Hub cache, checked against the
   content hash the Hub gave for it;
-* a registered name (``weights/models.json``): the copy shipped in ``weights/`` when its
-  sha256 matches the registry, otherwise the file at the registry's pinned revision from
-  the Hub (standard Hub cache), sha256-checked before it is used.
+* a registered name: the copy shipped beside its registry when its sha256 matches the
+  registry, otherwise the file at the registry's pinned revision from the Hub (standard
+  Hub cache), sha256-checked before it is used.
 
 The registry is data. An entry whose ``revision`` is null is not published yet: its
 ``repo_id`` is only the intended publishing target, and the model is served from the
 shipped copy alone. ``register_file`` (``srgan models register FILE``) recomputes a file's
 sha256, reads its metadata and updates its entry.
 
-``$SRGAN_REGISTRY`` points at another ``models.json``; ``$SRGAN_WEIGHTS_DIR`` moves the
-folder of shipped copies (default: the registry's folder, ``weights/``). Both are read at
-call time. Nothing here imports torch or huggingface_hub at module level.
+Where registries are read (:func:`registry_paths`), later ones adding or overriding names:
+
+1. the package's registry, ``models.json`` among the package data of ``srgan_cli.weights_data``
+   (the repository's ``weights/`` folder, mapped into the wheel by ``pyproject.toml``; in a
+   source checkout the ``weights/`` folder itself), found with ``importlib.resources``;
+2. the user's registry, ``models.json`` in the user's config folder (``click.get_app_dir``:
+   ``$XDG_CONFIG_HOME/srgan`` or ``~/.config/srgan`` on Linux, ``~/Library/Application
+   Support/srgan`` on macOS, ``%APPDATA%\\srgan`` on Windows), for models the user registers.
+
+``$SRGAN_REGISTRY`` replaces both with one file. A registry's shipped copies are looked up
+in its own folder; ``$SRGAN_WEIGHTS_DIR`` moves that folder for every registry.
+``register_file`` writes to :func:`registry_path`: ``$SRGAN_REGISTRY``, else the checkout's
+``weights/models.json`` when running from a source checkout, else the user's registry (an
+installed package's data is never written). All are read at call time. Nothing here
+imports torch or huggingface_hub at module level.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import re
@@ -39,16 +52,69 @@ _HEX40 = re.compile(r"[0-9a-f]{40}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+PACKAGE_DATA = "srgan_cli.weights_data"  # the repository's weights/ inside the wheel
+
+
+def _checkout_weights() -> Path | None:
+    """``weights/`` of the source checkout this package is imported from, if it is one."""
+    d = REPO_DIR / "weights"
+    if (REPO_DIR / "pyproject.toml").is_file() and (d / "models.json").is_file():
+        return d
+    return None
+
+
+def package_data_dir() -> Path:
+    """The folder of the package's registry and shipped weights: the checkout's ``weights/``
+    when running from a source checkout, else the installed ``srgan_cli.weights_data``."""
+    found = _checkout_weights()
+    if found is not None:
+        return found
+    try:
+        d = importlib.resources.files(PACKAGE_DATA)
+    except ModuleNotFoundError:
+        raise WeightsError(f"srgan's package data ({PACKAGE_DATA}) is not installed; "
+                           "reinstall srgan") from None
+    if not isinstance(d, Path):  # e.g. imported from a zip file
+        raise WeightsError(f"srgan's package data ({PACKAGE_DATA}) is not a folder on disk "
+                           f"({d}); install srgan with pip")
+    return d
+
+
+def in_checkout() -> bool:
+    """Whether the package registry is a source checkout's ``weights/`` (writable data)."""
+    return _checkout_weights() is not None
+
+
+def user_registry_path() -> Path:
+    """The user's registry: ``models.json`` in the user's config folder for srgan."""
+    import click
+
+    return Path(click.get_app_dir("srgan")) / "models.json"
+
+
 def weights_dir() -> Path:
-    """Folder of the shipped weights (``$SRGAN_WEIGHTS_DIR``, default ``weights/``)."""
+    """Folder of the package's shipped weights (``$SRGAN_WEIGHTS_DIR``, else the package data)."""
     env = os.environ.get("SRGAN_WEIGHTS_DIR")
-    return Path(env) if env else REPO_DIR / "weights"
+    return Path(env) if env else package_data_dir()
+
+
+def registry_paths() -> list[Path]:
+    """The registries read, in order (later files add names or override earlier entries):
+    ``$SRGAN_REGISTRY`` alone, else the package's registry then the user's."""
+    env = os.environ.get("SRGAN_REGISTRY")
+    if env:
+        return [Path(env)]
+    return [package_data_dir() / "models.json", user_registry_path()]
 
 
 def registry_path() -> Path:
-    """The registry file (``$SRGAN_REGISTRY``, default ``<weights dir>/models.json``)."""
+    """The registry ``register`` writes to: ``$SRGAN_REGISTRY``, else the checkout's
+    ``weights/models.json`` in a source checkout, else the user's registry."""
     env = os.environ.get("SRGAN_REGISTRY")
-    return Path(env) if env else weights_dir() / "models.json"
+    if env:
+        return Path(env)
+    found = _checkout_weights()
+    return found / "models.json" if found is not None else user_registry_path()
 
 
 def shipped_dir(registry_file: Path | None = None) -> Path:
@@ -88,6 +154,7 @@ class RegistryEntry:
     sha256: str | None = None  # 64 hex; "TO-BE-FILLED" until the release
     license: str | None = None
     psnr: dict[str, float | None] = field(default_factory=dict)  # Set5/Set14 Y-PSNR (dB)
+    registry_file: Path | None = field(default=None, compare=False)  # where it was read
 
     @property
     def published(self) -> bool:
@@ -145,13 +212,19 @@ def _entry(name: str, raw: Any, where: Path) -> RegistryEntry:
         name=name, filename=filename, scale=scale, description=str(raw.get("description", "")),
         arch=str(raw.get("arch", "srresnet")), repo_id=repo_id, revision=revision,
         sha256=sha.lower() if sha and _HEX64.fullmatch(sha.lower()) else sha,
-        license=raw.get("license"), psnr=psnr, **arch,
+        license=raw.get("license"), psnr=psnr, registry_file=where, **arch,
     )
 
 
 def registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEntry]:
-    """The registered models (``{}`` when there is no registry file)."""
-    path = Path(path) if path is not None else registry_path()
+    """The registered models of ``path``, default of every file in :func:`registry_paths`
+    (``{}`` when there is no registry file)."""
+    if path is None:
+        merged: dict[str, RegistryEntry] = {}
+        for p in registry_paths():
+            merged.update(registry(p))
+        return merged
+    path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -174,7 +247,7 @@ def lookup(name: str, path: str | os.PathLike | None = None) -> RegistryEntry:
 
 
 def shipped_path(entry: RegistryEntry) -> Path:
-    return shipped_dir() / entry.filename
+    return shipped_dir(entry.registry_file) / entry.filename
 
 
 def check_shipped(entry: RegistryEntry) -> tuple[Path | None, str | None]:
@@ -200,6 +273,7 @@ def resolve_registered(entry: RegistryEntry, *, force_download: bool = False,
     """The verified local file for a registered model; downloads it when needed."""
     from srgan_cli import hub
 
+    where = entry.registry_file or registry_path()
     shipped_problem = None
     if use_shipped:
         found, shipped_problem = check_shipped(entry)
@@ -210,17 +284,17 @@ def resolve_registered(entry: RegistryEntry, *, force_download: bool = False,
         if not use_shipped:
             raise ModelUnavailableError(
                 f"model {entry.name!r} is not published yet (no pinned revision in "
-                f"{registry_path()}): there is nothing to download; it is served from "
+                f"{where}): there is nothing to download; it is served from "
                 f"{shipped_path(entry)} only")
         if shipped_problem:
             raise ModelUnavailableError(
                 f"model {entry.name!r}: {shipped_problem}, and the model is not published on "
-                f"the Hub yet (no pinned revision in {registry_path()}); pass the file with "
+                f"the Hub yet (no pinned revision in {where}); pass the file with "
                 "--model PATH to use it anyway, or, if it replaced the registered file on "
                 f"purpose, run `srgan models register {shipped_path(entry)}`")
         raise ModelUnavailableError(
             f"model {entry.name!r} is not published yet (no pinned revision in "
-            f"{registry_path()}) and no copy ships in {shipped_dir()}; put the file there, "
+            f"{where}) and no copy ships in {shipped_path(entry).parent}; put the file there, "
             "or pass a .safetensors path with --model")
     if not entry.verifiable:
         raise ChecksumError(
