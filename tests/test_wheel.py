@@ -195,3 +195,45 @@ def test_srgan_registry_replaces_both_registries(monkeypatch, tmp_path, tiny_wei
     monkeypatch.setenv("SRGAN_REGISTRY", str(tmp_path / "only.json"))
     assert models.registry() == {}
     assert models.registry_path() == tmp_path / "only.json"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _readme_block(heading: str) -> list[str]:
+    """Command lines (comments dropped, spaces collapsed) of the first code block under
+    ``heading`` in the README."""
+    text = (REPO / "README.md").read_text()
+    block = text.split(heading, 1)[1].split("```", 2)[1]
+    return [" ".join(line.split("#")[0].split()) for line in block.splitlines() if line.strip()]
+
+
+def test_every_upscale_help_example_is_one_of_the_readme_examples():
+    from click.testing import CliRunner
+
+    from srgan_cli.cli import main
+
+    r = CliRunner().invoke(main, ["upscale", "--help"], terminal_width=120)
+    assert r.exit_code == 0, r.output
+    examples = [" ".join(line.split("#")[0].split()) for line in r.output.splitlines()
+                if line.strip().startswith("srgan upscale")]
+    readme = _readme_block("### `srgan upscale`")
+    assert len(examples) >= 5
+    assert [e for e in examples if e not in readme] == []
+
+
+def test_shell_completion_follows_clicks_documented_variable():
+    from click.testing import CliRunner
+
+    from srgan_cli.cli import main
+
+    runner = CliRunner()
+    script = runner.invoke(main, [], prog_name="srgan", env={"_SRGAN_COMPLETE": "bash_source"})
+    assert script.exit_code == 0 and "_srgan_completion" in script.output
+    words = runner.invoke(main, [], prog_name="srgan", env={
+        "_SRGAN_COMPLETE": "bash_complete", "COMP_WORDS": "srgan mo", "COMP_CWORD": "1"})
+    assert words.exit_code == 0 and "plain,models" in words.output.splitlines()
+    opts = runner.invoke(main, [], prog_name="srgan", env={
+        "_SRGAN_COMPLETE": "bash_complete", "COMP_WORDS": "srgan upscale --ski",
+        "COMP_CWORD": "2"})
+    assert "plain,--skip-existing" in opts.output.splitlines()
