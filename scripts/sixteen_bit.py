@@ -53,12 +53,22 @@ def sample(h: int, w: int, c: int, seed: int = 0) -> np.ndarray:
 # tiff_write, tiff_read; None where the library has no such thing.
 
 
-def _hibit():
+def _hibit(mod=hibit):
     return dict(
-        png_write=lambda p, a, icc, exif: hibit.write_png16(p, a, icc, exif, level=6),
-        png_read=hibit.read_png16,
-        tiff_write=lambda p, a, icc, exif: hibit.write_tiff16(p, a, icc),
-        tiff_read=hibit.read_tiff16)
+        png_write=lambda p, a, icc, exif: mod.write_png16(p, a, icc, exif, level=6),
+        png_read=mod.read_png16,
+        tiff_write=lambda p, a, icc, exif: mod.write_tiff16(p, a, icc),
+        tiff_read=mod.read_tiff16)
+
+
+def _old_hibit(path: Path):
+    """Another version of hibit.py (e.g. ``git show 6f2d2c6:srgan_cli/hibit.py > old.py``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hibit_old", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return _hibit(mod)
 
 
 def _tifffile():
@@ -308,10 +318,12 @@ def _tifffile_tags(p: Path) -> dict:
         return info
 
 
-def speed(lib: dict, tmp: Path, h: int, w: int, repeat: int) -> dict:
+def speed(lib: dict, tmp: Path, h: int, w: int, repeat: int, formats: list[str]) -> dict:
     a = sample(h, w, 3)
     out = {}
     for fmt, ext in (("png", "png"), ("tiff", "tif")):
+        if fmt not in formats:
+            continue
         wr, rd = lib.get(f"{fmt}_write"), lib.get(f"{fmt}_read")
         p = tmp / f"big.{ext}"
         if wr:
@@ -347,6 +359,9 @@ def main() -> None:
     ap.add_argument("--size", default="8000x6000", help="WxH of the speed image")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--speed-formats", nargs="+", default=["png", "tiff"])
+    ap.add_argument("--old-hibit", type=Path, default=None,
+                    help="also measure this file as 'hibit-old' (an earlier hibit.py)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     w, h = map(int, args.size.split("x"))
@@ -354,6 +369,9 @@ def main() -> None:
     from PIL import ImageCms
     ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     results = {}
+    if args.old_hibit:
+        CANDIDATES["hibit-old"] = lambda: _old_hibit(args.old_hibit)
+        args.only = ["hibit-old", *args.only]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for name in args.only:
@@ -365,7 +383,7 @@ def main() -> None:
             res = {"version": lib.get("version", "-"), "exact": exactness(lib, tmp),
                    "metadata": metadata(lib, tmp)}
             if not args.no_speed:
-                res["speed"] = speed(lib, tmp, h, w, args.repeat)
+                res["speed"] = speed(lib, tmp, h, w, args.repeat, args.speed_formats)
             results[name] = res
             print(json.dumps({name: res}, indent=1), flush=True)
     if args.json:

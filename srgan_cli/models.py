@@ -80,11 +80,6 @@ def package_data_dir() -> Path:
     return d
 
 
-def in_checkout() -> bool:
-    """Whether the package registry is a source checkout's ``weights/`` (writable data)."""
-    return _checkout_weights() is not None
-
-
 def user_registry_path() -> Path:
     """The user's registry: ``models.json`` in the user's config folder for srgan."""
     import click
