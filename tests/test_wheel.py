@@ -123,11 +123,14 @@ def _run(installed, *args) -> subprocess.CompletedProcess:
 
 def test_the_installed_package_is_imported_from_the_venv_with_its_version(installed):
     r = _run(installed, "python", "-c", "import srgan_cli, srgan_cli.models as m; "
-             "print(srgan_cli.__file__); print(m.package_data_dir()); print(m.registry_path())")
+             "import importlib.metadata as md; print(srgan_cli.__file__); "
+             "print(m.package_data_dir()); print(m.registry_path()); "
+             "print(md.files('srgan')[0].locate()); print(srgan_cli.__version__)")
     assert r.returncode == 0, r.stderr
-    module, data, writes_to = r.stdout.splitlines()
+    module, data, writes_to, metadata, version = r.stdout.splitlines()
     venv = str(installed[0].parent)
-    assert module.startswith(venv) and data.startswith(venv)
+    assert module.startswith(venv) and data.startswith(venv) and metadata.startswith(venv)
+    assert version == _version()
     assert not module.startswith(str(REPO)) and not data.startswith(str(REPO))
     assert writes_to == str(Path(installed[1]["XDG_CONFIG_HOME"]) / "srgan" / "models.json")
     for cmd in (["srgan", "--version"], ["python", "-m", "srgan_cli", "--version"]):
