@@ -74,7 +74,8 @@ def test_each_shipped_weights_file_is_in_the_wheel_once_and_matches_the_registry
     reg = json.loads(z.read("srgan_cli/weights_data/models.json"))["models"]
     by_file = {e["filename"]: e["sha256"] for e in reg.values()}
     assert weights, "no weights in the wheel"
-    for n in weights:
+    for n in weights:  # every weights/*.safetensors is packed: each must be a registered file
+        assert Path(n).name in by_file, f"{n} is in the wheel but not in weights/models.json"
         assert hashlib.sha256(z.read(n)).hexdigest() == by_file[Path(n).name], n
     total = sum(p.stat().st_size for p in (REPO / "weights").glob("*.safetensors"))
     assert wheel.stat().st_size < total + CODE_ALLOWANCE
