@@ -38,7 +38,6 @@ import importlib.resources
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -341,18 +340,10 @@ def _read_raw(path: Path) -> dict[str, Any]:
 
 def _write_raw(path: Path, raw: dict[str, Any]) -> None:
     """Write the registry atomically (temporary file in the same folder, then rename)."""
+    from srgan_cli.weights import atomic_write  # register_file has imported torch already
+
     text = json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 @dataclass(frozen=True)
