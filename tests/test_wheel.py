@@ -4,6 +4,7 @@ The wheel is built once per session from a copy of the working tree (so stale ``
 folders cannot leak into it), offline: ``pip wheel --no-deps --no-build-isolation``. The
 throw-away venv reuses the running environment's dependencies through a ``.pth`` file
 (reinstalling torch would take minutes) and gets only the wheel, with ``--no-deps``.
+These tests are marked ``wheel`` (``pytest -m "not wheel"`` leaves them out); CI runs them.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def _version() -> str:
     return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
 
+@pytest.mark.wheel
 def test_the_wheel_holds_the_package_and_its_data_and_nothing_else(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}
@@ -67,6 +69,7 @@ def test_the_wheel_holds_the_package_and_its_data_and_nothing_else(wheel):
                           for n in ["__init__.py", "models.json", *shipped])
 
 
+@pytest.mark.wheel
 def test_each_shipped_weights_file_is_in_the_wheel_once_and_matches_the_registry(wheel):
     z = zipfile.ZipFile(wheel)
     weights = [n for n in z.namelist() if n.endswith(".safetensors")]
@@ -81,6 +84,7 @@ def test_each_shipped_weights_file_is_in_the_wheel_once_and_matches_the_registry
     assert wheel.stat().st_size < total + CODE_ALLOWANCE
 
 
+@pytest.mark.wheel
 def test_the_wheel_declares_the_console_script_and_the_version(wheel):
     z = zipfile.ZipFile(wheel)
     info = f"srgan-{_version()}.dist-info"
@@ -122,6 +126,7 @@ def _run(installed, *args) -> subprocess.CompletedProcess:
                           env=env, cwd=cwd, timeout=300)
 
 
+@pytest.mark.wheel
 def test_the_installed_package_is_imported_from_the_venv_with_its_version(installed):
     r = _run(installed, "python", "-c", "import srgan_cli, srgan_cli.models as m; "
              "import importlib.metadata as md; print(srgan_cli.__file__); "
@@ -139,6 +144,7 @@ def test_the_installed_package_is_imported_from_the_venv_with_its_version(instal
         assert r.returncode == 0 and _version() in r.stdout, (cmd, r.stdout, r.stderr)
 
 
+@pytest.mark.wheel
 def test_the_installed_wheel_upscales_with_the_default_model_and_lists_it(installed, tiny_weights):
     work = Path(installed[1]["_cwd"])
     rng = np.random.default_rng(0)
