@@ -288,10 +288,14 @@ def _tiff_magic(path: PathLike) -> bool:
     return _read_bytes(path, 4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def _tifffile():
+def _tifffile(path: PathLike):
     """The tifffile module, its log records kept off stderr (library code never prints;
     an application that configures logging still receives them)."""
-    import tifffile
+    try:
+        import tifffile
+    except ImportError:  # a dependency of srgan, missing only from a --no-deps install
+        raise ImageError(f"{path}: 16-bit TIFF needs the tifffile package "
+                         "(pip install tifffile)") from None
 
     log = logging.getLogger("tifffile")
     if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
@@ -327,7 +331,7 @@ def tiff_info(path: PathLike) -> dict | None:
     first TIFF image, or None if ``path`` is not a TIFF."""
     if not _tiff_magic(path):
         return None
-    tifffile = _tifffile()
+    tifffile = _tifffile(path)
     try:
         with tifffile.TiffFile(path) as tf:
             return _tiff_summary(_tiff_first_page(tf, path))
@@ -378,7 +382,7 @@ def read_tiff16(path: PathLike) -> tuple[np.ndarray, dict]:
     """
     if not _tiff_magic(path):
         raise ImageError(f"{path}: not a TIFF file")
-    tifffile = _tifffile()
+    tifffile = _tifffile(path)
     try:
         with tifffile.TiffFile(path) as tf:
             page = _tiff_first_page(tf, path)
@@ -416,7 +420,7 @@ def write_tiff16(path: PathLike, arr: np.ndarray, icc_profile: bytes | None = No
     """
     arr = _check_array(arr)
     c = arr.shape[2]
-    tifffile = _tifffile()
+    tifffile = _tifffile(path)
     tifffile.imwrite(path, arr if c > 1 else arr[..., 0],
                      photometric="minisblack" if c < 3 else "rgb",
                      extrasamples=["unassalpha"] if c in (2, 4) else None,
