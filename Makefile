@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.srgan-installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup clean wheel
 
 setup: $(STAMP)
 
@@ -21,5 +21,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# dist/srgan-<version>-py3-none-any.whl: package, registry and shipped weights (offline)
+wheel: $(STAMP)
+	rm -rf build
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation -w dist .
+
 clean:
-	rm -rf $(VENV) examples/out .pytest_cache
+	rm -rf $(VENV) examples/out .pytest_cache build dist

@@ -145,6 +145,12 @@ def main() -> None:
       srgan upscale photo.jpg -o photo_4x.png
       srgan upscale photos/ -o photos_4x/ --device cuda
       srgan train --stage srresnet --iters 100000
+
+    \b
+    Shell completion (click's own; put the line in your shell's start-up file):
+      bash: eval "$(_SRGAN_COMPLETE=bash_source srgan)"
+      zsh:  eval "$(_SRGAN_COMPLETE=zsh_source srgan)"
+      fish: _SRGAN_COMPLETE=fish_source srgan | source
     """
 
 
@@ -446,11 +452,14 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     """Upscale images (files, folders or glob patterns) by the model's scale.
 
     \b
-    Examples:
-      srgan upscale photo.jpg -o photo_4x.png
-      srgan upscale holiday/ -o holiday_4x/ -r --device cuda
-      srgan upscale 'scans/*.tif' -o big/ --skip-existing --shard 1/4
-      srgan upscale logo.png --alpha model --precision fp32 --tile 0
+    Examples (as in the README):
+      srgan upscale photo.jpg                          # writes photo_x4.jpg next to the input
+      srgan upscale photo.jpg -o photo_4x.png          # output format from the extension
+      srgan upscale holiday/ -o holiday_4x/ -r         # folders; sub-folders mirrored under -o
+      srgan upscale 'scans/**/*.tif' -o big/           # glob patterns (quote them)
+      srgan upscale raw/ -o out/ --skip-existing       # resume an interrupted batch
+      srgan upscale raw/ -o out/ --json > log.jsonl    # one JSON line per image + a summary line
+      srgan upscale logo.png --alpha model             # transparency through the network too
 
     Grayscale stays grayscale, transparency is kept, 16-bit PNG/TIFF stay 16-bit, EXIF
     orientation is applied and ICC/EXIF are carried over. A bad file is reported in one

@@ -53,11 +53,13 @@ def models() -> None:
     """Registered models: list, download, inspect, register, publish, export, convert.
 
     \b
-    A --model value is a registered name (weights/models.json), a .safetensors path, or
-    hf://owner/repo/file.safetensors[@revision]. Registered models come from the copy
-    shipped in weights/ when its sha256 matches the registry, else from the Hub at the
-    pinned revision (standard Hub cache, sha256-checked). HF_HUB_OFFLINE=1 never touches
-    the network.
+    A --model value is a registered name, a .safetensors path, or
+    hf://owner/repo/file.safetensors[@revision]. Names come from the package's registry
+    (its models.json, installed with srgan) and the user's (models.json in the user's
+    config folder, e.g. ~/.config/srgan); $SRGAN_REGISTRY replaces both. Registered models
+    come from the copy shipped beside their registry when its sha256 matches, else from the
+    Hub at the pinned revision (standard Hub cache, sha256-checked). HF_HUB_OFFLINE=1 never
+    touches the network.
     """
 
 
@@ -65,7 +67,7 @@ def models() -> None:
 def list_models() -> None:
     """Registered models, where each would come from, and their benchmark numbers."""
     from srgan_cli.errors import SrganError
-    from srgan_cli.models import default_model, registry, registry_path
+    from srgan_cli.models import default_model, registry, registry_paths
 
     try:
         reg = registry()
@@ -73,7 +75,7 @@ def list_models() -> None:
     except SrganError as e:
         _fail(str(e))
     if not reg:
-        _say(f"no models registered ({registry_path()})")
+        _say(f"no models registered ({', '.join(map(str, registry_paths()))})")
         return
     head = ("name", "scale", "params", "source", "Set5 PSNR", "Set14 PSNR", "hub")
     table = [head] + [
@@ -209,12 +211,18 @@ def info(model) -> None:
               "(default: kept if FILE is the registered file, else cleared).")
 @click.option("--registry", "registry_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Registry to update (default: $SRGAN_REGISTRY, else "
-                                 "weights/models.json).")
+                                 "weights/models.json in a source checkout, else the user's "
+                                 "registry in the config folder).")
 @click.option("--default", "make_default", is_flag=True,
               help="Also make it the registry's default model (srgan upscale without --model).")
 def register(file, name, set5, set14, license_, description, repo_id, revision,
              registry_file, make_default) -> None:
-    """Record FILE's sha256 and architecture in the registry (weights/models.json).
+    """Record FILE's sha256 and architecture in the registry.
+
+    The registry written is $SRGAN_REGISTRY, else weights/models.json when srgan runs from
+    its source checkout, else the user's registry (models.json in the config folder, e.g.
+    ~/.config/srgan; the installed package is never written). A registered file is looked
+    up in that registry's folder.
 
     Run it whenever a shipped file changes, e.g. after exporting a new model:
 

@@ -1,8 +1,20 @@
 """Lossless 16-bit-per-channel PNG and TIFF reading and writing.
 
-Pillow truncates 16-bit colour PNG and TIFF to 8 bits per channel. This module keeps
-all 16 bits: PNG pixels are decoded by torchvision (libpng), PNG chunks and TIFF
-directories are parsed here, and both formats are written here with numpy and zlib.
+Pillow (13.0 included) has no 16-bit RGB mode: it truncates 16-bit colour PNG and TIFF to
+8 bits per channel. This module keeps all 16 bits, with libraries where one does the job
+(measurements and commands: docs/sixteen_bit.md):
+
+* TIFF: tifffile reads and writes (strips or tiles, chunky or planar, classic or BigTIFF,
+  uncompressed/Deflate/PackBits; LZW and other codecs with the optional ``srgan[tiff]``
+  extra, imagecodecs). Kept here: refusing what is not unsigned 16-bit gray/RGB(A) with a
+  one-line reason, WhiteIsZero and associated (premultiplied) alpha turned into our
+  layout, the Orientation tag handed to the caller.
+* PNG: pixels are decoded by torchvision (libpng). Kept here, because no kept library does
+  it and the candidates that do are either 80-150 MB (imagecodecs: no ICC/EXIF;
+  opencv-python-headless: no gray+alpha) or pure Python and unmaintained (pypng): the
+  chunk parsing (iCCP and eXIf read, CRCs checked), the check of the image data before
+  libpng sees it (libpng errors inside torchvision abort the process), and the writer
+  (numpy "Up" filter + zlib, iCCP/eXIf chunks).
 
 Arrays are uint16 with shape (H, W) gray, (H, W, 2) gray+alpha, (H, W, 3) RGB or
 (H, W, 4) RGBA (straight, not premultiplied, alpha). Read errors raise
@@ -11,11 +23,12 @@ Arrays are uint16 with shape (H, W) gray, (H, W, 2) gray+alpha, (H, W, 3) RGB or
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import struct
 import warnings
 import zlib
-from typing import BinaryIO
 
 import numpy as np
 
@@ -33,19 +46,12 @@ INFLATE_PIECE = 1 << 22  # bytes inflated at a time while checking PNG image dat
 MAX_METADATA = 64 << 20  # largest decompressed iCCP profile accepted
 IDAT_SIZE = 1 << 20  # bytes of compressed data per IDAT chunk
 
-TIFF_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
-TIFF_INT_FORMAT = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 13: "I"}
-T_WIDTH, T_HEIGHT, T_BITS, T_COMPRESSION, T_PHOTOMETRIC = 256, 257, 258, 259, 262
-T_STRIP_OFFSETS, T_ORIENTATION, T_SAMPLES, T_ROWS_PER_STRIP = 273, 274, 277, 278
-T_STRIP_BYTES, T_XRES, T_YRES, T_PLANAR, T_RES_UNIT = 279, 282, 283, 284, 296
-T_TILE_WIDTH, T_EXTRA_SAMPLES, T_SAMPLE_FORMAT, T_ICC = 322, 338, 339, 34675
-TIFF_TAGS_READ = {T_WIDTH, T_HEIGHT, T_BITS, T_COMPRESSION, T_PHOTOMETRIC, T_STRIP_OFFSETS,
-                  T_ORIENTATION, T_SAMPLES, T_ROWS_PER_STRIP, T_STRIP_BYTES, T_PLANAR,
-                  T_TILE_WIDTH, T_EXTRA_SAMPLES, T_SAMPLE_FORMAT, T_ICC}
+T_ORIENTATION = 274
+TIFF_BUILTIN_CODECS = {1, 8, 32773, 32946}  # none, Deflate, PackBits: tifffile alone decodes
+TIFF_EXTRA_HINT = "pip install 'srgan[tiff]'"
 CONVERT_HINT = "convert it to 16-bit PNG"
 
 PathLike = str | os.PathLike
-Entry = tuple[int, int, bytes]  # TIFF field: (type, count, raw value bytes)
 
 
 # --------------------------------------------------------------------------- shared
@@ -274,146 +280,87 @@ def write_png16(path: PathLike, arr: np.ndarray, icc_profile: bytes | None = Non
         f.writelines(parts)
 
 
-# --------------------------------------------------------------------------- TIFF reading
+# --------------------------------------------------------------------------- TIFF (tifffile)
 
 
-def _read_at(f: BinaryIO, offset: int, size: int, path: PathLike) -> bytes:
-    """Exactly ``size`` bytes at ``offset``, else a truncation :class:`ImageError`."""
-    if offset < 0 or offset + size > f.seek(0, os.SEEK_END):
-        raise ImageError(f"{path}: truncated TIFF (needs {size} bytes at offset {offset})")
-    f.seek(offset)
-    return f.read(size)
+def _tiff_magic(path: PathLike) -> bool:
+    """Whether ``path`` starts like a classic TIFF or a BigTIFF."""
+    return _read_bytes(path, 4) in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def _tiff_byte_order(head: bytes, path: PathLike) -> str | None:
-    """"<" or ">" for a classic TIFF header, None if not a TIFF."""
-    if head[:4] == b"II*\x00":
-        return "<"
-    if head[:4] == b"MM\x00*":
-        return ">"
-    if head[:4] in (b"II+\x00", b"MM\x00+"):
-        raise ImageError(f"{path}: BigTIFF is not supported; {CONVERT_HINT}")
-    return None
-
-
-def _tiff_ifd(f: BinaryIO, bo: str, path: PathLike) -> dict[int, Entry]:
-    """The first IFD's fields that this module uses, as {tag: (type, count, raw value)}.
-
-    Other tags are skipped unread, so a broken unrelated tag (say a MakerNote) is harmless.
-    """
-    size = f.seek(0, os.SEEK_END)
-    (offset,) = struct.unpack(bo + "I", _read_at(f, 4, 4, path))
-    (n,) = struct.unpack(bo + "H", _read_at(f, offset, 2, path))
-    table = _read_at(f, offset + 2, 12 * n, path)
-    ifd = {}
-    for i in range(n):
-        tag, typ, count, value = struct.unpack(bo + "HHI4s", table[12 * i:12 * i + 12])
-        if tag not in TIFF_TAGS_READ:
-            continue
-        nbytes = TIFF_TYPE_SIZE.get(typ, 0) * count
-        if nbytes > size:
-            raise ImageError(f"{path}: corrupt TIFF (tag {tag} claims {nbytes} bytes)")
-        if nbytes > 4:
-            value = _read_at(f, struct.unpack(bo + "I", value)[0], nbytes, path)
-        ifd[tag] = (typ, count, value[:nbytes])
-    return ifd
-
-
-def _tiff_ints(ifd: dict[int, Entry], tag: int, bo: str, default: list[int] | None = None,
-               path: PathLike = "<tiff>") -> list[int]:
-    """An integer field's values; ``default`` if absent (ImageError if also None)."""
-    if tag not in ifd:
-        if default is None:
-            raise ImageError(f"{path}: corrupt TIFF (required tag {tag} missing)")
-        return default
-    typ, count, raw = ifd[tag]
-    if typ not in TIFF_INT_FORMAT or count == 0:
-        raise ImageError(f"{path}: corrupt TIFF (tag {tag}: type {typ}, {count} values)")
-    return list(struct.unpack(f"{bo}{count}{TIFF_INT_FORMAT[typ]}", raw))
-
-
-def _tiff_summary(ifd: dict[int, Entry], bo: str, path: PathLike) -> dict:
-    """The fields :func:`tiff_info` reports, with TIFF defaults filled in."""
-    samples = _tiff_ints(ifd, T_SAMPLES, bo, [1], path)[0]
-    bits = _tiff_ints(ifd, T_BITS, bo, [1], path)
-    return {
-        "bits": max(bits), "samples": samples,
-        "compression": _tiff_ints(ifd, T_COMPRESSION, bo, [1], path)[0],
-        "photometric": _tiff_ints(ifd, T_PHOTOMETRIC, bo, [1 if samples < 3 else 2], path)[0],
-        "width": _tiff_ints(ifd, T_WIDTH, bo, None, path)[0],
-        "height": _tiff_ints(ifd, T_HEIGHT, bo, None, path)[0],
-        "planar": _tiff_ints(ifd, T_PLANAR, bo, [1], path)[0],
-    }
-
-
-def _open_tiff(f: BinaryIO, path: PathLike) -> tuple[str, dict[int, Entry]] | None:
-    """(byte order, first IFD) of an open file, or None if it is not a TIFF."""
-    bo = _tiff_byte_order(f.read(4), path)
-    if bo is None:
-        return None
+def _tifffile(path: PathLike):
+    """The tifffile module, its log records kept off stderr (library code never prints;
+    an application that configures logging still receives them)."""
     try:
-        return bo, _tiff_ifd(f, bo, path)
-    except struct.error as e:
-        raise ImageError(f"{path}: corrupt TIFF ({e})") from None
+        import tifffile
+    except ImportError:  # a dependency of srgan, missing only from a --no-deps install
+        raise ImageError(f"{path}: 16-bit TIFF needs the tifffile package "
+                         "(pip install tifffile)") from None
+
+    log = logging.getLogger("tifffile")
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
+    return tifffile
+
+
+def _tiff_first_page(tf, path: PathLike):
+    pages = tf.pages
+    if len(pages) == 0:
+        raise ImageError(f"{path}: corrupt TIFF (no image directory)")
+    return pages.first
+
+
+def _tiff_summary(page) -> dict:
+    return {"bits": int(page.bitspersample), "samples": int(page.samplesperpixel),
+            "compression": int(page.compression), "photometric": int(page.photometric),
+            "width": int(page.imagewidth), "height": int(page.imagelength),
+            "planar": int(page.planarconfig)}
+
+
+def _tiff_error(path: PathLike, e: Exception) -> ImageError:
+    if isinstance(e, ImageError):
+        return e
+    if isinstance(e, OSError) and not isinstance(e, EOFError):
+        return ImageError(f"{path}: cannot read ({e.strerror or e})")
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return ImageError(f"{path}: corrupt TIFF ({reason})")
 
 
 def tiff_info(path: PathLike) -> dict | None:
     """Bits, samples, compression, photometric, width, height and planar config of the
     first TIFF image, or None if ``path`` is not a TIFF."""
+    if not _tiff_magic(path):
+        return None
+    tifffile = _tifffile(path)
     try:
-        with open(path, "rb") as f:
-            opened = _open_tiff(f, path)
-    except OSError as e:
-        raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
-    return None if opened is None else _tiff_summary(opened[1], opened[0], path)
+        with tifffile.TiffFile(path) as tf:
+            return _tiff_summary(_tiff_first_page(tf, path))
+    except Exception as e:  # noqa: BLE001 - any failure of the parser is a bad file
+        raise _tiff_error(path, e) from None
 
 
-def _check_tiff16(ifd: dict[int, Entry], s: dict, bo: str, path: PathLike) -> None:
-    """Refuse anything but uncompressed, stripped, chunky, unsigned 16-bit gray/RGB."""
-    bits = _tiff_ints(ifd, T_BITS, bo, [1], path)
-    if set(bits) != {16}:
-        raise ImageError(f"{path}: not a 16-bit TIFF (BitsPerSample {bits})")
+def _check_tiff16(page, s: dict, path: PathLike) -> None:
+    """Refuse what is not unsigned 16-bit gray/RGB (with or without alpha), and compressed
+    data that needs a codec from the optional imagecodecs package when it is missing."""
+    if s["bits"] != 16:
+        raise ImageError(f"{path}: not a 16-bit TIFF (BitsPerSample {s['bits']})")
     unsupported = None
-    if s["compression"] != 1:
-        unsupported = f"16-bit TIFF with compression {s['compression']}"
-    elif T_TILE_WIDTH in ifd:
-        unsupported = "tiled 16-bit TIFF"
-    elif s["planar"] != 1 and s["samples"] > 1:
-        unsupported = f"planar 16-bit TIFF (PlanarConfiguration {s['planar']})"
-    elif set(_tiff_ints(ifd, T_SAMPLE_FORMAT, bo, [1], path)) != {1}:
+    if int(page.sampleformat) != 1:
         unsupported = "signed or floating-point 16-bit TIFF"
     elif s["photometric"] not in (0, 1, 2):
         unsupported = f"16-bit TIFF with photometric interpretation {s['photometric']}"
     elif s["samples"] not in ((1, 2) if s["photometric"] < 2 else (3, 4)):
         unsupported = f"16-bit TIFF with {s['samples']} samples per pixel"
+    elif len(page.shape) != (2 if s["samples"] == 1 else 3):
+        unsupported = f"16-bit TIFF of shape {page.shape}"
     if unsupported:
         raise ImageError(f"{path}: {unsupported} is not supported; {CONVERT_HINT}")
-    if s["width"] <= 0 or s["height"] <= 0:
-        raise ImageError(f"{path}: corrupt TIFF (size {s['width']}x{s['height']})")
-
-
-def _tiff_strips(f: BinaryIO, ifd: dict[int, Entry], s: dict, bo: str,
-                 path: PathLike) -> bytearray:
-    """The concatenated pixel bytes of all strips."""
-    h, row = s["height"], s["width"] * s["samples"] * 2
-    if h * row > f.seek(0, os.SEEK_END):
-        raise ImageError(f"{path}: truncated TIFF ({s['width']}x{h} pixels need {h * row} bytes)")
-    rps = _tiff_ints(ifd, T_ROWS_PER_STRIP, bo, [h], path)[0]
-    rps = h if rps <= 0 else min(rps, h)
-    offsets = _tiff_ints(ifd, T_STRIP_OFFSETS, bo, None, path)
-    n = -(-h // rps)
-    if len(offsets) < n:
-        raise ImageError(f"{path}: corrupt TIFF ({len(offsets)} strips for {h} rows of {rps})")
-    counts = _tiff_ints(ifd, T_STRIP_BYTES, bo, [rps * row] * n, path)
-    if len(counts) < n:
-        raise ImageError(f"{path}: corrupt TIFF ({len(counts)} strip sizes for {n} strips)")
-    out = bytearray()
-    for i in range(n):
-        need = min(rps, h - i * rps) * row
-        if counts[i] < need:
-            raise ImageError(f"{path}: corrupt TIFF (strip {i} has {counts[i]} of {need} bytes)")
-        out += _read_at(f, offsets[i], need, path)
-    return out
+    if s["compression"] not in TIFF_BUILTIN_CODECS and importlib.util.find_spec(
+            "imagecodecs") is None:
+        name = getattr(page.compression, "name", s["compression"])
+        raise ImageError(f"{path}: 16-bit TIFF with {name} compression (compression "
+                         f"{s['compression']}) needs the imagecodecs package: "
+                         f"{TIFF_EXTRA_HINT}, or {CONVERT_HINT}")
 
 
 def _unpremultiply(arr: np.ndarray) -> np.ndarray:
@@ -424,100 +371,59 @@ def _unpremultiply(arr: np.ndarray) -> np.ndarray:
     return np.concatenate([c, arr[..., -1:]], axis=2)
 
 
-def _tiff_pixels(raw: bytes | bytearray, ifd: dict[int, Entry], s: dict, bo: str,
-                 path: PathLike) -> np.ndarray:
-    """(H, W, C) native uint16 from strip bytes, with WhiteIsZero and premultiplied alpha undone."""
-    arr = np.frombuffer(raw, bo + "u2").reshape(s["height"], s["width"], s["samples"])
-    arr = arr.astype(np.uint16)
-    if s["photometric"] == 0:
-        arr[..., 0] = 65535 - arr[..., 0]
-    extra = _tiff_ints(ifd, T_EXTRA_SAMPLES, bo, [0], path)
-    if s["samples"] in (2, 4) and extra and extra[0] == 1:
-        arr = _unpremultiply(arr)
-    return arr
-
-
 def read_tiff16(path: PathLike) -> tuple[np.ndarray, dict]:
-    """An uncompressed, stripped, chunky 16-bit TIFF as uint16 (H, W[, C]) plus info.
+    """A 16-bit gray/RGB TIFF (with or without alpha) as uint16 (H, W[, C]) plus info.
 
+    Read by tifffile: strips or tiles, chunky or planar, classic or BigTIFF, uncompressed,
+    Deflate or PackBits (other codecs, e.g. LZW, with the optional imagecodecs package).
+    WhiteIsZero is inverted and associated (premultiplied) alpha made straight here.
     ``info`` has ``"icc_profile"`` (tag 34675) when present, and ``"_orientation"``
     (the Orientation tag, 2-8) when the image is not stored upright.
     """
+    if not _tiff_magic(path):
+        raise ImageError(f"{path}: not a TIFF file")
+    tifffile = _tifffile(path)
     try:
-        with open(path, "rb") as f:
-            opened = _open_tiff(f, path)
-            if opened is None:
-                raise ImageError(f"{path}: not a TIFF file")
-            bo, ifd = opened
-            s = _tiff_summary(ifd, bo, path)
-            _check_tiff16(ifd, s, bo, path)
-            arr = _tiff_pixels(_tiff_strips(f, ifd, s, bo, path), ifd, s, bo, path)
-    except OSError as e:
-        raise ImageError(f"{path}: cannot read ({e.strerror or e})") from None
-    except struct.error as e:
-        raise ImageError(f"{path}: corrupt TIFF ({e})") from None
+        with tifffile.TiffFile(path) as tf:
+            page = _tiff_first_page(tf, path)
+            s = _tiff_summary(page)
+            _check_tiff16(page, s, path)
+            arr = page.asarray()
+            icc = page.iccprofile
+            orientation = page.tags.valueof(T_ORIENTATION, 1)
+            extra = tuple(int(x) for x in page.extrasamples)
+            axes, shape = page.axes, tuple(page.shape)
+    except Exception as e:  # noqa: BLE001 - any failure of the parser is a bad file
+        raise _tiff_error(path, e) from None
+    if arr.dtype != np.uint16 or arr.shape != shape:
+        raise ImageError(f"{path}: corrupt TIFF (decoded {arr.dtype} {arr.shape})")
+    if axes.startswith("S"):  # planar: (S, H, W)
+        arr = np.moveaxis(arr, 0, -1)
+    arr = np.ascontiguousarray(arr if arr.ndim == 3 else arr[..., None], dtype=np.uint16)
+    if s["photometric"] == 0:
+        arr[..., 0] = 65535 - arr[..., 0]
+    if s["samples"] in (2, 4) and extra and extra[0] == 1:
+        arr = _unpremultiply(arr)
     info: dict = {}
-    if T_ICC in ifd and ifd[T_ICC][2]:
-        info["icc_profile"] = ifd[T_ICC][2]
-    orientation = _tiff_ints(ifd, T_ORIENTATION, bo, [1], path)[0]
-    if 2 <= orientation <= 8:
+    if icc:
+        info["icc_profile"] = bytes(icc)
+    if isinstance(orientation, int) and 2 <= orientation <= 8:
         info["_orientation"] = orientation
     return (arr[..., 0] if arr.shape[2] == 1 else arr), info
 
 
-# --------------------------------------------------------------------------- TIFF writing
-
-
-def _tiff_entries(arr: np.ndarray, icc_profile: bytes | None) -> list[tuple[int, int, int, bytes]]:
-    """(tag, type, count, little-endian value) for every field; StripOffsets is 0 for now."""
-    h, w, c = arr.shape
-    short = lambda *v: (3, len(v), struct.pack(f"<{len(v)}H", *v))  # noqa: E731
-    long_ = lambda v: (4, 1, struct.pack("<I", v))  # noqa: E731
-    rational = (5, 1, struct.pack("<II", 72, 1))
-    fields = {
-        T_WIDTH: long_(w), T_HEIGHT: long_(h), T_BITS: short(*[16] * c),
-        T_COMPRESSION: short(1), T_PHOTOMETRIC: short(1 if c < 3 else 2),
-        T_STRIP_OFFSETS: long_(0), T_SAMPLES: short(c), T_ROWS_PER_STRIP: long_(h),
-        T_STRIP_BYTES: long_(arr.nbytes), T_XRES: rational, T_YRES: rational,
-        T_PLANAR: short(1), T_RES_UNIT: short(2),
-    }
-    if c in (2, 4):
-        fields[T_EXTRA_SAMPLES] = short(2)
-    if icc_profile:
-        fields[T_ICC] = (7, len(icc_profile), bytes(icc_profile))
-    return [(tag, *fields[tag]) for tag in sorted(fields)]
-
-
-def _tiff_layout(entries: list[tuple[int, int, int, bytes]]) -> tuple[bytes, bytes, int]:
-    """(IFD bytes, out-of-line data, pixel offset) for a file with the IFD at offset 8."""
-    ifd_end = 8 + 2 + 12 * len(entries) + 4
-    extra = bytearray()
-    table = [struct.pack("<H", len(entries))]
-    for tag, typ, count, value in entries:
-        if len(value) <= 4:
-            slot = value.ljust(4, b"\x00")
-        else:
-            slot = struct.pack("<I", ifd_end + len(extra))
-            extra += value + b"\x00" * (len(value) % 2)  # keep offsets word-aligned
-        table.append(struct.pack("<HHI", tag, typ, count) + slot)
-    table.append(struct.pack("<I", 0))  # no next IFD
-    return b"".join(table), bytes(extra), ifd_end + len(extra)
-
-
 def write_tiff16(path: PathLike, arr: np.ndarray, icc_profile: bytes | None = None) -> None:
-    """Write uint16 (H, W[, C]) as an uncompressed little-endian 16-bit TIFF at ``path``.
+    """Write uint16 (H, W[, C]) as an uncompressed 16-bit TIFF at ``path`` (tifffile).
 
-    One strip, chunky samples, gray (1-2 channels) or RGB (3-4), unassociated alpha.
-    OS errors propagate as :class:`OSError`.
+    Chunky samples, gray (1-2 channels) or RGB (3-4), unassociated alpha; BigTIFF when the
+    image does not fit in 4 GiB. OS errors propagate as :class:`OSError`.
     """
     arr = _check_array(arr)
-    entries = _tiff_entries(arr, icc_profile)
-    _, _, pixel_offset = _tiff_layout(entries)
-    if pixel_offset + arr.nbytes > 0xFFFFFFFF:
-        raise ImageError(f"{path}: {arr.shape[1]}x{arr.shape[0]} image is too large for TIFF")
-    entries = [(t, ty, n, struct.pack("<I", pixel_offset) if t == T_STRIP_OFFSETS else v)
-               for t, ty, n, v in entries]
-    ifd, extra, _ = _tiff_layout(entries)
-    with open(path, "wb") as f:
-        f.writelines([b"II*\x00", struct.pack("<I", 8), ifd, extra,
-                      arr.astype("<u2").tobytes()])
+    c = arr.shape[2]
+    tifffile = _tifffile(path)
+    tifffile.imwrite(path, arr if c > 1 else arr[..., 0],
+                     photometric="minisblack" if c < 3 else "rgb",
+                     extrasamples=["unassalpha"] if c in (2, 4) else None,
+                     iccprofile=bytes(icc_profile) if icc_profile else None,
+                     resolution=(72, 72), resolutionunit="inch", metadata=None,
+                     bigtiff=arr.nbytes + (len(icc_profile or b"")) > 2**32 - 2**25)

@@ -6,9 +6,9 @@
 * ``hf://owner/repo/path/file.safetensors[@revision]`` (``hf://datasets/owner/repo/...``
   for dataset repos): downloaded into the standard Hub cache, checked against the
   content hash the Hub gave for it;
-* a registered name (``weights/models.json``): the copy shipped in ``weights/`` when its
-  sha256 matches the registry, otherwise the file at the registry's pinned revision from
-  the Hub (standard Hub cache), sha256-checked before it is used.
+* a registered name: the copy shipped beside its registry when its sha256 matches the
+  registry, otherwise the file at the registry's pinned revision from the Hub (standard
+  Hub cache), sha256-checked before it is used.
 
 The registry is data. Its ``default`` key names the model ``srgan upscale`` and
 ``Upscaler`` use when none is given (:func:`default_model`; ``srresnet`` when the key is
@@ -19,17 +19,29 @@ model was fine-tuned from, copied from the file's metadata by ``register_file``;
 shipped copy alone. ``register_file`` (``srgan models register FILE``) recomputes a file's
 sha256, reads its metadata and updates its entry.
 
-``$SRGAN_REGISTRY`` points at another ``models.json``; ``$SRGAN_WEIGHTS_DIR`` moves the
-folder of shipped copies (default: the registry's folder, ``weights/``). Both are read at
-call time. Nothing here imports torch or huggingface_hub at module level.
+Where registries are read (:func:`registry_paths`), later ones adding or overriding names:
+
+1. the package's registry, ``models.json`` among the package data of ``srgan_cli.weights_data``
+   (the repository's ``weights/`` folder, mapped into the wheel by ``pyproject.toml``; in a
+   source checkout the ``weights/`` folder itself), found with ``importlib.resources``;
+2. the user's registry, ``models.json`` in the user's config folder (``click.get_app_dir``:
+   ``$XDG_CONFIG_HOME/srgan`` or ``~/.config/srgan`` on Linux, ``~/Library/Application
+   Support/srgan`` on macOS, ``%APPDATA%\\srgan`` on Windows), for models the user registers.
+
+``$SRGAN_REGISTRY`` replaces both with one file. A registry's shipped copies are looked up
+in its own folder; ``$SRGAN_WEIGHTS_DIR`` moves that folder for every registry.
+``register_file`` writes to :func:`registry_path`: ``$SRGAN_REGISTRY``, else the checkout's
+``weights/models.json`` when running from a source checkout, else the user's registry (an
+installed package's data is never written). All are read at call time. Nothing here
+imports torch or huggingface_hub at module level.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,16 +55,64 @@ _HEX40 = re.compile(r"[0-9a-f]{40}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+PACKAGE_DATA = "srgan_cli.weights_data"  # the repository's weights/ inside the wheel
+
+
+def _checkout_weights() -> Path | None:
+    """``weights/`` of the source checkout this package is imported from, if it is one."""
+    d = REPO_DIR / "weights"
+    if (REPO_DIR / "pyproject.toml").is_file() and (d / "models.json").is_file():
+        return d
+    return None
+
+
+def package_data_dir() -> Path:
+    """The folder of the package's registry and shipped weights: the checkout's ``weights/``
+    when running from a source checkout, else the installed ``srgan_cli.weights_data``."""
+    found = _checkout_weights()
+    if found is not None:
+        return found
+    try:
+        d = importlib.resources.files(PACKAGE_DATA)
+    except ModuleNotFoundError:
+        raise WeightsError(f"srgan's package data ({PACKAGE_DATA}) is not installed; "
+                           "reinstall srgan") from None
+    if not isinstance(d, Path):  # e.g. imported from a zip file
+        raise WeightsError(f"srgan's package data ({PACKAGE_DATA}) is not a folder on disk "
+                           f"({d}); install srgan with pip")
+    return d
+
+
+def user_registry_path() -> Path:
+    """The user's registry: ``models.json`` in the user's config folder for srgan."""
+    import click
+
+    return Path(click.get_app_dir("srgan")) / "models.json"
+
+
 def weights_dir() -> Path:
-    """Folder of the shipped weights (``$SRGAN_WEIGHTS_DIR``, default ``weights/``)."""
+    """Folder of the package's shipped weights (``$SRGAN_WEIGHTS_DIR``, else the package data)."""
     env = os.environ.get("SRGAN_WEIGHTS_DIR")
-    return Path(env) if env else REPO_DIR / "weights"
+    return Path(env) if env else package_data_dir()
+
+
+def registry_paths() -> list[Path]:
+    """The registries read, in order (later files add names or override earlier entries):
+    ``$SRGAN_REGISTRY`` alone, else the package's registry then the user's."""
+    env = os.environ.get("SRGAN_REGISTRY")
+    if env:
+        return [Path(env)]
+    return [package_data_dir() / "models.json", user_registry_path()]
 
 
 def registry_path() -> Path:
-    """The registry file (``$SRGAN_REGISTRY``, default ``<weights dir>/models.json``)."""
+    """The registry ``register`` writes to: ``$SRGAN_REGISTRY``, else the checkout's
+    ``weights/models.json`` in a source checkout, else the user's registry."""
     env = os.environ.get("SRGAN_REGISTRY")
-    return Path(env) if env else weights_dir() / "models.json"
+    if env:
+        return Path(env)
+    found = _checkout_weights()
+    return found / "models.json" if found is not None else user_registry_path()
 
 
 def shipped_dir(registry_file: Path | None = None) -> Path:
@@ -94,6 +154,7 @@ class RegistryEntry:
     psnr: dict[str, float | None] = field(default_factory=dict)  # Set5/Set14 Y-PSNR (dB)
     parent_sha256: str | None = None  # the SRResNet a GAN model was fine-tuned from
     parent_file: str | None = None
+    registry_file: Path | None = field(default=None, compare=False)  # where it was read
 
     @property
     def published(self) -> bool:
@@ -156,15 +217,21 @@ def _entry(name: str, raw: Any, where: Path) -> RegistryEntry:
         name=name, filename=filename, scale=scale, description=str(raw.get("description", "")),
         arch=str(raw.get("arch", "srresnet")), repo_id=repo_id, revision=revision,
         sha256=sha.lower() if sha and _HEX64.fullmatch(sha.lower()) else sha,
-        license=raw.get("license"), psnr=psnr,
+        license=raw.get("license"), psnr=psnr, registry_file=where,
         parent_sha256=parent["sha256"] if parent else None,
         parent_file=str(parent.get("file")) if parent and parent.get("file") else None, **arch,
     )
 
 
 def registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEntry]:
-    """The registered models (``{}`` when there is no registry file)."""
-    path = Path(path) if path is not None else registry_path()
+    """The registered models of ``path``, default of every file in :func:`registry_paths`
+    (``{}`` when there is no registry file)."""
+    if path is None:
+        merged: dict[str, RegistryEntry] = {}
+        for p in registry_paths():
+            merged.update(registry(p))
+        return merged
+    path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -178,15 +245,21 @@ def registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEntry]:
 
 
 def default_model(path: str | os.PathLike | None = None) -> str:
-    """The registry's ``default`` model name (:data:`DEFAULT_MODEL` when it names none)."""
-    path = Path(path) if path is not None else registry_path()
-    raw = _read_raw(path)
-    name = raw.get("default")
+    """The ``default`` model name of ``path``, default of the registries in
+    :func:`registry_paths` (the last one that names a default wins, so a user's registry
+    can change it); :data:`DEFAULT_MODEL` when none names one."""
+    paths = [Path(path)] if path is not None else registry_paths()
+    known = registry(path)
+    name, where = None, None
+    for p in paths:
+        raw = _read_raw(p)
+        if raw.get("default") is not None:
+            name, where = raw["default"], p
     if name is None:
         return DEFAULT_MODEL
-    if not isinstance(name, str) or name not in raw["models"]:
-        raise WeightsError(f"{path}: \"default\" must name a registered model "
-                           f"({', '.join(sorted(raw['models'])) or 'none'}), got {name!r}")
+    if not isinstance(name, str) or name not in known:
+        raise WeightsError(f"{where}: \"default\" must name a registered model "
+                           f"({', '.join(sorted(known)) or 'none'}), got {name!r}")
     return name
 
 
@@ -205,7 +278,7 @@ def lookup(name: str, path: str | os.PathLike | None = None) -> RegistryEntry:
 
 
 def shipped_path(entry: RegistryEntry) -> Path:
-    return shipped_dir() / entry.filename
+    return shipped_dir(entry.registry_file) / entry.filename
 
 
 def check_shipped(entry: RegistryEntry) -> tuple[Path | None, str | None]:
@@ -231,6 +304,7 @@ def resolve_registered(entry: RegistryEntry, *, force_download: bool = False,
     """The verified local file for a registered model; downloads it when needed."""
     from srgan_cli import hub
 
+    where = entry.registry_file or registry_path()
     shipped_problem = None
     if use_shipped:
         found, shipped_problem = check_shipped(entry)
@@ -241,17 +315,17 @@ def resolve_registered(entry: RegistryEntry, *, force_download: bool = False,
         if not use_shipped:
             raise ModelUnavailableError(
                 f"model {entry.name!r} is not published yet (no pinned revision in "
-                f"{registry_path()}): there is nothing to download; it is served from "
+                f"{where}): there is nothing to download; it is served from "
                 f"{shipped_path(entry)} only")
         if shipped_problem:
             raise ModelUnavailableError(
                 f"model {entry.name!r}: {shipped_problem}, and the model is not published on "
-                f"the Hub yet (no pinned revision in {registry_path()}); pass the file with "
+                f"the Hub yet (no pinned revision in {where}); pass the file with "
                 "--model PATH to use it anyway, or, if it replaced the registered file on "
                 f"purpose, run `srgan models register {shipped_path(entry)}`")
         raise ModelUnavailableError(
             f"model {entry.name!r} is not published yet (no pinned revision in "
-            f"{registry_path()}) and no copy ships in {shipped_dir()}; put the file there, "
+            f"{where}) and no copy ships in {shipped_path(entry).parent}; put the file there, "
             "or pass a .safetensors path with --model")
     if not entry.verifiable:
         raise ChecksumError(
@@ -303,18 +377,10 @@ def _read_raw(path: Path) -> dict[str, Any]:
 
 def _write_raw(path: Path, raw: dict[str, Any]) -> None:
     """Write the registry atomically (temporary file in the same folder, then rename)."""
+    from srgan_cli.weights import atomic_write  # register_file has imported torch already
+
     text = json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,12 @@ SHARED = Path(os.environ.get("SRGAN_SHARED_DIR", REPO.parent / "shared"))
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def no_user_registry(tmp_path_factory, monkeypatch):
+    """Tests never read or write the real user's registry (``~/.config/srgan``)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "user-config"))
+
+
 def needs_shared(*parts: str):
     path = SHARED.joinpath(*parts)
     return pytest.mark.skipif(not path.exists(),
