@@ -75,9 +75,7 @@ class VGGFeatures(nn.Module):
         super().__init__()
         if layer not in CUTS:
             raise ValueError(f"unknown VGG layer {layer!r} ({', '.join(CUTS)})")
-        from torchvision.models import vgg19
-
-        self.features = vgg19(weights=None).features[: CUTS[layer]]
+        self.features = vgg19_features()[: CUTS[layer]]
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
         self.layer = layer
@@ -124,6 +122,19 @@ class VGGFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features((x - self.mean) / self.std)
+
+
+def vgg19_features() -> nn.Sequential:
+    """torchvision's ``vgg19().features`` (same layers and keys), without building and
+    randomly initialising the 120M-parameter classifier (seconds of CPU time)."""
+    try:
+        from torchvision.models.vgg import cfgs, make_layers
+
+        return make_layers(cfgs["E"])
+    except (ImportError, KeyError):  # a torchvision without these helpers
+        from torchvision.models import vgg19
+
+        return vgg19(weights=None).features
 
 
 def _torchvision_state() -> tuple[dict[str, torch.Tensor] | None, str]:
