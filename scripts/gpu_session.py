@@ -116,7 +116,7 @@ def pack(dest: Path, shared: Path, budget_mib: float, margin_mib: float, quality
     if REPO in dest.parents:  # it must travel as a carried path, so git must ignore it
         rel = dest.relative_to(REPO)
         if subprocess.run(["git", "check-ignore", "-q", str(rel)], cwd=REPO).returncode != 0:
-            raise SystemExit(f"error: {rel} is not ignored by git; add '/{rel}/' to "
+            raise SystemExit(f"error: {rel} is not ignored by git; add '/{rel}' to "
                              f".gitignore or .git/info/exclude")
     vgg = shared / "weights" / VGG_NAME
     set5 = shared / "datasets" / "benchmark" / "Set5"
@@ -124,49 +124,55 @@ def pack(dest: Path, shared: Path, budget_mib: float, margin_mib: float, quality
     for need in (vgg, set5, *sources):
         if not need.exists():
             raise SystemExit(f"error: {need}: not found (the project's ../shared data)")
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "train").mkdir(parents=True)
-    shutil.copy2(vgg, tmp / VGG_NAME)
-    shutil.copytree(set5, tmp / "Set5")
-    tree = tree_bytes(REPO, dest)
-    fixed = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
-    room = int((budget_mib - margin_mib) * MiB) - tree - fixed
-    if room <= 0:
-        raise SystemExit(f"error: the tree ({tree / MiB:.1f} MiB) and the VGG weights + Set5 "
-                         f"({fixed / MiB:.1f} MiB) leave no room in {budget_mib} MiB")
-    images = []
-    for src in sources:
-        for p in find_images([src]):
-            with Image.open(p) as im:
-                images.append((src.name, p, ImageOps.exif_transpose(im).convert("RGB")))
-    fraction, blobs = 1.0, []
-    for _ in range(6):  # shrink the crops until the JPEGs fit
-        blobs = [(s, p, _encode(_centre(im, fraction, min_side), quality)) for s, p, im in images]
-        total = sum(len(b) for _, _, b in blobs)
-        if total <= room:
-            break
-        fraction *= 0.97 * room / total
-    else:
-        raise SystemExit(f"error: the training images do not fit in {room / MiB:.1f} MiB")
-    for s, p, b in blobs:
-        d = tmp / "train" / s
-        d.mkdir(exist_ok=True)
-        (d / (p.stem + ".jpg")).write_bytes(b)
-    manifest = {
-        "budget_mib": budget_mib, "margin_mib": margin_mib, "tree_mib": round(tree / MiB, 2),
-        "vgg_and_set5_mib": round(fixed / MiB, 2),
-        "train_mib": round(total / MiB, 2), "train_images": len(blobs),
-        "train_megapixels": round(sum(_centre(im, fraction, min_side).width
-                                      * _centre(im, fraction, min_side).height
-                                      for _, _, im in images) / 1e6, 1),
-        "jpeg_quality": quality, "chroma": "4:4:4", "area_fraction": round(fraction, 4),
-        "sources": [str(s) for s in sources], "vgg": VGG_NAME, "vgg_sha256": sha256(vgg),
-    }
-    (tmp / "PACK.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
+    import tempfile
+
+    # built outside the checkout (a half-made pack must never travel), then moved in
+    tmp = Path(tempfile.mkdtemp(prefix="srgan_pack_"))
+    try:
+        (tmp / "train").mkdir()
+        shutil.copy2(vgg, tmp / VGG_NAME)
+        shutil.copytree(set5, tmp / "Set5")
+        tree = tree_bytes(REPO, dest)
+        fixed = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+        room = int((budget_mib - margin_mib) * MiB) - tree - fixed
+        if room <= 0:
+            raise SystemExit(f"error: the tree ({tree / MiB:.1f} MiB) and the VGG weights + Set5 "
+                             f"({fixed / MiB:.1f} MiB) leave no room in {budget_mib} MiB")
+        images = []
+        for src in sources:
+            for p in find_images([src]):
+                with Image.open(p) as im:
+                    images.append((src.name, p, ImageOps.exif_transpose(im).convert("RGB")))
+        fraction, blobs = 1.0, []
+        for _ in range(6):  # shrink the crops until the JPEGs fit
+            blobs = [(s, p, _encode(_centre(im, fraction, min_side), quality)) for s, p, im in images]
+            total = sum(len(b) for _, _, b in blobs)
+            if total <= room:
+                break
+            fraction *= 0.97 * room / total
+        else:
+            raise SystemExit(f"error: the training images do not fit in {room / MiB:.1f} MiB")
+        for s, p, b in blobs:
+            d = tmp / "train" / s
+            d.mkdir(exist_ok=True)
+            (d / (p.stem + ".jpg")).write_bytes(b)
+        manifest = {
+            "budget_mib": budget_mib, "margin_mib": margin_mib, "tree_mib": round(tree / MiB, 2),
+            "vgg_and_set5_mib": round(fixed / MiB, 2),
+            "train_mib": round(total / MiB, 2), "train_images": len(blobs),
+            "train_megapixels": round(sum(_centre(im, fraction, min_side).width
+                                          * _centre(im, fraction, min_side).height
+                                          for _, _, im in images) / 1e6, 1),
+            "jpeg_quality": quality, "chroma": "4:4:4", "area_fraction": round(fraction, 4),
+            "sources": [str(s) for s in sources], "vgg": VGG_NAME, "vgg_sha256": sha256(vgg),
+        }
+        (tmp / "PACK.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.move(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     manifest["total_mib"] = round((tree + sum(p.stat().st_size for p in dest.rglob("*")
                                               if p.is_file())) / MiB, 2)
     return manifest
