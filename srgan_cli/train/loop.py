@@ -500,6 +500,9 @@ def _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, 
         report(Progress(it, cfg.iters, {}, lr, 0.0, "validate", val_psnr=val_psnr,
                         val_lpips=rec.get("val_lpips")))
 
+    if ema is not None:
+        ema_params, model_params = list(ema.parameters()), list(model.parameters())
+        ema_bufs, model_bufs = list(ema.buffers()), list(model.buffers())
     real = fake = None
     try:
         while it < cfg.iters:
@@ -545,12 +548,10 @@ def _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, 
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            if ema is not None:
+            if ema is not None:  # one multi-tensor kernel each, not one per tensor
                 with torch.no_grad():
-                    for e, p_ in zip(ema.parameters(), model.parameters()):
-                        e.lerp_(p_, 1.0 - cfg.ema)
-                    for e, b_ in zip(ema.buffers(), model.buffers()):
-                        e.copy_(b_)
+                    torch._foreach_lerp_(ema_params, model_params, 1.0 - cfg.ema)
+                    torch._foreach_copy_(ema_bufs, model_bufs)
 
             # discriminator step: -log D(HR) - log(1 - D(G(LR))), real and fake batches
             # through D separately (their own batch statistics)
