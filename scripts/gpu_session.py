@@ -332,7 +332,7 @@ class Session:
             crop = 96
             budget = max(limit - self.plan.train_margin, 5)
             n = 1000 if stage == "srresnet" else 500
-            every = ["--ckpt-every", str(n), "--val-every", str(n)]
+            every = ["--ckpt-every", str(n), "--val-every", str(n), "--log-every", "50"]
         cmd = [sys.executable, "-m", "srgan_cli", "train", "--stage", stage,
                "--data", str(pack_dir / "train"), "--val-dir", str(pack_dir / "Set5"),
                "--run-dir", str(run_dir), "--init", str(parent), "--iters", "100000000",

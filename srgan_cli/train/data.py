@@ -199,7 +199,9 @@ def gather_crops(packed: PackedImages, idx: torch.Tensor, u: torch.Tensor, aug: 
     # float64, as the per-crop path's Python arithmetic on the same float32 draws
     y = (u[:, 0].double() * (h - crop + 1)).floor().long()
     x = (u[:, 1].double() * (w - crop + 1)).floor().long()
-    per = torch.stack([packed.offsets[idx], y, x, w, h * w, aug.long()], 1).to(dev)
+    per = torch.stack([packed.offsets[idx], y, x, w, h * w, aug.long()], 1)
+    if dev.type == "cuda":  # pinned + non-blocking: the host does not wait for the GPU here
+        per = per.pin_memory().to(dev, non_blocking=True)
     off, y, x, w, hw, a = (per[:, k].view(b, 1, 1) for k in range(6))
     ar = torch.arange(crop, device=dev)
     i, j = ar.view(1, crop, 1), ar.view(1, 1, crop)
