@@ -16,7 +16,8 @@ early leaves its spare time to the next):
 3. ``speed.json``: ``srgan benchmark --speed`` at 512x512 and 2048x2048 (default precision
    and bf16, with the eager fp32 baseline), each result's fraction of the matmul rate.
 4. ``srresnet_x4.safetensors`` + ``srresnet_log.jsonl``: SRResNet training continued from
-   the shipped release (``--init``), time-bounded (``srgan train --max-seconds``), exported.
+   the shipped release (``--init``, ``--ema 0.999``), time-bounded (``srgan train
+   --max-seconds``), exported (the EMA weights).
 5. ``srgan_x4.safetensors`` + ``srgan_log.jsonl``: the GAN stage from the SRResNet of
    stage 4 (the shipped one if stage 4 left none), with the recipe of the CPU run
    (``--ema 0.999 --pixel-weight 0.5 --adv-warmup 500``), exported.
@@ -540,7 +541,7 @@ def session(args) -> int:
     sr = None
     if not missing:
         try:
-            sr = s.train_stage("srresnet", args.init, [])
+            sr = s.train_stage("srresnet", args.init, ["--ema", "0.999"])
         except Exception as e:  # noqa: BLE001
             s.say(f"srresnet: failed in the kit: {type(e).__name__}: {e}")
         parent = sr if sr is not None else args.init
