@@ -135,7 +135,7 @@ def pack(dest: Path, shared: Path, budget_mib: float, margin_mib: float, quality
         shutil.copytree(set5, tmp / "Set5")
         tree = tree_bytes(REPO, dest)
         fixed = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
-        room = int((budget_mib - margin_mib) * MiB) - tree - fixed
+        room = int((budget_mib - margin_mib) * MiB) - tree - fixed - 4096  # 4096: PACK.json
         if room <= 0:
             raise SystemExit(f"error: the tree ({tree / MiB:.1f} MiB) and the VGG weights + Set5 "
                              f"({fixed / MiB:.1f} MiB) leave no room in {budget_mib} MiB")

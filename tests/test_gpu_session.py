@@ -107,13 +107,14 @@ def test_pack_fits_the_budget_by_cropping_the_training_photos(tmp_path):
             Image.fromarray(photo_like(300, 400, seed=10 * k + i)).save(d / f"im{i}.png")
     tree = gpu_session.tree_bytes(REPO, tmp_path)
     room = 60_000  # bytes left for the training JPEGs: less than the full images need
+    room += 4096  # what the pack keeps for its manifest
     fixed = 50_000 + sum(p.stat().st_size for p in (shared / "datasets" / "benchmark").rglob("*")
                          if p.is_file())
     budget = (tree + fixed + room) / gpu_session.MiB
     m = gpu_session.pack(tmp_path / "pack", shared, budget, 0.0, 95, min_side=64)
     assert m["train_images"] == 6 and m["area_fraction"] < 1
     assert m["train_mib"] * gpu_session.MiB <= room + 0.01 * gpu_session.MiB
-    assert m["total_mib"] <= budget
+    assert m["total_mib"] <= budget + 0.005  # total_mib is rounded to 0.01
     jpgs = sorted((tmp_path / "pack" / "train").rglob("*.jpg"))
     assert len(jpgs) == 6 and {p.parent.name for p in jpgs} == {"photos", "bsds400"}
     for p in jpgs:
