@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/srgan upscale examples/coffee.png -o examples/out/coffee_x4.png --overwrite
+	$(PY) scripts/demo.py examples/coffee.png examples/out
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -398,8 +398,13 @@ def _parse_tile(value: str) -> int | None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Output file (one input) or folder (sub-folders are mirrored). Default: next "
                    "to each input with an '_x4' suffix.")
-@click.option("-m", "--model", default="srresnet", show_default=True,
-              help="Registered model name or path to a .safetensors file.")
+@click.option("-m", "--model", default=None,
+              help="Registered model name or path to a .safetensors file. Default: the "
+              "registry's default model (`srgan models list` shows it).")
+@click.option("--realism", type=click.FloatRange(0, 1), default=None, metavar="R",
+              help="Blend a GAN model with the SRResNet it was fine-tuned from: (1-R) x "
+              "SRResNet + R x SRGAN weights. 1 = the GAN model (most texture), 0 = its "
+              "SRResNet (highest PSNR, smoothest).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
               show_default=True, help="auto: bf16 on CPUs with AMX/AVX512-BF16 (fp32 on other "
@@ -443,7 +448,7 @@ def _parse_tile(value: str) -> int | None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, tile_batch, alpha, fmt,
             quality, png_level, strip_metadata, max_pixels, suffix, recursive, overwrite,
-            skip_existing, shard, as_json, quiet):
+            skip_existing, shard, as_json, quiet, realism):
     """Upscale images (files, folders or glob patterns) by the model's scale.
 
     \b
@@ -480,13 +485,15 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         fail("no input images found" + (f" in shard {shard}" if shard else ""))
     try:
         up = Upscaler(model, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
-                      tile_batch=tile_batch, alpha=alpha, kernels=kernels)
+                      tile_batch=tile_batch, alpha=alpha, kernels=kernels, realism=realism)
     except SrganError as e:
         fail(str(e))
     suffix = f"_x{up.scale}" if suffix is None else suffix
     single = len(items) == 1 and items[0][1] is None
     if not quiet:
-        err.print(f"model: {up.weights_path} ({describe(up.info)}) on {up.device}, "
+        err.print(f"model: {up.weights_path} ({describe(up.info)})"
+                  + (f" at realism {realism:g} with {up.parent_path}" if realism is not None
+                     else "") + f" on {up.device}, "
                   f"{up.precision}, {up.kernels} kernels"
                   + (f" ({up.kernels_note})" if up.kernels_note else ""),
                   soft_wrap=True)
@@ -616,9 +623,12 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
               help="Keep the SR outputs as DIR/<dataset>/<method>/<image>.png.")
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write side-by-side crops (HR | bicubic | each model) as PNGs.")
+@click.option("--realism", "realisms", type=click.FloatRange(0, 1), multiple=True, metavar="R",
+              help="Score each GAN model blended with its parent SRResNet at realism R "
+              "(repeatable; rows named 'MODEL R=0.5'); see upscale --realism.")
 def benchmark(datasets, models, data_dir, source, device, precision, kernels, speed, size, tile, runs, baselines,
               gemm, ssim_method, use_lpips, lpips_weights, json_path, csv_path, save_images,
-              compare_dir):
+              compare_dir, realisms):
     """Score models on benchmark sets with the paper's protocol (x4).
 
     PSNR and SSIM on the BT.601 luma (Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255) after
@@ -667,12 +677,16 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
             else:
                 from srgan_cli.upscale import Upscaler
 
-                up = Upscaler(m, device=device, precision=precision, kernels=kernels)
-                if up.kernels_note:
-                    err.print(f"{m}: {up.kernels_note}")
-                if up.scale != scale:
-                    fail(f"{m}: scale x{up.scale}; only x{scale} benchmarks are supported")
-                methods[m] = (lambda u: lambda lr: np.asarray(u.upscale_image(Image.fromarray(lr))))(up)
+                for r in realisms or (None,):
+                    label = m if r is None else f"{m} R={r:g}"
+                    up = Upscaler(m, device=device, precision=precision, kernels=kernels,
+                                  realism=r)
+                    if up.kernels_note:
+                        err.print(f"{label}: {up.kernels_note}")
+                    if up.scale != scale:
+                        fail(f"{m}: scale x{up.scale}; only x{scale} benchmarks are supported")
+                    methods[label] = (lambda u: lambda lr: np.asarray(
+                        u.upscale_image(Image.fromarray(lr))))(up)
         loaded = {}
         for d in datasets:
             root = data_dir

@@ -1,4 +1,4 @@
-"""``srgan models ...``: list, download, inspect, register, publish and convert models.
+"""``srgan models ...``: list, download, inspect, register, publish, export and convert models.
 
 Kept out of cli.py; torch and huggingface_hub are imported inside the commands.
 """
@@ -50,7 +50,7 @@ def _source(entry) -> tuple[str, Path | None, str | None]:
 
 @click.group("models")
 def models() -> None:
-    """Registered models: list, download, inspect, register, publish, convert.
+    """Registered models: list, download, inspect, register, publish, export, convert.
 
     \b
     A --model value is a registered name (weights/models.json), a .safetensors path, or
@@ -65,7 +65,7 @@ def models() -> None:
 def list_models() -> None:
     """Registered models, where each would come from, and their benchmark numbers."""
     from srgan_cli.errors import SrganError
-    from srgan_cli.models import registry, registry_path
+    from srgan_cli.models import default_model, registry, registry_path
 
     try:
         reg = registry()
@@ -84,6 +84,10 @@ def list_models() -> None:
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     for r in table:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    try:
+        _say(f"default model (srgan upscale without --model): {default_model()}")
+    except SrganError as e:
+        _fail(str(e))
 
 
 @models.command()
@@ -134,7 +138,7 @@ def info(model) -> None:
     """
     from srgan_cli import hub
     from srgan_cli.errors import SrganError, WeightsError
-    from srgan_cli.models import registry, resolve_model
+    from srgan_cli.models import default_model, find_by_sha256, registry, resolve_model
 
     out: list[tuple[str, str]] = []
     path = None
@@ -152,6 +156,11 @@ def info(model) -> None:
                     ("sha256", e.sha256 or "-"), ("licence", e.license or "-"),
                     ("Set5 PSNR", _psnr(e.psnr.get("Set5"))),
                     ("Set14 PSNR", _psnr(e.psnr.get("Set14")))]
+            if e.parent_sha256:
+                parent = find_by_sha256(e.parent_sha256)
+                out.append(("parent", f"{parent.name if parent else 'not registered'} "
+                                      f"({e.parent_file or '?'}, sha256 {e.parent_sha256})"))
+            out.append(("default", "yes" if default_model() == e.name else "no"))
             source, path, problem = _source(e)
             out.append(("source", source))
             if problem:
@@ -201,8 +210,10 @@ def info(model) -> None:
 @click.option("--registry", "registry_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Registry to update (default: $SRGAN_REGISTRY, else "
                                  "weights/models.json).")
+@click.option("--default", "make_default", is_flag=True,
+              help="Also make it the registry's default model (srgan upscale without --model).")
 def register(file, name, set5, set14, license_, description, repo_id, revision,
-             registry_file) -> None:
+             registry_file, make_default) -> None:
     """Record FILE's sha256 and architecture in the registry (weights/models.json).
 
     Run it whenever a shipped file changes, e.g. after exporting a new model:
@@ -213,7 +224,8 @@ def register(file, name, set5, set14, license_, description, repo_id, revision,
 
     The file is fully loaded first (metadata and tensors checked). A pinned revision is
     cleared when FILE differs from the registered file, since that commit holds another
-    file. Prints the entry written.
+    file. A GAN model's parent (the SRResNet it was fine-tuned from, which --realism
+    blends it with) is copied from the file's metadata. Prints the entry written.
     """
     from srgan_cli.errors import SrganError
     from srgan_cli.models import register_file
@@ -221,13 +233,15 @@ def register(file, name, set5, set14, license_, description, repo_id, revision,
     try:
         res = register_file(file, name, registry_file=registry_file, set5=set5, set14=set14,
                             license=license_, description=description, repo_id=repo_id,
-                            revision=revision)
+                            revision=revision, make_default=make_default)
     except SrganError as e:
         _fail(str(e))
     what = "registered" if res.changed else "unchanged (same sha256); updated"
     _say(f"{res.name}: {what} in {res.registry} (sha256 {res.entry['sha256']})")
     for note in res.notes:
         _say(f"note: {note}")
+    if make_default:
+        _say(f"{res.name} is now the default model")
     click.echo(json.dumps({res.name: res.entry}, indent=2))
 
 
@@ -283,6 +297,45 @@ def publish(file, repo_id, name, filename, branch, private, license_, set5, set1
     if (filename or file.name) == file.name:
         _say("or write it there with: srgan models register "
              f"{file} --name {name} --repo {repo_id} --revision {res.commit}")
+
+
+@models.command("export")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--parent", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The --init file the run started from, for checkpoints made before runs "
+              "recorded its sha256 (checked against what the run did record).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+def export_cmd(checkpoint, out, parent, overwrite) -> None:
+    """Write a training checkpoint's generator (its EMA when kept) as a weights file.
+
+    \b
+      srgan models export runs/srgan/last.pt weights/srgan_x4.safetensors
+      srgan models export runs/srgan/last.pt weights/srgan_x4.safetensors \\
+          --parent weights/srresnet_x4.safetensors
+
+    A run started from --init weights names them in the file's metadata (parent_sha256,
+    parent_file): --realism blends the file with that parent. Reads the checkpoint only,
+    so it is safe beside the run still writing it (checkpoints are replaced atomically).
+    """
+    from srgan_cli.errors import SrganError
+    from srgan_cli.train.loop import export
+    from srgan_cli.weights import read_info
+
+    if out.exists() and not overwrite:
+        _fail(f"{out}: already exists (use --overwrite)")
+    try:
+        export(checkpoint, out, parent=parent)
+        meta = read_info(out).metadata
+    except SrganError as e:
+        _fail(str(e))
+    _say(f"exported {checkpoint} -> {out}: {meta.get('stage')}, {meta.get('iterations')} "
+         f"iterations" + (f", EMA {meta['ema']}" if "ema" in meta else ""))
+    if "parent_sha256" in meta:
+        _say(f"parent: {meta['parent_file']} (sha256 {meta['parent_sha256']})")
+    elif meta.get("stage") == "gan":
+        _say("note: no parent recorded (the run predates it): --realism cannot use this "
+             "file; export again with --parent FILE (the --init file of the run)")
 
 
 @models.command()

@@ -10,7 +10,11 @@
   sha256 matches the registry, otherwise the file at the registry's pinned revision from
   the Hub (standard Hub cache), sha256-checked before it is used.
 
-The registry is data. An entry whose ``revision`` is null is not published yet: its
+The registry is data. Its ``default`` key names the model ``srgan upscale`` and
+``Upscaler`` use when none is given (:func:`default_model`; ``srresnet`` when the key is
+absent). An entry's ``parent`` (``{"sha256": ..., "file": ...}``) is the SRResNet a GAN
+model was fine-tuned from, copied from the file's metadata by ``register_file``;
+``--realism`` finds it by that sha256 (:func:`find_by_sha256`). An entry whose ``revision`` is null is not published yet: its
 ``repo_id`` is only the intended publishing target, and the model is served from the
 shipped copy alone. ``register_file`` (``srgan models register FILE``) recomputes a file's
 sha256, reads its metadata and updates its entry.
@@ -33,7 +37,7 @@ from typing import Any
 from srgan_cli.errors import ChecksumError, ModelUnavailableError, WeightsError
 from srgan_cli.paths import REPO_DIR
 
-DEFAULT_MODEL = "srresnet"
+DEFAULT_MODEL = "srresnet"  # when the registry names no default
 BENCHMARKS = ("Set5", "Set14")
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -88,6 +92,8 @@ class RegistryEntry:
     sha256: str | None = None  # 64 hex; "TO-BE-FILLED" until the release
     license: str | None = None
     psnr: dict[str, float | None] = field(default_factory=dict)  # Set5/Set14 Y-PSNR (dB)
+    parent_sha256: str | None = None  # the SRResNet a GAN model was fine-tuned from
+    parent_file: str | None = None
 
     @property
     def published(self) -> bool:
@@ -141,11 +147,18 @@ def _entry(name: str, raw: Any, where: Path) -> RegistryEntry:
         arch = {k: int(raw.get(k, d)) for k, d in (("blocks", 16), ("width", 64), ("channels", 3))}
     except (TypeError, ValueError) as e:
         raise bad(f"bad number ({e})") from None
+    parent = raw.get("parent")
+    if parent is not None and not (isinstance(parent, dict) and isinstance(
+            parent.get("sha256"), str) and _HEX64.fullmatch(parent["sha256"])):
+        raise bad(f"parent must be {{\"sha256\": <64 hex>, \"file\": NAME}} or absent, "
+                  f"got {parent!r}")
     return RegistryEntry(
         name=name, filename=filename, scale=scale, description=str(raw.get("description", "")),
         arch=str(raw.get("arch", "srresnet")), repo_id=repo_id, revision=revision,
         sha256=sha.lower() if sha and _HEX64.fullmatch(sha.lower()) else sha,
-        license=raw.get("license"), psnr=psnr, **arch,
+        license=raw.get("license"), psnr=psnr,
+        parent_sha256=parent["sha256"] if parent else None,
+        parent_file=str(parent.get("file")) if parent and parent.get("file") else None, **arch,
     )
 
 
@@ -162,6 +175,24 @@ def registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEntry]:
     if not isinstance(models, dict):
         raise WeightsError(f"{path}: model registry has no \"models\" object")
     return {name: _entry(name, e, path) for name, e in models.items()}
+
+
+def default_model(path: str | os.PathLike | None = None) -> str:
+    """The registry's ``default`` model name (:data:`DEFAULT_MODEL` when it names none)."""
+    path = Path(path) if path is not None else registry_path()
+    raw = _read_raw(path)
+    name = raw.get("default")
+    if name is None:
+        return DEFAULT_MODEL
+    if not isinstance(name, str) or name not in raw["models"]:
+        raise WeightsError(f"{path}: \"default\" must name a registered model "
+                           f"({', '.join(sorted(raw['models'])) or 'none'}), got {name!r}")
+    return name
+
+
+def find_by_sha256(sha256: str, path: str | os.PathLike | None = None) -> RegistryEntry | None:
+    """The registered model whose file has this sha256, if any."""
+    return next((e for e in registry(path).values() if e.sha256 == sha256), None)
 
 
 def lookup(name: str, path: str | os.PathLike | None = None) -> RegistryEntry:
@@ -301,7 +332,8 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
                   registry_file: str | os.PathLike | None = None,
                   set5: float | None = None, set14: float | None = None,
                   license: str | None = None, description: str | None = None,
-                  repo_id: str | None = None, revision: str | None = None) -> Registered:
+                  repo_id: str | None = None, revision: str | None = None,
+                  make_default: bool = False) -> Registered:
     """Register (or re-register) a weights file in the registry.
 
     The file is loaded in full (metadata and every tensor checked), its sha256 computed,
@@ -311,6 +343,9 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
     file) unless ``revision`` is given, and the benchmark numbers are replaced: Set5 by
     ``set5`` or the file's ``val_set5_psnr`` metadata, Set14 by ``set14`` or null.
     Other keys (repo_id, licence, description, unknown keys) are kept unless given.
+    The entry's ``parent`` comes from the file's ``parent_sha256``/``parent_file``
+    metadata (removed when the file has none). ``make_default`` makes ``name`` the
+    registry's ``default`` model.
     """
     from srgan_cli.hub import sha256_file
     from srgan_cli.weights import load_generator
@@ -377,6 +412,17 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
                      f"--model {path}` and pass --set5/--set14")
     entry["psnr"] = {b: psnr.get(b) for b in BENCHMARKS} | {
         k: v for k, v in psnr.items() if k not in BENCHMARKS}
+    entry.pop("parent", None)
+    if meta.get("parent_sha256"):
+        entry["parent"] = {"sha256": meta["parent_sha256"], "file": meta.get("parent_file")}
+        parent = next((n for n, e in models.items() if n != name and isinstance(e, dict)
+                       and e.get("sha256") == meta["parent_sha256"]), None)
+        notes.append(f"parent: {parent!r} (sha256 {meta['parent_sha256']})" if parent else
+                     f"its parent ({meta.get('parent_file')}, sha256 {meta['parent_sha256']}) "
+                     "is not registered: --realism cannot find it until it is")
+    elif info.stage == "gan":
+        notes.append("the file names no parent (parent_sha256): --realism cannot use it; "
+                     "export it with `srgan models export CHECKPOINT FILE --parent INIT_FILE`")
     _entry(name, entry, reg_path)  # validate before writing
     expected_at = shipped_dir(reg_path) / path.name
     if not (expected_at.is_file() and expected_at.resolve() == path.resolve()):
@@ -387,5 +433,7 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
                      + (f" ({entry['repo_id']} is the intended publishing target)"
                         if entry["repo_id"] else ""))
     models[name] = entry
+    if make_default:
+        raw["default"] = name
     _write_raw(reg_path, raw)
     return Registered(name, entry, reg_path, changed, tuple(notes))

@@ -25,7 +25,7 @@ from srgan_cli import imaging
 from srgan_cli.device import (default_precision, keep_freed_memory, release_freed_memory,
                               resolve_device)
 from srgan_cli.errors import SrganError
-from srgan_cli.models import DEFAULT_MODEL, resolve_model
+from srgan_cli.models import default_model, resolve_model
 from srgan_cli.nets.fused import fused_or_reason
 from srgan_cli.nets.inference import BAND_BYTES, inference_copy
 from srgan_cli.tiling import run_tiled
@@ -144,12 +144,20 @@ class Upscaler:
     ``tile_pad``: context per side (default: the receptive radius, which makes tiling exact).
     ``tile_batch``: same-shaped tiles run together (useful on GPUs).
     ``alpha``: ``bicubic`` (default) or ``model`` for upscaling the alpha channel.
+    ``model``: a registered name, ``.safetensors`` path or ``hf://`` URL; ``None`` = the
+    registry's default model (:func:`srgan_cli.models.default_model`).
+    ``realism``: ``R`` in [0, 1] runs a GAN model blended with the SRResNet it was
+    fine-tuned from, ``(1 - R) x parent + R x GAN`` on every weight (:mod:`srgan_cli.realism`;
+    1 = the GAN model, 0 = its parent, exactly); the parent is found by the sha256 the GAN
+    file records, among the registered models, or given as ``parent`` (a file).
+    ``None`` runs ``model`` as it is.
     """
 
-    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
+    def __init__(self, model: str | os.PathLike | None = None, device: str = "auto",
                  precision: str = "auto", tile: int | None = None, tile_pad: int | None = None,
                  tile_batch: int = 1, alpha: str = "bicubic", optimise: bool = True,
-                 reuse_memory: bool = True, kernels: str = "auto"):
+                 reuse_memory: bool = True, kernels: str = "auto",
+                 realism: float | None = None, parent: str | os.PathLike | None = None):
         try:
             self.device = resolve_device(device)
         except ValueError as e:
@@ -162,8 +170,14 @@ class Upscaler:
             raise SrganError(f"unknown alpha mode {alpha!r} (bicubic, model)")
         if reuse_memory and self.device.type == "cpu":
             keep_freed_memory()
-        self.weights_path = resolve_model(model)
+        self.model = default_model() if model is None else model
+        self.weights_path = resolve_model(self.model)
         net, self.info = load_generator(self.weights_path, "cpu")
+        self.realism, self.parent_path = realism, None
+        if realism is not None:  # blended before any inference form is built from it
+            from srgan_cli.realism import blended
+
+            net, self.parent_path = blended(net, self.weights_path, self.info, realism, parent)
         # The split tail and the row bands were measured on the CPU (oneDNN), where they
         # pay; on CUDA, unmeasured, the last stage runs as before (one 5x5 conv, whole).
         on_cpu = self.device.type == "cpu"

@@ -146,6 +146,7 @@ def test_cli_gan_stage_defaults(data, tmp_path, pretrained, vgg_file):
     cfg = json.loads(load_checkpoint(run / "last.pt")["config"])
     assert cfg["content_loss"] == "vgg54" and cfg["adv_weight"] == 1e-3
     assert cfg["lr_schedule"] == "step" and cfg["lr_milestones"] == [100000]
+    assert cfg["pixel_weight"] == 0.0 and cfg["adv_warmup"] == 0  # the paper's recipe
     _, info = load_generator(tmp_path / "out.safetensors")
     assert info.stage == "gan"
 
@@ -169,3 +170,112 @@ def test_ddp_two_cpu_processes_stay_identical(data, tmp_path, pretrained, vgg_fi
     ckpt = load_checkpoint(run / "last.pt")
     assert ckpt["iteration"] == 4 and len(ckpt["data_rng_ranks"]) == 2
     assert not torch.equal(ckpt["data_rng_ranks"][0], ckpt["data_rng_ranks"][1])
+
+
+# --------------------------------------------------------------------------- recipe aids
+
+
+def test_adversarial_weight_ramps_linearly_over_the_warmup_then_holds():
+    from srgan_cli.train.loop import adv_weight_at
+
+    cfg = TrainConfig(data=[], stage="gan", adv_weight=1e-3, adv_warmup=4)
+    assert [adv_weight_at(cfg, i) for i in range(6)] == pytest.approx(
+        [0.25e-3, 0.5e-3, 0.75e-3, 1e-3, 1e-3, 1e-3])
+    paper = TrainConfig(data=[], stage="gan")
+    assert paper.adv_warmup == 0 and paper.pixel_weight == 0.0  # the paper's recipe
+    assert adv_weight_at(paper, 0) == adv_weight_at(paper, 10**5) == 1e-3
+
+
+def test_the_training_loop_uses_the_ramped_adversarial_weight(data, tmp_path, pretrained,
+                                                              vgg_file):
+    """Iteration 0 of a 2-iteration warm-up to 2w weighs the adversarial loss by w: one step
+    of it moves the generator exactly as one step at w without warm-up, and not as one at 2w."""
+    def one_step(name, **kw):
+        train(gan_cfg(data, tmp_path / name, pretrained, vgg_file, iters=1, **kw))
+        return load_checkpoint(tmp_path / name / "last.pt")["model"]
+
+    plain = one_step("w", adv_weight=0.1)
+    ramped = one_step("ramp", adv_weight=0.2, adv_warmup=2)
+    doubled = one_step("2w", adv_weight=0.2)
+    assert all(torch.equal(plain[k], ramped[k]) for k in plain)
+    assert any(not torch.equal(doubled[k], ramped[k]) for k in plain)
+
+
+def test_pixel_weight_adds_a_logged_l1_term_that_moves_the_generator(data, tmp_path, pretrained,
+                                                                     vgg_file):
+    train(gan_cfg(data, tmp_path / "paper", pretrained, vgg_file, iters=1))
+    train(gan_cfg(data, tmp_path / "l1", pretrained, vgg_file, iters=1, pixel_weight=0.5))
+    paper, l1 = log_of(tmp_path / "paper")[-1], log_of(tmp_path / "l1")[-1]
+    assert "l_g_l1" not in paper and l1["l_g_l1"] > 0
+    assert l1["l_g_percep"] == paper["l_g_percep"]  # same start, same batch
+    a = load_checkpoint(tmp_path / "paper" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "l1" / "last.pt")["model"]
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    _, info = load_generator(export(tmp_path / "l1" / "last.pt", tmp_path / "l1.safetensors"))
+    assert info.metadata["pixel_weight"] == "0.5"
+    _, info = load_generator(export(tmp_path / "paper" / "last.pt", tmp_path / "p.safetensors"))
+    assert "pixel_weight" not in info.metadata and "adv_warmup" not in info.metadata
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def test_a_gan_run_records_its_parent_and_the_export_names_it_by_sha256(data, tmp_path,
+                                                                        pretrained, vgg_file):
+    from srgan_cli.hub import sha256_file
+
+    run = tmp_path / "gan"
+    train(gan_cfg(data, run, pretrained, vgg_file, iters=1, content_loss="mse"))
+    init = json.loads(load_checkpoint(run / "last.pt")["history"])["init"]
+    assert init["sha256"] == sha256_file(pretrained) and init["filename"] == "pre.safetensors"
+    _, info = load_generator(export(run / "last.pt", tmp_path / "g.safetensors"))
+    assert info.metadata["parent_sha256"] == sha256_file(pretrained)
+    assert info.metadata["parent_file"] == "pre.safetensors"
+    with pytest.raises(TrainError, match="not the file the run started from"):
+        export(run / "last.pt", tmp_path / "h.safetensors", parent=tmp_path / "g.safetensors")
+
+
+def _legacy_checkpoint(run: Path) -> Path:
+    """The checkpoint with its history as runs wrote it before they recorded the sha256."""
+    ckpt = load_checkpoint(run / "last.pt")
+    history = json.loads(ckpt["history"])
+    for k in ("sha256", "filename"):
+        del history["init"][k]
+    history["init"]["file"] = "srresnet"  # --init by registered name
+    ckpt["history"] = json.dumps(history)
+    torch.save(ckpt, run / "legacy.pt")
+    return run / "legacy.pt"
+
+
+def test_an_older_checkpoint_is_exported_with_an_explicit_parent_checked_against_the_run(
+        data, tmp_path, pretrained, vgg_file, tiny_weights):
+    from srgan_cli.hub import sha256_file
+    from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+    from srgan_cli.weights import save_generator
+
+    run = tmp_path / "gan"
+    train(gan_cfg(data, run, pretrained, vgg_file, iters=1, content_loss="mse"))
+    legacy = _legacy_checkpoint(run)
+    _, info = load_generator(export(legacy, tmp_path / "none.safetensors"))
+    assert "parent_sha256" not in info.metadata
+    _, info = load_generator(export(legacy, tmp_path / "p.safetensors", parent=pretrained))
+    assert info.metadata["parent_sha256"] == sha256_file(pretrained)
+    other = tmp_path / "other.safetensors"  # same architecture, another history
+    save_generator(SRResNet(GeneratorSpec(4, 1, 8)), other, {"stage": "srresnet",
+                                                             "iterations": 7})
+    with pytest.raises(TrainError, match="7 iterations.*not its parent"):
+        export(legacy, tmp_path / "x.safetensors", parent=other)
+    with pytest.raises(TrainError, match="not its parent"):  # 2 blocks, the run has 1
+        export(legacy, tmp_path / "x.safetensors", parent=tiny_weights)
+    assert not (tmp_path / "x.safetensors").exists()
+
+    out = tmp_path / "cli.safetensors"
+    r = CliRunner().invoke(main, ["models", "export", str(legacy), str(out)])
+    assert r.exit_code == 0 and "no parent recorded" in r.output, r.output
+    r = CliRunner().invoke(main, ["models", "export", str(legacy), str(out), "--parent",
+                                  str(pretrained)])
+    assert r.exit_code == 1 and "already exists" in r.output
+    r = CliRunner().invoke(main, ["models", "export", str(legacy), str(out), "--parent",
+                                  str(pretrained), "--overwrite"])
+    assert r.exit_code == 0 and sha256_file(pretrained) in r.output, r.output
+    assert load_generator(out)[1].metadata["parent_file"] == "pre.safetensors"

@@ -93,11 +93,11 @@ def evaluate(dataset: str, method: str, pairs: list[Pair], scale: int,
                   float(np.mean([r["ssim"] for r in rows])), ssim_method, lp, len(pairs), rows)
 
 
-def compare_strip(hr: np.ndarray, panels: dict[str, np.ndarray], size: int = 160) -> "Image.Image":
-    """Side-by-side crops (HR first, then each method) of the most detailed region."""
-    from PIL import ImageDraw
-
-    g = hr.astype(np.float32) if hr.ndim == 2 else hr.astype(np.float32).mean(2)
+def detail_box(img: np.ndarray, size: int) -> tuple[int, int, int]:
+    """``(y, x, size)`` of the size x size window (clipped to the image) with the most
+    horizontal detail (mean absolute difference of neighbouring pixels), on a grid of
+    size/4 steps."""
+    g = img.astype(np.float32) if img.ndim == 2 else img.astype(np.float32).mean(2)
     h, w = g.shape
     size = min(size, h, w)
     best, by, bx = -1.0, 0, 0
@@ -107,12 +107,33 @@ def compare_strip(hr: np.ndarray, panels: dict[str, np.ndarray], size: int = 160
             v = float(np.abs(np.diff(g[y : y + size, x : x + size], axis=1)).mean())
             if v > best:
                 best, by, bx = v, y, x
-    items = {"HR": hr, **panels}
-    label_h = 14
-    strip = Image.new("RGB", (len(items) * (size + 4), size + label_h), "white")
+    return by, bx, size
+
+
+def labelled_row(panels: dict[str, np.ndarray], font_size: int | None = None, gap: int = 4,
+                 zoom: int = 1) -> "Image.Image":
+    """Equal-sized images side by side on white, each under its label; ``zoom`` enlarges
+    each panel by pixel repetition (no resampling). ``font_size`` None: Pillow's small
+    bitmap font."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default() if font_size is None else ImageFont.load_default(font_size)
+    label_h = 14 if font_size is None else int(font_size * 1.5)
+    crops = [Image.fromarray(a).convert("RGB") for a in panels.values()]
+    if zoom > 1:
+        crops = [c.resize((c.width * zoom, c.height * zoom), Image.NEAREST) for c in crops]
+    w, h = crops[0].size
+    strip = Image.new("RGB", (len(crops) * (w + gap), h + label_h), "white")
     draw = ImageDraw.Draw(strip)
-    for k, (name, img) in enumerate(items.items()):
-        crop = Image.fromarray(img[by : by + size, bx : bx + size]).convert("RGB")
-        strip.paste(crop, (k * (size + 4), label_h))
-        draw.text((k * (size + 4) + 2, 1), name[:24], fill="black")
+    for k, (name, crop) in enumerate(zip(panels, crops)):
+        strip.paste(crop, (k * (w + gap), label_h))
+        draw.text((k * (w + gap) + 2, 1), name, fill="black", font=font)
     return strip
+
+
+def compare_strip(hr: np.ndarray, panels: dict[str, np.ndarray], size: int = 160) -> "Image.Image":
+    """Side-by-side crops (HR first, then each method) of the most detailed region."""
+    by, bx, size = detail_box(hr, size)
+    items = {"HR": hr, **panels}
+    return labelled_row({name[:24]: img[by : by + size, bx : bx + size]
+                         for name, img in items.items()})

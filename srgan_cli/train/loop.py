@@ -259,8 +259,11 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
         from srgan_cli.models import resolve_model
         from srgan_cli.weights import load_generator
 
+        from srgan_cli.hub import sha256_file
+
         try:
-            init_model, winfo = load_generator(resolve_model(cfg.init))
+            init_path = resolve_model(cfg.init)
+            init_model, winfo = load_generator(init_path)
         except WeightsError as e:
             raise TrainError(str(e)) from None
         if winfo.spec.blocks != cfg.blocks or winfo.spec.width != cfg.width:
@@ -271,6 +274,9 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
             "iterations": winfo.iterations or 0,
             "seconds": float(winfo.metadata.get("train_seconds", 0) or 0),
             "stage": winfo.stage,
+            # the exact parent: export writes it as parent_sha256 (--realism pairs by it)
+            "filename": init_path.name,
+            "sha256": sha256_file(init_path),
         }
     elif ckpt is None and cfg.stage == "gan":
         raise TrainError("the GAN stage starts from trained SRResNet weights: pass --init "
@@ -606,9 +612,53 @@ def _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, 
     return TrainResult(it, ckpt_path, val_psnr, seconds0 + time.perf_counter() - t0)
 
 
+def _parent_provenance(checkpoint: Path, init: dict[str, Any], spec: GeneratorSpec,
+                       parent: str | os.PathLike | None) -> dict[str, str]:
+    """``parent_sha256`` / ``parent_file`` of a run that started from ``--init`` weights.
+
+    Runs record the init file's sha256 when they start; for checkpoints made before
+    that, ``parent`` names the file, which must agree with what the run did record
+    (its iterations and stage) and have the same architecture.
+    """
+    from srgan_cli.hub import sha256_file
+    from srgan_cli.weights import read_info
+
+    if parent is None:
+        if not init.get("sha256"):
+            return {}
+        return {"parent_sha256": init["sha256"],
+                "parent_file": init.get("filename") or Path(init["file"]).name}
+    parent = Path(parent)
+    if not init:
+        raise TrainError(f"{checkpoint}: the run did not start from --init weights, so it has "
+                         f"no parent; drop --parent {parent}")
+    pinfo = read_info(parent)
+    if pinfo.spec != spec:
+        raise TrainError(f"{parent}: is {pinfo.spec}, the checkpoint's generator is {spec}; "
+                         "not its parent")
+    sha = sha256_file(parent)
+    if init.get("sha256") and init["sha256"] != sha:
+        raise TrainError(f"{parent}: sha256 {sha} is not the file the run started from "
+                         f"({init.get('filename') or init['file']}, sha256 {init['sha256']})")
+    recorded = (init.get("stage"), int(init.get("iterations", 0) or 0))
+    found = (pinfo.stage, pinfo.iterations or 0)
+    if recorded != found:
+        raise TrainError(f"{parent}: a {found[0]!r} file of {found[1]} iterations, but the run "
+                         f"started from a {recorded[0]!r} file of {recorded[1]} iterations "
+                         f"({init['file']}); not its parent")
+    return {"parent_sha256": sha, "parent_file": parent.name}
+
+
 def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
-           extra: dict[str, Any] | None = None) -> Path:
-    """Write the generator of a checkpoint as a released safetensors file."""
+           extra: dict[str, Any] | None = None,
+           parent: str | os.PathLike | None = None) -> Path:
+    """Write the generator of a checkpoint as a released safetensors file.
+
+    A run that started from ``--init`` weights names them in the file's metadata:
+    ``parent_sha256`` and ``parent_file`` (what ``--realism`` pairs the file with). The
+    run recorded them itself; for a checkpoint made before runs did, pass ``parent``
+    (the init file), checked against what the run did record.
+    """
     ckpt = load_checkpoint(Path(checkpoint))
     spec = GeneratorSpec(**json.loads(ckpt["spec"]))
     cfg = json.loads(ckpt["config"])
@@ -641,6 +691,7 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
     if init:
         prov["init"] = (f"{init['file']} ({init['stage']}, {init['iterations']} iterations); "
                         f"then {ckpt['iteration']} iterations of this run")
+    prov.update(_parent_provenance(Path(checkpoint), init, spec, parent))
     if history["val"]:
         last = history["val"][-1]
         prov["val_set5_psnr"] = f"{last[1]:.3f}"

@@ -1,0 +1,106 @@
+"""Comparison crops HR | bicubic | SRResNet | SRGAN for the README (docs/images/).
+
+    python scripts/compare_crops.py                      # registered srresnet and srgan
+    python scripts/compare_crops.py --srgan weights/srgan_x4.safetensors --out /tmp/crops
+
+Three images with fine texture: Set14's baboon (img_001) and comic (img_005), with the
+benchmark's own LR images, and one photograph from ../shared/datasets/train/photos
+(default photo_001.jpg, a kitten on a lawn), mod-cropped to a multiple of 4 and downscaled
+x4 by antialiased bicubic (the training pipeline's ``downscale``) so that it has a ground
+truth. That photograph is one of the training images (the models saw crops of its HR).
+
+Each model runs in fp32 (the paper protocol of ``srgan benchmark``). Each strip shows the
+same window of every output: the ``--size`` x ``--size`` HR window with the most detail
+(``srgan_cli.bench.quality.detail_box``), enlarged ``--zoom`` times by pixel repetition.
+Writes ``<out>/compare_baboon.png``, ``compare_comic.png``, ``compare_<photo stem>.png`` and prints each image's full-image Y-PSNR per method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from srgan_cli import paths
+from srgan_cli.bench.datasets import Pair, load_dataset
+from srgan_cli.bench.metrics import psnr
+from srgan_cli.bench.quality import baseline, detail_box, labelled_row
+from srgan_cli.errors import SrganError
+from srgan_cli.train.data import downscale, load_rgb_u8
+from srgan_cli.upscale import Upscaler
+from srgan_cli.weights import atomic_write
+
+SET14 = {"img_001": "baboon", "img_005": "comic"}
+
+
+def photo_pair(path: Path, scale: int = 4) -> Pair:
+    hr = load_rgb_u8(path)
+    h, w = hr.shape[1] // scale * scale, hr.shape[2] // scale * scale
+    hr = hr[:, :h, :w]
+    lr = downscale(hr[None].float() / 255, scale)[0]
+    lr_u8 = lr.mul(255).round().clamp(0, 255).to(torch.uint8)
+    return Pair(path.stem, lr_u8.permute(1, 2, 0).numpy().copy(), hr.permute(1, 2, 0).numpy().copy())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--srresnet", default="srresnet", help="SRResNet model (name or file)")
+    ap.add_argument("--srgan", default="srgan", help="SRGAN model (name or file)")
+    ap.add_argument("--photo", default="photo_001.jpg",
+                    help="file name in ../shared/datasets/train/photos, or a path")
+    ap.add_argument("--out", type=Path, default=Path("docs/images"))
+    ap.add_argument("--size", type=int, default=200, help="HR pixels per panel side (>= 160)")
+    ap.add_argument("--zoom", type=int, default=1, help="enlarge panels by pixel repetition")
+    ap.add_argument("--font-size", type=int, default=16)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--overwrite", action="store_true", help="replace existing strips")
+    args = ap.parse_args()
+
+    shared = paths.shared_dir()
+    if shared is None:
+        print("error: ../shared not found (set SRGAN_SHARED_DIR)", file=sys.stderr)
+        return 1
+    photo = Path(args.photo)
+    if not photo.is_file():
+        photo = shared / "datasets" / "train" / "photos" / args.photo
+    try:
+        set14 = {p.name: p for p in load_dataset("set14", shared / "datasets" / "benchmark")}
+        images = {label: set14[name] for name, label in SET14.items()}
+        if not photo.is_file():
+            raise SrganError(f"{photo}: no such photograph")
+        images[photo.stem] = photo_pair(photo)
+        models = {"SRResNet": Upscaler(args.srresnet, device=args.device, precision="fp32"),
+                  "SRGAN": Upscaler(args.srgan, device=args.device, precision="fp32")}
+    except (SrganError, KeyError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for label, up in models.items():
+        print(f"{label}: {up.weights_path}", file=sys.stderr)
+    bicubic = baseline("bicubic", 4)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for label, pair in images.items():
+        dst = args.out / f"compare_{label}.png"
+        if dst.exists() and not args.overwrite:
+            print(f"error: {dst}: already exists (use --overwrite)", file=sys.stderr)
+            return 1
+        outputs = {"bicubic": bicubic(pair.lr)}
+        for name, up in models.items():
+            outputs[name] = np.asarray(up.upscale_image(Image.fromarray(pair.lr)))
+        y, x, s = detail_box(pair.hr, args.size)
+        panels = {"HR": pair.hr, **outputs}
+        strip = labelled_row({k: v[y : y + s, x : x + s] for k, v in panels.items()},
+                             font_size=args.font_size, zoom=args.zoom)
+        atomic_write(dst, lambda tmp: strip.save(tmp, format="PNG", optimize=True))
+        scores = ", ".join(f"{k} {psnr(v, pair.hr, crop_border=4, test_y_channel=True):.2f} dB"
+                           for k, v in outputs.items())
+        print(f"{dst}: window {s}x{s} at ({x}, {y}) of {pair.hr.shape[1]}x{pair.hr.shape[0]}; "
+              f"Y-PSNR {scores}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
