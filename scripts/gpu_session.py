@@ -363,10 +363,10 @@ class Session:
             try:
                 from srgan_cli.train.loop import export
 
+                # the run itself recorded its --init file: export writes parent_sha256
                 export(ckpt, export_path, extra={
-                    "parent_sha256": parent_sha, "hardware": self.hardware(),
-                    "made_by": "scripts/gpu_session.py", "lr_rule": head["lr_rule"],
-                    "lr": f"{lr:g}"})
+                    "hardware": self.hardware(), "made_by": "scripts/gpu_session.py",
+                    "lr_rule": head["lr_rule"], "lr": f"{lr:g}"})
                 exported = export_path
                 summary.update(export=export_path.name, export_sha256=sha256(export_path))
             except Exception as e:  # noqa: BLE001 - reported in the log, the kit goes on
