@@ -222,11 +222,16 @@ def main() -> None:
               ".safetensors file (fresh optimiser). The gan stage defaults to 'srresnet'.")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="At the end, write the generator as a safetensors release file.")
+@click.option("--log-every", type=click.IntRange(1), default=10, show_default=True,
+              help="Log the mean losses every N iterations (each log waits for the device).")
+@click.option("--max-seconds", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Wall-clock limit (data loading included): then checkpoint, validate, "
+              "stop and --export as at the end; --resume continues. 0: none.")
 def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr_schedule,
           lr_milestones, content_loss, adv_weight, pixel_weight, adv_warmup, d_lr, ema,
           vgg_weights, lpips_weights,
           precision, channels_last, device, seed, ckpt_every, val_every, val_dir,
-          resume, init_path, export_path):
+          resume, init_path, export_path, log_every, max_seconds):
     """Train the generator (the paper's SRResNet MSE stage).
 
     Runs on CPU (bf16 autocast + channels_last) or CUDA. Ctrl-C writes a checkpoint;
@@ -268,6 +273,7 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
         adv_warmup=adv_warmup, d_lr=d_lr, ema=ema,
         vgg_weights=str(vgg_weights) if vgg_weights else None,
         lpips_weights=str(lpips_weights) if lpips_weights else None,
+        max_seconds=max_seconds, log_every=log_every,
     )
     main_process = os.environ.get("RANK", "0") == "0"
     if main_process:
@@ -294,7 +300,7 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
             elif p.event == "loading":
                 bar.update(task, completed=p.iteration)
                 bar.console.print(p.message)
-            elif p.event == "checkpoint" and p.message.startswith("interrupted"):
+            elif p.event == "checkpoint" and p.message.startswith(("interrupted", "time limit")):
                 bar.console.print(p.message)
 
         _interrupt_on_signals()

@@ -50,3 +50,69 @@ def test_vgg_content_loss_from_shared_weights():
 
     raw = load_file(str(SHARED / "weights" / "vgg19-features-imagenet-f16.safetensors"))
     assert torch.equal(vgg.features[7].weight, raw["7.weight"].float())  # loaded, not random
+
+
+def _codebook_file(path, state):
+    """``state`` written in the u8 codebook form: each weight as idx (uint8) + codebook."""
+    from safetensors.torch import save_file
+
+    out = {}
+    for k, v in state.items():
+        if k.endswith("weight"):
+            book, idx = torch.unique(v.half(), return_inverse=True)
+            assert book.numel() <= 256
+            out[k + ".codebook"] = torch.cat([book, book.new_zeros(256 - book.numel())])
+            out[k + ".idx"] = idx.to(torch.uint8)
+        else:
+            out[k] = v.half()
+    save_file(out, str(path), metadata={"format": "codebook-u8"})
+
+
+def test_vgg_loads_the_u8_codebook_form_to_the_same_weights(tmp_path):
+    from torchvision.models import vgg19
+
+    torch.manual_seed(0)
+    levels = torch.linspace(-0.1, 0.1, 200)  # at most 256 distinct values per tensor
+    state = {k: (levels[torch.randint(200, v.shape)] if k.endswith("weight") else v.half().float())
+             for k, v in vgg19(weights=None).features[:9].state_dict().items()}
+    path = tmp_path / "vgg-u8.safetensors"
+    _codebook_file(path, state)
+    vgg = VGGFeatures.load("vgg22", path)
+    for k, v in vgg.features.state_dict().items():
+        assert torch.equal(v, state[k].half().float()), k
+
+
+def test_a_codebook_without_its_index_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "broken.safetensors"
+    save_file({"0.weight.codebook": torch.zeros(256, dtype=torch.float16)}, str(path))
+    with pytest.raises(WeightsError, match="broken.safetensors.*no matching .idx"):
+        VGGFeatures.load("vgg22", path)
+
+
+@needs_shared("weights", "vgg19-features-imagenet-u8.safetensors")
+@needs_shared("weights", "vgg19-features-imagenet-f16.safetensors")
+def test_shared_u8_vgg_file_decodes_exactly_to_the_f16_file():
+    from safetensors.torch import load_file
+
+    from srgan_cli.nets.vgg import decode_state
+
+    u8 = decode_state(load_file(str(SHARED / "weights" / "vgg19-features-imagenet-u8.safetensors")))
+    f16 = load_file(str(SHARED / "weights" / "vgg19-features-imagenet-f16.safetensors"))
+    assert sorted(u8) == sorted(f16)
+    for k in f16:
+        assert u8[k].dtype == f16[k].dtype and torch.equal(u8[k], f16[k]), k
+
+
+def test_the_u8_vgg_file_is_preferred_in_the_shared_folder(tmp_path, monkeypatch):
+    from srgan_cli.nets.vgg import SHARED_FILES, default_weights
+
+    w = tmp_path / "weights"
+    w.mkdir()
+    monkeypatch.setenv("SRGAN_SHARED_DIR", str(tmp_path))
+    monkeypatch.delenv("SRGAN_VGG_WEIGHTS", raising=False)
+    (w / SHARED_FILES[1]).write_bytes(b"")
+    assert default_weights() == w / "vgg19-features-imagenet-f16.safetensors"  # only f16: used
+    (w / SHARED_FILES[0]).write_bytes(b"")
+    assert default_weights() == w / "vgg19-features-imagenet-u8.safetensors"

@@ -48,6 +48,35 @@ def test_batches_are_paired_and_in_range(train_dir):
     assert torch.allclose(downscale((hr + 1) / 2, 4), lr, atol=1e-6)
 
 
+def test_packed_bank_cuts_the_same_batches_as_the_per_crop_path(train_dir):
+    bank = ImageBank.from_dirs([train_dir], 32)
+    packed = bank.pack()
+    assert packed.packed is not None and len(packed) == len(bank)
+    for a, b in zip(bank.images, packed.images):  # views into the flat buffer, same pixels
+        assert torch.equal(a, b)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    for _ in range(5):  # 5 x 16 crops: every flip/transpose combination comes up
+        lr1, hr1 = sample_batch(bank, 16, 32, 4, g1)
+        lr2, hr2 = sample_batch(packed, 16, 32, 4, g2)
+        assert torch.equal(hr1, hr2) and torch.equal(lr1, lr2)
+    assert torch.equal(g1.get_state(), g2.get_state())
+
+
+def test_the_crop_gather_applies_each_augmentation_as_the_per_crop_path():
+    from srgan_cli.train.data import PackedImages, gather_crops
+
+    img = torch.arange(3 * 5 * 7, dtype=torch.int64).remainder(251).to(torch.uint8).view(3, 5, 7)
+    packed = PackedImages.build([torch.zeros(3, 4, 4, dtype=torch.uint8), img], "cpu")
+    u = torch.tensor([[0.5, 0.9]] * 8)  # y = floor(0.5 * 3) = 1, x = floor(0.9 * 5) = 4
+    got = gather_crops(packed, torch.ones(8, dtype=torch.int64), u, torch.arange(8), 3)
+    c = img[:, 1:4, 4:7]
+    for a in range(8):
+        want = c.flip(2) if a & 1 else c
+        want = want.flip(1) if a & 2 else want
+        want = want.transpose(1, 2) if a & 4 else want
+        assert torch.equal(got[a], want), a
+
+
 def test_downscale_matches_pillow_bicubic():
     hr = photo_like(64, 64, seed=1)
     ours = downscale(torch.from_numpy(hr).permute(2, 0, 1)[None].float() / 255, 4)
@@ -194,3 +223,20 @@ def test_init_with_a_different_architecture_is_refused(train_dir, tmp_path):
     release = export(tmp_path / "a" / "last.pt", tmp_path / "a.safetensors")
     with pytest.raises(TrainError, match="B=2"):
         train(tiny_cfg(train_dir, tmp_path / "b", blocks=3, init=str(release)))
+
+
+def test_a_time_limit_stops_cleanly_with_a_checkpoint_that_resumes(train_dir, val_dir, tmp_path):
+    run = tmp_path / "run"
+    cfg = tiny_cfg(train_dir, run, iters=1_000_000, ckpt_every=1_000_000, val_every=1_000_000,
+                   log_every=1_000_000, val_dir=str(val_dir), max_seconds=1.5)
+    res = train(cfg)
+    assert 0 < res.iteration < 1_000_000 and res.val_psnr is not None
+    assert load_checkpoint(run / "last.pt")["iteration"] == res.iteration
+    log = read_log(run)
+    assert log[-1] == {"iteration": res.iteration, "stopped": "time limit", "max_seconds": 1.5}
+    assert any("l_g_pix" in r and r["iteration"] == res.iteration for r in log)  # last window
+    assert any("val_psnr" in r for r in log)
+    out = export(run / "last.pt", tmp_path / "w.safetensors")
+    assert load_generator(out)[1].iterations == res.iteration
+    cfg.iters, cfg.max_seconds = res.iteration + 2, 0.0
+    assert train(cfg, resume=run / "last.pt").iteration == res.iteration + 2

@@ -5,6 +5,11 @@
 (``features[:9]``). Weights come from a safetensors file in torchvision's layout
 (``--vgg-weights`` / ``$SRGAN_VGG_WEIGHTS`` / ``../shared/weights``); nothing ever trains
 against a randomly initialised VGG.
+
+Two file forms are read: plain tensors (``vgg19-features-imagenet-f16``), and the lossless
+8-bit codebook form of the same weights (``vgg19-features-imagenet-u8``, half the size),
+where a tensor ``K`` is stored as ``K.idx`` (uint8) and ``K.codebook`` (256 values) and
+``K = K.codebook[K.idx]``. The codebook form is preferred when both are present.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ CUTS = {"vgg22": 9, "vgg54": 36}
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 RESCALE = 1 / 12.75  # the paper's rescaling of VGG feature maps
+# in ../shared/weights, in order of preference (the same weights; u8 is half the size)
+SHARED_FILES = ("vgg19-features-imagenet-u8.safetensors", "vgg19-features-imagenet-f16.safetensors")
 
 
 def default_weights() -> Path | None:
@@ -31,8 +38,34 @@ def default_weights() -> Path | None:
     from srgan_cli.paths import shared_dir
 
     s = shared_dir()
-    p = s / "weights" / "vgg19-features-imagenet-f16.safetensors" if s else None
-    return p if p and p.is_file() else None
+    for name in SHARED_FILES if s else ():
+        p = s / "weights" / name
+        if p.is_file():
+            return p
+    return None
+
+
+def decode_state(raw: dict[str, torch.Tensor], where: str = "VGG weights") -> dict[str, torch.Tensor]:
+    """Plain tensors from a state dict that may hold codebook pairs (``K.idx`` uint8 and
+    ``K.codebook``, decoded as ``K = codebook[idx]``); other tensors pass through."""
+    out: dict[str, torch.Tensor] = {}
+    for k, v in raw.items():
+        if k.endswith(".codebook"):
+            if k.removesuffix(".codebook") + ".idx" not in raw:
+                raise WeightsError(f"{where}: {k} has no matching .idx tensor")
+            continue
+        if k.endswith(".idx"):
+            base = k.removesuffix(".idx")
+            book = raw.get(base + ".codebook")
+            if book is None:
+                raise WeightsError(f"{where}: {k} has no matching .codebook tensor")
+            if v.dtype != torch.uint8 or book.dim() != 1 or book.numel() != 256:
+                raise WeightsError(f"{where}: {base} is not an 8-bit codebook pair "
+                                   f"(idx {v.dtype}, codebook shape {tuple(book.shape)})")
+            out[base] = book[v.long()]
+        else:
+            out[k] = v
+    return out
 
 
 class VGGFeatures(nn.Module):
@@ -42,9 +75,7 @@ class VGGFeatures(nn.Module):
         super().__init__()
         if layer not in CUTS:
             raise ValueError(f"unknown VGG layer {layer!r} ({', '.join(CUTS)})")
-        from torchvision.models import vgg19
-
-        self.features = vgg19(weights=None).features[: CUTS[layer]]
+        self.features = vgg19_features()[: CUTS[layer]]
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
         self.layer = layer
@@ -70,7 +101,8 @@ class VGGFeatures(nn.Module):
         from srgan_cli.weights import _check_safetensors_header
 
         _check_safetensors_header(path)
-        state = {k.removeprefix("features."): v.float() for k, v in load_file(str(path)).items()}
+        state = decode_state(load_file(str(path)), str(path))
+        state = {k.removeprefix("features."): v.float() for k, v in state.items()}
         return cls._from_state(layer, state, str(path))
 
     @classmethod
@@ -90,6 +122,19 @@ class VGGFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features((x - self.mean) / self.std)
+
+
+def vgg19_features() -> nn.Sequential:
+    """torchvision's ``vgg19().features`` (same layers and keys), without building and
+    randomly initialising the 120M-parameter classifier (seconds of CPU time)."""
+    try:
+        from torchvision.models.vgg import cfgs, make_layers
+
+        return make_layers(cfgs["E"])
+    except (ImportError, KeyError):  # a torchvision without these helpers
+        from torchvision.models import vgg19
+
+        return vgg19(weights=None).features
 
 
 def _torchvision_state() -> tuple[dict[str, torch.Tensor] | None, str]:

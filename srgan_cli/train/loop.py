@@ -68,7 +68,9 @@ class TrainConfig:
     adv_warmup: int = 0  # gan: ramp the adversarial weight linearly from 0 over N iterations
     vgg_weights: str | None = None
     lpips_weights: str | None = None
-
+    # wall-clock limit in seconds (0: none), counted from the start of the training set-up
+    # (data loading included): the run then checkpoints, validates and returns early
+    max_seconds: float = 0.0
 
     def spec(self) -> GeneratorSpec:
         return GeneratorSpec(scale=self.scale, blocks=self.blocks, width=self.width)
@@ -232,6 +234,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
     if cfg.batch % info.world:
         raise TrainError(f"--batch {cfg.batch} must be a multiple of the {info.world} processes")
     amp = resolve_precision(cfg.precision, device)
+    if device.type == "cuda" and not torch.backends.cudnn.deterministic:
+        torch.backends.cudnn.benchmark = True  # fixed crop shapes: pick the fastest kernels
     report = (on_progress or (lambda p: None)) if info.main else (lambda p: None)
     run_dir = Path(cfg.run_dir)
     ckpt_path = run_dir / "last.pt"
@@ -310,9 +314,13 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
         model = model.to(memory_format=torch.channels_last)
         if disc is not None:
             disc = disc.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    # CUDA: the fused (one kernel per step) Adam; same update rule, same state dict
+    fused = True if device.type == "cuda" else None
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                           fused=fused)
     opt_d = (torch.optim.Adam(disc.parameters(), lr=cfg.d_lr or cfg.lr,
-                              betas=(cfg.beta1, cfg.beta2)) if disc is not None else None)
+                              betas=(cfg.beta1, cfg.beta2), fused=fused)
+             if disc is not None else None)
     ema = None
     if cfg.ema:
         ema = copy.deepcopy(model).eval().requires_grad_(False)
@@ -368,6 +376,7 @@ def _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, 
     from srgan_cli.train import dist
 
     is_gan = disc is not None
+    deadline = time.perf_counter() + cfg.max_seconds if cfg.max_seconds > 0 else None
     report(Progress(start, cfg.iters, {}, lr_at(cfg, start), 0.0, "loading",
                     message=f"loading training images from {', '.join(map(str, cfg.data))}"))
     try:
@@ -456,6 +465,35 @@ def _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, 
         if info.main:
             save_checkpoint(ckpt_path, state(rngs if info.enabled else None))
 
+    def log_window() -> None:
+        nonlocal window_t, window_i
+        n = it - window_i
+        now = time.perf_counter()
+        rate = n / max(now - window_t, 1e-9)
+        losses = {k: float(v) / n for k, v in acc.items()}
+        if info.enabled:  # the mean over processes
+            losses = {k: sum(d[k] for d in dist.gather_objects(info, losses)) / info.world
+                      for k in losses}
+        bad = [k for k, v in losses.items() if not math.isfinite(v)]
+        if bad:
+            raise TrainError(f"{bad[0]} became {losses[bad[0]]} at iteration {it}; "
+                             f"last good checkpoint: {ckpt_path}")
+        acc.clear()
+        window_t, window_i = now, it
+        write({"iteration": it, **losses, "lr": lr, "its_per_sec": rate,
+               "time": seconds0 + now - t0})
+        report(Progress(it, cfg.iters, losses, lr, rate))
+
+    def time_up() -> bool:
+        """Past the wall-clock limit (every process agrees: rank 0's clock decides)."""
+        if deadline is None:
+            return False
+        if not info.enabled:
+            return time.perf_counter() >= deadline
+        if it % cfg.log_every:
+            return False
+        return bool(dist.gather_objects(info, time.perf_counter() >= deadline)[0])
+
     def validate_now() -> None:
         nonlocal val_psnr
         net = ema if ema is not None else model
@@ -468,6 +506,9 @@ def _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, 
         report(Progress(it, cfg.iters, {}, lr, 0.0, "validate", val_psnr=val_psnr,
                         val_lpips=rec.get("val_lpips")))
 
+    if ema is not None:
+        ema_params, model_params = list(ema.parameters()), list(model.parameters())
+        ema_bufs, model_bufs = list(ema.buffers()), list(model.buffers())
     real = fake = None
     try:
         while it < cfg.iters:
@@ -513,12 +554,10 @@ def _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, 
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            if ema is not None:
+            if ema is not None:  # one multi-tensor kernel each, not one per tensor
                 with torch.no_grad():
-                    for e, p_ in zip(ema.parameters(), model.parameters()):
-                        e.lerp_(p_, 1.0 - cfg.ema)
-                    for e, b_ in zip(ema.buffers(), model.buffers()):
-                        e.copy_(b_)
+                    torch._foreach_lerp_(ema_params, model_params, 1.0 - cfg.ema)
+                    torch._foreach_copy_(ema_bufs, model_bufs)
 
             # discriminator step: -log D(HR) - log(1 - D(G(LR))), real and fake batches
             # through D separately (their own batch statistics)
@@ -542,28 +581,25 @@ def _run(cfg, info, device, amp, report, run_dir, ckpt_path, spec, model, disc, 
                 add("d_real", torch.sigmoid(real).mean())
                 add("d_fake", torch.sigmoid(fake).mean())
             it += 1
-            if it % cfg.log_every == 0 or it == cfg.iters:
-                n = it - window_i
-                now = time.perf_counter()
-                rate = n / max(now - window_t, 1e-9)
-                losses = {k: float(v) / n for k, v in acc.items()}
-                if info.enabled:  # the mean over processes
-                    losses = {k: sum(d[k] for d in dist.gather_objects(info, losses)) / info.world
-                              for k in losses}
-                bad = [k for k, v in losses.items() if not math.isfinite(v)]
-                if bad:
-                    raise TrainError(f"{bad[0]} became {losses[bad[0]]} at iteration {it}; "
-                                     f"last good checkpoint: {ckpt_path}")
-                acc.clear()
-                window_t, window_i = now, it
-                write({"iteration": it, **losses, "lr": lr, "its_per_sec": rate,
-                       "time": seconds0 + now - t0})
-                report(Progress(it, cfg.iters, losses, lr, rate))
-            if pairs is not None and (it % cfg.val_every == 0 or it == cfg.iters):
+            last = it == cfg.iters
+            if it % cfg.log_every == 0 or last:
+                log_window()
+            if pairs is not None and (it % cfg.val_every == 0 or last):
                 validate_now()
-            if it % cfg.ckpt_every == 0 or it == cfg.iters:
+            if it % cfg.ckpt_every == 0 or last:
                 checkpoint()
                 report(Progress(it, cfg.iters, {}, lr, 0.0, "checkpoint", message=str(ckpt_path)))
+            elif time_up():  # stop early: the iteration's log, validation and checkpoint
+                if acc:
+                    log_window()
+                if pairs is not None and it % cfg.val_every:
+                    validate_now()
+                checkpoint()
+                write({"iteration": it, "stopped": "time limit", "max_seconds": cfg.max_seconds})
+                report(Progress(it, cfg.iters, {}, lr, 0.0, "checkpoint",
+                                message=f"time limit of {cfg.max_seconds:g} s reached at "
+                                        f"iteration {it}; saved {ckpt_path}"))
+                break
     except KeyboardInterrupt:
         if info.main:  # no collectives here: the other processes may be anywhere
             save_checkpoint(ckpt_path, state(None))
