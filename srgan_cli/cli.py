@@ -363,6 +363,24 @@ def _output_path(src: Path, root: Path | None, out: Path | None, single: bool, s
     return dst.with_name(f"{dst.stem}{ext or dst.suffix}")
 
 
+def _precision_words(up, files: list[Path]) -> str:
+    """'<precision>, <kernels> kernels' for the first line, saying when 16-bit inputs run in
+    fp32 instead of --precision auto's reduced precision."""
+    from srgan_cli.imaging import bit_depth
+
+    plain = f"{up.precision}, {up.kernels} kernels"
+    high = up.precision_for(16)
+    if high == up.precision:
+        return plain
+    n16 = sum(bit_depth(f) == 16 for f in files if f.is_file())
+    if n16 == 0:
+        return plain
+    if n16 == len(files):
+        return (f"{high} for 16-bit input{'s' if n16 > 1 else ''} ({up.precision} would "
+                "truncate them), torch kernels")
+    return f"{plain}; {high} for the {n16} 16-bit input(s), which {up.precision} would truncate"
+
+
 def _parse_shard(value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
@@ -481,7 +499,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     single = len(items) == 1 and items[0][1] is None
     if not quiet:
         err.print(f"model: {up.weights_path} ({describe(up.info)}) on {up.device}, "
-                  f"{up.precision}, {up.kernels} kernels"
+                  f"{_precision_words(up, [src for src, _ in items])}"
                   + (f" ({up.kernels_note})" if up.kernels_note else ""),
                   soft_wrap=True)
 

@@ -93,6 +93,23 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
 
 
+def bit_depth(path: str | os.PathLike) -> int:
+    """16 for a 16-bit PNG/TIFF/PNM/gray image, else 8, from the header only (8 when the
+    file cannot be read: :func:`read_image` reports that)."""
+    from srgan_cli import hibit
+
+    try:
+        if hibit.png_bit_depth(path) == 16:
+            return 16
+        tinfo = hibit.tiff_info(path)
+        if tinfo and tinfo["bits"] == 16:
+            return 16
+        with Image.open(path) as im:  # reads the header only
+            return 16 if im.mode.startswith("I") else 8
+    except Exception:  # noqa: BLE001 - a header that cannot be read is read_image's error
+        return 8
+
+
 def _check_pixels(path: Path, w: int, h: int, max_pixels: int) -> None:
     if max_pixels and w * h > max_pixels:
         raise ImageError(f"{path}: {w}x{h} = {w * h} pixels exceeds --max-pixels {max_pixels}")

@@ -126,7 +126,8 @@ class Upscaler:
 
     ``precision``: ``auto`` (bf16 on CPUs with AMX/AVX512-BF16, fp32 on other CPUs and
     MPS, fp16 on CUDA), ``fp32``, ``bf16`` or ``fp16``; reduced precision runs under
-    autocast, and a tile with NaN/Inf in its output is recomputed in fp32.
+    autocast, and a tile with NaN/Inf in its output is recomputed in fp32. With ``auto``,
+    16-bit images run in fp32 (:meth:`precision_for`).
     ``optimise``: run an exact inference rewrite of the generator (BatchNorm folded into
     the convolutions, the last convolution moved before the last pixel shuffle; on the CPU
     also split into row and column passes, with the last stage run in row bands; see
@@ -173,6 +174,7 @@ class Upscaler:
         self.optimise = optimise
         self.net = net.to(self.device, memory_format=torch.channels_last)
         self.precision = default_precision(self.device) if precision == "auto" else precision
+        self.auto_precision = precision == "auto"
         self.kernels, self.kernels_note = "torch", None
         if kernels != "torch":
             # Settings that rule the kernels out are the caller's choice (no note); a CPU,
@@ -204,17 +206,25 @@ class Upscaler:
     def scale(self) -> int:
         return self.info.spec.scale
 
-    def tile_for(self, h: int, w: int) -> int:
+    def precision_for(self, bits: int) -> str:
+        """The precision an image of ``bits`` bits per channel runs in: with ``auto``,
+        16-bit images run in fp32 (bf16 keeps 8 significant bits, fp16 11: both would
+        truncate a 16-bit image), others in :attr:`precision`."""
+        if bits > 8 and self.auto_precision:
+            return "fp32"
+        return self.precision
+
+    def tile_for(self, h: int, w: int, precision: str | None = None) -> int:
         """The tile size a call will start with for an h x w LR image."""
         if self.tile is not None:
             return self.tile
-        vb = self._value_bytes()
+        vb = self._value_bytes(precision or self.precision)
         if activation_bytes(self.info, h, w, self.banded, vb) <= tile_budget(self.device):
             return 0  # the whole image fits: no tiles, no recomputed overlap
         return auto_tile(self.info, self.device, self.tile_pad, self.banded, vb)
 
-    def _value_bytes(self) -> int:
-        return 4 if _DTYPES.get(self.precision) is None else 2
+    def _value_bytes(self, precision: str | None = None) -> int:
+        return 4 if _DTYPES.get(precision or self.precision) is None else 2
 
     def _fp32(self, x: torch.Tensor) -> torch.Tensor:
         """The network in fp32 on ``x``, in sub-tiles when a tile sized for 2-byte values
@@ -232,8 +242,9 @@ class Upscaler:
 
     # ----------------------------------------------------------------- tensors
 
-    def _forward_fn(self, retries: list[int]) -> Callable[[torch.Tensor], torch.Tensor]:
-        dtype = _DTYPES.get(self.precision)
+    def _forward_fn(self, retries: list[int],
+                    precision: str | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        dtype = _DTYPES.get(precision or self.precision)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -253,17 +264,19 @@ class Upscaler:
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor, on_tile: TileCallback | None,
-             on_event: EventCallback | None, store=None) -> tuple[torch.Tensor | None, int, int]:
+             on_event: EventCallback | None, store=None,
+             precision: str | None = None) -> tuple[torch.Tensor | None, int, int]:
         """(SR in [-1,1] on the CPU or None with ``store``, tile used, fp32 retries).
 
         On a CUDA out-of-memory error the tile is halved and the whole image redone.
         """
         x = x.to(self.device, torch.float32)
-        tile = self.tile_for(x.shape[2], x.shape[3])
+        tile = self.tile_for(x.shape[2], x.shape[3], precision)
         while True:
             retries = [0]
             try:
-                y = run_tiled(self._forward_fn(retries), x, self.scale, tile, self.tile_pad,
+                y = run_tiled(self._forward_fn(retries, precision), x, self.scale, tile,
+                              self.tile_pad,
                               on_tile, self.tile_batch, store)
                 return (None if y is None else y.cpu()), tile, retries[0]
             except torch.OutOfMemoryError:
@@ -298,6 +311,7 @@ class Upscaler:
         n_alpha = 0 if d.alpha is None else 1
         peak = 65535 if d.bits == 16 else 255
         planes = np.empty((h * s, w * s, n_color + n_alpha), np.uint16 if d.bits == 16 else np.uint8)
+        precision = self.precision_for(d.bits)
 
         def quantise(y: torch.Tensor, gray: bool) -> np.ndarray:
             v = y[0].permute(1, 2, 0).float()  # HWC; contiguous when y is channels_last
@@ -314,11 +328,12 @@ class Upscaler:
             planes[t.y0 * s : t.y1 * s, t.x0 * s : t.x1 * s, n_color:] = quantise(y, True)
 
         x = torch.from_numpy(d.rgb).permute(2, 0, 1)[None]
-        _, tile, retries = self._run(x, on_tile, on_event, store_color)
+        _, tile, retries = self._run(x, on_tile, on_event, store_color, precision)
         if d.alpha is not None:
             a = torch.from_numpy(d.alpha)[None, None]
             if self.alpha == "model":
-                _, _, r2 = self._run(a.expand(1, 3, -1, -1), None, on_event, store_alpha)
+                _, _, r2 = self._run(a.expand(1, 3, -1, -1), None, on_event, store_alpha,
+                                     precision)
                 retries += r2
             else:
                 up = F.interpolate(a, scale_factor=s, mode="bicubic", align_corners=False)

@@ -1,0 +1,47 @@
+"""`srgan upscale` in everyday use (issue 15): precision of 16-bit inputs, safe re-runs,
+name collisions, interrupted runs, borders, --outscale, notices and readable tables."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import photo_like
+from srgan_cli import hibit
+from srgan_cli.cli import main
+from srgan_cli.device import cpu_has_bf16
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def gradient16(h: int, w: int) -> np.ndarray:
+    """A smooth 16-bit RGB image whose neighbouring values differ by a few units."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = (xx * 257 + yy * 61) % 65536
+    return np.stack([base, (base + 9000) % 65536, 65535 - base], axis=2).astype(np.uint16)
+
+
+def test_16_bit_inputs_run_in_fp32_under_precision_auto(tiny_weights, tmp_path):
+    src = tmp_path / "deep.png"
+    hibit.write_png16(src, gradient16(20, 24))
+    r = run_cli("upscale", src, "-o", tmp_path / "auto.png", "-m", tiny_weights,
+                "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    first = r.output.splitlines()[0]
+    assert "fp32 for 16-bit input" in first or (not cpu_has_bf16() and "fp32" in first)
+    r = run_cli("upscale", src, "-o", tmp_path / "fp32.png", "-m", tiny_weights,
+                "--device", "cpu", "--precision", "fp32")
+    assert r.exit_code == 0, r.output
+    auto, _ = hibit.read_png16(tmp_path / "auto.png")
+    fp32, _ = hibit.read_png16(tmp_path / "fp32.png")
+    np.testing.assert_array_equal(auto, fp32)
+
+
+def test_8_bit_inputs_keep_the_auto_precision_on_the_first_line(tiny_weights, tmp_path):
+    src = tmp_path / "p.png"
+    Image.fromarray(photo_like(12, 12)).save(src)
+    r = run_cli("upscale", src, "-m", tiny_weights, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "16-bit" not in r.output.splitlines()[0]
