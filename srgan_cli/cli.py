@@ -381,6 +381,39 @@ def _precision_words(up, files: list[Path]) -> str:
     return f"{plain}; {high} for the {n16} 16-bit input(s), which {up.precision} would truncate"
 
 
+def _plan_jobs(items: list[tuple[Path, Path | None]], output: Path | None, single: bool,
+               suffix: str, fmt: str | None) -> tuple[list, list[Path]]:
+    """One job per input, in order, and the files left out as earlier outputs.
+
+    Files found in folders or by patterns (not named one by one) are left out when this
+    command would write them itself, as the output of another input (``a_x4.png`` beside
+    ``a.png``, and its outputs in turn) or under the ``-o`` folder; and an output that
+    already exists is skipped for them, so re-running a command over a folder does no
+    new work.
+    """
+    from srgan_cli.errors import SrganError
+    from srgan_cli.upscale import FileJob
+
+    jobs = []
+    for src, root in items:
+        try:
+            jobs.append(FileJob(src, _output_path(src, root, output, single, suffix, fmt),
+                                skip_existing=root is not None))
+        except SrganError as e:
+            jobs.append(FileJob(src, None, e))
+    outputs = {job.dst.resolve() for job in jobs if job.dst is not None}
+    out_dir = output.resolve() if output is not None and not single else None
+    kept, earlier = [], []
+    for job, (src, root) in zip(jobs, items):
+        key = src.resolve()
+        if root is not None and (key in outputs or (
+                out_dir is not None and out_dir in key.parents and out_dir != root.resolve())):
+            earlier.append(src)
+        else:
+            kept.append(job)
+    return kept, earlier
+
+
 def _parse_shard(value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
@@ -477,7 +510,9 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                                TimeElapsedColumn)
 
     from srgan_cli.errors import SrganError
-    from srgan_cli.upscale import FileJob, Upscaler, describe
+    from srgan_cli.models import resolve_model
+    from srgan_cli.upscale import Upscaler, describe
+    from srgan_cli.weights import read_info
 
     try:
         tile_n = _parse_tile(tile)
@@ -491,17 +526,25 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     if not items:
         fail("no input images found" + (f" in shard {shard}" if shard else ""))
     try:
+        scale = read_info(resolve_model(model)).spec.scale
+    except SrganError as e:
+        fail(str(e))
+    suffix = f"_x{scale}" if suffix is None else suffix
+    single = len(items) == 1 and items[0][1] is None
+    jobs, earlier = _plan_jobs(items, output, single, suffix, fmt)
+    try:
         up = Upscaler(model, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
                       tile_batch=tile_batch, alpha=alpha, kernels=kernels)
     except SrganError as e:
         fail(str(e))
-    suffix = f"_x{up.scale}" if suffix is None else suffix
-    single = len(items) == 1 and items[0][1] is None
     if not quiet:
         err.print(f"model: {up.weights_path} ({describe(up.info)}) on {up.device}, "
-                  f"{_precision_words(up, [src for src, _ in items])}"
+                  f"{_precision_words(up, [job.src for job in jobs])}"
                   + (f" ({up.kernels_note})" if up.kernels_note else ""),
                   soft_wrap=True)
+        if earlier:
+            err.print(f"[yellow]note:[/] {len(earlier)} file(s) named as this command's outputs "
+                      f"(e.g. {escape(str(earlier[0]))}) are not taken as inputs", soft_wrap=True)
 
     failures = skipped = 0
     mp_out = 0.0
@@ -510,7 +553,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                         MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
                         TimeElapsedColumn(), console=err, disable=quiet, transient=False)
     with progress as bar:
-        task = bar.add_task("images", total=len(items), name="", visible=len(items) > 1)
+        task = bar.add_task("images", total=len(jobs), name="", visible=len(jobs) > 1)
         tiles = bar.add_task("tiles", total=1, name="", visible=False)
         noted: set[str] = set()
 
@@ -527,12 +570,6 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
             bar.update(task, name=src.name)
             bar.update(tiles, completed=0, visible=False)
 
-        jobs = []
-        for src, root in items:
-            try:
-                jobs.append(FileJob(src, _output_path(src, root, output, single, suffix, fmt)))
-            except SrganError as e:
-                jobs.append(FileJob(src, None, e))
         # Decoding the next image and writing the previous one overlap with the model.
         for o in up.upscale_files(jobs, overwrite=overwrite, skip_existing=skip_existing,
                                   fmt=fmt, quality=quality, strip_metadata=strip_metadata,
@@ -565,7 +602,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                 click.echo(json.dumps(record))
             bar.advance(task)
     seconds = time.perf_counter() - t0
-    done = len(items) - failures - skipped
+    done = len(jobs) - failures - skipped
     summary = {"images": done, "skipped": skipped, "failed": failures,
                "megapixels_out": round(mp_out, 3), "seconds": round(seconds, 3),
                "mp_per_s": round(mp_out / seconds, 4) if seconds > 0 else None}
@@ -573,7 +610,8 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         click.echo(json.dumps({"summary": summary}))
     if not quiet:
         err.print(f"{done} image(s) upscaled, {mp_out:.2f} MP out in {seconds:.1f} s "
-                  f"({summary['mp_per_s']} MP/s)" + (f", {skipped} skipped" if skipped else "")
+                  f"({summary['mp_per_s']} MP/s)"
+                  + (f", {skipped} skipped (output exists)" if skipped else "")
                   + (f", [bold red]{failures} failed[/]" if failures else ""))
     if failures:
         sys.exit(1)

@@ -397,7 +397,7 @@ class Upscaler:
             t = time.perf_counter()
             if job.error is not None:
                 raise job.error
-            if skip_existing and job.dst.exists():
+            if (skip_existing or job.skip_existing) and job.dst.exists():
                 return _SKIP, 0.0
             imaging.output_format(job.dst, fmt)  # fail before the expensive part
             if job.dst.exists() and not overwrite:
@@ -407,7 +407,7 @@ class Upscaler:
 
         def write(job: FileJob, planes: np.ndarray, info: dict):
             t = time.perf_counter()
-            if skip_existing and job.dst.exists():  # an earlier job wrote the same path
+            if (skip_existing or job.skip_existing) and job.dst.exists():  # written meanwhile
                 return _SKIP, 0.0
             if job.dst.exists() and not overwrite:
                 raise SrganError(f"{job.dst}: already exists (use --overwrite)")
@@ -479,11 +479,14 @@ class Upscaler:
 @dataclass(frozen=True)
 class FileJob:
     """One input of :meth:`Upscaler.upscale_files`; ``error`` reports a job that could
-    not even be planned (e.g. no output name) in its place in the order."""
+    not even be planned (e.g. no output name) in its place in the order;
+    ``skip_existing`` skips this job when its output exists (as the call's own flag does
+    for every job)."""
 
     src: Path
     dst: Path | None
     error: SrganError | None = None
+    skip_existing: bool = False
 
 
 @dataclass(frozen=True)

@@ -45,3 +45,44 @@ def test_8_bit_inputs_keep_the_auto_precision_on_the_first_line(tiny_weights, tm
     r = run_cli("upscale", src, "-m", tiny_weights, "--device", "cpu")
     assert r.exit_code == 0, r.output
     assert "16-bit" not in r.output.splitlines()[0]
+
+
+def files_in(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_rerun_over_a_folder_does_no_new_work(tiny_weights, image_dir):
+    r = run_cli("upscale", image_dir, "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    first = files_in(image_dir)
+    assert first == ["im0.png", "im0_x4.png", "im1.png", "im1_x4.png", "im2.png", "im2_x4.png"]
+    stamps = {f: (image_dir / f).stat().st_mtime_ns for f in first}
+    r = run_cli("upscale", image_dir, "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert files_in(image_dir) == first  # no *_x4_x4.png
+    assert {f: (image_dir / f).stat().st_mtime_ns for f in first} == stamps
+    assert "0 image(s) upscaled" in r.output and "3 skipped" in r.output
+    assert "not taken as inputs" in r.output
+
+
+def test_a_rerun_with_a_pattern_or_an_output_folder_inside_the_input_is_harmless(
+        tiny_weights, image_dir):
+    for _ in range(2):
+        r = run_cli("upscale", image_dir / "*.png", "-m", tiny_weights, "--suffix", "-big")
+        assert r.exit_code == 0, r.output
+    assert len(files_in(image_dir)) == 6
+    for f in image_dir.glob("*-big.png"):
+        f.unlink()
+    for _ in range(2):
+        r = run_cli("upscale", image_dir, "-o", image_dir / "big", "-r", "-m", tiny_weights)
+        assert r.exit_code == 0, r.output
+    assert files_in(image_dir / "big") == ["im0.png", "im1.png", "im2.png"]
+
+
+def test_files_named_like_outputs_are_inputs_when_their_source_is_absent(tiny_weights, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    Image.fromarray(photo_like(8, 8)).save(d / "old_x4.png")
+    r = run_cli("upscale", d, "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert files_in(d) == ["old_x4.png", "old_x4_x4.png"]
