@@ -394,14 +394,20 @@ def _plan_jobs(items: list[tuple[Path, Path | None]], output: Path | None, singl
     from srgan_cli.errors import SrganError
     from srgan_cli.upscale import FileJob
 
+    from srgan_cli.errors import ImageError
+
     jobs = []
     for src, root in items:
+        if root is None and not src.exists() and not src.is_symlink():
+            jobs.append(FileJob(src, None, ImageError(f"{src}: no such file")))
+            continue
         try:
             jobs.append(FileJob(src, _output_path(src, root, output, single, suffix, fmt),
                                 skip_existing=root is not None))
         except SrganError as e:
             jobs.append(FileJob(src, None, e))
-    outputs = {job.dst.resolve() for job in jobs if job.dst is not None}
+    outputs = {job.dst.resolve() for job in jobs
+               if job.dst is not None and job.dst.resolve() != job.src.resolve()}
     out_dir = output.resolve() if output is not None and not single else None
     kept, earlier = [], []
     for job, (src, root) in zip(jobs, items):
@@ -412,6 +418,51 @@ def _plan_jobs(items: list[tuple[Path, Path | None]], output: Path | None, singl
         else:
             kept.append(job)
     return kept, earlier
+
+
+def _conflicts(jobs: list) -> list[str]:
+    """One line per output that would be written twice, or over an input of this command
+    (refused whatever the flags)."""
+    inputs = {job.src.resolve(): job.src for job in jobs}
+    first: dict[Path, Path] = {}
+    lines = []
+    for job in jobs:
+        if job.dst is None:
+            continue
+        key = job.dst.resolve()
+        if key in inputs:
+            lines.append(f"{job.src}: its output {job.dst} is an input of this command; refusing "
+                         "to write over it (choose another -o or --suffix)")
+        elif key in first:
+            lines.append(f"{first[key]} and {job.src} would both be written to {job.dst} "
+                         "(upscale them in separate runs or folders)")
+        else:
+            first[key] = job.src
+    return lines
+
+
+def _unwritable(folders: set[Path]) -> str | None:
+    """Why outputs cannot be written into one of ``folders`` (None when they can): each
+    folder's nearest existing ancestor must be a folder where a file can be created."""
+    import tempfile
+
+    probed: set[Path] = set()
+    for folder in sorted(folders):
+        base = folder.absolute()
+        while not base.exists() and base.parent != base:
+            base = base.parent
+        if base in probed:
+            continue
+        probed.add(base)
+        if not base.is_dir():
+            return f"{folder}: cannot create the output folder ({base} is not a folder)"
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".srgan-probe-", dir=base)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as e:
+            return f"{folder}: cannot write there ({e.strerror or e})"
+    return None
 
 
 def _parse_shard(value: str | None) -> tuple[int, int] | None:
@@ -510,6 +561,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                                TimeElapsedColumn)
 
     from srgan_cli.errors import SrganError
+    from srgan_cli.imaging import INPUT_SUFFIXES as IMAGE_SUFFIXES
     from srgan_cli.models import resolve_model
     from srgan_cli.upscale import Upscaler, describe
     from srgan_cli.weights import read_info
@@ -531,7 +583,18 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         fail(str(e))
     suffix = f"_x{scale}" if suffix is None else suffix
     single = len(items) == 1 and items[0][1] is None
+    if (not single and output is not None and output.suffix.lower() in IMAGE_SUFFIXES
+            and not output.is_dir()):
+        fail(f"-o {output}: {len(items)} inputs need an output folder, not an image file name")
     jobs, earlier = _plan_jobs(items, output, single, suffix, fmt)
+    conflicts = _conflicts(jobs)
+    for line in conflicts[:-1]:
+        err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+    if conflicts:
+        fail(conflicts[-1])
+    why = _unwritable({job.dst.parent for job in jobs if job.dst is not None})
+    if why:
+        fail(why)
     try:
         up = Upscaler(model, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
                       tile_batch=tile_batch, alpha=alpha, kernels=kernels)

@@ -86,3 +86,68 @@ def test_files_named_like_outputs_are_inputs_when_their_source_is_absent(tiny_we
     r = run_cli("upscale", d, "-m", tiny_weights)
     assert r.exit_code == 0, r.output
     assert files_in(d) == ["old_x4.png", "old_x4_x4.png"]
+
+
+def test_two_inputs_with_one_output_name_are_refused_before_any_model_work(tiny_weights,
+                                                                              tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        Image.fromarray(photo_like(8, 8)).save(tmp_path / sub / "x.png")
+    out = tmp_path / "out"
+    r = run_cli("upscale", tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", "-o", out,
+                "--overwrite", "-m", tiny_weights)
+    assert r.exit_code == 1
+    line = next(ln for ln in r.output.splitlines() if "error" in ln)
+    assert f"{tmp_path / 'a' / 'x.png'} and {tmp_path / 'b' / 'x.png'}" in line
+    assert "model:" not in r.output and not out.exists()
+    Image.fromarray(photo_like(8, 8)).save(tmp_path / "a" / "x.jpg")
+    r = run_cli("upscale", tmp_path / "a", "-o", out, "--format", "png", "-m", tiny_weights)
+    assert r.exit_code == 1 and "would both be written to" in r.output and not out.exists()
+
+
+@pytest.mark.parametrize("flags", [[], ["--overwrite"], ["--skip-existing"]])
+def test_writing_over_an_input_is_refused_whatever_the_flags(tiny_weights, tmp_path, flags):
+    src = tmp_path / "same.png"
+    Image.fromarray(photo_like(8, 8)).save(src)
+    before = src.read_bytes()
+    r = run_cli("upscale", src, "-o", src, "-m", tiny_weights, *flags)
+    assert r.exit_code == 1 and "is an input of this command" in r.output
+    assert "--overwrite)" not in r.output and src.read_bytes() == before
+    r = run_cli("upscale", tmp_path, "-o", tmp_path, "-m", tiny_weights, *flags)
+    assert r.exit_code == 1 and "is an input of this command" in r.output
+    assert src.read_bytes() == before
+
+
+def test_several_inputs_with_an_image_file_name_as_output_is_an_error(tiny_weights, tmp_path):
+    for name in ("a.png", "b.png"):
+        Image.fromarray(photo_like(8, 8)).save(tmp_path / name)
+    r = run_cli("upscale", tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "multi.png",
+                "-m", tiny_weights)
+    assert r.exit_code == 1 and "need an output folder" in r.output
+    assert not (tmp_path / "multi.png").exists()
+
+
+def test_an_unwritable_output_folder_is_found_before_the_model_runs(tiny_weights, tmp_path):
+    src = tmp_path / "a.png"
+    Image.fromarray(photo_like(8, 8)).save(src)
+    (tmp_path / "file").write_bytes(b"")
+    r = run_cli("upscale", src, "-o", tmp_path / "file" / "out" / "a.png", "-m", tiny_weights)
+    assert r.exit_code == 1 and "is not a folder" in r.output and "model:" not in r.output
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        probe = locked / "probe"
+        probe.touch()  # root can still write here: only the /proc case below applies
+        probe.unlink()
+    except PermissionError:
+        r = run_cli("upscale", src, "-o", locked / "sub", "-m", tiny_weights)
+        assert r.exit_code == 1 and "cannot write there" in r.output
+        assert "model:" not in r.output
+    r = run_cli("upscale", src, "-o", "/proc/srgan-out/", "-m", tiny_weights)
+    assert r.exit_code == 1 and "cannot write there" in r.output and "model:" not in r.output
+
+
+def test_a_missing_input_says_no_such_file_whatever_its_extension(tiny_weights, tmp_path):
+    r = run_cli("upscale", tmp_path / "video.mp4", "-m", tiny_weights)
+    assert r.exit_code == 1 and "video.mp4: no such file" in r.output
+    assert "output format" not in r.output
