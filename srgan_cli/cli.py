@@ -129,6 +129,56 @@ def _interrupt_on_signals() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+class _Interrupted:
+    """``with _Interrupted() as stop:`` ends the block on Ctrl-C or SIGTERM instead of the
+    program; ``stop`` is then true, and further signals are ignored while the caller cleans
+    up; :meth:`restore` puts the previous handlers back."""
+
+    def __init__(self) -> None:
+        self.happened = False
+        self._saved: dict = {}
+
+    def __bool__(self) -> bool:
+        return self.happened
+
+    def __enter__(self) -> "_Interrupted":
+        import signal
+
+        self._saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        _interrupt_on_signals()
+        return self
+
+    def __exit__(self, kind, value, tb) -> bool:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            import signal
+
+            for s in self._saved:
+                signal.signal(s, signal.SIG_IGN)
+            self.happened = True
+            return True
+        return False
+
+    def restore(self) -> None:
+        import signal
+
+        for s, handler in self._saved.items():
+            signal.signal(s, handler)
+
+
+def _remove_temporaries(outputs) -> None:
+    """Remove the temporary files an interrupted atomic write of ``outputs`` may have left
+    (``.<name>.<random>.tmp`` beside each output, see weights.atomic_write)."""
+    import glob
+
+    for dst in outputs:
+        for tmp in glob.glob(os.path.join(glob.escape(str(dst.parent)),
+                                          f".{glob.escape(dst.name)}.*.tmp")):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
 def fail(message: str, code: int = 1) -> None:
     # messages are text, not rich markup (e.g. "file.safetensors[@revision]")
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
@@ -609,13 +659,14 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
             err.print(f"[yellow]note:[/] {len(earlier)} file(s) named as this command's outputs "
                       f"(e.g. {escape(str(earlier[0]))}) are not taken as inputs", soft_wrap=True)
 
-    failures = skipped = 0
+    failures = skipped = reported = 0
     mp_out = 0.0
     t0 = time.perf_counter()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                         MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
                         TimeElapsedColumn(), console=err, disable=quiet, transient=False)
-    with progress as bar:
+    outcomes = (o for o in ())
+    with progress as bar, _Interrupted() as interrupted:
         task = bar.add_task("images", total=len(jobs), name="", visible=len(jobs) > 1)
         tiles = bar.add_task("tiles", total=1, name="", visible=False)
         noted: set[str] = set()
@@ -634,11 +685,12 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
             bar.update(tiles, completed=0, visible=False)
 
         # Decoding the next image and writing the previous one overlap with the model.
-        for o in up.upscale_files(jobs, overwrite=overwrite, skip_existing=skip_existing,
-                                  fmt=fmt, quality=quality, strip_metadata=strip_metadata,
-                                  max_pixels=max_pixels, png_level=png_level,
-                                  on_start=on_start, on_tile=on_tile,
-                                  on_event=on_event):
+        outcomes = up.upscale_files(jobs, overwrite=overwrite, skip_existing=skip_existing,
+                                    fmt=fmt, quality=quality, strip_metadata=strip_metadata,
+                                    max_pixels=max_pixels, png_level=png_level,
+                                    on_start=on_start, on_tile=on_tile,
+                                    on_event=on_event)
+        for o in outcomes:
             record = {"input": str(o.src)}
             if o.dst is not None:
                 record["output"] = str(o.dst)
@@ -664,8 +716,13 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
             if as_json:
                 click.echo(json.dumps(record))
             bar.advance(task)
+            reported += 1
+    if interrupted:
+        outcomes.close()  # waits for the reader and the write in flight
+        _remove_temporaries(job.dst for job in jobs if job.dst is not None)
+    interrupted.restore()
     seconds = time.perf_counter() - t0
-    done = len(jobs) - failures - skipped
+    done = reported - failures - skipped
     summary = {"images": done, "skipped": skipped, "failed": failures,
                "megapixels_out": round(mp_out, 3), "seconds": round(seconds, 3),
                "mp_per_s": round(mp_out / seconds, 4) if seconds > 0 else None}
@@ -675,7 +732,11 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         err.print(f"{done} image(s) upscaled, {mp_out:.2f} MP out in {seconds:.1f} s "
                   f"({summary['mp_per_s']} MP/s)"
                   + (f", {skipped} skipped (output exists)" if skipped else "")
-                  + (f", [bold red]{failures} failed[/]" if failures else ""))
+                  + (f", [bold red]{failures} failed[/]" if failures else "")
+                  + (f", [bold red]interrupted[/] ({len(jobs) - reported} not done)"
+                     if interrupted else ""))
+    if interrupted:
+        sys.exit(130)
     if failures:
         sys.exit(1)
 

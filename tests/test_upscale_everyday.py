@@ -151,3 +151,62 @@ def test_a_missing_input_says_no_such_file_whatever_its_extension(tiny_weights, 
     r = run_cli("upscale", tmp_path / "video.mp4", "-m", tiny_weights)
     assert r.exit_code == 1 and "video.mp4: no such file" in r.output
     assert "output format" not in r.output
+
+
+def test_ctrl_c_prints_the_summary_leaves_nothing_temporary_and_exits_130(tiny_weights,
+                                                                          tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(60):
+        Image.fromarray(photo_like(48, 48, seed=i)).save(src / f"p{i:02d}.png")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "srgan_cli", "upscale", str(src), "-o",
+                             str(out), "-m", str(tiny_weights), "--device", "cpu", "--json",
+                             "--png-level", "9"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().startswith("{")  # the first image is done
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "image(s) upscaled" in stderr
+    assert "Traceback" not in stderr
+    assert '"summary"' in stdout
+    left = sorted(p.name for p in out.iterdir())
+    assert not [n for n in left if n.endswith(".tmp")]
+    assert 1 <= len(left) < 60
+    for name in left:  # every output there is whole
+        with Image.open(out / name) as im:
+            im.load()
+
+
+def test_an_interrupted_write_leaves_no_temporary_file(tiny_weights, tmp_path, monkeypatch):
+    """Ctrl-C between creating the temporary file and its clean-up (the race that left
+    '.name.png.XXXX.tmp' files): the CLI removes what the write left."""
+    import tempfile
+
+    from srgan_cli import imaging
+
+    def interrupted_write(path, write):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imaging, "atomic_write", interrupted_write)
+    for i in range(3):
+        Image.fromarray(photo_like(8, 8, seed=i)).save(tmp_path / f"p{i}.png")
+    out = tmp_path / "out"
+    r = run_cli("upscale", tmp_path / "p*.png", "-o", out, "-m", tiny_weights)
+    assert r.exit_code == 130, r.output
+    assert "interrupted" in r.output and "image(s) upscaled" in r.output
+    assert list(out.iterdir()) == []
