@@ -432,14 +432,14 @@ def _precision_words(up, files: list[Path]) -> str:
 
 
 def _plan_jobs(items: list[tuple[Path, Path | None]], output: Path | None, single: bool,
-               suffix: str, fmt: str | None) -> tuple[list, list[Path]]:
+               suffix: str, fmt: str | None, overwrite: bool) -> tuple[list, list[Path]]:
     """One job per input, in order, and the files left out as earlier outputs.
 
     Files found in folders or by patterns (not named one by one) are left out when this
     command would write them itself, as the output of another input (``a_x4.png`` beside
     ``a.png``, and its outputs in turn) or under the ``-o`` folder; and an output that
-    already exists is skipped for them, so re-running a command over a folder does no
-    new work.
+    already exists is skipped for them (unless ``overwrite``), so re-running a command
+    over a folder does no new work.
     """
     from srgan_cli.errors import SrganError
     from srgan_cli.upscale import FileJob
@@ -453,7 +453,7 @@ def _plan_jobs(items: list[tuple[Path, Path | None]], output: Path | None, singl
             continue
         try:
             jobs.append(FileJob(src, _output_path(src, root, output, single, suffix, fmt),
-                                skip_existing=root is not None))
+                                skip_existing=root is not None and not overwrite))
         except SrganError as e:
             jobs.append(FileJob(src, None, e))
     outputs = {job.dst.resolve() for job in jobs
@@ -636,7 +636,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     if (not single and output is not None and output.suffix.lower() in IMAGE_SUFFIXES
             and not output.is_dir()):
         fail(f"-o {output}: {len(items)} inputs need an output folder, not an image file name")
-    jobs, earlier = _plan_jobs(items, output, single, suffix, fmt)
+    jobs, earlier = _plan_jobs(items, output, single, suffix, fmt, overwrite)
     conflicts = _conflicts(jobs)
     for line in conflicts[:-1]:
         err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
