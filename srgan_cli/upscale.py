@@ -145,12 +145,17 @@ class Upscaler:
     ``tile_pad``: context per side (default: the receptive radius, which makes tiling exact).
     ``tile_batch``: same-shaped tiles run together (useful on GPUs).
     ``alpha``: ``bicubic`` (default) or ``model`` for upscaling the alpha channel.
+    ``border_pad``: LR pixels of reflection added around the image before the network
+    and cropped after (default: the receptive radius, so no output pixel sees the
+    network's zero padding, which darkens borders); ``0`` runs the network on the image
+    as it is (zero padding at the borders, as before reflection padding came in).
     """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
                  precision: str = "auto", tile: int | None = None, tile_pad: int | None = None,
                  tile_batch: int = 1, alpha: str = "bicubic", optimise: bool = True,
-                 reuse_memory: bool = True, kernels: str = "auto"):
+                 reuse_memory: bool = True, kernels: str = "auto",
+                 border_pad: int | None = None):
         try:
             self.device = resolve_device(device)
         except ValueError as e:
@@ -189,6 +194,8 @@ class Upscaler:
             elif kernels == "amx":
                 raise SrganError(f"--kernels amx: the fused kernels cannot run: {why}")
         self.tile_pad = self.info.spec.receptive_radius() if tile_pad is None else tile_pad
+        radius = self.info.spec.receptive_radius()
+        self.border_pad = radius if border_pad is None else max(0, int(border_pad))
         self.tile = tile
         self.tile_batch = max(1, tile_batch)
         self.alpha = alpha
@@ -218,6 +225,7 @@ class Upscaler:
         """The tile size a call will start with for an h x w LR image."""
         if self.tile is not None:
             return self.tile
+        h, w = h + 2 * self.border_pad, w + 2 * self.border_pad
         vb = self._value_bytes(precision or self.precision)
         if activation_bytes(self.info, h, w, self.banded, vb) <= tile_budget(self.device):
             return 0  # the whole image fits: no tiles, no recomputed overlap
@@ -277,7 +285,7 @@ class Upscaler:
             try:
                 y = run_tiled(self._forward_fn(retries, precision), x, self.scale, tile,
                               self.tile_pad,
-                              on_tile, self.tile_batch, store)
+                              on_tile, self.tile_batch, store, margin=self.border_pad)
                 return (None if y is None else y.cpu()), tile, retries[0]
             except torch.OutOfMemoryError:
                 if self.device.type == "cuda":
