@@ -577,7 +577,12 @@ def _parse_tile(value: str) -> int | None:
 @click.option("--strip-metadata", is_flag=True, help="Do not copy ICC profile and EXIF.")
 @click.option("--max-pixels", type=click.IntRange(0), default=100_000_000, show_default=True,
               help="Refuse inputs with more pixels (decompression bombs); 0 = no limit.")
-@click.option("--suffix", default=None, help="Name suffix when -o is omitted. Default: _x<scale>.")
+@click.option("--outscale", type=click.FloatRange(0, min_open=True), default=None,
+              metavar="S", help="Output size as S x the input size, any positive number "
+              "(e.g. 1.5, 2, 8): the model's x4 output resized with an antialiased bicubic "
+              "filter. Default: the model's scale.")
+@click.option("--suffix", default=None, help="Name suffix when -o is omitted. Default: "
+              "_x<scale> (_x<S> with --outscale).")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of input folders.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--skip-existing", is_flag=True,
@@ -588,7 +593,7 @@ def _parse_tile(value: str) -> int | None:
               help="Print one JSON line per image on stdout (and a final summary line).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, tile_batch, alpha, fmt,
-            quality, png_level, strip_metadata, max_pixels, suffix, recursive, overwrite,
+            quality, png_level, strip_metadata, max_pixels, outscale, suffix, recursive, overwrite,
             skip_existing, shard, as_json, quiet):
     """Upscale images (files, folders or glob patterns) by the model's scale.
 
@@ -631,7 +636,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         scale = read_info(resolve_model(model)).spec.scale
     except SrganError as e:
         fail(str(e))
-    suffix = f"_x{scale}" if suffix is None else suffix
+    suffix = f"_x{outscale or scale:g}" if suffix is None else suffix
     single = len(items) == 1 and items[0][1] is None
     if (not single and output is not None and output.suffix.lower() in IMAGE_SUFFIXES
             and not output.is_dir()):
@@ -647,12 +652,13 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         fail(why)
     try:
         up = Upscaler(model, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
-                      tile_batch=tile_batch, alpha=alpha, kernels=kernels)
+                      tile_batch=tile_batch, alpha=alpha, kernels=kernels, outscale=outscale)
     except SrganError as e:
         fail(str(e))
     if not quiet:
         err.print(f"model: {up.weights_path} ({describe(up.info)}) on {up.device}, "
                   f"{_precision_words(up, [job.src for job in jobs])}"
+                  + (f", output resized to x{up.outscale:g}" if up.outscale else "")
                   + (f" ({up.kernels_note})" if up.kernels_note else ""),
                   soft_wrap=True)
         if earlier:

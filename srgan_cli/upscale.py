@@ -149,13 +149,16 @@ class Upscaler:
     and cropped after (default: the receptive radius, so no output pixel sees the
     network's zero padding, which darkens borders); ``0`` runs the network on the image
     as it is (zero padding at the borders, as before reflection padding came in).
+    ``outscale``: output size as a multiple of the input size, any positive number: the
+    model's output is resized to round(outscale x input size) with an antialiased bicubic
+    filter (``None``: the model's scale).
     """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, device: str = "auto",
                  precision: str = "auto", tile: int | None = None, tile_pad: int | None = None,
                  tile_batch: int = 1, alpha: str = "bicubic", optimise: bool = True,
                  reuse_memory: bool = True, kernels: str = "auto",
-                 border_pad: int | None = None):
+                 border_pad: int | None = None, outscale: float | None = None):
         try:
             self.device = resolve_device(device)
         except ValueError as e:
@@ -164,6 +167,8 @@ class Upscaler:
             raise SrganError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
         if kernels not in KERNELS:
             raise SrganError(f"unknown kernels {kernels!r} ({', '.join(KERNELS)})")
+        if outscale is not None and not (outscale > 0 and math.isfinite(outscale)):
+            raise SrganError(f"outscale must be a positive number, got {outscale!r}")
         if alpha not in ("bicubic", "model"):
             raise SrganError(f"unknown alpha mode {alpha!r} (bicubic, model)")
         if reuse_memory and self.device.type == "cpu":
@@ -199,6 +204,7 @@ class Upscaler:
         self.tile = tile
         self.tile_batch = max(1, tile_batch)
         self.alpha = alpha
+        self.outscale = None if outscale is None or outscale == self.scale else float(outscale)
 
     def _fused_blocker(self) -> str | None:
         if self.device.type != "cpu":
@@ -306,6 +312,18 @@ class Upscaler:
 
     def upscale_decoded(self, d: imaging.Decoded, on_tile: TileCallback | None = None,
                         on_event: EventCallback | None = None) -> tuple[np.ndarray, int, int]:
+        """Upscale a decoded image into (H, W, C) uint8/uint16 planes (C: L, LA, RGB, RGBA),
+        resized to ``outscale`` x the input size when set. Returns (planes, tile used, fp32
+        retries); see :meth:`_model_pass`."""
+        planes, tile, retries = self._model_pass(d, on_tile, on_event)
+        if self.outscale is not None:
+            w, h = d.size
+            size = (max(1, round(w * self.outscale)), max(1, round(h * self.outscale)))
+            planes = resize_planes(planes, size)
+        return planes, tile, retries
+
+    def _model_pass(self, d: imaging.Decoded, on_tile: TileCallback | None = None,
+                    on_event: EventCallback | None = None) -> tuple[np.ndarray, int, int]:
         """Upscale a decoded image into (H, W, C) uint8/uint16 planes (C: L, LA, RGB, RGBA).
 
         Each tile is quantised as it is produced, so no float copy of the full output is
@@ -532,6 +550,20 @@ def _outcome(job: FileJob, secs: float, res, wrote: Future | None) -> FileOutcom
     if flag is _SKIP:
         return FileOutcome(job.src, job.dst, "skipped")
     return FileOutcome(job.src, job.dst, "ok", result=res, seconds=secs + wsecs)
+
+
+def resize_planes(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, C) uint8/uint16 planes resized to ``size`` (width, height) with an
+    antialiased bicubic filter (a low-pass filter scaled to the reduction when
+    shrinking), rounded back to the same type."""
+    w, h = size
+    if (planes.shape[1], planes.shape[0]) == (w, h):
+        return planes
+    peak = 65535 if planes.dtype == np.uint16 else 255
+    x = torch.from_numpy(planes.astype(np.float32)).permute(2, 0, 1)[None]
+    y = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
+    y = y[0].permute(1, 2, 0).clamp_(0, peak).add_(0.5).to(torch.int32).numpy()
+    return y.astype(planes.dtype)
 
 
 def describe(info: ModelInfo) -> str:

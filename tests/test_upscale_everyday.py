@@ -266,3 +266,53 @@ def test_a_solid_colour_keeps_its_colour_up_to_the_corners(size):
             assert off > 20  # the problem this guards against
         else:
             assert off <= bound
+
+
+# --------------------------------------------------------------------------- --outscale
+
+
+@pytest.mark.parametrize("s,size", [(1.5, (21, 15)), (2, (28, 20)), (3, (42, 30)),
+                                    (8, (112, 80)), (4, (56, 40))])
+def test_outscale_gives_s_times_the_input_size(tiny_weights, tmp_path, s, size):
+    src = tmp_path / "in.png"
+    Image.fromarray(photo_like(10, 14)).save(src)
+    r = run_cli("upscale", src, "--outscale", s, "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / f"in_x{s:g}.png") as im:
+        assert im.size == size and im.mode == "RGB"
+
+
+def test_outscale_resizes_the_model_output_with_an_antialiased_filter(tiny_weights):
+    import torch
+    import torch.nn.functional as F
+
+    from srgan_cli import Upscaler
+
+    im = Image.fromarray(photo_like(12, 16))
+    x4 = np.asarray(Upscaler(tiny_weights, device="cpu").upscale_image(im)).astype(np.float32)
+    half = np.asarray(Upscaler(tiny_weights, device="cpu", outscale=2).upscale_image(im))
+    t = torch.from_numpy(x4).permute(2, 0, 1)[None]
+    want = F.interpolate(t, size=(24, 32), mode="bicubic", antialias=True)[0].permute(1, 2, 0)
+    assert half.shape == (24, 32, 3)
+    assert np.abs(half - want.clamp(0, 255).numpy()).max() <= 0.5 + 1e-3
+    every_other = x4[::2, ::2]  # plain subsampling would alias: not what came out
+    assert np.abs(half - every_other).mean() > 1
+
+
+def test_outscale_keeps_16_bits_and_alpha(tiny_weights, tmp_path):
+    src = tmp_path / "deep.png"
+    arr = np.dstack([gradient16(10, 12), np.full((10, 12), 30000, np.uint16)])
+    hibit.write_png16(src, arr)
+    r = run_cli("upscale", src, "--outscale", "1.5", "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    out, _ = hibit.read_png16(tmp_path / "deep_x1.5.png")
+    assert out.shape == (15, 18, 4) and out.dtype == np.uint16
+    assert np.abs(out[..., 3].astype(int) - 30000).max() <= 2
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "nan"])
+def test_outscale_must_be_a_positive_number(tiny_weights, tmp_path, bad):
+    src = tmp_path / "in.png"
+    Image.fromarray(photo_like(8, 8)).save(src)
+    r = run_cli("upscale", src, "--outscale", bad, "-m", tiny_weights)
+    assert r.exit_code != 0 and "Traceback" not in r.output
