@@ -363,6 +363,27 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
 # --------------------------------------------------------------------------- upscale
 
 
+def _eta_column():
+    """A progress column: 'ETA h:mm:ss' once a counted task's rate is known, and the rate
+    of tasks with a ``unit`` field ('2.31 images/s')."""
+    from datetime import timedelta
+
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class EtaColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            words = []
+            left = task.time_remaining
+            if task.total is not None and not task.finished and left is not None:
+                words.append(f"ETA {timedelta(seconds=round(left))}")
+            if task.fields.get("unit") and task.speed:
+                words.append(f"{task.speed:.2f} {task.fields['unit']}/s")
+            return Text(", ".join(words), style="progress.remaining")
+
+    return EtaColumn()
+
+
 def _collect_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[Path, Path | None]]:
     """(file, root) pairs; root is the folder a file was found under (for mirroring).
 
@@ -612,8 +633,8 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     import json
     import time
 
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                               TextColumn, TimeElapsedColumn)
 
     from srgan_cli.errors import SrganError
     from srgan_cli.imaging import INPUT_SUFFIXES as IMAGE_SUFFIXES
@@ -668,18 +689,21 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     failures = skipped = reported = 0
     mp_out = 0.0
     t0 = time.perf_counter()
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                        MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
-                        TimeElapsedColumn(), console=err, disable=quiet, transient=False)
+    progress = Progress(SpinnerColumn(finished_text=" "), TextColumn("[bold]{task.description}"),
+                        BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
+                        TimeElapsedColumn(), _eta_column(), console=err, disable=quiet,
+                        transient=False)
     outcomes = (o for o in ())
     with progress as bar, _Interrupted() as interrupted:
-        task = bar.add_task("images", total=len(jobs), name="", visible=len(jobs) > 1)
-        tiles = bar.add_task("tiles", total=1, name="", visible=False)
+        task = bar.add_task("images", total=len(jobs), name="", visible=len(jobs) > 1,
+                            unit="images")
+        # one image: "tiles" with an ETA when it is tiled, else a spinner and elapsed time
+        tiles = bar.add_task("tiles", total=1, name="", visible=False, unit=None)
         noted: set[str] = set()
 
         def on_tile(done: int, total: int) -> None:
-            if total > 1:
-                bar.update(tiles, completed=done, total=total, visible=True)
+            bar.update(tiles, completed=done, total=total,
+                       description="tiles" if total > 1 else "upscaling")
 
         def on_event(msg: str) -> None:
             if msg not in noted:
@@ -688,7 +712,8 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
 
         def on_start(src: Path) -> None:
             bar.update(task, name=src.name)
-            bar.update(tiles, completed=0, visible=False)
+            bar.reset(tiles, total=None, description="upscaling", visible=True,
+                      name="" if len(jobs) > 1 else src.name)
 
         # Decoding the next image and writing the previous one overlap with the model.
         outcomes = up.upscale_files(jobs, overwrite=overwrite, skip_existing=skip_existing,
@@ -723,6 +748,8 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                 click.echo(json.dumps(record))
             bar.advance(task)
             reported += 1
+        if len(jobs) > 1:
+            bar.update(tiles, visible=False)
     if interrupted:
         outcomes.close()  # waits for the reader and the write in flight
         _remove_temporaries(job.dst for job in jobs if job.dst is not None)
@@ -735,8 +762,9 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     if as_json:
         click.echo(json.dumps({"summary": summary}))
     if not quiet:
+        rate = f", {done / seconds:.2f} images/s" if done > 1 and seconds > 0 else ""
         err.print(f"{done} image(s) upscaled, {mp_out:.2f} MP out in {seconds:.1f} s "
-                  f"({summary['mp_per_s']} MP/s)"
+                  f"({summary['mp_per_s']} MP/s{rate})"
                   + (f", {skipped} skipped (output exists)" if skipped else "")
                   + (f", [bold red]{failures} failed[/]" if failures else "")
                   + (f", [bold red]interrupted[/] ({len(jobs) - reported} not done)"

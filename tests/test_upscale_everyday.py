@@ -316,3 +316,63 @@ def test_outscale_must_be_a_positive_number(tiny_weights, tmp_path, bad):
     Image.fromarray(photo_like(8, 8)).save(src)
     r = run_cli("upscale", src, "--outscale", bad, "-m", tiny_weights)
     assert r.exit_code != 0 and "Traceback" not in r.output
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def terminal_output(monkeypatch, *args):
+    """Run the CLI with its stderr console on a fake 150-column terminal; the text shown."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    import srgan_cli.cli as cli
+
+    buf = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=buf, force_terminal=True, width=150,
+                                            highlight=False))
+    r = run_cli(*args)
+    return r, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue())
+
+
+def test_a_whole_image_pass_shows_a_spinner_with_elapsed_time(tiny_weights, tmp_path,
+                                                              monkeypatch):
+    src = tmp_path / "one.png"
+    Image.fromarray(photo_like(20, 20)).save(src)
+    r, shown = terminal_output(monkeypatch, "upscale", src, "-m", tiny_weights, "--tile", "0")
+    assert r.exit_code == 0, r.output
+    assert any("upscaling" in ln and "one.png" in ln and "0:00:0" in ln
+               for ln in shown.splitlines())
+
+
+def test_the_progress_column_shows_an_eta_and_images_per_second():
+    from rich.progress import Progress
+
+    import srgan_cli.cli as cli
+
+    now = [0.0]
+    col = cli._eta_column()
+    with Progress(col, get_time=lambda: now[0], disable=True) as bar:
+        images = bar.add_task("images", total=10, unit="images")
+        tiles = bar.add_task("tiles", total=None, unit=None)
+        for _ in range(2):
+            bar.advance(images)
+            now[0] += 2.0
+        bar.advance(images)
+        text = str(col.render(bar.tasks[images]))
+        assert "ETA 0:00:14" in text and "0.50 images/s" in text
+        assert str(col.render(bar.tasks[tiles])) == ""  # nothing to count: no ETA
+
+
+def test_a_folder_run_reports_images_per_second(tiny_weights, tmp_path, monkeypatch):
+    d = tmp_path / "d"
+    d.mkdir()
+    for i in range(3):
+        Image.fromarray(photo_like(24, 24, seed=i)).save(d / f"p{i}.png")
+    r, shown = terminal_output(monkeypatch, "upscale", d, "-o", tmp_path / "o", "--tile", "8",
+                               "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert any(ln.lstrip().startswith("images") and "3/3" in ln for ln in shown.splitlines())
+    assert "images/s" in shown.splitlines()[-1]  # the summary
