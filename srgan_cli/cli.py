@@ -422,16 +422,18 @@ def _collect_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[Path
 
 def _output_path(src: Path, root: Path | None, out: Path | None, single: bool, suffix: str,
                  fmt: str | None) -> Path:
-    from srgan_cli.imaging import FORMAT_SUFFIX, output_format
+    from srgan_cli.imaging import FORMAT_SUFFIX, FORMATS, output_format
 
     ext = FORMAT_SUFFIX[output_format(src, fmt)] if fmt else None
+    # inputs that cannot be written back in their own format (GIF, PNM, TGA, ...) give PNG
+    ext = ext or (src.suffix if src.suffix.lower() in FORMATS else ".png")
     if out is None:
-        return src.with_name(f"{src.stem}{suffix}{ext or src.suffix}")
+        return src.with_name(f"{src.stem}{suffix}{ext}")
     if single and out.suffix and not out.is_dir():
         return out
     rel = src.relative_to(root) if root is not None else Path(src.name)
     dst = out / rel
-    return dst.with_name(f"{dst.stem}{ext or dst.suffix}")
+    return dst.with_name(f"{dst.stem}{ext}")
 
 
 def _precision_words(up, files: list[Path]) -> str:

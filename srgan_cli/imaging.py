@@ -42,6 +42,7 @@ class Decoded:
     mode: str  # output mode family: "RGB", "L", "RGBA" or "LA"
     bits: int = 8  # 8 or 16 bits per channel
     info: dict = field(default_factory=dict)  # "icc_profile", "exif" (bytes)
+    frames: int = 1  # frames in the file (animated GIF/WebP/PNG); only the first is decoded
 
     @property
     def size(self) -> tuple[int, int]:
@@ -80,9 +81,12 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             return _from_uint16(arr, info, path)
         with Image.open(path) as im:
             _check_pixels(path, im.width, im.height, max_pixels)
+            frames = getattr(im, "n_frames", 1)
             im.load()
             im = ImageOps.exif_transpose(im)  # also drops the orientation tag from its EXIF
-            return decode(im, path, _metadata(im))
+            d = decode(im, path, _metadata(im))
+            d.frames = frames
+            return d
     except ImageError:
         raise
     except UnidentifiedImageError:

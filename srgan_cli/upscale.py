@@ -392,6 +392,9 @@ class Upscaler:
         if dst.exists() and not overwrite:
             raise SrganError(f"{dst}: already exists (use --overwrite)")
         d = imaging.read_image(src, max_pixels=max_pixels)
+        if on_event:
+            for note in _notes(src, d):
+                on_event(note)
         planes, tile, retries = self.upscale_decoded(d, on_tile, on_event)
         imaging.write_image(dst, planes, fmt, quality, {} if strip_metadata else d.info,
                             png_level)
@@ -491,6 +494,9 @@ class Upscaler:
             return job, 0.0, None, None
         if on_start:
             on_start(job.src)
+        if on_event:
+            for note in _notes(job.src, d):
+                on_event(note)
         t = time.perf_counter()
         try:
             planes, tile, retries = self.upscale_decoded(d, on_tile, on_event)
@@ -526,6 +532,13 @@ class FileOutcome:
 
 
 _SKIP = object()
+
+
+def _notes(src: Path, d: imaging.Decoded) -> list[str]:
+    """Notices about an input that is upscaled, but not all of it."""
+    if d.frames > 1:
+        return [f"{src}: animated ({d.frames} frames); only the first frame is upscaled"]
+    return []
 
 
 def _done(fn, *args) -> Future:

@@ -376,3 +376,30 @@ def test_a_folder_run_reports_images_per_second(tiny_weights, tmp_path, monkeypa
     assert r.exit_code == 0, r.output
     assert any(ln.lstrip().startswith("images") and "3/3" in ln for ln in shown.splitlines())
     assert "images/s" in shown.splitlines()[-1]  # the summary
+
+
+# --------------------------------------------------------------------------- notices
+
+
+@pytest.mark.parametrize("ext", [".gif", ".webp"])
+def test_animated_inputs_say_only_the_first_frame_is_upscaled(tiny_weights, tmp_path, ext):
+    frames = [Image.fromarray(photo_like(10, 12, seed=i)) for i in range(3)]
+    src = tmp_path / f"anim{ext}"
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    r = run_cli("upscale", src, "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert "3 frames" in r.output and "only the first frame is upscaled" in r.output
+    out = tmp_path / ("anim_x4.png" if ext == ".gif" else "anim_x4.webp")
+    with Image.open(out) as im:
+        assert im.size == (48, 40)
+
+
+def test_a_gif_in_a_folder_defaults_to_a_png_output(tiny_weights, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    Image.fromarray(photo_like(10, 12)).convert("P").save(d / "still.gif")
+    r = run_cli("upscale", d, "-o", tmp_path / "o", "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert "frame" not in r.output
+    with Image.open(tmp_path / "o" / "still.png") as im:
+        assert im.format == "PNG" and im.size == (48, 40)
