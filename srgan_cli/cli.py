@@ -639,6 +639,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                                TextColumn, TimeElapsedColumn)
 
     from srgan_cli.errors import SrganError
+    from srgan_cli.imaging import FORMATS, output_format
     from srgan_cli.imaging import INPUT_SUFFIXES as IMAGE_SUFFIXES
     from srgan_cli.models import resolve_model
     from srgan_cli.upscale import Upscaler, describe
@@ -654,7 +655,11 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         k, n = shard_kn
         items = [it for i, it in enumerate(sorted(items, key=lambda t: str(t[0]))) if i % n == k - 1]
     if not items:
-        fail("no input images found" + (f" in shard {shard}" if shard else ""))
+        nested = not recursive and any(
+            Path(i).is_dir() and any(c.is_dir() for c in Path(i).iterdir()) for i in inputs)
+        fail("no input images found" + (f" in shard {shard}" if shard else "")
+             + ("; the input folder has sub-folders: add -r to descend into them" if nested
+                else ""))
     try:
         scale = read_info(resolve_model(model)).spec.scale
     except SrganError as e:
@@ -684,6 +689,15 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                   + (f", output resized to x{up.outscale:g}" if up.outscale else "")
                   + (f" ({up.kernels_note})" if up.kernels_note else ""),
                   soft_wrap=True)
+        if up.device.type == "cpu" and up.precision == "fp16":
+            err.print("[yellow]note:[/] --precision fp16 on the CPU is far slower than bf16 or "
+                      "fp32 (CPUs have no fast fp16 arithmetic)", soft_wrap=True)
+        if single and fmt and output is not None and output.suffix.lower() in FORMATS:
+            said, meant = FORMATS[output.suffix.lower()], output_format(output, fmt)
+            if said != meant:
+                err.print(f"[yellow]note:[/] {escape(str(output))} is written as {meant} "
+                          f"(--format {fmt}), although its extension says {said}",
+                          soft_wrap=True)
         if earlier:
             err.print(f"[yellow]note:[/] {len(earlier)} file(s) named as this command's outputs "
                       f"(e.g. {escape(str(earlier[0]))}) are not taken as inputs", soft_wrap=True)

@@ -393,7 +393,7 @@ class Upscaler:
             raise SrganError(f"{dst}: already exists (use --overwrite)")
         d = imaging.read_image(src, max_pixels=max_pixels)
         if on_event:
-            for note in _notes(src, d):
+            for note in _notes(src, d, dst, fmt):
                 on_event(note)
         planes, tile, retries = self.upscale_decoded(d, on_tile, on_event)
         imaging.write_image(dst, planes, fmt, quality, {} if strip_metadata else d.info,
@@ -447,7 +447,7 @@ class Upscaler:
         if not overlap:
             for job in jobs:
                 pending = self._file_job(job, _done(read, job), on_start, on_tile, on_event,
-                                         strip_metadata, lambda *a: _done(write, *a))
+                                         strip_metadata, lambda *a: _done(write, *a), fmt)
                 yield _outcome(*pending)
             return
         reader = ThreadPoolExecutor(1, thread_name_prefix="srgan-read")
@@ -472,7 +472,7 @@ class Upscaler:
                 if i + 1 < len(jobs):  # decode the next image while this one computes
                     ahead = reader.submit(read, jobs[i + 1])
                 queued.append(self._file_job(job, decoded, on_start, on_tile, on_event,
-                                             strip_metadata, submit_write))
+                                             strip_metadata, submit_write, fmt))
                 # Report finished jobs in order; keep at most one write in flight.
                 while queued and (queued[0][3] is None or queued[0][3].done()
                                   or len(queued) > 1):
@@ -484,7 +484,7 @@ class Upscaler:
             writer.shutdown(wait=True, cancel_futures=True)
 
     def _file_job(self, job, decoded: Future, on_start, on_tile, on_event, strip_metadata,
-                  submit_write):
+                  submit_write, fmt=None):
         """Model step of one file job: (job, seconds so far, result | error | None, write)."""
         try:
             d, secs = decoded.result()
@@ -495,7 +495,7 @@ class Upscaler:
         if on_start:
             on_start(job.src)
         if on_event:
-            for note in _notes(job.src, d):
+            for note in _notes(job.src, d, job.dst, fmt):
                 on_event(note)
         t = time.perf_counter()
         try:
@@ -534,11 +534,15 @@ class FileOutcome:
 _SKIP = object()
 
 
-def _notes(src: Path, d: imaging.Decoded) -> list[str]:
+def _notes(src: Path, d: imaging.Decoded, dst: Path, fmt: str | None) -> list[str]:
     """Notices about an input that is upscaled, but not all of it."""
+    notes = []
     if d.frames > 1:
-        return [f"{src}: animated ({d.frames} frames); only the first frame is upscaled"]
-    return []
+        notes.append(f"{src}: animated ({d.frames} frames); only the first frame is upscaled")
+    out = imaging.output_format(dst, fmt)
+    if d.alpha is not None and (out == "JPEG" or (out == "BMP" and d.mode == "LA")):
+        notes.append(f"{dst}: {out} has no alpha channel; the transparency of {src} is dropped")
+    return notes
 
 
 def _done(fn, *args) -> Future:

@@ -403,3 +403,47 @@ def test_a_gif_in_a_folder_defaults_to_a_png_output(tiny_weights, tmp_path):
     assert "frame" not in r.output
     with Image.open(tmp_path / "o" / "still.png") as im:
         assert im.format == "PNG" and im.size == (48, 40)
+
+
+def test_fp16_on_the_cpu_says_it_is_far_slower(tiny_weights, tmp_path):
+    src = tmp_path / "a.png"
+    Image.fromarray(photo_like(8, 8)).save(src)
+    r = run_cli("upscale", src, "-m", tiny_weights, "--device", "cpu", "--precision", "fp16")
+    assert r.exit_code == 0, r.output
+    assert sum("far slower" in ln for ln in r.output.splitlines()) == 1
+    r = run_cli("upscale", src, "-m", tiny_weights, "--device", "cpu", "--precision", "fp32",
+                "--overwrite")
+    assert "far slower" not in r.output
+
+
+def test_a_format_that_contradicts_the_output_extension_is_noted(tiny_weights, tmp_path):
+    src = tmp_path / "a.png"
+    Image.fromarray(photo_like(8, 8)).save(src)
+    r = run_cli("upscale", src, "--format", "png", "-o", tmp_path / "x.jpg", "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert "x.jpg is written as PNG" in " ".join(r.output.split())
+    with Image.open(tmp_path / "x.jpg") as im:
+        assert im.format == "PNG"
+    r = run_cli("upscale", src, "--format", "jpg", "-o", tmp_path / "y.jpeg", "-m", tiny_weights)
+    assert r.exit_code == 0 and "is written as" not in r.output
+
+
+@pytest.mark.parametrize("mode,ext,dropped", [("RGBA", ".jpg", True), ("LA", ".jpg", True),
+                                              ("LA", ".bmp", True), ("RGBA", ".png", False),
+                                              ("RGB", ".jpg", False)])
+def test_transparency_dropped_by_the_output_format_is_noted(tiny_weights, tmp_path, mode, ext,
+                                                            dropped):
+    src = tmp_path / "t.png"
+    Image.fromarray(photo_like(8, 8)).convert(mode).save(src)
+    r = run_cli("upscale", src, "-o", tmp_path / f"o{ext}", "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert ("has no alpha channel" in " ".join(r.output.split())) == dropped
+
+
+def test_a_folder_with_only_sub_folders_suggests_recursion(tiny_weights, tmp_path):
+    (tmp_path / "top" / "sub").mkdir(parents=True)
+    Image.fromarray(photo_like(8, 8)).save(tmp_path / "top" / "sub" / "a.png")
+    r = run_cli("upscale", tmp_path / "top", "-m", tiny_weights)
+    assert r.exit_code == 1 and "no input images found" in r.output and "-r" in r.output
+    r = run_cli("upscale", tmp_path / "top", "-r", "-m", tiny_weights)
+    assert r.exit_code == 0 and (tmp_path / "top" / "sub" / "a_x4.png").is_file()
