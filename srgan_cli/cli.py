@@ -93,7 +93,7 @@ def _speed_benchmark(models, device, precision, kernels, size, tile, runs, basel
                       f"{r.mp_per_s_median:.3f} ({r.mp_per_s_min:.3f}-{r.mp_per_s_max:.3f})",
                       f"{r.gflops:.0f}", f"{r.peak_rss_mb:.0f}",
                       "-" if r.cuda_peak_mb is None else f"{r.cuda_peak_mb:.0f}")
-    Console().print(table)
+    _print_table(table)
     if "bf16_gemm_gflops" in extra:
         g = extra["bf16_gemm_gflops"]
         Console().print(f"bf16 GEMM (2048^3) on {results[0].device}: {g:.0f} GFLOP/s; "
@@ -104,6 +104,33 @@ def _speed_benchmark(models, device, precision, kernels, size, tile, runs, basel
     if json_path:
         json_path.write_text(json.dumps({"results": [r.as_dict() for r in results], **extra},
                                         indent=2) + "\n", encoding="utf-8")
+
+
+def _print_table(table) -> None:
+    """A rich table on stdout when it is a terminal wide enough for it; elsewhere (a pipe,
+    a file, a narrow terminal) the same table as Markdown with aligned columns, which
+    never wraps inside a cell."""
+    out = Console()
+    if out.is_terminal and out.measure(table).maximum <= out.width:
+        out.print(table)
+        return
+    head = [str(c.header) for c in table.columns]
+    cols = [[str(cell) for cell in c.cells] for c in table.columns]
+    rows = [head] + [list(r) for r in zip(*cols)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    right = [c.justify == "right" for c in table.columns]
+
+    def line(cells) -> str:
+        return "| " + " | ".join(v.rjust(w) if r else v.ljust(w)
+                                 for v, w, r in zip(cells, widths, right)) + " |"
+
+    if table.title:
+        click.echo(f"{table.title}\n")
+    click.echo(line(head))
+    click.echo("|" + "|".join(("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1))
+                             for w, r in zip(widths, right)) + "|")
+    for r in rows[1:]:
+        click.echo(line(r))
 
 
 def _safe_name(method: str) -> str:
@@ -966,7 +993,7 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
             if lpips_model is not None:
                 row.append(f"{rec.lpips:.4f}")
         table.add_row(*row)
-    Console().print(table)
+    _print_table(table)
     if json_path:
         data = [r.as_dict() for r in records]
         json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -447,3 +447,47 @@ def test_a_folder_with_only_sub_folders_suggests_recursion(tiny_weights, tmp_pat
     assert r.exit_code == 1 and "no input images found" in r.output and "-r" in r.output
     r = run_cli("upscale", tmp_path / "top", "-r", "-m", tiny_weights)
     assert r.exit_code == 0 and (tmp_path / "top" / "sub" / "a_x4.png").is_file()
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def assert_aligned_markdown(text: str, columns: int) -> list[str]:
+    rows = [ln for ln in text.splitlines() if ln.startswith("|")]
+    assert len(rows) >= 3
+    assert len({len(r) for r in rows}) == 1  # aligned, nothing wrapped
+    assert all(r.count("|") == columns + 1 for r in rows)
+    return rows
+
+
+def test_the_speed_table_is_aligned_markdown_when_stdout_is_not_a_terminal(tiny_weights):
+    r = run_cli("benchmark", "--speed", "-m", tiny_weights, "--device", "cpu", "--size",
+                "16x16", "--runs", "1", "--no-gemm", "--baseline", "eager-fp32")
+    assert r.exit_code == 0, r.output
+    rows = assert_aligned_markdown(r.output, 9)
+    assert "| path" in rows[0] and "baseline eager-fp32" in rows[3]
+
+
+def test_the_quality_table_is_aligned_markdown_when_stdout_is_not_a_terminal(tiny_weights,
+                                                                             tmp_path):
+    root = tmp_path / "bench" / "Tiny"
+    (root / "Tiny_HR").mkdir(parents=True)
+    (root / "Tiny_LR_x4").mkdir()
+    hr = photo_like(40, 40)
+    Image.fromarray(hr).save(root / "Tiny_HR" / "a.png")
+    Image.fromarray(hr).resize((10, 10), Image.BICUBIC).save(root / "Tiny_LR_x4" / "a.png")
+    r = run_cli("benchmark", "tiny", "--data-dir", tmp_path / "bench", "-m", "bicubic", "-m",
+                tiny_weights, "--device", "cpu", "--no-lpips")
+    assert r.exit_code == 0, r.output
+    rows = assert_aligned_markdown(r.output, 3)
+    assert rows[2].startswith("| bicubic")
+
+
+def test_the_models_list_is_plain_aligned_text(tmp_path):
+    r = run_cli("models", "list")
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    head = lines[0]
+    starts = [head.index(word) for word in ("scale", "params", "source", "Set5 PSNR")]
+    for ln in lines[1:]:
+        assert all(ln[i - 2 : i] == "  " and ln[i] != " " for i in starts), ln
