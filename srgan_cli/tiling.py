@@ -5,10 +5,10 @@ tiled result equals the whole-image result up to floating-point rounding. Tiles 
 padded input has the same shape can be run together in one batch.
 
 With a ``margin``, the image is first extended on every side by mirroring it (as
-``numpy.pad(mode="reflect")``, repeated when the image is smaller than the margin), so the
-network sees image-like context at the borders instead of its own zero padding; the
-margin is cropped from the result. Tiles read the mirrored pixels by index, so the padded
-image is never built.
+``numpy.pad`` with mode ``symmetric``, ``reflect`` or ``edge``, repeated when the image is
+smaller than the margin), so the network sees image-like context at the borders instead
+of its own zero padding; the margin is cropped from the result. Tiles read the mirrored
+pixels by index, so the padded image is never built.
 """
 
 from __future__ import annotations
@@ -50,34 +50,40 @@ def plan_tiles(h: int, w: int, tile: int, pad: int, margin: int = 0) -> list[Til
     ]
 
 
-def reflect_index(n: int, margin: int) -> torch.Tensor:
+MIRRORS = ("symmetric", "reflect", "edge")
+
+
+def mirror_index(n: int, margin: int, mode: str = "symmetric") -> torch.Tensor:
     """Source index of each position of a length-``n`` axis extended by ``margin`` on both
-    sides by reflection about the edge pixels (d c b | a b c d | c b a), repeated as often
-    as needed; a length-1 axis is replicated."""
+    sides, as ``numpy.pad(np.arange(n), margin, mode)``: ``symmetric`` mirrors about the
+    edge including the edge pixel (c b a | a b c | c b a), ``reflect`` about the edge
+    pixel (d c b | a b c d | c b a), both repeated as often as needed; ``edge`` repeats
+    the edge pixel."""
     i = torch.arange(-margin, n + margin)
-    if n == 1:
-        return torch.zeros_like(i)
-    period = 2 * (n - 1)
+    if mode == "edge" or n == 1:
+        return i.clamp(0, n - 1)
+    period = 2 * n if mode == "symmetric" else 2 * (n - 1)
     i = i.remainder(period)
-    return torch.where(i >= n, period - i, i)
+    return torch.where(i >= n, period - i - (1 if mode == "symmetric" else 0), i)
 
 
-def reflect_pad(x: torch.Tensor, margin: int) -> torch.Tensor:
-    """``x`` (..., H, W) extended by ``margin`` pixels of reflection on every side."""
-    return _region(x, margin, 0, x.shape[-2] + 2 * margin, 0, x.shape[-1] + 2 * margin)
+def mirror_pad(x: torch.Tensor, margin: int, mode: str = "symmetric") -> torch.Tensor:
+    """``x`` (..., H, W) extended by ``margin`` mirrored pixels on every side."""
+    return _region(x, margin, 0, x.shape[-2] + 2 * margin, 0, x.shape[-1] + 2 * margin, mode)
 
 
-def _region(x: torch.Tensor, margin: int, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+def _region(x: torch.Tensor, margin: int, y0: int, y1: int, x0: int, x1: int,
+            mode: str = "symmetric") -> torch.Tensor:
     """Rows y0:y1 and columns x0:x1 of ``x`` extended by ``margin`` (padded coordinates):
-    a view when the region lies inside the image, else gathered by reflection."""
+    a view when the region lies inside the image, else gathered by mirroring."""
     h, w = x.shape[-2], x.shape[-1]
     if margin <= y0 and y1 <= h + margin:
         x = x[..., y0 - margin : y1 - margin, :]
     else:
-        x = x.index_select(-2, reflect_index(h, margin)[y0:y1].to(x.device))
+        x = x.index_select(-2, mirror_index(h, margin, mode)[y0:y1].to(x.device))
     if margin <= x0 and x1 <= w + margin:
         return x[..., x0 - margin : x1 - margin]
-    return x.index_select(-1, reflect_index(w, margin)[x0:x1].to(x.device))
+    return x.index_select(-1, mirror_index(w, margin, mode)[x0:x1].to(x.device))
 
 
 def _grid(h: int, w: int, tile: int) -> Iterator[tuple[int, int, int, int]]:
@@ -96,6 +102,7 @@ def run_tiled(
     batch: int = 1,
     store: Callable[[Tile, torch.Tensor], None] | None = None,
     margin: int = 0,
+    mirror: str = "symmetric",
 ) -> torch.Tensor | None:
     """Apply ``fn`` (LR NCHW -> SR NCHW at ``scale``) tile by tile on a 1-image batch.
 
@@ -103,20 +110,21 @@ def run_tiled(
     Without ``store`` the result is assembled into one tensor on ``x``'s device; with it,
     ``store(tile, sr_valid_region)`` receives each tile's valid output instead and nothing
     is assembled (so callers can quantise tile by tile). ``margin``: extend the image by
-    that many pixels of reflection on every side first (the result keeps the image's
-    size). Any exception from ``fn`` propagates; nothing partial is returned.
+    that many mirrored pixels (``mirror``: a :data:`MIRRORS` mode) on every side first (the
+    result keeps the image's size). Any exception from ``fn`` propagates; nothing partial
+    is returned.
     """
     if x.shape[0] != 1 and tile > 0:
         if store is not None:
             raise ValueError("store= needs a single-image batch")
         return torch.cat([run_tiled(fn, x[i : i + 1], scale, tile, pad, on_tile, batch,
-                                    margin=margin)
+                                    margin=margin, mirror=mirror)
                           for i in range(x.shape[0])])
     n, c, h, w = x.shape
     tiles = plan_tiles(h, w, tile, pad, margin)
     if len(tiles) == 1:
         t = tiles[0]
-        out = fn(_region(x, margin, t.py0, t.py1, t.px0, t.px1) if margin else x)
+        out = fn(_region(x, margin, t.py0, t.py1, t.px0, t.px1, mirror) if margin else x)
         if margin:
             out = out[:, :, margin * scale : (margin + h) * scale,
                       margin * scale : (margin + w) * scale]
@@ -134,7 +142,8 @@ def run_tiled(
     for same in groups.values():
         for i in range(0, len(same), max(batch, 1)):
             chunk = same[i : i + max(batch, 1)]
-            inp = torch.cat([_region(x, margin, t.py0, t.py1, t.px0, t.px1) for t in chunk])
+            inp = torch.cat([_region(x, margin, t.py0, t.py1, t.px0, t.px1, mirror)
+                             for t in chunk])
             y = fn(inp)
             if out is None and store is None:
                 out = y.new_empty((n, y.shape[1], h * scale, w * scale))

@@ -28,7 +28,7 @@ from srgan_cli.errors import SrganError
 from srgan_cli.models import DEFAULT_MODEL, resolve_model
 from srgan_cli.nets.fused import fused_or_reason
 from srgan_cli.nets.inference import BAND_BYTES, inference_copy
-from srgan_cli.tiling import run_tiled
+from srgan_cli.tiling import MIRRORS, run_tiled
 from srgan_cli.weights import ModelInfo, load_generator
 
 TileCallback = Callable[[int, int], None]
@@ -38,6 +38,7 @@ TRIM_AFTER_BYTES = 256 << 20  # release kept activation memory after outputs thi
 CPU_TILE_BUDGET = 1.5e9  # bytes of activations per tile on the CPU (and <= 1/4 of free memory)
 MIN_TILE = 16
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BORDERS = ("zero",) + MIRRORS
 KERNELS = ("auto", "amx", "torch")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -145,10 +146,13 @@ class Upscaler:
     ``tile_pad``: context per side (default: the receptive radius, which makes tiling exact).
     ``tile_batch``: same-shaped tiles run together (useful on GPUs).
     ``alpha``: ``bicubic`` (default) or ``model`` for upscaling the alpha channel.
-    ``border_pad``: LR pixels of reflection added around the image before the network
-    and cropped after (default: the receptive radius, so no output pixel sees the
-    network's zero padding, which darkens borders); ``0`` runs the network on the image
-    as it is (zero padding at the borders, as before reflection padding came in).
+    ``border``: ``zero`` (default) runs the network on the image as it is, with its
+    convolutions' zero padding at the borders (as trained: the training crops were
+    zero-padded too); ``symmetric``, ``reflect`` or ``edge`` first extend the image by
+    ``border_pad`` mirrored LR pixels (default: the receptive radius, so no output pixel
+    sees the zero padding) and crop them from the result. Mirroring keeps solid colours
+    and tiny images right (zero padding shifts a 64x64 solid image's corners by up to 36
+    levels) but lowers Set5/Set14 PSNR slightly (docs/benchmarks.md, "Borders").
     ``outscale``: output size as a multiple of the input size, any positive number: the
     model's output is resized to round(outscale x input size) with an antialiased bicubic
     filter (``None``: the model's scale).
@@ -158,7 +162,8 @@ class Upscaler:
                  precision: str = "auto", tile: int | None = None, tile_pad: int | None = None,
                  tile_batch: int = 1, alpha: str = "bicubic", optimise: bool = True,
                  reuse_memory: bool = True, kernels: str = "auto",
-                 border_pad: int | None = None, outscale: float | None = None):
+                 border: str = "zero", border_pad: int | None = None,
+                 outscale: float | None = None):
         try:
             self.device = resolve_device(device)
         except ValueError as e:
@@ -167,6 +172,8 @@ class Upscaler:
             raise SrganError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
         if kernels not in KERNELS:
             raise SrganError(f"unknown kernels {kernels!r} ({', '.join(KERNELS)})")
+        if border not in BORDERS:
+            raise SrganError(f"unknown border {border!r} ({', '.join(BORDERS)})")
         if outscale is not None and not (outscale > 0 and math.isfinite(outscale)):
             raise SrganError(f"outscale must be a positive number, got {outscale!r}")
         if alpha not in ("bicubic", "model"):
@@ -199,8 +206,12 @@ class Upscaler:
             elif kernels == "amx":
                 raise SrganError(f"--kernels amx: the fused kernels cannot run: {why}")
         self.tile_pad = self.info.spec.receptive_radius() if tile_pad is None else tile_pad
-        radius = self.info.spec.receptive_radius()
-        self.border_pad = radius if border_pad is None else max(0, int(border_pad))
+        self.border = border
+        if border == "zero":
+            self.border_pad = 0
+        else:
+            radius = self.info.spec.receptive_radius()
+            self.border_pad = radius if border_pad is None else max(0, int(border_pad))
         self.tile = tile
         self.tile_batch = max(1, tile_batch)
         self.alpha = alpha
@@ -291,7 +302,8 @@ class Upscaler:
             try:
                 y = run_tiled(self._forward_fn(retries, precision), x, self.scale, tile,
                               self.tile_pad,
-                              on_tile, self.tile_batch, store, margin=self.border_pad)
+                              on_tile, self.tile_batch, store, margin=self.border_pad,
+                              mirror=self.border)
                 return (None if y is None else y.cpu()), tile, retries[0]
             except torch.OutOfMemoryError:
                 if self.device.type == "cuda":

@@ -325,7 +325,7 @@ def test_fp32_redo_of_a_whole_bf16_image_runs_in_sub_tiles_that_fit(tiny_weights
 
     up = Upscaler(tiny_weights, device="cpu", precision="bf16")
     h = w = 40
-    hp = h + 2 * up.border_pad  # the image with its reflected border
+    hp = h + 2 * up.border_pad  # the image with its mirrored border, if any
     budget = U.activation_bytes(up.info, hp, hp, True, 2)
     assert U.activation_bytes(up.info, hp, hp, True, 4) > budget
     monkeypatch.setattr(U, "tile_budget", lambda dev: budget)

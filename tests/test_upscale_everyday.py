@@ -218,31 +218,34 @@ def test_an_interrupted_write_leaves_no_temporary_file(tiny_weights, tmp_path, m
 # --------------------------------------------------------------------------- borders
 
 
+@pytest.mark.parametrize("mode", ["symmetric", "reflect", "edge"])
 @pytest.mark.parametrize("n,margin", [(1, 5), (2, 7), (3, 12), (5, 2), (9, 40), (40, 40)])
-def test_reflect_index_mirrors_like_numpy_however_small_the_image(n, margin):
-    from srgan_cli.tiling import reflect_index
+def test_mirror_index_pads_like_numpy_however_small_the_image(n, margin, mode):
+    from srgan_cli.tiling import mirror_index
 
-    want = np.pad(np.arange(n), margin, mode="reflect" if n > 1 else "edge")
-    np.testing.assert_array_equal(reflect_index(n, margin).numpy(), want)
+    want = np.pad(np.arange(n), margin, mode=mode)
+    np.testing.assert_array_equal(mirror_index(n, margin, mode).numpy(), want)
 
 
+@pytest.mark.parametrize("mode", ["symmetric", "reflect"])
 @pytest.mark.parametrize("h,w,tile", [(29, 37, 0), (29, 37, 8), (2, 3, 0), (1, 1, 0),
                                       (5, 40, 3)])
-def test_the_border_is_the_network_on_the_mirrored_image(tiny_weights, h, w, tile):
-    """Reflection padding, tiled or whole, equals running the plain network on the image
+def test_a_mirrored_border_is_the_network_on_the_mirrored_image(tiny_weights, h, w, tile,
+                                                                 mode):
+    """Mirror padding, tiled or whole, equals running the plain network on the image
     mirrored by the receptive radius, then cropping: tiling stays exact."""
     import torch
 
     from srgan_cli import Upscaler
 
     x = torch.from_numpy(photo_like(h, w, seed=3)).permute(2, 0, 1)[None].float() / 255
-    up = Upscaler(tiny_weights, device="cpu", precision="fp32", tile=tile)
+    up = Upscaler(tiny_weights, device="cpu", precision="fp32", tile=tile, border=mode)
     m = up.border_pad
     assert m == up.info.spec.receptive_radius()
     got = up.upscale_tensor(x)
-    mirrored = np.pad(x.numpy(), ((0, 0), (0, 0), (m, m), (m, m)),
-                      mode="reflect" if min(h, w) > 1 else "edge")
-    plain = Upscaler(tiny_weights, device="cpu", precision="fp32", tile=0, border_pad=0)
+    mirrored = np.pad(x.numpy(), ((0, 0), (0, 0), (m, m), (m, m)), mode=mode)
+    plain = Upscaler(tiny_weights, device="cpu", precision="fp32", tile=0)
+    assert plain.border == "zero" and plain.border_pad == 0  # the default
     want = plain.upscale_tensor(torch.from_numpy(mirrored))[:, :, 4 * m: 4 * (m + h),
                                                             4 * m: 4 * (m + w)]
     assert got.shape == (1, 3, 4 * h, 4 * w)
@@ -251,21 +254,29 @@ def test_the_border_is_the_network_on_the_mirrored_image(tiny_weights, h, w, til
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="weights/srresnet_x4.safetensors not built")
 @pytest.mark.parametrize("size", [64, 1])
-def test_a_solid_colour_keeps_its_colour_up_to_the_corners(size):
-    """With the network's zero padding the corners of a 64x64 solid image came back up to
-    36 levels off and a 1x1 image lost its colour (111 levels); reflection padding keeps
+def test_a_mirrored_border_keeps_a_solid_colour_up_to_the_corners(size):
+    """With the network's zero padding the corners of a 64x64 solid image come back up to
+    36 levels off and a 1x1 image loses its colour (111 levels); a symmetric border keeps
     both within 3 levels."""
     from srgan_cli import Upscaler
 
     colour = np.array([20, 180, 240])
     im = Image.new("RGB", (size, size), tuple(int(c) for c in colour))
-    for border_pad, bound in [(0, None), (None, 3)]:
-        up = Upscaler(device="cpu", precision="fp32", border_pad=border_pad)
+    for border, bound in [("zero", None), ("symmetric", 3)]:
+        up = Upscaler(device="cpu", precision="fp32", border=border)
         off = np.abs(np.asarray(up.upscale_image(im)).astype(int) - colour).max()
         if bound is None:
             assert off > 20  # the problem this guards against
         else:
             assert off <= bound
+
+
+def test_an_unknown_border_is_a_clear_error(tiny_weights):
+    from srgan_cli import Upscaler
+    from srgan_cli.errors import SrganError
+
+    with pytest.raises(SrganError, match="unknown border 'wrap'"):
+        Upscaler(tiny_weights, device="cpu", border="wrap")
 
 
 # --------------------------------------------------------------------------- --outscale
