@@ -491,10 +491,8 @@ def _plan_jobs(items: list[tuple[Path, Path | None]], output: Path | None, singl
     already exists is skipped for them (unless ``overwrite``), so re-running a command
     over a folder does no new work.
     """
-    from srgan_cli.errors import SrganError
+    from srgan_cli.errors import ImageError, SrganError
     from srgan_cli.upscale import FileJob
-
-    from srgan_cli.errors import ImageError
 
     jobs = []
     for src, root in items:
