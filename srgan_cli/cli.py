@@ -391,8 +391,8 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
 
 
 def _eta_column():
-    """A progress column: 'ETA h:mm:ss' once a counted task's rate is known, and the rate
-    of tasks with a ``unit`` field ('2.31 images/s')."""
+    """A progress column: 'ETA h:mm:ss' once a counted task has progressed, and the rate
+    of tasks with a ``unit`` field ('2.31 images/s') after a second."""
     from datetime import timedelta
 
     from rich.progress import ProgressColumn
@@ -400,12 +400,16 @@ def _eta_column():
 
     class EtaColumn(ProgressColumn):
         def render(self, task) -> Text:
+            # the mean rate since the start: outcomes arrive in bursts (decode, model and
+            # write overlap), so the rate between the last two of them means little
             words = []
-            left = task.time_remaining
-            if task.total is not None and not task.finished and left is not None:
+            elapsed = task.elapsed or 0.0
+            rate = task.completed / elapsed if elapsed > 0 else 0.0
+            if task.total is not None and not task.finished and rate > 0:
+                left = (task.total - task.completed) / rate
                 words.append(f"ETA {timedelta(seconds=round(left))}")
-            if task.fields.get("unit") and task.speed:
-                words.append(f"{task.speed:.2f} {task.fields['unit']}/s")
+            if task.fields.get("unit") and rate > 0 and elapsed >= 1.0:
+                words.append(f"{rate:.2f} {task.fields['unit']}/s")
             return Text(", ".join(words), style="progress.remaining")
 
     return EtaColumn()

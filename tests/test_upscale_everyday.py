@@ -368,10 +368,9 @@ def test_the_progress_column_shows_an_eta_and_images_per_second():
     with Progress(col, get_time=lambda: now[0], disable=True) as bar:
         images = bar.add_task("images", total=10, unit="images")
         tiles = bar.add_task("tiles", total=None, unit=None)
-        for _ in range(2):
-            bar.advance(images)
+        for _ in range(3):
             now[0] += 2.0
-        bar.advance(images)
+            bar.advance(images)
         text = str(col.render(bar.tasks[images]))
         assert "ETA 0:00:14" in text and "0.50 images/s" in text
         assert str(col.render(bar.tasks[tiles])) == ""  # nothing to count: no ETA
