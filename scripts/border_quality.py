@@ -8,11 +8,15 @@ over the images:
 
 - whole-image Y-PSNR with the paper's protocol (4-px border crop), as `srgan benchmark`;
 - the Y-PSNR of the 16-px frame at the image border (the outer 16 px of the x4 output,
-  nothing cropped: that is where zero padding acts); grayscale images on raw values.
+  nothing cropped: that is where zero padding acts); grayscale images on raw values;
+
+and, for each mode, the largest error (levels, 0-255) of solid-colour images of 64x64 and
+1x1 pixels (the output should be the same colour everywhere).
 
     python scripts/border_quality.py                       # Set5, Set14, shipped srresnet
     python scripts/border_quality.py --borders zero,reflect --pads 8,16,auto \
         --json docs/results/border_padding.json
+    python scripts/border_quality.py --datasets ""         # solid colours only
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 FRAME = 16
+SOLIDS = [(20, 180, 240), (200, 60, 30), (128, 128, 128), (250, 250, 250), (5, 5, 5)]
 
 
 def frame_psnr(sr: np.ndarray, hr: np.ndarray, frame: int = FRAME) -> float:
@@ -55,7 +60,7 @@ def main() -> None:
     from srgan_cli.upscale import Upscaler
 
     root = paths.shared_dir() / "datasets" / "benchmark"
-    data = {name: load_dataset(name, root, 4) for name in a.datasets.split(",")}
+    data = {name: load_dataset(name, root, 4) for name in a.datasets.split(",") if name}
     records = []
     runs = [(b, p) for b in a.borders.split(",") for p in (["0"] if b == "zero" else
                                                            a.pads.split(","))]
@@ -79,18 +84,36 @@ def main() -> None:
             print(f"{name} {border} {up.border_pad:2d} px: Y-PSNR {rec['psnr']:.4f} dB, "
                   f"{FRAME}-px frame {rec['frame_psnr']:.4f} dB "
                   f"({time.perf_counter() - t:.0f} s)", flush=True)
+        for size in (64, 1):
+            worst = 0
+            for colour in SOLIDS:
+                im = Image.new("RGB", (size, size), colour)
+                out = np.asarray(up.upscale_image(im)).astype(int)
+                worst = max(worst, int(np.abs(out - np.array(colour)).max()))
+            print(f"solid {size}x{size} {border} {up.border_pad:2d} px: largest error "
+                  f"{worst} levels ({len(SOLIDS)} colours)", flush=True)
+            records.append({"solid": f"{size}x{size}", "border": border,
+                            "border_pad": up.border_pad, "colours": SOLIDS,
+                            "max_error": worst})
+    records_sets = [r for r in records if "dataset" in r]
     print()
-    print("| border | padding (LR px) | " + " | ".join(
-        f"{n} Y-PSNR | {n} {FRAME}-px frame" for n in data) + " |")
-    print("| --- " * (2 + 2 * len(data)) + "|")
-    for key in dict.fromkeys((r["border"], r["border_pad"]) for r in records):
-        row = [r for r in records if (r["border"], r["border_pad"]) == key]
-        print(f"| {key[0]} | {key[1]} | " + " | ".join(
-            f"{r['psnr']:.4f} | {r['frame_psnr']:.2f}" for r in row) + " |")
+    if records_sets:
+        _table(records_sets, list(data))
     if a.json:
         with open(a.json, "w", encoding="utf-8") as f:
             json.dump(records, f, indent=2)
             f.write("\n")
+
+
+def _table(records_sets: list[dict], names: list[str]) -> None:
+    data = names
+    print("| border | padding (LR px) | " + " | ".join(
+        f"{n} Y-PSNR | {n} {FRAME}-px frame" for n in data) + " |")
+    print("| --- " * (2 + 2 * len(data)) + "|")
+    for key in dict.fromkeys((r["border"], r["border_pad"]) for r in records_sets):
+        row = [r for r in records_sets if (r["border"], r["border_pad"]) == key]
+        print(f"| {key[0]} | {key[1]} | " + " | ".join(
+            f"{r['psnr']:.4f} | {r['frame_psnr']:.2f}" for r in row) + " |")
 
 
 if __name__ == "__main__":
