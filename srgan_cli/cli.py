@@ -659,7 +659,9 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     Grayscale stays grayscale, transparency is kept, 16-bit PNG/TIFF stay 16-bit, EXIF
     orientation is applied and ICC/EXIF are carried over. A bad file is reported in one
     line and skipped; the exit status is 1 if any file failed. Outputs are written to a
-    temporary file and renamed, never left half-written.
+    temporary file and renamed, never left half-written. Over a folder or pattern, the
+    command's own earlier outputs are not inputs and existing outputs are skipped, so a
+    re-run does no new work; Ctrl-C prints the summary and exits 130.
     """
     import json
     import time
