@@ -93,7 +93,7 @@ def _speed_benchmark(models, device, precision, kernels, size, tile, runs, basel
                       f"{r.mp_per_s_median:.3f} ({r.mp_per_s_min:.3f}-{r.mp_per_s_max:.3f})",
                       f"{r.gflops:.0f}", f"{r.peak_rss_mb:.0f}",
                       "-" if r.cuda_peak_mb is None else f"{r.cuda_peak_mb:.0f}")
-    Console().print(table)
+    _print_table(table)
     if "bf16_gemm_gflops" in extra:
         g = extra["bf16_gemm_gflops"]
         Console().print(f"bf16 GEMM (2048^3) on {results[0].device}: {g:.0f} GFLOP/s; "
@@ -104,6 +104,33 @@ def _speed_benchmark(models, device, precision, kernels, size, tile, runs, basel
     if json_path:
         json_path.write_text(json.dumps({"results": [r.as_dict() for r in results], **extra},
                                         indent=2) + "\n", encoding="utf-8")
+
+
+def _print_table(table) -> None:
+    """A rich table on stdout when it is a terminal wide enough for it; elsewhere (a pipe,
+    a file, a narrow terminal) the same table as Markdown with aligned columns, which
+    never wraps inside a cell."""
+    out = Console()
+    if out.is_terminal and out.measure(table).maximum <= out.width:
+        out.print(table)
+        return
+    head = [str(c.header) for c in table.columns]
+    cols = [[str(cell) for cell in c.cells] for c in table.columns]
+    rows = [head] + [list(r) for r in zip(*cols)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    right = [c.justify == "right" for c in table.columns]
+
+    def line(cells) -> str:
+        return "| " + " | ".join(v.rjust(w) if r else v.ljust(w)
+                                 for v, w, r in zip(cells, widths, right)) + " |"
+
+    if table.title:
+        click.echo(f"{table.title}\n")
+    click.echo(line(head))
+    click.echo("|" + "|".join(("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1))
+                             for w, r in zip(widths, right)) + "|")
+    for r in rows[1:]:
+        click.echo(line(r))
 
 
 def _safe_name(method: str) -> str:
@@ -127,6 +154,56 @@ def _interrupt_on_signals() -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+class _Interrupted:
+    """``with _Interrupted() as stop:`` ends the block on Ctrl-C or SIGTERM instead of the
+    program; ``stop`` is then true, and further signals are ignored while the caller cleans
+    up; :meth:`restore` puts the previous handlers back."""
+
+    def __init__(self) -> None:
+        self.happened = False
+        self._saved: dict = {}
+
+    def __bool__(self) -> bool:
+        return self.happened
+
+    def __enter__(self) -> "_Interrupted":
+        import signal
+
+        self._saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        _interrupt_on_signals()
+        return self
+
+    def __exit__(self, kind, value, tb) -> bool:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            import signal
+
+            for s in self._saved:
+                signal.signal(s, signal.SIG_IGN)
+            self.happened = True
+            return True
+        return False
+
+    def restore(self) -> None:
+        import signal
+
+        for s, handler in self._saved.items():
+            signal.signal(s, handler)
+
+
+def _remove_temporaries(outputs) -> None:
+    """Remove the temporary files an interrupted atomic write of ``outputs`` may have left
+    (``.<name>.<random>.tmp`` beside each output, see weights.atomic_write)."""
+    import glob
+
+    for dst in outputs:
+        for tmp in glob.glob(os.path.join(glob.escape(str(dst.parent)),
+                                          f".{glob.escape(dst.name)}.*.tmp")):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -325,6 +402,31 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
 # --------------------------------------------------------------------------- upscale
 
 
+def _eta_column():
+    """A progress column: 'ETA h:mm:ss' once a counted task has progressed, and the rate
+    of tasks with a ``unit`` field ('2.31 images/s') after a second."""
+    from datetime import timedelta
+
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class EtaColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            # the mean rate since the start: outcomes arrive in bursts (decode, model and
+            # write overlap), so the rate between the last two of them means little
+            words = []
+            elapsed = task.elapsed or 0.0
+            rate = task.completed / elapsed if elapsed > 0 else 0.0
+            if task.total is not None and not task.finished and rate > 0:
+                left = (task.total - task.completed) / rate
+                words.append(f"ETA {timedelta(seconds=round(left))}")
+            if task.fields.get("unit") and rate > 0 and elapsed >= 1.0:
+                words.append(f"{rate:.2f} {task.fields['unit']}/s")
+            return Text(", ".join(words), style="progress.remaining")
+
+    return EtaColumn()
+
+
 def _collect_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[Path, Path | None]]:
     """(file, root) pairs; root is the folder a file was found under (for mirroring).
 
@@ -363,16 +465,118 @@ def _collect_inputs(inputs: tuple[str, ...], recursive: bool) -> list[tuple[Path
 
 def _output_path(src: Path, root: Path | None, out: Path | None, single: bool, suffix: str,
                  fmt: str | None) -> Path:
-    from srgan_cli.imaging import FORMAT_SUFFIX, output_format
+    from srgan_cli.imaging import FORMAT_SUFFIX, FORMATS, output_format
 
     ext = FORMAT_SUFFIX[output_format(src, fmt)] if fmt else None
+    # inputs that cannot be written back in their own format (GIF, PNM, TGA, ...) give PNG
+    ext = ext or (src.suffix if src.suffix.lower() in FORMATS else ".png")
     if out is None:
-        return src.with_name(f"{src.stem}{suffix}{ext or src.suffix}")
+        return src.with_name(f"{src.stem}{suffix}{ext}")
     if single and out.suffix and not out.is_dir():
         return out
     rel = src.relative_to(root) if root is not None else Path(src.name)
     dst = out / rel
-    return dst.with_name(f"{dst.stem}{ext or dst.suffix}")
+    return dst.with_name(f"{dst.stem}{ext}")
+
+
+def _precision_words(up, files: list[Path]) -> str:
+    """'<precision>, <kernels> kernels' for the first line, saying when 16-bit inputs run in
+    fp32 instead of --precision auto's reduced precision."""
+    from srgan_cli.imaging import bit_depth
+
+    plain = f"{up.precision}, {up.kernels} kernels"
+    high = up.precision_for(16)
+    if high == up.precision:
+        return plain
+    n16 = sum(bit_depth(f) == 16 for f in files if f.is_file())
+    if n16 == 0:
+        return plain
+    if n16 == len(files):
+        return (f"{high} for 16-bit input{'s' if n16 > 1 else ''} ({up.precision} would "
+                "truncate them), torch kernels")
+    return f"{plain}; {high} for the {n16} 16-bit input(s), which {up.precision} would truncate"
+
+
+def _plan_jobs(items: list[tuple[Path, Path | None]], output: Path | None, single: bool,
+               suffix: str, fmt: str | None, overwrite: bool) -> tuple[list, list[Path]]:
+    """One job per input, in order, and the files left out as earlier outputs.
+
+    Files found in folders or by patterns (not named one by one) are left out when this
+    command would write them itself, as the output of another input (``a_x4.png`` beside
+    ``a.png``, and its outputs in turn) or under the ``-o`` folder; and an output that
+    already exists is skipped for them (unless ``overwrite``), so re-running a command
+    over a folder does no new work.
+    """
+    from srgan_cli.errors import ImageError, SrganError
+    from srgan_cli.upscale import FileJob
+
+    jobs = []
+    for src, root in items:
+        if root is None and not src.exists() and not src.is_symlink():
+            jobs.append(FileJob(src, None, ImageError(f"{src}: no such file")))
+            continue
+        try:
+            jobs.append(FileJob(src, _output_path(src, root, output, single, suffix, fmt),
+                                skip_existing=root is not None and not overwrite))
+        except SrganError as e:
+            jobs.append(FileJob(src, None, e))
+    outputs = {job.dst.resolve() for job in jobs
+               if job.dst is not None and job.dst.resolve() != job.src.resolve()}
+    out_dir = output.resolve() if output is not None and not single else None
+    kept, earlier = [], []
+    for job, (src, root) in zip(jobs, items):
+        key = src.resolve()
+        if root is not None and (key in outputs or (
+                out_dir is not None and out_dir in key.parents and out_dir != root.resolve())):
+            earlier.append(src)
+        else:
+            kept.append(job)
+    return kept, earlier
+
+
+def _conflicts(jobs: list) -> list[str]:
+    """One line per output that would be written twice, or over an input of this command
+    (refused whatever the flags)."""
+    inputs = {job.src.resolve(): job.src for job in jobs}
+    first: dict[Path, Path] = {}
+    lines = []
+    for job in jobs:
+        if job.dst is None:
+            continue
+        key = job.dst.resolve()
+        if key in inputs:
+            lines.append(f"{job.src}: its output {job.dst} is an input of this command; refusing "
+                         "to write over it (choose another -o or --suffix)")
+        elif key in first:
+            lines.append(f"{first[key]} and {job.src} would both be written to {job.dst} "
+                         "(upscale them in separate runs or folders)")
+        else:
+            first[key] = job.src
+    return lines
+
+
+def _unwritable(folders: set[Path]) -> str | None:
+    """Why outputs cannot be written into one of ``folders`` (None when they can): each
+    folder's nearest existing ancestor must be a folder where a file can be created."""
+    import tempfile
+
+    probed: set[Path] = set()
+    for folder in sorted(folders):
+        base = folder.absolute()
+        while not base.exists() and base.parent != base:
+            base = base.parent
+        if base in probed:
+            continue
+        probed.add(base)
+        if not base.is_dir():
+            return f"{folder}: cannot create the output folder ({base} is not a folder)"
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".srgan-probe-", dir=base)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as e:
+            return f"{folder}: cannot write there ({e.strerror or e})"
+    return None
 
 
 def _parse_shard(value: str | None) -> tuple[int, int] | None:
@@ -442,7 +646,17 @@ def _parse_tile(value: str) -> int | None:
 @click.option("--strip-metadata", is_flag=True, help="Do not copy ICC profile and EXIF.")
 @click.option("--max-pixels", type=click.IntRange(0), default=100_000_000, show_default=True,
               help="Refuse inputs with more pixels (decompression bombs); 0 = no limit.")
-@click.option("--suffix", default=None, help="Name suffix when -o is omitted. Default: _x<scale>.")
+@click.option("--outscale", type=click.FloatRange(0, min_open=True), default=None,
+              metavar="S", help="Output size as S x the input size, any positive number "
+              "(e.g. 1.5, 2, 8): the model's x4 output resized with an antialiased bicubic "
+              "filter. Default: the model's scale.")
+@click.option("--border", type=click.Choice(["zero", "symmetric", "reflect", "edge"]),
+              default="zero", show_default=True, help="Image borders: 'zero' runs the network "
+              "with its zero padding, as trained (best PSNR on Set5/Set14); 'symmetric', "
+              "'reflect', 'edge' mirror the image by the receptive radius first (solid colours "
+              "and tiny images stay right at the corners; Set5 PSNR -0.009 dB with symmetric).")
+@click.option("--suffix", default=None, help="Name suffix when -o is omitted. Default: "
+              "_x<scale> (_x<S> with --outscale).")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of input folders.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--skip-existing", is_flag=True,
@@ -453,8 +667,8 @@ def _parse_tile(value: str) -> int | None:
               help="Print one JSON line per image on stdout (and a final summary line).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, tile_batch, alpha, fmt,
-            quality, png_level, strip_metadata, max_pixels, suffix, recursive, overwrite,
-            skip_existing, shard, as_json, quiet, realism):
+            quality, png_level, strip_metadata, max_pixels, outscale, border, suffix, recursive,
+            overwrite, skip_existing, shard, as_json, quiet, realism):
     """Upscale images (files, folders or glob patterns) by the model's scale.
 
     \b
@@ -470,16 +684,22 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     Grayscale stays grayscale, transparency is kept, 16-bit PNG/TIFF stay 16-bit, EXIF
     orientation is applied and ICC/EXIF are carried over. A bad file is reported in one
     line and skipped; the exit status is 1 if any file failed. Outputs are written to a
-    temporary file and renamed, never left half-written.
+    temporary file and renamed, never left half-written. Over a folder or pattern, the
+    command's own earlier outputs are not inputs and existing outputs are skipped, so a
+    re-run does no new work; Ctrl-C prints the summary and exits 130.
     """
     import json
     import time
 
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                               TextColumn, TimeElapsedColumn)
 
     from srgan_cli.errors import SrganError
-    from srgan_cli.upscale import FileJob, Upscaler, describe
+    from srgan_cli.imaging import FORMATS, output_format
+    from srgan_cli.imaging import INPUT_SUFFIXES as IMAGE_SUFFIXES
+    from srgan_cli.models import default_model, resolve_model
+    from srgan_cli.upscale import Upscaler, describe
+    from srgan_cli.weights import read_info
 
     try:
         tile_n = _parse_tile(tile)
@@ -491,36 +711,74 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         k, n = shard_kn
         items = [it for i, it in enumerate(sorted(items, key=lambda t: str(t[0]))) if i % n == k - 1]
     if not items:
-        fail("no input images found" + (f" in shard {shard}" if shard else ""))
+        nested = not recursive and any(
+            Path(i).is_dir() and any(c.is_dir() for c in Path(i).iterdir()) for i in inputs)
+        fail("no input images found" + (f" in shard {shard}" if shard else "")
+             + ("; the input folder has sub-folders: add -r to descend into them" if nested
+                else ""))
     try:
-        up = Upscaler(model, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
-                      tile_batch=tile_batch, alpha=alpha, kernels=kernels, realism=realism)
+        scale = read_info(resolve_model(model if model is not None else default_model())).spec.scale
     except SrganError as e:
         fail(str(e))
-    suffix = f"_x{up.scale}" if suffix is None else suffix
+    suffix = f"_x{outscale or scale:g}" if suffix is None else suffix
     single = len(items) == 1 and items[0][1] is None
+    if (not single and output is not None and output.suffix.lower() in IMAGE_SUFFIXES
+            and not output.is_dir()):
+        fail(f"-o {output}: {len(items)} inputs need an output folder, not an image file name")
+    jobs, earlier = _plan_jobs(items, output, single, suffix, fmt, overwrite)
+    conflicts = _conflicts(jobs)
+    for line in conflicts[:-1]:
+        err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+    if conflicts:
+        fail(conflicts[-1])
+    why = _unwritable({job.dst.parent for job in jobs if job.dst is not None})
+    if why:
+        fail(why)
+    try:
+        up = Upscaler(model, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
+                      tile_batch=tile_batch, alpha=alpha, kernels=kernels, outscale=outscale,
+                      realism=realism, border=border)
+    except SrganError as e:
+        fail(str(e))
     if not quiet:
         err.print(f"model: {up.weights_path} ({describe(up.info)})"
                   + (f" at realism {realism:g} with {up.parent_path}" if realism is not None
                      else "") + f" on {up.device}, "
-                  f"{up.precision}, {up.kernels} kernels"
+                  f"{_precision_words(up, [job.src for job in jobs])}"
+                  + (f", output resized to x{up.outscale:g}" if up.outscale else "")
                   + (f" ({up.kernels_note})" if up.kernels_note else ""),
                   soft_wrap=True)
+        if up.device.type == "cpu" and up.precision == "fp16":
+            err.print("[yellow]note:[/] --precision fp16 on the CPU is far slower than bf16 or "
+                      "fp32 (CPUs have no fast fp16 arithmetic)", soft_wrap=True)
+        if single and fmt and output is not None and output.suffix.lower() in FORMATS:
+            said, meant = FORMATS[output.suffix.lower()], output_format(output, fmt)
+            if said != meant:
+                err.print(f"[yellow]note:[/] {escape(str(output))} is written as {meant} "
+                          f"(--format {fmt}), although its extension says {said}",
+                          soft_wrap=True)
+        if earlier:
+            err.print(f"[yellow]note:[/] {len(earlier)} file(s) named as this command's outputs "
+                      f"(e.g. {escape(str(earlier[0]))}) are not taken as inputs", soft_wrap=True)
 
-    failures = skipped = 0
+    failures = skipped = reported = 0
     mp_out = 0.0
     t0 = time.perf_counter()
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                        MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
-                        TimeElapsedColumn(), console=err, disable=quiet, transient=False)
-    with progress as bar:
-        task = bar.add_task("images", total=len(items), name="", visible=len(items) > 1)
-        tiles = bar.add_task("tiles", total=1, name="", visible=False)
+    progress = Progress(SpinnerColumn(finished_text=" "), TextColumn("[bold]{task.description}"),
+                        BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
+                        TimeElapsedColumn(), _eta_column(), console=err, disable=quiet,
+                        transient=False)
+    outcomes = (o for o in ())
+    with progress as bar, _Interrupted() as interrupted:
+        task = bar.add_task("images", total=len(jobs), name="", visible=len(jobs) > 1,
+                            unit="images")
+        # one image: "tiles" with an ETA when it is tiled, else a spinner and elapsed time
+        tiles = bar.add_task("tiles", total=1, name="", visible=False, unit=None)
         noted: set[str] = set()
 
         def on_tile(done: int, total: int) -> None:
-            if total > 1:
-                bar.update(tiles, completed=done, total=total, visible=True)
+            bar.update(tiles, completed=done, total=total,
+                       description="tiles" if total > 1 else "upscaling")
 
         def on_event(msg: str) -> None:
             if msg not in noted:
@@ -529,20 +787,16 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
 
         def on_start(src: Path) -> None:
             bar.update(task, name=src.name)
-            bar.update(tiles, completed=0, visible=False)
+            bar.reset(tiles, total=None, description="upscaling", visible=True,
+                      name="" if len(jobs) > 1 else src.name)
 
-        jobs = []
-        for src, root in items:
-            try:
-                jobs.append(FileJob(src, _output_path(src, root, output, single, suffix, fmt)))
-            except SrganError as e:
-                jobs.append(FileJob(src, None, e))
         # Decoding the next image and writing the previous one overlap with the model.
-        for o in up.upscale_files(jobs, overwrite=overwrite, skip_existing=skip_existing,
-                                  fmt=fmt, quality=quality, strip_metadata=strip_metadata,
-                                  max_pixels=max_pixels, png_level=png_level,
-                                  on_start=on_start, on_tile=on_tile,
-                                  on_event=on_event):
+        outcomes = up.upscale_files(jobs, overwrite=overwrite, skip_existing=skip_existing,
+                                    fmt=fmt, quality=quality, strip_metadata=strip_metadata,
+                                    max_pixels=max_pixels, png_level=png_level,
+                                    on_start=on_start, on_tile=on_tile,
+                                    on_event=on_event)
+        for o in outcomes:
             record = {"input": str(o.src)}
             if o.dst is not None:
                 record["output"] = str(o.dst)
@@ -568,17 +822,30 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
             if as_json:
                 click.echo(json.dumps(record))
             bar.advance(task)
+            reported += 1
+        if len(jobs) > 1:
+            bar.update(tiles, visible=False)
+    if interrupted:
+        outcomes.close()  # waits for the reader and the write in flight
+        _remove_temporaries(job.dst for job in jobs if job.dst is not None)
+    interrupted.restore()
     seconds = time.perf_counter() - t0
-    done = len(items) - failures - skipped
+    done = reported - failures - skipped
     summary = {"images": done, "skipped": skipped, "failed": failures,
                "megapixels_out": round(mp_out, 3), "seconds": round(seconds, 3),
                "mp_per_s": round(mp_out / seconds, 4) if seconds > 0 else None}
     if as_json:
         click.echo(json.dumps({"summary": summary}))
     if not quiet:
+        rate = f", {done / seconds:.2f} images/s" if done > 1 and seconds > 0 else ""
         err.print(f"{done} image(s) upscaled, {mp_out:.2f} MP out in {seconds:.1f} s "
-                  f"({summary['mp_per_s']} MP/s)" + (f", {skipped} skipped" if skipped else "")
-                  + (f", [bold red]{failures} failed[/]" if failures else ""))
+                  f"({summary['mp_per_s']} MP/s{rate})"
+                  + (f", {skipped} skipped (output exists)" if skipped else "")
+                  + (f", [bold red]{failures} failed[/]" if failures else "")
+                  + (f", [bold red]interrupted[/] ({len(jobs) - reported} not done)"
+                     if interrupted else ""))
+    if interrupted:
+        sys.exit(130)
     if failures:
         sys.exit(1)
 
@@ -765,7 +1032,7 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
             if lpips_model is not None:
                 row.append(f"{rec.lpips:.4f}")
         table.add_row(*row)
-    Console().print(table)
+    _print_table(table)
     if json_path:
         data = [r.as_dict() for r in records]
         json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -72,24 +72,22 @@ def list_models() -> None:
     try:
         reg = registry()
         rows = [(e, _source(e)[0]) for e in reg.values()]  # no network calls
+        default = default_model()
     except SrganError as e:
         _fail(str(e))
     if not reg:
         _say(f"no models registered ({', '.join(map(str, registry_paths()))})")
         return
-    head = ("name", "scale", "params", "source", "Set5 PSNR", "Set14 PSNR", "hub")
+    head = ("name", "scale", "params", "source", "Set5 PSNR", "Set14 PSNR", "hub", "default")
     table = [head] + [
         (e.name, f"x{e.scale}", f"{e.parameters:,}", src, _psnr(e.psnr.get("Set5")),
-         _psnr(e.psnr.get("Set14")), e.hub_url if e.published else "not published")
+         _psnr(e.psnr.get("Set14")), e.hub_url if e.published else "not published",
+         "yes" if e.name == default else "")
         for e, src in rows
     ]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     for r in table:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    try:
-        _say(f"default model (srgan upscale without --model): {default_model()}")
-    except SrganError as e:
-        _fail(str(e))
 
 
 @models.command()

@@ -42,6 +42,7 @@ class Decoded:
     mode: str  # output mode family: "RGB", "L", "RGBA" or "LA"
     bits: int = 8  # 8 or 16 bits per channel
     info: dict = field(default_factory=dict)  # "icc_profile", "exif" (bytes)
+    frames: int = 1  # frames in the file (animated GIF/WebP/PNG); only the first is decoded
 
     @property
     def size(self) -> tuple[int, int]:
@@ -80,9 +81,12 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             return _from_uint16(arr, info, path)
         with Image.open(path) as im:
             _check_pixels(path, im.width, im.height, max_pixels)
+            frames = getattr(im, "n_frames", 1)
             im.load()
             im = ImageOps.exif_transpose(im)  # also drops the orientation tag from its EXIF
-            return decode(im, path, _metadata(im))
+            d = decode(im, path, _metadata(im))
+            d.frames = frames
+            return d
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -91,6 +95,23 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as e:
         raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
+
+
+def bit_depth(path: str | os.PathLike) -> int:
+    """16 for a 16-bit PNG/TIFF/PNM/gray image, else 8, from the header only (8 when the
+    file cannot be read: :func:`read_image` reports that)."""
+    from srgan_cli import hibit
+
+    try:
+        if hibit.png_bit_depth(path) == 16:
+            return 16
+        tinfo = hibit.tiff_info(path)
+        if tinfo and tinfo["bits"] == 16:
+            return 16
+        with Image.open(path) as im:  # reads the header only
+            return 16 if im.mode.startswith("I") else 8
+    except Exception:  # noqa: BLE001 - a header that cannot be read is read_image's error
+        return 8
 
 
 def _check_pixels(path: Path, w: int, h: int, max_pixels: int) -> None:

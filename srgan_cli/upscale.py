@@ -28,7 +28,7 @@ from srgan_cli.errors import SrganError
 from srgan_cli.models import default_model, resolve_model
 from srgan_cli.nets.fused import fused_or_reason
 from srgan_cli.nets.inference import BAND_BYTES, inference_copy
-from srgan_cli.tiling import run_tiled
+from srgan_cli.tiling import MIRRORS, run_tiled
 from srgan_cli.weights import ModelInfo, load_generator
 
 TileCallback = Callable[[int, int], None]
@@ -38,6 +38,7 @@ TRIM_AFTER_BYTES = 256 << 20  # release kept activation memory after outputs thi
 CPU_TILE_BUDGET = 1.5e9  # bytes of activations per tile on the CPU (and <= 1/4 of free memory)
 MIN_TILE = 16
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BORDERS = ("zero",) + MIRRORS
 KERNELS = ("auto", "amx", "torch")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -126,7 +127,8 @@ class Upscaler:
 
     ``precision``: ``auto`` (bf16 on CPUs with AMX/AVX512-BF16, fp32 on other CPUs and
     MPS, fp16 on CUDA), ``fp32``, ``bf16`` or ``fp16``; reduced precision runs under
-    autocast, and a tile with NaN/Inf in its output is recomputed in fp32.
+    autocast, and a tile with NaN/Inf in its output is recomputed in fp32. With ``auto``,
+    16-bit images run in fp32 (:meth:`precision_for`).
     ``optimise``: run an exact inference rewrite of the generator (BatchNorm folded into
     the convolutions, the last convolution moved before the last pixel shuffle; on the CPU
     also split into row and column passes, with the last stage run in row bands; see
@@ -151,13 +153,25 @@ class Upscaler:
     1 = the GAN model, 0 = its parent, exactly); the parent is found by the sha256 the GAN
     file records, among the registered models, or given as ``parent`` (a file).
     ``None`` runs ``model`` as it is.
+    ``border``: ``zero`` (default) runs the network on the image as it is, with its
+    convolutions' zero padding at the borders (as trained: the training crops were
+    zero-padded too); ``symmetric``, ``reflect`` or ``edge`` first extend the image by
+    ``border_pad`` mirrored LR pixels (default: the receptive radius, so no output pixel
+    sees the zero padding) and crop them from the result. Mirroring keeps solid colours
+    and tiny images right (zero padding shifts a 64x64 solid image's corners by up to 36
+    levels) but lowers Set5/Set14 PSNR slightly (docs/benchmarks.md, "Borders").
+    ``outscale``: output size as a multiple of the input size, any positive number: the
+    model's output is resized to round(outscale x input size) with an antialiased bicubic
+    filter (``None``: the model's scale).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, device: str = "auto",
                  precision: str = "auto", tile: int | None = None, tile_pad: int | None = None,
                  tile_batch: int = 1, alpha: str = "bicubic", optimise: bool = True,
                  reuse_memory: bool = True, kernels: str = "auto",
-                 realism: float | None = None, parent: str | os.PathLike | None = None):
+                 realism: float | None = None, parent: str | os.PathLike | None = None,
+                 border: str = "zero", border_pad: int | None = None,
+                 outscale: float | None = None):
         try:
             self.device = resolve_device(device)
         except ValueError as e:
@@ -166,6 +180,10 @@ class Upscaler:
             raise SrganError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
         if kernels not in KERNELS:
             raise SrganError(f"unknown kernels {kernels!r} ({', '.join(KERNELS)})")
+        if border not in BORDERS:
+            raise SrganError(f"unknown border {border!r} ({', '.join(BORDERS)})")
+        if outscale is not None and not (outscale > 0 and math.isfinite(outscale)):
+            raise SrganError(f"outscale must be a positive number, got {outscale!r}")
         if alpha not in ("bicubic", "model"):
             raise SrganError(f"unknown alpha mode {alpha!r} (bicubic, model)")
         if reuse_memory and self.device.type == "cpu":
@@ -187,6 +205,7 @@ class Upscaler:
         self.optimise = optimise
         self.net = net.to(self.device, memory_format=torch.channels_last)
         self.precision = default_precision(self.device) if precision == "auto" else precision
+        self.auto_precision = precision == "auto"
         self.kernels, self.kernels_note = "torch", None
         if kernels != "torch":
             # Settings that rule the kernels out are the caller's choice (no note); a CPU,
@@ -201,9 +220,16 @@ class Upscaler:
             elif kernels == "amx":
                 raise SrganError(f"--kernels amx: the fused kernels cannot run: {why}")
         self.tile_pad = self.info.spec.receptive_radius() if tile_pad is None else tile_pad
+        self.border = border
+        if border == "zero":
+            self.border_pad = 0
+        else:
+            radius = self.info.spec.receptive_radius()
+            self.border_pad = radius if border_pad is None else max(0, int(border_pad))
         self.tile = tile
         self.tile_batch = max(1, tile_batch)
         self.alpha = alpha
+        self.outscale = None if outscale is None or outscale == self.scale else float(outscale)
 
     def _fused_blocker(self) -> str | None:
         if self.device.type != "cpu":
@@ -218,17 +244,26 @@ class Upscaler:
     def scale(self) -> int:
         return self.info.spec.scale
 
-    def tile_for(self, h: int, w: int) -> int:
+    def precision_for(self, bits: int) -> str:
+        """The precision an image of ``bits`` bits per channel runs in: with ``auto``,
+        16-bit images run in fp32 (bf16 keeps 8 significant bits, fp16 11: both would
+        truncate a 16-bit image), others in :attr:`precision`."""
+        if bits > 8 and self.auto_precision:
+            return "fp32"
+        return self.precision
+
+    def tile_for(self, h: int, w: int, precision: str | None = None) -> int:
         """The tile size a call will start with for an h x w LR image."""
         if self.tile is not None:
             return self.tile
-        vb = self._value_bytes()
+        h, w = h + 2 * self.border_pad, w + 2 * self.border_pad
+        vb = self._value_bytes(precision or self.precision)
         if activation_bytes(self.info, h, w, self.banded, vb) <= tile_budget(self.device):
             return 0  # the whole image fits: no tiles, no recomputed overlap
         return auto_tile(self.info, self.device, self.tile_pad, self.banded, vb)
 
-    def _value_bytes(self) -> int:
-        return 4 if _DTYPES.get(self.precision) is None else 2
+    def _value_bytes(self, precision: str | None = None) -> int:
+        return 4 if _DTYPES.get(precision or self.precision) is None else 2
 
     def _fp32(self, x: torch.Tensor) -> torch.Tensor:
         """The network in fp32 on ``x``, in sub-tiles when a tile sized for 2-byte values
@@ -246,8 +281,9 @@ class Upscaler:
 
     # ----------------------------------------------------------------- tensors
 
-    def _forward_fn(self, retries: list[int]) -> Callable[[torch.Tensor], torch.Tensor]:
-        dtype = _DTYPES.get(self.precision)
+    def _forward_fn(self, retries: list[int],
+                    precision: str | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        dtype = _DTYPES.get(precision or self.precision)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -267,18 +303,21 @@ class Upscaler:
 
     @torch.inference_mode()
     def _run(self, x: torch.Tensor, on_tile: TileCallback | None,
-             on_event: EventCallback | None, store=None) -> tuple[torch.Tensor | None, int, int]:
+             on_event: EventCallback | None, store=None,
+             precision: str | None = None) -> tuple[torch.Tensor | None, int, int]:
         """(SR in [-1,1] on the CPU or None with ``store``, tile used, fp32 retries).
 
         On a CUDA out-of-memory error the tile is halved and the whole image redone.
         """
         x = x.to(self.device, torch.float32)
-        tile = self.tile_for(x.shape[2], x.shape[3])
+        tile = self.tile_for(x.shape[2], x.shape[3], precision)
         while True:
             retries = [0]
             try:
-                y = run_tiled(self._forward_fn(retries), x, self.scale, tile, self.tile_pad,
-                              on_tile, self.tile_batch, store)
+                y = run_tiled(self._forward_fn(retries, precision), x, self.scale, tile,
+                              self.tile_pad,
+                              on_tile, self.tile_batch, store, margin=self.border_pad,
+                              mirror=self.border)
                 return (None if y is None else y.cpu()), tile, retries[0]
             except torch.OutOfMemoryError:
                 if self.device.type == "cuda":
@@ -299,6 +338,18 @@ class Upscaler:
 
     def upscale_decoded(self, d: imaging.Decoded, on_tile: TileCallback | None = None,
                         on_event: EventCallback | None = None) -> tuple[np.ndarray, int, int]:
+        """Upscale a decoded image into (H, W, C) uint8/uint16 planes (C: L, LA, RGB, RGBA),
+        resized to ``outscale`` x the input size when set. Returns (planes, tile used, fp32
+        retries); see :meth:`_model_pass`."""
+        planes, tile, retries = self._model_pass(d, on_tile, on_event)
+        if self.outscale is not None:
+            w, h = d.size
+            size = (max(1, round(w * self.outscale)), max(1, round(h * self.outscale)))
+            planes = resize_planes(planes, size)
+        return planes, tile, retries
+
+    def _model_pass(self, d: imaging.Decoded, on_tile: TileCallback | None = None,
+                    on_event: EventCallback | None = None) -> tuple[np.ndarray, int, int]:
         """Upscale a decoded image into (H, W, C) uint8/uint16 planes (C: L, LA, RGB, RGBA).
 
         Each tile is quantised as it is produced, so no float copy of the full output is
@@ -312,6 +363,7 @@ class Upscaler:
         n_alpha = 0 if d.alpha is None else 1
         peak = 65535 if d.bits == 16 else 255
         planes = np.empty((h * s, w * s, n_color + n_alpha), np.uint16 if d.bits == 16 else np.uint8)
+        precision = self.precision_for(d.bits)
 
         def quantise(y: torch.Tensor, gray: bool) -> np.ndarray:
             v = y[0].permute(1, 2, 0).float()  # HWC; contiguous when y is channels_last
@@ -328,11 +380,12 @@ class Upscaler:
             planes[t.y0 * s : t.y1 * s, t.x0 * s : t.x1 * s, n_color:] = quantise(y, True)
 
         x = torch.from_numpy(d.rgb).permute(2, 0, 1)[None]
-        _, tile, retries = self._run(x, on_tile, on_event, store_color)
+        _, tile, retries = self._run(x, on_tile, on_event, store_color, precision)
         if d.alpha is not None:
             a = torch.from_numpy(d.alpha)[None, None]
             if self.alpha == "model":
-                _, _, r2 = self._run(a.expand(1, 3, -1, -1), None, on_event, store_alpha)
+                _, _, r2 = self._run(a.expand(1, 3, -1, -1), None, on_event, store_alpha,
+                                     precision)
                 retries += r2
             else:
                 up = F.interpolate(a, scale_factor=s, mode="bicubic", align_corners=False)
@@ -365,6 +418,9 @@ class Upscaler:
         if dst.exists() and not overwrite:
             raise SrganError(f"{dst}: already exists (use --overwrite)")
         d = imaging.read_image(src, max_pixels=max_pixels)
+        if on_event:
+            for note in _notes(src, d, dst, fmt):
+                on_event(note)
         planes, tile, retries = self.upscale_decoded(d, on_tile, on_event)
         imaging.write_image(dst, planes, fmt, quality, {} if strip_metadata else d.info,
                             png_level)
@@ -396,7 +452,7 @@ class Upscaler:
             t = time.perf_counter()
             if job.error is not None:
                 raise job.error
-            if skip_existing and job.dst.exists():
+            if (skip_existing or job.skip_existing) and job.dst.exists():
                 return _SKIP, 0.0
             imaging.output_format(job.dst, fmt)  # fail before the expensive part
             if job.dst.exists() and not overwrite:
@@ -406,7 +462,7 @@ class Upscaler:
 
         def write(job: FileJob, planes: np.ndarray, info: dict):
             t = time.perf_counter()
-            if skip_existing and job.dst.exists():  # an earlier job wrote the same path
+            if (skip_existing or job.skip_existing) and job.dst.exists():  # written meanwhile
                 return _SKIP, 0.0
             if job.dst.exists() and not overwrite:
                 raise SrganError(f"{job.dst}: already exists (use --overwrite)")
@@ -417,7 +473,7 @@ class Upscaler:
         if not overlap:
             for job in jobs:
                 pending = self._file_job(job, _done(read, job), on_start, on_tile, on_event,
-                                         strip_metadata, lambda *a: _done(write, *a))
+                                         strip_metadata, lambda *a: _done(write, *a), fmt)
                 yield _outcome(*pending)
             return
         reader = ThreadPoolExecutor(1, thread_name_prefix="srgan-read")
@@ -442,7 +498,7 @@ class Upscaler:
                 if i + 1 < len(jobs):  # decode the next image while this one computes
                     ahead = reader.submit(read, jobs[i + 1])
                 queued.append(self._file_job(job, decoded, on_start, on_tile, on_event,
-                                             strip_metadata, submit_write))
+                                             strip_metadata, submit_write, fmt))
                 # Report finished jobs in order; keep at most one write in flight.
                 while queued and (queued[0][3] is None or queued[0][3].done()
                                   or len(queued) > 1):
@@ -454,7 +510,7 @@ class Upscaler:
             writer.shutdown(wait=True, cancel_futures=True)
 
     def _file_job(self, job, decoded: Future, on_start, on_tile, on_event, strip_metadata,
-                  submit_write):
+                  submit_write, fmt=None):
         """Model step of one file job: (job, seconds so far, result | error | None, write)."""
         try:
             d, secs = decoded.result()
@@ -464,6 +520,9 @@ class Upscaler:
             return job, 0.0, None, None
         if on_start:
             on_start(job.src)
+        if on_event:
+            for note in _notes(job.src, d, job.dst, fmt):
+                on_event(note)
         t = time.perf_counter()
         try:
             planes, tile, retries = self.upscale_decoded(d, on_tile, on_event)
@@ -478,11 +537,14 @@ class Upscaler:
 @dataclass(frozen=True)
 class FileJob:
     """One input of :meth:`Upscaler.upscale_files`; ``error`` reports a job that could
-    not even be planned (e.g. no output name) in its place in the order."""
+    not even be planned (e.g. no output name) in its place in the order;
+    ``skip_existing`` skips this job when its output exists (as the call's own flag does
+    for every job)."""
 
     src: Path
     dst: Path | None
     error: SrganError | None = None
+    skip_existing: bool = False
 
 
 @dataclass(frozen=True)
@@ -496,6 +558,17 @@ class FileOutcome:
 
 
 _SKIP = object()
+
+
+def _notes(src: Path, d: imaging.Decoded, dst: Path, fmt: str | None) -> list[str]:
+    """Notices about an input that is upscaled, but not all of it."""
+    notes = []
+    if d.frames > 1:
+        notes.append(f"{src}: animated ({d.frames} frames); only the first frame is upscaled")
+    out = imaging.output_format(dst, fmt)
+    if d.alpha is not None and (out == "JPEG" or (out == "BMP" and d.mode == "LA")):
+        notes.append(f"{dst}: {out} has no alpha channel; the transparency of {src} is dropped")
+    return notes
 
 
 def _done(fn, *args) -> Future:
@@ -520,6 +593,20 @@ def _outcome(job: FileJob, secs: float, res, wrote: Future | None) -> FileOutcom
     if flag is _SKIP:
         return FileOutcome(job.src, job.dst, "skipped")
     return FileOutcome(job.src, job.dst, "ok", result=res, seconds=secs + wsecs)
+
+
+def resize_planes(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, C) uint8/uint16 planes resized to ``size`` (width, height) with an
+    antialiased bicubic filter (a low-pass filter scaled to the reduction when
+    shrinking), rounded back to the same type."""
+    w, h = size
+    if (planes.shape[1], planes.shape[0]) == (w, h):
+        return planes
+    peak = 65535 if planes.dtype == np.uint16 else 255
+    x = torch.from_numpy(planes.astype(np.float32)).permute(2, 0, 1)[None]
+    y = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
+    y = y[0].permute(1, 2, 0).clamp_(0, peak).add_(0.5).to(torch.int32).numpy()
+    return y.astype(planes.dtype)
 
 
 def describe(info: ModelInfo) -> str:
