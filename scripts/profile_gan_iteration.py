@@ -1,0 +1,139 @@
+"""Where one GAN-stage iteration's time goes, phase by phase, on this machine.
+
+The phases of ``srgan train --stage gan`` (srgan_cli/train/loop.py), timed with a wall
+clock around each (the CPU runs eagerly, so each phase's time is its own): the batch,
+the generator forward, VGG19 to relu5_4 on HR (no grad) and on SR, the discriminator on SR
+for the adversarial term, the generator's backward and Adam step (+ EMA), and the
+discriminator's real and fake passes (forward + backward) and its Adam step. Same
+networks, precision (bf16 autocast where the CPU has it), channels_last, batch and crop
+as the training defaults; the generator starts from the shipped SRResNet.
+
+    python scripts/profile_gan_iteration.py --iters 6 --warmup 2 [--json out.json]
+
+Prints a table (ms per phase, share of the iteration, GFLOP/s where counted) and the
+iterations/s it implies. Stop other work first (a training run: kill -STOP its pid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from srgan_cli.device import cpu_has_bf16
+from srgan_cli.bench.speed import hardware
+from srgan_cli.models import resolve_model
+from srgan_cli.nets.discriminator import Discriminator
+from srgan_cli.nets.vgg import VGGFeatures
+from srgan_cli.paths import benchmark_dir
+from srgan_cli.train.data import ImageBank, sample_batch
+from srgan_cli.weights import load_generator
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--iters", type=int, default=6)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=96)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--data", type=Path, default=None,
+                    help="HR images (default: Set14's HR images from ../shared)")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    data = args.data or (benchmark_dir("Set14") / "Set14_HR")
+    bank = ImageBank.from_dirs([str(data)], args.crop)
+    gen_model, _ = load_generator(resolve_model("srresnet"))
+    model = gen_model.train().to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    vgg = VGGFeatures.load("vgg54").to(memory_format=torch.channels_last)
+    disc = Discriminator(args.crop).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-4)
+    amp = torch.bfloat16 if cpu_has_bf16() else None
+    autocast = (torch.autocast("cpu", dtype=amp) if amp is not None
+                else contextlib.nullcontext())
+    rng = torch.Generator().manual_seed(0)
+    times: dict[str, list[float]] = defaultdict(list)
+
+    def timed(name: str, i: int):
+        @contextlib.contextmanager
+        def cm():
+            t = time.perf_counter()
+            yield
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - t)
+        return cm()
+
+    for i in range(args.warmup + args.iters):
+        with timed("batch", i):
+            lr_img, hr = sample_batch(bank, args.batch, args.crop, 4, rng)
+            lr_img = lr_img.contiguous(memory_format=torch.channels_last)
+            hr = hr.contiguous(memory_format=torch.channels_last)
+        disc.requires_grad_(False)
+        with autocast:
+            with timed("G forward", i):
+                sr = model(lr_img)
+            with timed("VGG54 on HR (no grad)", i):
+                with torch.no_grad():
+                    fh = vgg((hr + 1) * 0.5)
+            with timed("VGG54 on SR", i):
+                fs = vgg((sr + 1) * 0.5)
+                l_content = torch.mean((fs.float() - fh.float()) ** 2)
+            with timed("D on SR (adversarial term)", i):
+                logits = disc(sr).float()
+                l_gan = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+        loss = l_content + 1e-3 * l_gan + 0.5 * F.l1_loss(sr.float(), hr)
+        with timed("G backward (through D, VGG, G)", i):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+        with timed("G Adam step + EMA", i):
+            opt.step()
+            with torch.no_grad():
+                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1e-3)
+        disc.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        with timed("D real forward+backward", i):
+            with autocast:
+                real = disc(hr).float()
+            F.binary_cross_entropy_with_logits(real, torch.ones_like(real)).backward()
+        with timed("D fake forward+backward", i):
+            with autocast:
+                fake = disc(sr.detach()).float()
+            F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)).backward()
+        with timed("D Adam step", i):
+            opt_d.step()
+
+    per = {k: sum(v) / len(v) for k, v in times.items()}
+    total = sum(per.values())
+    hw = hardware(torch.device("cpu"))
+    cpu = f"{hw['cpu']} ({', '.join(hw['cpu_bf16'])})"
+    print(f"{cpu}, {torch.get_num_threads()} threads, precision {amp or 'fp32'}, batch "
+          f"{args.batch} of {args.crop} px, mean of {args.iters} iterations after "
+          f"{args.warmup} warm-up")
+    print(f"| phase | ms | share |\n| --- | --- | --- |")
+    for k, v in per.items():
+        print(f"| {k} | {v * 1e3:.0f} | {v / total:.1%} |")
+    print(f"| **iteration** | **{total * 1e3:.0f}** | {1 / total:.3f} it/s |")
+    if args.json:
+        args.json.write_text(json.dumps({"hardware": hw, "threads": torch.get_num_threads(),
+                                         "precision": str(amp), "batch": args.batch,
+                                         "crop": args.crop, "iters": args.iters,
+                                         "seconds": per, "its_per_sec": 1 / total},
+                                        indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
