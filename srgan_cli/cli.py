@@ -309,7 +309,7 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
           vgg_weights, lpips_weights,
           precision, channels_last, device, seed, ckpt_every, val_every, val_dir,
           resume, init_path, export_path, log_every, max_seconds):
-    """Train the generator (the paper's SRResNet MSE stage).
+    """Train the generator: the paper's SRResNet stage, or its SRGAN stage (--stage gan).
 
     Runs on CPU (bf16 autocast + channels_last) or CUDA. Ctrl-C writes a checkpoint;
     --resume continues exactly where it stopped.
@@ -327,21 +327,15 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
     if val_dir is None:
         found = paths.benchmark_dir("Set5")
         val_dir = found
-    gan = stage == "gan"
-    run_dir = run_dir or Path("runs") / stage
-    iters = iters or (200_000 if gan else 1_000_000)
-    lr_schedule = lr_schedule or ("step" if gan else "constant")
-    if lr_milestones is None:
-        lr_milestones = "100000" if gan and lr_schedule == "step" else ""
-    content_loss = content_loss or ("vgg54" if gan else "mse")
-    if gan and init_path is None and resume is None:
-        init_path = "srresnet"
-    try:
-        milestones = [int(m) for m in lr_milestones.split(",") if m.strip()]
-    except ValueError:
-        fail(f"--lr-milestones: expected comma-separated integers, got {lr_milestones!r}")
+    milestones = None  # unset options stay None: TrainConfig fills in the stage's defaults
+    if lr_milestones is not None:
+        try:
+            milestones = [int(m) for m in lr_milestones.split(",") if m.strip()]
+        except ValueError:
+            fail(f"--lr-milestones: expected comma-separated integers, got {lr_milestones!r}")
     cfg = TrainConfig(
-        data=data_dirs, run_dir=str(run_dir), stage=stage, iters=iters, batch=batch, crop=crop,
+        data=data_dirs, run_dir=str(run_dir) if run_dir else None, stage=stage, iters=iters,
+        batch=batch, crop=crop,
         scale=int(scale), blocks=blocks, width=width, lr=lr, lr_schedule=lr_schedule,
         lr_milestones=milestones, precision=precision, channels_last=channels_last,
         device=device, seed=seed, ckpt_every=ckpt_every, val_every=val_every,
@@ -352,6 +346,7 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
         lpips_weights=str(lpips_weights) if lpips_weights else None,
         max_seconds=max_seconds, log_every=log_every,
     )
+    run_dir = Path(cfg.run_dir)
     main_process = os.environ.get("RANK", "0") == "0"
     if main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -363,7 +358,7 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
         TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
         console=err, transient=False, disable=not main_process,
     ) as bar:
-        task = bar.add_task("train", total=iters, stats="")
+        task = bar.add_task("train", total=cfg.iters, stats="")
 
         def on_progress(p):
             if p.event == "step":

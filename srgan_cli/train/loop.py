@@ -1,4 +1,4 @@
-"""The SRResNet (MSE) training stage of the paper, Sec. 3.2.
+"""Training the generator: the paper's SRResNet stage (Sec. 3.2) and its SRGAN stage.
 
 Library code: reports progress through a callback and raises :class:`TrainError`;
 it never prints.
@@ -32,22 +32,34 @@ CHECKPOINT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 STAGES = ("srresnet", "gan")
 CONTENT_LOSSES = ("mse", "vgg22", "vgg54")
+# what a stage trains when the config leaves a field at None (the paper's recipes);
+# the gan stage also gets lr_milestones [100000] when its schedule is 'step'
+STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "srresnet": {"iters": 1_000_000, "lr_schedule": "constant", "content_loss": "mse",
+                 "init": None},
+    "gan": {"iters": 200_000, "lr_schedule": "step", "content_loss": "vgg54",
+            "init": "srresnet"},
+}
+GAN_LR_STEP = 100_000
 
 
 @dataclass
 class TrainConfig:
+    """What to train. Fields left at None get the stage's default (``STAGE_DEFAULTS``):
+    ``TrainConfig(data, stage="gan")`` trains what ``srgan train --stage gan`` does."""
+
     data: list[str]
-    run_dir: str = "runs/srresnet"
+    run_dir: str | None = None  # default: runs/<stage>
     stage: str = "srresnet"
-    iters: int = 1_000_000
+    iters: int | None = None  # default: 10^6 (srresnet), 2x10^5 (gan)
     batch: int = 16
     crop: int = 96
     scale: int = 4
     blocks: int = 16
     width: int = 64
     lr: float = 1e-4
-    lr_schedule: str = "constant"  # constant | cosine | step
-    lr_milestones: list[int] = field(default_factory=list)  # for 'step': x0.1 at each
+    lr_schedule: str | None = None  # constant | cosine | step; default constant, step (gan)
+    lr_milestones: list[int] | None = None  # for 'step': x0.1 at each; default [10^5] (gan)
     lr_min: float = 0.0  # floor of the cosine schedule
     beta1: float = 0.9
     beta2: float = 0.999
@@ -59,8 +71,8 @@ class TrainConfig:
     val_every: int = 1000
     val_dir: str | None = None
     log_every: int = 10
-    init: str | None = None  # start the generator from released weights (name or path)
-    content_loss: str = "mse"  # mse | vgg22 | vgg54 (the paper's Table 1 variants)
+    init: str | None = None  # start G from released weights (name or path); gan: 'srresnet'
+    content_loss: str | None = None  # mse | vgg22 | vgg54 (Table 1); default mse, vgg54 (gan)
     adv_weight: float = 1e-3  # weight of -log D(G(LR)) in the GAN stage
     d_lr: float | None = None  # discriminator lr (default: the generator's; same schedule)
     ema: float = 0.0  # decay of an exponential moving average of G (0: off)
@@ -71,6 +83,19 @@ class TrainConfig:
     # wall-clock limit in seconds (0: none), counted from the start of the training set-up
     # (data loading included): the run then checkpoints, validates and returns early
     max_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        defaults = STAGE_DEFAULTS.get(self.stage)
+        if defaults is None:
+            raise TrainError(f"unknown stage {self.stage!r} ({', '.join(STAGES)})")
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.run_dir is None:
+            self.run_dir = str(Path("runs") / self.stage)
+        if self.lr_milestones is None:
+            self.lr_milestones = ([GAN_LR_STEP] if self.stage == "gan"
+                                  and self.lr_schedule == "step" else [])
 
     def spec(self) -> GeneratorSpec:
         return GeneratorSpec(scale=self.scale, blocks=self.blocks, width=self.width)
