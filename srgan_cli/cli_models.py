@@ -136,7 +136,7 @@ def info(model) -> None:
 
     A registered name is shown from local copies only (no download).
     """
-    from srgan_cli import hub
+    from srgan_cli import hub, tensorfile
     from srgan_cli.errors import SrganError, WeightsError
     from srgan_cli.models import default_model, find_by_sha256, registry, resolve_model
 
@@ -171,8 +171,8 @@ def info(model) -> None:
         else:
             path = resolve_model(model)
         if path is not None:
-            header = hub.safetensors_header(path)
-            n_tensors, n_params = hub.tensor_stats(header)
+            header = tensorfile.read_header(path)
+            n_tensors, n_params = tensorfile.tensor_stats(header)
             out += [("file", str(path)), ("size", f"{Path(path).stat().st_size:,} bytes"),
                     ("file sha256", hub.sha256_file(path)),
                     ("tensors", f"{n_tensors} ({n_params:,} values)")]

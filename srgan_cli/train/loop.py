@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from srgan_cli.device import autocast_dtype, resolve_device
+from srgan_cli.device import resolve_device, training_dtype
 from srgan_cli.errors import TrainError
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
 from srgan_cli.train.data import DataError, ImageBank, sample_batch
@@ -119,18 +119,6 @@ def adv_weight_at(cfg: TrainConfig, it: int) -> float:
     if cfg.adv_warmup > 0 and it < cfg.adv_warmup:
         return cfg.adv_weight * (it + 1) / cfg.adv_warmup
     return cfg.adv_weight
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu":
-            from srgan_cli.device import cpu_has_bf16
-
-            return torch.bfloat16 if cpu_has_bf16() else None
-        return None
-    return autocast_dtype(precision, device)
 
 
 @dataclass
@@ -258,7 +246,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
         torch.cuda.set_device(device)
     if cfg.batch % info.world:
         raise TrainError(f"--batch {cfg.batch} must be a multiple of the {info.world} processes")
-    amp = resolve_precision(cfg.precision, device)
+    amp = training_dtype(cfg.precision, device)
     if device.type == "cuda" and not torch.backends.cudnn.deterministic:
         torch.backends.cudnn.benchmark = True  # fixed crop shapes: pick the fastest kernels
     report = (on_progress or (lambda p: None)) if info.main else (lambda p: None)
