@@ -918,7 +918,6 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
     if not datasets:
         fail("name at least one dataset (set5, set14, bsd100, urban100), or use --speed", 2)
     import json
-    import os
 
     import numpy as np
     from PIL import Image

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import os
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,12 +97,6 @@ class HubRef:
     filename: str
     revision: str | None = None
     repo_type: str = "model"
-
-    @property
-    def url(self) -> str:
-        prefix = "datasets/" if self.repo_type == "dataset" else ""
-        return f"hf://{prefix}{self.repo_id}/{self.filename}" + (
-            f"@{self.revision}" if self.revision else "")
 
 
 def parse_hf_url(url: str) -> HubRef:
@@ -432,8 +424,6 @@ def publish(path: str | os.PathLike, repo_id: str, *, name: str, filename: str |
                       metadata=info.metadata, license=license, psnr=psnr,
                       parameters=count_parameters(model))
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub import errors as hfe
-
     from huggingface_hub.utils import (are_progress_bars_disabled, disable_progress_bars,
                                        enable_progress_bars)
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

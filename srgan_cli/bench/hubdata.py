@@ -8,7 +8,6 @@ downloaded into the standard Hub cache with ``hf_hub_download`` and unpacked, sa
 from __future__ import annotations
 
 import os
-import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
 

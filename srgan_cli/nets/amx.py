@@ -105,14 +105,6 @@ def library() -> ctypes.CDLL:
         return _lib
 
 
-def available() -> bool:
-    try:
-        library()
-    except RuntimeError:
-        return False
-    return True
-
-
 def unavailable_reason() -> str | None:
     try:
         library()

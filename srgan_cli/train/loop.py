@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
             "init": "srresnet"},
 }
 GAN_LR_STEP = 100_000
+ADAM_BETAS = (0.9, 0.999)  # the paper's beta1 = 0.9
 
 
 @dataclass
@@ -60,9 +61,6 @@ class TrainConfig:
     lr: float = 1e-4
     lr_schedule: str | None = None  # constant | cosine | step; default constant, step (gan)
     lr_milestones: list[int] | None = None  # for 'step': x0.1 at each; default [10^5] (gan)
-    lr_min: float = 0.0  # floor of the cosine schedule
-    beta1: float = 0.9
-    beta2: float = 0.999
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     channels_last: bool = True
     device: str = "auto"
@@ -109,7 +107,7 @@ def lr_at(cfg: TrainConfig, it: int) -> float:
         return cfg.lr * 0.1 ** sum(1 for m in cfg.lr_milestones if it >= m)
     if cfg.lr_schedule == "cosine":
         t = min(it / max(cfg.iters, 1), 1.0)
-        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * t))
     raise TrainError(f"unknown lr schedule {cfg.lr_schedule!r} (constant, cosine, step)")
 
 
@@ -329,10 +327,10 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
             disc = disc.to(memory_format=torch.channels_last)
     # CUDA: the fused (one kernel per step) Adam; same update rule, same state dict
     fused = True if device.type == "cuda" else None
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=ADAM_BETAS,
                            fused=fused)
     opt_d = (torch.optim.Adam(disc.parameters(), lr=cfg.d_lr or cfg.lr,
-                              betas=(cfg.beta1, cfg.beta2), fused=fused)
+                              betas=ADAM_BETAS, fused=fused)
              if disc is not None else None)
     ema = None
     if cfg.ema:
