@@ -1,4 +1,5 @@
-"""The ``srgan`` command line. Only this module prints; everything else raises or calls back.
+"""The ``srgan`` command line (``srgan models ...`` is in cli_models.py). Only these two CLI
+modules print (through console.py); everything else raises or calls back.
 
 Heavy imports (torch) happen inside the commands so that ``srgan --help`` is instant.
 """
@@ -14,7 +15,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-err = Console(stderr=True, highlight=False)
+from srgan_cli.cli_models import models as _models_group
+from srgan_cli.console import err, fail
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -204,12 +206,6 @@ def _remove_temporaries(outputs) -> None:
                 os.unlink(tmp)
             except OSError:
                 pass
-
-
-def fail(message: str, code: int = 1) -> None:
-    # messages are text, not rich markup (e.g. "file.safetensors[@revision]")
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -1042,7 +1038,5 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
                             r.ssim_method, "" if r.lpips is None else f"{r.lpips:.5f}",
                             r.images])
 
-
-from srgan_cli.cli_models import models as _models_group  # noqa: E402
 
 main.add_command(_models_group)
