@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+CPUINFO = "/proc/cpuinfo"  # where the CPU's model and flags are read (Linux)
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then MPS, then CPU; explicit names are validated."""
@@ -36,7 +38,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 def _cpuinfo_field(name: str) -> str | None:
     """The value of the first ``name`` line of /proc/cpuinfo (None: no such line or file)."""
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(CPUINFO) as f:
             for line in f:
                 key, sep, value = line.partition(":")
                 if sep and key.strip() == name:

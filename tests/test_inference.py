@@ -70,7 +70,6 @@ import numpy as np  # noqa: E402
 
 from conftest import REPO, photo_like  # noqa: E402
 from srgan_cli import Upscaler, imaging  # noqa: E402
-from srgan_cli.device import cpu_has_bf16  # noqa: E402
 from srgan_cli.nets import amx  # noqa: E402
 
 SHIPPED = REPO / "weights" / "srresnet_x4.safetensors"
@@ -134,25 +133,6 @@ def test_bf16_path_stays_close_to_the_plain_fp32_image(weights, tile, seed, h, w
     print(f"bf16 ({up.kernels} kernels) vs plain fp32: max {worst} levels, {db:.1f} dB")
     assert used == tile and retries == 0
     assert worst <= 4 and db >= 48.0
-
-
-def test_auto_precision_is_bf16_exactly_on_cpus_with_native_bf16(tiny_weights):
-    up = Upscaler(tiny_weights, device="cpu")
-    assert up.precision == ("bf16" if cpu_has_bf16() else "fp32")
-    assert up.optimise and Upscaler(tiny_weights, device="cpu", precision="fp32").precision == "fp32"
-
-
-def test_keep_freed_memory_applies_on_glibc_and_changes_no_pixel(tiny_weights):
-    import platform
-
-    from srgan_cli.device import keep_freed_memory
-
-    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")  # mallopt is glibc's
-    x = np.random.default_rng(0).random((20, 24, 3), np.float32)
-    d = imaging.Decoded(x, None, "RGB")
-    a, _, _ = Upscaler(tiny_weights, device="cpu", reuse_memory=False).upscale_decoded(d)
-    b, _, _ = Upscaler(tiny_weights, device="cpu").upscale_decoded(d)
-    assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("k,o", [(5, 12), (5, 4), (3, 7), (1, 3)])
