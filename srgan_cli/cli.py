@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from srgan_cli.cli_models import models as _models_group
 from srgan_cli.console import err, fail
+from srgan_cli.files import remove_temporaries
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -192,20 +193,6 @@ class _Interrupted:
 
         for s, handler in self._saved.items():
             signal.signal(s, handler)
-
-
-def _remove_temporaries(outputs) -> None:
-    """Remove the temporary files an interrupted atomic write of ``outputs`` may have left
-    (``.<name>.<random>.tmp`` beside each output, see weights.atomic_write)."""
-    import glob
-
-    for dst in outputs:
-        for tmp in glob.glob(os.path.join(glob.escape(str(dst.parent)),
-                                          f".{glob.escape(dst.name)}.*.tmp")):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -818,7 +805,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
             bar.update(tiles, visible=False)
     if interrupted:
         outcomes.close()  # waits for the reader and the write in flight
-        _remove_temporaries(job.dst for job in jobs if job.dst is not None)
+        remove_temporaries(job.dst for job in jobs if job.dst is not None)
     interrupted.restore()
     seconds = time.perf_counter() - t0
     done = reported - failures - skipped

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -46,3 +47,15 @@ def atomic_dir(dest: Path, fill: Callable[[Path], T], staging: Path | None = Non
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
+
+
+def remove_temporaries(outputs: Iterable[Path]) -> None:
+    """Remove the temporary files an interrupted :func:`atomic_write` of ``outputs`` may
+    have left (``.<name>.<random>.tmp`` beside each output)."""
+    for dst in outputs:
+        for tmp in glob.glob(os.path.join(glob.escape(str(dst.parent)),
+                                          f".{glob.escape(dst.name)}.*.tmp")):
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
