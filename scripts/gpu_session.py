@@ -127,9 +127,9 @@ def pack(dest: Path, shared: Path, budget_mib: float, margin_mib: float, quality
             raise SystemExit(f"error: {need}: not found (the project's ../shared data)")
     import tempfile
 
-    # built outside the checkout (a half-made pack must never travel), then moved in
-    tmp = Path(tempfile.mkdtemp(prefix="srgan_pack_"))
-    try:
+    from srgan_cli.files import atomic_dir
+
+    def fill(tmp: Path) -> tuple[dict, int]:
         (tmp / "train").mkdir()
         shutil.copy2(vgg, tmp / VGG_NAME)
         shutil.copytree(set5, tmp / "Set5")
@@ -146,7 +146,8 @@ def pack(dest: Path, shared: Path, budget_mib: float, margin_mib: float, quality
                     images.append((src.name, p, ImageOps.exif_transpose(im).convert("RGB")))
         fraction, blobs = 1.0, []
         for _ in range(6):  # shrink the crops until the JPEGs fit
-            blobs = [(s, p, _encode(_centre(im, fraction, min_side), quality)) for s, p, im in images]
+            blobs = [(s, p, _encode(_centre(im, fraction, min_side), quality))
+                     for s, p, im in images]
             total = sum(len(b) for _, _, b in blobs)
             if total <= room:
                 break
@@ -168,12 +169,10 @@ def pack(dest: Path, shared: Path, budget_mib: float, margin_mib: float, quality
             "sources": [str(s) for s in sources], "vgg": VGG_NAME, "vgg_sha256": sha256(vgg),
         }
         (tmp / "PACK.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.move(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return manifest, tree
+
+    # built outside the checkout (a half-made pack must never travel), then moved in
+    manifest, tree = atomic_dir(dest, fill, staging=Path(tempfile.gettempdir()))
     manifest["total_mib"] = round((tree + sum(p.stat().st_size for p in dest.rglob("*")
                                               if p.is_file())) / MiB, 2)
     return manifest

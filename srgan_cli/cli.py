@@ -1,4 +1,5 @@
-"""The ``srgan`` command line. Only this module prints; everything else raises or calls back.
+"""The ``srgan`` command line (``srgan models ...`` is in cli_models.py). Only these two CLI
+modules print (through console.py); everything else raises or calls back.
 
 Heavy imports (torch) happen inside the commands so that ``srgan --help`` is instant.
 """
@@ -14,7 +15,9 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-err = Console(stderr=True, highlight=False)
+from srgan_cli.cli_models import models as _models_group
+from srgan_cli.console import err, fail
+from srgan_cli.files import remove_temporaries
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -192,26 +195,6 @@ class _Interrupted:
             signal.signal(s, handler)
 
 
-def _remove_temporaries(outputs) -> None:
-    """Remove the temporary files an interrupted atomic write of ``outputs`` may have left
-    (``.<name>.<random>.tmp`` beside each output, see weights.atomic_write)."""
-    import glob
-
-    for dst in outputs:
-        for tmp in glob.glob(os.path.join(glob.escape(str(dst.parent)),
-                                          f".{glob.escape(dst.name)}.*.tmp")):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-def fail(message: str, code: int = 1) -> None:
-    # messages are text, not rich markup (e.g. "file.safetensors[@revision]")
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    sys.exit(code)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="srgan", prog_name="srgan")
 def main() -> None:
@@ -309,7 +292,7 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
           vgg_weights, lpips_weights,
           precision, channels_last, device, seed, ckpt_every, val_every, val_dir,
           resume, init_path, export_path, log_every, max_seconds):
-    """Train the generator (the paper's SRResNet MSE stage).
+    """Train the generator: the paper's SRResNet stage, or its SRGAN stage (--stage gan).
 
     Runs on CPU (bf16 autocast + channels_last) or CUDA. Ctrl-C writes a checkpoint;
     --resume continues exactly where it stopped.
@@ -327,21 +310,15 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
     if val_dir is None:
         found = paths.benchmark_dir("Set5")
         val_dir = found
-    gan = stage == "gan"
-    run_dir = run_dir or Path("runs") / stage
-    iters = iters or (200_000 if gan else 1_000_000)
-    lr_schedule = lr_schedule or ("step" if gan else "constant")
-    if lr_milestones is None:
-        lr_milestones = "100000" if gan and lr_schedule == "step" else ""
-    content_loss = content_loss or ("vgg54" if gan else "mse")
-    if gan and init_path is None and resume is None:
-        init_path = "srresnet"
-    try:
-        milestones = [int(m) for m in lr_milestones.split(",") if m.strip()]
-    except ValueError:
-        fail(f"--lr-milestones: expected comma-separated integers, got {lr_milestones!r}")
+    milestones = None  # unset options stay None: TrainConfig fills in the stage's defaults
+    if lr_milestones is not None:
+        try:
+            milestones = [int(m) for m in lr_milestones.split(",") if m.strip()]
+        except ValueError:
+            fail(f"--lr-milestones: expected comma-separated integers, got {lr_milestones!r}")
     cfg = TrainConfig(
-        data=data_dirs, run_dir=str(run_dir), stage=stage, iters=iters, batch=batch, crop=crop,
+        data=data_dirs, run_dir=str(run_dir) if run_dir else None, stage=stage, iters=iters,
+        batch=batch, crop=crop,
         scale=int(scale), blocks=blocks, width=width, lr=lr, lr_schedule=lr_schedule,
         lr_milestones=milestones, precision=precision, channels_last=channels_last,
         device=device, seed=seed, ckpt_every=ckpt_every, val_every=val_every,
@@ -352,6 +329,7 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
         lpips_weights=str(lpips_weights) if lpips_weights else None,
         max_seconds=max_seconds, log_every=log_every,
     )
+    run_dir = Path(cfg.run_dir)
     main_process = os.environ.get("RANK", "0") == "0"
     if main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -363,7 +341,7 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
         TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
         console=err, transient=False, disable=not main_process,
     ) as bar:
-        task = bar.add_task("train", total=iters, stats="")
+        task = bar.add_task("train", total=cfg.iters, stats="")
 
         def on_progress(p):
             if p.event == "step":
@@ -827,7 +805,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
             bar.update(tiles, visible=False)
     if interrupted:
         outcomes.close()  # waits for the reader and the write in flight
-        _remove_temporaries(job.dst for job in jobs if job.dst is not None)
+        remove_temporaries(job.dst for job in jobs if job.dst is not None)
     interrupted.restore()
     seconds = time.perf_counter() - t0
     done = reported - failures - skipped
@@ -923,7 +901,6 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
     if not datasets:
         fail("name at least one dataset (set5, set14, bsd100, urban100), or use --speed", 2)
     import json
-    import os
 
     import numpy as np
     from PIL import Image
@@ -1048,7 +1025,5 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
                             r.ssim_method, "" if r.lpips is None else f"{r.lpips:.5f}",
                             r.images])
 
-
-from srgan_cli.cli_models import models as _models_group  # noqa: E402
 
 main.add_command(_models_group)

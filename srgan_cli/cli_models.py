@@ -10,18 +10,7 @@ from pathlib import Path
 
 import click
 
-
-def _fail(message: str, code: int = 1) -> None:
-    from srgan_cli.cli import fail  # lazy: works whichever module is imported first
-
-    fail(message, code)
-
-
-def _say(message: str) -> None:
-    """A line on stderr, as plain text (paths and hashes are not rich markup)."""
-    from srgan_cli.cli import err
-
-    err.print(message, soft_wrap=True, markup=False)
+from srgan_cli.console import err, fail, say
 
 
 def _psnr(v: float | None) -> str:
@@ -74,9 +63,9 @@ def list_models() -> None:
         rows = [(e, _source(e)[0]) for e in reg.values()]  # no network calls
         default = default_model()
     except SrganError as e:
-        _fail(str(e))
+        fail(str(e))
     if not reg:
-        _say(f"no models registered ({', '.join(map(str, registry_paths()))})")
+        say(f"no models registered ({', '.join(map(str, registry_paths()))})")
         return
     head = ("name", "scale", "params", "source", "Set5 PSNR", "Set14 PSNR", "hub", "default")
     table = [head] + [
@@ -106,22 +95,20 @@ def download(names, force) -> None:
 
     from rich.markup import escape
 
-    from srgan_cli.cli import err
-
     failed = 0
     for name in names:
         try:
             if name.startswith("hf://"):
                 path = hub.resolve_hf_url(name, force=force)
-                _say(f"{name}: {path}")
+                say(f"{name}: {path}")
                 continue
             entry = lookup(name)
             shipped, _ = check_shipped(entry)
             if shipped is not None and not force:
-                _say(f"{name}: shipped copy {shipped} (sha256 verified); nothing to download")
+                say(f"{name}: shipped copy {shipped} (sha256 verified); nothing to download")
                 continue
             path = resolve_registered(entry, force_download=force, use_shipped=False)
-            _say(f"{name}: {path} (sha256 {entry.sha256[:12]}... verified)")
+            say(f"{name}: {path} (sha256 {entry.sha256[:12]}... verified)")
         except SrganError as e:
             err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
             failed += 1
@@ -136,7 +123,7 @@ def info(model) -> None:
 
     A registered name is shown from local copies only (no download).
     """
-    from srgan_cli import hub
+    from srgan_cli import hub, tensorfile
     from srgan_cli.errors import SrganError, WeightsError
     from srgan_cli.models import default_model, find_by_sha256, registry, resolve_model
 
@@ -171,8 +158,8 @@ def info(model) -> None:
         else:
             path = resolve_model(model)
         if path is not None:
-            header = hub.safetensors_header(path)
-            n_tensors, n_params = hub.tensor_stats(header)
+            header = tensorfile.read_header(path)
+            n_tensors, n_params = tensorfile.tensor_stats(header)
             out += [("file", str(path)), ("size", f"{Path(path).stat().st_size:,} bytes"),
                     ("file sha256", hub.sha256_file(path)),
                     ("tensors", f"{n_tensors} ({n_params:,} values)")]
@@ -189,7 +176,7 @@ def info(model) -> None:
             for k in sorted(meta):
                 out.append((f"meta.{k}", str(meta[k])))
     except SrganError as e:
-        _fail(str(e))
+        fail(str(e))
     w = max(len(k) for k, _ in out)
     for k, v in out:
         click.echo(f"{k.ljust(w)}  {v}")
@@ -241,13 +228,13 @@ def register(file, name, set5, set14, license_, description, repo_id, revision,
                             license=license_, description=description, repo_id=repo_id,
                             revision=revision, make_default=make_default)
     except SrganError as e:
-        _fail(str(e))
+        fail(str(e))
     what = "registered" if res.changed else "unchanged (same sha256); updated"
-    _say(f"{res.name}: {what} in {res.registry} (sha256 {res.entry['sha256']})")
+    say(f"{res.name}: {what} in {res.registry} (sha256 {res.entry['sha256']})")
     for note in res.notes:
-        _say(f"note: {note}")
+        say(f"note: {note}")
     if make_default:
-        _say(f"{res.name} is now the default model")
+        say(f"{res.name} is now the default model")
     click.echo(json.dumps({res.name: res.entry}, indent=2))
 
 
@@ -296,12 +283,12 @@ def publish(file, repo_id, name, filename, branch, private, license_, set5, set1
                           private=private, token=token, license=license_ or "MIT",
                           psnr={"Set5": set5, "Set14": set14}, description=description)
     except SrganError as e:
-        _fail(str(e))
-    _say(f"uploaded {filename or file.name} and README.md to {repo_id}: commit "
+        fail(str(e))
+    say(f"uploaded {filename or file.name} and README.md to {repo_id}: commit "
          f"{res.commit}; the registry entry for weights/models.json (\"models\"):")
     click.echo(json.dumps(res.entry, indent=2))
     if (filename or file.name) == file.name:
-        _say("or write it there with: srgan models register "
+        say("or write it there with: srgan models register "
              f"{file} --name {name} --repo {repo_id} --revision {res.commit}")
 
 
@@ -329,18 +316,18 @@ def export_cmd(checkpoint, out, parent, overwrite) -> None:
     from srgan_cli.weights import read_info
 
     if out.exists() and not overwrite:
-        _fail(f"{out}: already exists (use --overwrite)")
+        fail(f"{out}: already exists (use --overwrite)")
     try:
         export(checkpoint, out, parent=parent)
         meta = read_info(out).metadata
     except SrganError as e:
-        _fail(str(e))
-    _say(f"exported {checkpoint} -> {out}: {meta.get('stage')}, {meta.get('iterations')} "
+        fail(str(e))
+    say(f"exported {checkpoint} -> {out}: {meta.get('stage')}, {meta.get('iterations')} "
          f"iterations" + (f", EMA {meta['ema']}" if "ema" in meta else ""))
     if "parent_sha256" in meta:
-        _say(f"parent: {meta['parent_file']} (sha256 {meta['parent_sha256']})")
+        say(f"parent: {meta['parent_file']} (sha256 {meta['parent_sha256']})")
     elif meta.get("stage") == "gan":
-        _say("note: no parent recorded (the run predates it): --realism cannot use this "
+        say("note: no parent recorded (the run predates it): --realism cannot use this "
              "file; export again with --parent FILE (the --init file of the run)")
 
 
@@ -366,6 +353,6 @@ def convert(src, dst, layout, overwrite) -> None:
     try:
         used, mi = run(src, dst, layout=layout, overwrite=overwrite)
     except SrganError as e:
-        _fail(str(e))
+        fail(str(e))
     s = mi.spec
-    _say(f"{src} ({used} layout) -> {dst}: x{s.scale}, {s.blocks} blocks, width {s.width}")
+    say(f"{src} ({used} layout) -> {dst}: x{s.scale}, {s.blocks} blocks, width {s.width}")

@@ -54,7 +54,7 @@ def _load_state(path: Path) -> dict:
     import torch
 
     from srgan_cli.errors import WeightsError
-    from srgan_cli.weights import _check_safetensors_header
+    from srgan_cli.tensorfile import check_header
 
     try:
         with open(path, "rb") as f:
@@ -66,7 +66,7 @@ def _load_state(path: Path) -> dict:
         from safetensors.torch import load_file
 
         try:
-            _check_safetensors_header(path)
+            check_header(path)
             return load_file(str(path))
         except (SafetensorError, WeightsError, OSError, ValueError) as e:
             raise ConvertError(f"{path}: unreadable safetensors file ({e})") from None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+CPUINFO = "/proc/cpuinfo"  # where the CPU's model and flags are read (Linux)
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then MPS, then CPU; explicit names are validated."""
@@ -33,14 +35,32 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def _cpuinfo_field(name: str) -> str | None:
+    """The value of the first ``name`` line of /proc/cpuinfo (None: no such line or file)."""
+    try:
+        with open(CPUINFO) as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() == name:
+                    return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    return set((_cpuinfo_field("flags") or "").split())
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo, or None."""
+    return _cpuinfo_field("model name")
+
+
 def cpu_has_bf16() -> bool:
     """True when the CPU has native bf16 matrix support (AMX-BF16 or AVX512-BF16)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
 def default_precision(device: torch.device) -> str:
@@ -69,6 +89,18 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision != "auto":
         raise ValueError(f"unknown precision {precision!r} (auto, fp32, bf16, fp16)")
     raise ValueError("'auto' must be resolved by the caller")
+
+
+def training_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype training runs in (None: plain fp32). ``auto``: bf16 on CUDA
+    (fp16 where bf16 is unsupported) and on CPUs with native bf16, else fp32."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cpu":
+            return torch.bfloat16 if cpu_has_bf16() else None
+        return None
+    return autocast_dtype(precision, device)
 
 
 def _libc():

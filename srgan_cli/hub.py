@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 import os
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,8 @@ from typing import Any
 from srgan_cli.errors import ChecksumError, ModelUnavailableError, PublishError, WeightsError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-_HEX40 = re.compile(r"[0-9a-f]{40}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+HEX40 = re.compile(r"[0-9a-f]{40}")  # a git commit (a pinned revision)
+HEX64 = re.compile(r"[0-9a-f]{64}")  # a sha256
 _TRUE = {"1", "on", "yes", "true"}
 
 
@@ -99,12 +97,6 @@ class HubRef:
     filename: str
     revision: str | None = None
     repo_type: str = "model"
-
-    @property
-    def url(self) -> str:
-        prefix = "datasets/" if self.repo_type == "dataset" else ""
-        return f"hf://{prefix}{self.repo_id}/{self.filename}" + (
-            f"@{self.revision}" if self.revision else "")
 
 
 def parse_hf_url(url: str) -> HubRef:
@@ -217,9 +209,9 @@ def verify_content_address(path: Path, *, what: str) -> None:
     instead of links (no blob name to check against)."""
     blob = Path(path).resolve()
     name = blob.name
-    if _HEX64.fullmatch(name):
+    if HEX64.fullmatch(name):
         found, algo = sha256_file(blob), "sha256"
-    elif _HEX40.fullmatch(name):
+    elif HEX40.fullmatch(name):
         found, algo = _git_blob_sha1(blob), "git sha1"
     else:
         return
@@ -241,36 +233,6 @@ def resolve_hf_url(url: str, *, force: bool = False) -> Path:
 # --------------------------------------------------------------------------- file metadata
 
 
-def safetensors_header(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON header of any safetensors file (``__metadata__`` and tensor entries),
-    read without torch. Pickled files are refused without being unpickled."""
-    from srgan_cli.weights import _check_safetensors_header
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
-    _check_safetensors_header(path)
-    try:
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n).decode("utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise WeightsError(f"{path}: unreadable safetensors header ({e})") from None
-    if not isinstance(header, dict):
-        raise WeightsError(f"{path}: unreadable safetensors header")
-    return header
-
-
-def tensor_stats(header: dict[str, Any]) -> tuple[int, int]:
-    """(number of tensors, number of elements) from a safetensors header."""
-    tensors = [v for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
-    total = 0
-    for t in tensors:
-        n = 1
-        for d in t.get("shape", []):
-            n *= int(d)
-        total += n
-    return len(tensors), total
 
 
 # --------------------------------------------------------------------------- publishing
@@ -449,23 +411,19 @@ def publish(path: str | os.PathLike, repo_id: str, *, name: str, filename: str |
     from srgan_cli.weights import load_generator
 
     path = Path(path)
-    _, info = load_generator(path)  # full key/shape check before anything leaves the machine
+    model, info = load_generator(path)  # full key/shape check before anything leaves the machine
     filename = filename or path.name
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise PublishError(f"--repo must look like owner/name, got {repo_id!r}")
     if offline():
         raise PublishError("cannot publish with HF_HUB_OFFLINE set")
     sha = sha256_file(path)
-    from srgan_cli.models import generator_parameters
+    from srgan_cli.nets.generator import count_parameters
 
-    spec = info.spec
     card = model_card(name=name, repo_id=repo_id, filename=filename, sha256=sha,
                       metadata=info.metadata, license=license, psnr=psnr,
-                      parameters=generator_parameters(spec.scale, spec.blocks, spec.width,
-                                                      spec.channels))
+                      parameters=count_parameters(model))
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub import errors as hfe
-
     from huggingface_hub.utils import (are_progress_bars_disabled, disable_progress_bars,
                                        enable_progress_bars)
 

@@ -41,18 +41,16 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from srgan_cli.errors import ChecksumError, ModelUnavailableError, WeightsError
+from srgan_cli.hub import HEX40, HEX64
 from srgan_cli.paths import REPO_DIR
 
 DEFAULT_MODEL = "srresnet"  # when the registry names no default
 BENCHMARKS = ("Set5", "Set14")
-_HEX40 = re.compile(r"[0-9a-f]{40}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 PACKAGE_DATA = "srgan_cli.weights_data"  # the repository's weights/ inside the wheel
@@ -162,7 +160,7 @@ class RegistryEntry:
 
     @property
     def verifiable(self) -> bool:
-        return bool(self.sha256 and _HEX64.fullmatch(self.sha256))
+        return bool(self.sha256 and HEX64.fullmatch(self.sha256))
 
     @property
     def parameters(self) -> int:
@@ -192,7 +190,7 @@ def _entry(name: str, raw: Any, where: Path) -> RegistryEntry:
     if not isinstance(filename, str) or not filename or "/" in filename or "\\" in filename:
         raise bad(f"bad filename {filename!r}")
     revision = raw.get("revision")
-    if revision is not None and not (isinstance(revision, str) and _HEX40.fullmatch(revision)):
+    if revision is not None and not (isinstance(revision, str) and HEX40.fullmatch(revision)):
         raise bad(f"revision must be a 40-hex commit id or null, got {revision!r}")
     repo_id = raw.get("repo_id")
     if repo_id is not None and not (isinstance(repo_id, str) and repo_id.count("/") == 1):
@@ -210,13 +208,13 @@ def _entry(name: str, raw: Any, where: Path) -> RegistryEntry:
         raise bad(f"bad number ({e})") from None
     parent = raw.get("parent")
     if parent is not None and not (isinstance(parent, dict) and isinstance(
-            parent.get("sha256"), str) and _HEX64.fullmatch(parent["sha256"])):
+            parent.get("sha256"), str) and HEX64.fullmatch(parent["sha256"])):
         raise bad(f"parent must be {{\"sha256\": <64 hex>, \"file\": NAME}} or absent, "
                   f"got {parent!r}")
     return RegistryEntry(
         name=name, filename=filename, scale=scale, description=str(raw.get("description", "")),
         arch=str(raw.get("arch", "srresnet")), repo_id=repo_id, revision=revision,
-        sha256=sha.lower() if sha and _HEX64.fullmatch(sha.lower()) else sha,
+        sha256=sha.lower() if sha and HEX64.fullmatch(sha.lower()) else sha,
         license=raw.get("license"), psnr=psnr, registry_file=where,
         parent_sha256=parent["sha256"] if parent else None,
         parent_file=str(parent.get("file")) if parent and parent.get("file") else None, **arch,
@@ -419,7 +417,7 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
     path = Path(path)
     reg_path = Path(registry_file) if registry_file is not None else registry_path()
     _, info = load_generator(path)  # refuses anything that is not a loadable generator file
-    if revision is not None and not _HEX40.fullmatch(revision):
+    if revision is not None and not HEX40.fullmatch(revision):
         raise WeightsError(f"--revision must be a 40-hex commit id, got {revision!r}")
     if repo_id is not None and (repo_id.count("/") != 1 or not all(repo_id.split("/"))):
         raise WeightsError(f"--repo must look like owner/name, got {repo_id!r}")

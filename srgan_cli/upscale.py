@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from srgan_cli import imaging
-from srgan_cli.device import (default_precision, keep_freed_memory, release_freed_memory,
-                              resolve_device)
+from srgan_cli.device import (autocast_dtype, default_precision, keep_freed_memory,
+                              release_freed_memory, resolve_device)
 from srgan_cli.errors import SrganError
 from srgan_cli.models import default_model, resolve_model
 from srgan_cli.nets.fused import fused_or_reason
+from srgan_cli.nets.generator import to_unit_range
 from srgan_cli.nets.inference import BAND_BYTES, inference_copy
 from srgan_cli.tiling import MIRRORS, run_tiled
 from srgan_cli.weights import ModelInfo, load_generator
@@ -40,9 +41,6 @@ MIN_TILE = 16
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BORDERS = ("zero",) + MIRRORS
 KERNELS = ("auto", "amx", "torch")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 @dataclass(frozen=True)
 class UpscaleResult:
     source: Path | None
@@ -263,7 +261,7 @@ class Upscaler:
         return auto_tile(self.info, self.device, self.tile_pad, self.banded, vb)
 
     def _value_bytes(self, precision: str | None = None) -> int:
-        return 4 if _DTYPES.get(precision or self.precision) is None else 2
+        return 4 if autocast_dtype(precision or self.precision, self.device) is None else 2
 
     def _fp32(self, x: torch.Tensor) -> torch.Tensor:
         """The network in fp32 on ``x``, in sub-tiles when a tile sized for 2-byte values
@@ -283,7 +281,7 @@ class Upscaler:
 
     def _forward_fn(self, retries: list[int],
                     precision: str | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-        dtype = _DTYPES.get(precision or self.precision)
+        dtype = autocast_dtype(precision or self.precision, self.device)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -332,7 +330,7 @@ class Upscaler:
     def upscale_tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
         """LR RGB batch (N, 3, H, W) in [0,1] -> SR (N, 3, sH, sW) in [0,1], on the CPU."""
         y, _, _ = self._run(x, on_tile, None)
-        return ((y + 1.0) * 0.5).clamp_(0.0, 1.0)
+        return to_unit_range(y)
 
     # ----------------------------------------------------------------- images
 
@@ -368,7 +366,7 @@ class Upscaler:
         def quantise(y: torch.Tensor, gray: bool) -> np.ndarray:
             v = y[0].permute(1, 2, 0).float()  # HWC; contiguous when y is channels_last
             if gray:  # gray went through the model as R = G = B
-                v = ((v + 1.0) * 0.5).clamp_(0.0, 1.0).mean(2, keepdim=True).mul_(peak)
+                v = to_unit_range(v).mean(2, keepdim=True).mul_(peak)
             else:  # round(clamp((v + 1) / 2, 0, 1) * peak), in two passes
                 v = v.mul(0.5 * peak).add_(0.5 * peak).clamp_(0.0, peak)
             return v.add_(0.5).to(torch.uint8 if peak == 255 else torch.int32).cpu().numpy()

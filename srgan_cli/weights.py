@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import json
 import os
-import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from srgan_cli.errors import WeightsError
+from srgan_cli.files import atomic_write
 from srgan_cli.nets.generator import INPUT_RANGE, OUTPUT_RANGE, GeneratorSpec, SRResNet
+from srgan_cli.tensorfile import check_header, check_state, load_tensors
 
 FORMAT = "srgan/1"
 ARCH = "srresnet"
@@ -65,24 +65,6 @@ def build_metadata(spec: GeneratorSpec, provenance: dict[str, Any]) -> dict[str,
     return meta
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename into place; never leaves a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_generator(model: SRResNet, path: str | os.PathLike, provenance: dict[str, Any]) -> None:
     """Write ``model`` as safetensors with architecture + provenance metadata."""
     state = {k: v.detach().to("cpu", torch.float32).contiguous()
@@ -92,33 +74,12 @@ def save_generator(model: SRResNet, path: str | os.PathLike, provenance: dict[st
     atomic_write(Path(path), lambda tmp: save_file(state, str(tmp), metadata=meta))
 
 
-def _check_safetensors_header(path: Path) -> None:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except OSError as e:
-        raise WeightsError(f"{path}: cannot read ({e.strerror or e})") from None
-    # a safetensors file: 8-byte little-endian header length, then a JSON object. Its first
-    # byte can be anything (0x80 included), so that shape is checked before the pickle test.
-    n = struct.unpack("<Q", head[:8])[0] if len(head) >= 8 else 0
-    if len(head) == 9 and head[8:9] == b"{" and 2 <= n:
-        if n + 8 > os.path.getsize(path):
-            raise WeightsError(f"{path}: truncated safetensors header")
-        return
-    if head[:2] == b"PK" or head[:1] == b"\x80":
-        raise WeightsError(
-            f"{path}: looks like a pickled PyTorch file; only .safetensors weights are "
-            "loaded (pickles can run arbitrary code)"
-        )
-    raise WeightsError(f"{path}: not a safetensors file")
-
-
 def read_info(path: str | os.PathLike) -> ModelInfo:
     """Read only the metadata of a weights file."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
-    _check_safetensors_header(path)
+    check_header(path)
     try:
         from safetensors import safe_open
 
@@ -165,27 +126,10 @@ def load_generator(
     The model is returned in eval mode.
     """
     info = read_info(path)
-    try:
-        state = load_file(str(info.path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"{info.path}: unreadable safetensors file ({e})") from None
+    state = load_tensors(info.path)
     model = SRResNet(info.spec)
     expected = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
-        raise WeightsError(f"{info.path}: does not match {info.spec}: {'; '.join(parts)}")
-    for k, v in expected.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise WeightsError(
-                f"{info.path}: tensor {k} has shape {tuple(state[k].shape)}, "
-                f"expected {tuple(v.shape)} for {info.spec}"
-            )
+    check_state(state, expected, info.path, info.spec)
     model.load_state_dict(state, strict=False)
     model.eval()
     return model.to(device), info

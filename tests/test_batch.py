@@ -1,6 +1,8 @@
-"""The directory path: decode, model and encode overlap; behaviour is that of one file at a time."""
+"""The directory path: decode, model and encode overlap; behaviour is that of one file at a
+time. Folders: recursive mirrors, --skip-existing, --shard and glob patterns."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,10 @@ from srgan_cli import Upscaler
 from srgan_cli.cli import main
 from srgan_cli.errors import ImageError
 from srgan_cli.upscale import FileJob
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def _inputs(d, n=5):
@@ -181,3 +187,56 @@ def test_large_outputs_hand_kept_memory_back_before_they_are_encoded(tiny_weight
     jobs = [FileJob(src, tmp_path / "large2.png")]
     assert [o.status for o in up.upscale_files(jobs)] == ["ok"]
     assert events == ["release", "write"]
+
+
+# --------------------------------------------------------------------------- folders: mirrors, shards, globs
+
+
+def _make_tree(root: Path, n: int = 5) -> None:
+    (root / "a" / "b").mkdir(parents=True)
+    for i in range(n):
+        folder = root if i < 2 else (root / "a" if i < 4 else root / "a" / "b")
+        Image.fromarray(photo_like(6, 6, seed=i)).save(folder / f"p{i}.png")
+
+
+def test_recursive_mirror_skip_existing_and_json(tiny_weights, tmp_path):
+    _make_tree(tmp_path / "src")
+    out = tmp_path / "out"
+    r = run_cli("upscale", tmp_path / "src", "-o", out, "-r", "--model", tiny_weights, "--json")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    recs = [l for l in lines if "input" in l]
+    assert len(recs) == 5 and all(x["status"] == "ok" and x["out_size"] == [24, 24] for x in recs)
+    assert lines[-1]["summary"]["images"] == 5
+    assert (out / "a" / "b" / "p4.png").is_file() and (out / "a" / "p2.png").is_file()
+    (out / "a" / "p3.png").unlink()
+    stamp = (out / "p0.png").stat().st_mtime_ns
+    r = run_cli("upscale", tmp_path / "src", "-o", out, "-r", "--model", tiny_weights,
+                "--skip-existing", "--json")
+    assert r.exit_code == 0
+    recs = [json.loads(l) for l in r.stdout.splitlines() if '"input"' in l]
+    assert sorted(x["status"] for x in recs) == ["ok"] + ["skipped"] * 4
+    assert (out / "a" / "p3.png").is_file() and (out / "p0.png").stat().st_mtime_ns == stamp
+
+
+def test_shards_partition_the_inputs(tiny_weights, tmp_path):
+    _make_tree(tmp_path / "src")
+    seen = []
+    for k in (1, 2, 3):
+        r = run_cli("upscale", tmp_path / "src", "-o", tmp_path / f"o{k}", "-r",
+                    "--model", tiny_weights, "--shard", f"{k}/3", "--json")
+        assert r.exit_code == 0, r.output
+        seen += [json.loads(l)["input"] for l in r.stdout.splitlines() if '"input"' in l]
+    assert len(seen) == 5 and len(set(seen)) == 5
+    r = run_cli("upscale", tmp_path / "src", "--shard", "4/3", "--model", tiny_weights)
+    assert r.exit_code == 2
+
+
+def test_glob_patterns(tiny_weights, tmp_path):
+    _make_tree(tmp_path / "src")
+    out = tmp_path / "out"
+    r = run_cli("upscale", str(tmp_path / "src" / "**" / "p[0-3].png"), "-o", out,
+                "--model", tiny_weights, "-q")
+    assert r.exit_code == 0, r.output
+    got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert got == ["a/p2.png", "a/p3.png", "p0.png", "p1.png"]

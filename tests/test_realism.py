@@ -225,7 +225,8 @@ def test_the_shipped_registry_names_a_registered_default():
     assert default_model(path) in registry(path)
 
 
-@pytest.mark.skipif(not __import__("srgan_cli.nets.amx", fromlist=["available"]).available(),
+@pytest.mark.skipif(__import__("srgan_cli.nets.amx", fromlist=["x"]).unavailable_reason()
+                    is not None,
                     reason="fused AMX kernels cannot run here (no AMX-BF16 or no C compiler)")
 def test_realism_ends_through_the_fused_amx_kernels_are_the_two_models(reg):
     """The fused network is built from the blended weights, so its ends match each model's

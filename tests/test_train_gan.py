@@ -118,7 +118,7 @@ def test_ema_is_what_gets_exported(data, tmp_path, pretrained, vgg_file):
 
 def test_gan_needs_generator_weights_and_a_real_vgg(data, tmp_path, pretrained, monkeypatch):
     with pytest.raises(TrainError, match="--init"):
-        train(gan_cfg(data, tmp_path / "a", None, None, init=None))
+        train(gan_cfg(data, tmp_path / "a", None, None, init=""))  # None: the stage default
     monkeypatch.setenv("SRGAN_SHARED_DIR", str(tmp_path / "nowhere"))
     monkeypatch.delenv("SRGAN_VGG_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -149,6 +149,41 @@ def test_cli_gan_stage_defaults(data, tmp_path, pretrained, vgg_file):
     assert cfg["pixel_weight"] == 0.0 and cfg["adv_warmup"] == 0  # the paper's recipe
     _, info = load_generator(tmp_path / "out.safetensors")
     assert info.stage == "gan"
+
+
+def test_a_gan_config_from_python_gets_the_papers_recipe():
+    cfg = TrainConfig(data=["d"], stage="gan")
+    assert (cfg.content_loss, cfg.lr_schedule, cfg.lr_milestones) == ("vgg54", "step", [100_000])
+    assert (cfg.iters, cfg.init, cfg.run_dir) == (200_000, "srresnet", str(Path("runs/gan")))
+    sr = TrainConfig(data=["d"])
+    assert (sr.content_loss, sr.lr_schedule, sr.lr_milestones) == ("mse", "constant", [])
+    assert (sr.iters, sr.init, sr.run_dir) == (1_000_000, None, str(Path("runs/srresnet")))
+    # what is given is kept; a cosine gan run gets no step milestones
+    own = TrainConfig(data=["d"], stage="gan", content_loss="mse", lr_schedule="cosine", iters=5)
+    assert (own.content_loss, own.lr_schedule, own.lr_milestones, own.iters) == (
+        "mse", "cosine", [], 5)
+    with pytest.raises(TrainError, match="unknown stage"):
+        TrainConfig(data=["d"], stage="esrgan")
+
+
+@pytest.mark.parametrize("stage", ["srresnet", "gan"])
+def test_the_cli_trains_exactly_the_config_python_gets_by_default(stage, data, tmp_path,
+                                                                  monkeypatch):
+    import srgan_cli.train.loop as loop
+
+    seen = []
+
+    def fake_train(cfg, resume=None, on_progress=None):
+        seen.append(cfg)
+        raise TrainError("stopped by the test")
+
+    monkeypatch.setattr(loop, "train", fake_train)
+    monkeypatch.chdir(tmp_path)
+    val = tmp_path / "Val"
+    r = CliRunner().invoke(main, ["train", "--stage", stage, "--data", str(data),
+                                  "--val-dir", str(val)])
+    assert r.exit_code == 1 and "stopped by the test" in r.output
+    assert seen == [TrainConfig(data=[str(data)], stage=stage, val_dir=str(val))]
 
 
 def test_ddp_two_cpu_processes_stay_identical(data, tmp_path, pretrained, vgg_file, val_dir):

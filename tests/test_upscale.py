@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from PIL import Image
 
@@ -19,23 +18,6 @@ SHIPPED = REPO / "weights" / "srresnet_x4.safetensors"
 
 def run_cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
-
-
-@pytest.mark.parametrize("tile", [3, 8, 13, 24])
-def test_tiled_output_equals_whole_image_output(tiny_weights, tile):
-    x = torch.from_numpy(photo_like(29, 37, seed=4)).permute(2, 0, 1)[None].float() / 255
-    whole = Upscaler(tiny_weights, device="cpu", tile=0).upscale_tensor(x)
-    tiled = Upscaler(tiny_weights, device="cpu", tile=tile).upscale_tensor(x)
-    assert tiled.shape == whole.shape == (1, 3, 29 * 4, 37 * 4)
-    assert (tiled - whole).abs().max().item() <= 1e-4
-
-
-def test_tiling_without_context_would_leave_seams(tiny_weights):
-    """Guards the test above: with no padding the tiles visibly disagree."""
-    x = torch.from_numpy(photo_like(29, 37, seed=4)).permute(2, 0, 1)[None].float() / 255
-    whole = Upscaler(tiny_weights, device="cpu", tile=0).upscale_tensor(x)
-    seamy = Upscaler(tiny_weights, device="cpu", tile=8, tile_pad=0).upscale_tensor(x)
-    assert (seamy - whole).abs().max().item() > 1e-3
 
 
 def test_python_api_preserves_modes(tiny_weights):
@@ -169,18 +151,3 @@ def test_shipped_model_quality_on_set5_baby():
     sr = np.asarray(up.upscale_image(lr))[: hr.shape[0], : hr.shape[1]]
     bic = np.asarray(lr.resize((lr.width * 4, lr.height * 4), Image.BICUBIC))
     assert psnr(sr, hr) > psnr(bic, hr) + 1.0
-
-
-@pytest.mark.parametrize("tile,batch", [(7, 1), (7, 4), (16, 3), (1000, 1)])
-def test_quantised_tiled_path_matches_whole_image(tiny_weights, tile, batch):
-    """The file path quantises tile by tile (and may batch tiles); same pixels as whole."""
-    from srgan_cli import imaging
-
-    rgb = photo_like(23, 30, seed=9).astype(np.float32) / 255
-    d = imaging.Decoded(rgb, None, "RGB")
-    whole, _, _ = Upscaler(tiny_weights, device="cpu", tile=0).upscale_decoded(d)
-    tiled, used, _ = Upscaler(tiny_weights, device="cpu", tile=tile,
-                              tile_batch=batch).upscale_decoded(d)
-    assert used == tile
-    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1  # rounding ties only
-    assert np.mean(whole != tiled) < 1e-3

@@ -108,14 +108,14 @@ def test_safetensors_header_length_with_low_byte_0x80_is_not_taken_for_a_pickle(
 
     from safetensors.torch import load_file
 
-    from srgan_cli.weights import _check_safetensors_header
+    from srgan_cli.tensorfile import check_header
 
     header = json.dumps({"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
     header += b" " * (0x180 - len(header))  # length 384: first byte of the file is 0x80
     path = tmp_path / "odd.safetensors"
     path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0\0\x80\x3f")
     assert path.read_bytes()[0] == 0x80
-    _check_safetensors_header(path)  # no error
+    check_header(path)  # no error
     assert load_file(str(path))["x"].item() == 1.0
 
     pickled = tmp_path / "model.pt"
@@ -123,8 +123,8 @@ def test_safetensors_header_length_with_low_byte_0x80_is_not_taken_for_a_pickle(
 
     torch.save({"w": torch.zeros(1)}, pickled, _use_new_zipfile_serialization=False)
     with pytest.raises(WeightsError, match="pickled"):
-        _check_safetensors_header(pickled)
+        check_header(pickled)
     truncated = tmp_path / "cut.safetensors"
     truncated.write_bytes(path.read_bytes()[:100])
     with pytest.raises(WeightsError, match="truncated"):
-        _check_safetensors_header(truncated)
+        check_header(truncated)

@@ -8,12 +8,11 @@ downloaded into the standard Hub cache with ``hf_hub_download`` and unpacked, sa
 from __future__ import annotations
 
 import os
-import shutil
 import tarfile
-import tempfile
 from pathlib import Path, PurePosixPath
 
 from srgan_cli.bench.datasets import KNOWN, DatasetError
+from srgan_cli.files import atomic_dir
 
 REPOS = {k: f"eugenesiow/{v}" for k, v in KNOWN.items()}
 
@@ -37,9 +36,7 @@ def extract_safely(archive: Path, dest: Path) -> Path:
 
     Every member must be a regular file or folder whose path stays inside ``dest``.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    def unpack(tmp: Path) -> None:
         try:
             with tarfile.open(archive, "r:*") as tar:
                 members = tar.getmembers()
@@ -48,12 +45,8 @@ def extract_safely(archive: Path, dest: Path) -> Path:
                 tar.extractall(tmp, members=members, filter="data")
         except (tarfile.TarError, OSError, EOFError) as e:
             raise DatasetError(f"{archive}: unreadable archive ({e})") from None
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    atomic_dir(dest, unpack)
     return dest
 
 

@@ -67,14 +67,13 @@ def baseline(kind: str, scale: int) -> Callable[[np.ndarray], np.ndarray]:
 
 def evaluate(dataset: str, method: str, pairs: list[Pair], scale: int,
              fn: Callable[[np.ndarray], np.ndarray],
-             on_image: Callable[[int, int], None] | None = None,
              ssim_method: str = "daala", lpips_model=None,
              on_output: Callable[[str, np.ndarray], None] | None = None) -> Record:
     """Mean Y-PSNR and SSIM over ``pairs`` with a 4-px border crop (the paper's protocol),
     plus LPIPS on RGB when ``lpips_model`` is given. ``on_output(name, sr)`` sees each
     SR image (for saving)."""
     rows = []
-    for i, p in enumerate(pairs):
+    for p in pairs:
         sr = fn(p.lr)
         if sr.shape != p.hr.shape:
             raise ValueError(f"{dataset}/{p.name}: {method} gave {sr.shape}, HR is {p.hr.shape}")
@@ -86,8 +85,6 @@ def evaluate(dataset: str, method: str, pairs: list[Pair], scale: int,
         rows.append(row)
         if on_output:
             on_output(p.name, sr)
-        if on_image:
-            on_image(i + 1, len(pairs))
     lp = float(np.mean([r["lpips"] for r in rows])) if lpips_model is not None else None
     return Record(dataset, method, scale, float(np.mean([r["psnr"] for r in rows])),
                   float(np.mean([r["ssim"] for r in rows])), ssim_method, lp, len(pairs), rows)

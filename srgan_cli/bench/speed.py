@@ -141,16 +141,11 @@ def hardware(device: torch.device) -> dict:
     import os
     import platform
 
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and cpu in ("", platform.machine()):
-                    cpu = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    from srgan_cli.device import cpu_flags, cpu_model
+
+    cpu, flags = platform.processor() or platform.machine(), cpu_flags()
+    if cpu in ("", platform.machine()):
+        cpu = cpu_model() or cpu
     info = {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "cpu_bf16": sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16", "avx512f"}),
             "torch": torch.__version__}

@@ -21,11 +21,13 @@ import os
 import shlex
 import shutil
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
 import torch
+
+from srgan_cli.device import cpu_flags
+from srgan_cli.files import atomic_write
 
 SOURCE = Path(__file__).with_name("amx.c")
 FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-mamx-tile", "-mamx-bf16", "-mavx512f",
@@ -55,41 +57,26 @@ def cache_dir() -> Path:
     return root / "kernels"
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def _build(dst: Path) -> None:
     cc = shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc") or ""]
     if not cc[0]:
         raise RuntimeError("no C compiler (set CC, or install gcc)")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=dst.parent)
-    os.close(fd)
-    try:
+
+    def compile_to(tmp: Path) -> None:
         try:
-            proc = subprocess.run([*cc, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True,
-                                  text=True)
+            proc = subprocess.run([*cc, *FLAGS, str(SOURCE), "-o", str(tmp)],
+                                  capture_output=True, text=True)
         except OSError as e:
             raise RuntimeError(f"cannot run the C compiler {cc[0]!r}: {e.strerror}") from None
         if proc.returncode != 0:
             msg = (proc.stderr.strip().splitlines() or ["no output"])[0]
             raise RuntimeError(f"{Path(cc[0]).name} failed: {msg}")
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(dst, compile_to)
 
 
 def _load() -> ctypes.CDLL:
-    flags = _cpu_flags()
+    flags = cpu_flags()
     if not {"amx_bf16", "amx_tile", "avx512_bf16"} <= flags:
         raise RuntimeError("the CPU has no AMX-BF16")
     digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
@@ -116,14 +103,6 @@ def library() -> ctypes.CDLL:
         if _lib is None:
             raise RuntimeError(_reason)
         return _lib
-
-
-def available() -> bool:
-    try:
-        library()
-    except RuntimeError:
-        return False
-    return True
 
 
 def unavailable_reason() -> str | None:

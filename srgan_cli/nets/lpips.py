@@ -50,14 +50,11 @@ class LPIPS(nn.Module):
             raise WeightsError(
                 "LPIPS needs AlexNet + LPIPS v0.1 weights: pass --lpips-weights PATH or set "
                 f"{ENV} (a safetensors file with features.* and lin.lin0-4.model.1.weight)")
-        from safetensors.torch import load_file
-
-        from srgan_cli.weights import _check_safetensors_header
+        from srgan_cli.tensorfile import load_tensors
 
         if not path.is_file():
             raise WeightsError(f"{path}: no such LPIPS weights file")
-        _check_safetensors_header(path)
-        state = load_file(str(path))
+        state = load_tensors(path)
         model = cls()
         mapped = {k: v for k, v in state.items() if k.startswith("features.")}
         for i in range(5):

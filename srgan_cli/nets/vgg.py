@@ -96,12 +96,9 @@ class VGGFeatures(nn.Module):
             return cls._from_state(layer, state, "torchvision VGG19_Weights.IMAGENET1K_V1")
         if not path.is_file():
             raise WeightsError(f"{path}: no such VGG weights file")
-        from safetensors.torch import load_file
+        from srgan_cli.tensorfile import load_tensors
 
-        from srgan_cli.weights import _check_safetensors_header
-
-        _check_safetensors_header(path)
-        state = decode_state(load_file(str(path)), str(path))
+        state = decode_state(load_tensors(path), str(path))
         state = {k.removeprefix("features."): v.float() for k, v in state.items()}
         return cls._from_state(layer, state, str(path))
 
@@ -109,13 +106,9 @@ class VGGFeatures(nn.Module):
     def _from_state(cls, layer: str, state: dict[str, torch.Tensor], where: str) -> "VGGFeatures":
         model = cls(layer)
         want = model.features.state_dict()
-        missing = [k for k in want if k not in state]
-        if missing:
-            raise WeightsError(f"{where}: VGG19 weights lack {missing[0]} (and {len(missing) - 1} more)")
-        for k, v in want.items():
-            if tuple(state[k].shape) != tuple(v.shape):
-                raise WeightsError(f"{where}: {k} has shape {tuple(state[k].shape)}, "
-                                   f"expected {tuple(v.shape)}")
+        from srgan_cli.tensorfile import check_state
+
+        check_state(state, want, where, "VGG19 features", extra_ok=True)
         model.features.load_state_dict({k: state[k].float() for k in want})
         model.requires_grad_(False)
         return model.eval()
@@ -139,7 +132,9 @@ def vgg19_features() -> nn.Sequential:
 
 def _torchvision_state() -> tuple[dict[str, torch.Tensor] | None, str]:
     """torchvision's ImageNet VGG19 ``features`` weights, or (None, why not)."""
-    if (os.environ.get("HF_HUB_OFFLINE") or "").lower() in ("1", "true", "yes", "on"):
+    from srgan_cli.hub import offline
+
+    if offline():
         return None, "offline: HF_HUB_OFFLINE is set"
     import contextlib
     import io

@@ -1,1 +1,1 @@
-"""Training: the paper's SRResNet (MSE) stage."""
+"""Training: the paper's SRResNet (content loss) and SRGAN (adversarial) stages."""

@@ -86,14 +86,13 @@ class ImageBank:
     cuts crops with one batched gather (the GPU path)."""
 
     images: list[torch.Tensor]
-    sources: list[Path]
     packed: PackedImages | None = None
 
     def pack(self, device: torch.device | str | None = None) -> "ImageBank":
         """This bank in the packed layout, on ``device`` (default: where the images are)."""
         device = device if device is not None else self.images[0].device
         packed = PackedImages.build(self.images, device)
-        return ImageBank(packed.views(), list(self.sources), packed)
+        return ImageBank(packed.views(), packed)
 
     @classmethod
     def from_dirs(
@@ -119,7 +118,7 @@ class ImageBank:
         if not paths:
             raise DataError(f"shard {k}/{n}: no images left for this process "
                             f"(fewer images than processes)")
-        images, sources = [], []
+        images = []
         for i, p in enumerate(paths):
             try:
                 t = load_rgb_u8(p)
@@ -127,12 +126,11 @@ class ImageBank:
                 continue  # unreadable files are skipped; the count is reported by the caller
             if t.shape[1] >= min_size and t.shape[2] >= min_size:
                 images.append(t if packed else t.to(device))
-                sources.append(p)
             if on_progress:
                 on_progress(i + 1, len(paths))
         if not images:
             raise DataError(f"no readable images of at least {min_size}x{min_size} px found")
-        bank = cls(images, sources)
+        bank = cls(images)
         return bank.pack(device) if packed else bank
 
     def __len__(self) -> int:

@@ -1,4 +1,4 @@
-"""The SRResNet (MSE) training stage of the paper, Sec. 3.2.
+"""Training the generator: the paper's SRResNet stage (Sec. 3.2) and its SRGAN stage.
 
 Library code: reports progress through a callback and raises :class:`TrainError`;
 it never prints.
@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from srgan_cli.device import autocast_dtype, resolve_device
+from srgan_cli.device import resolve_device, training_dtype
 from srgan_cli.errors import TrainError
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
 from srgan_cli.train.data import DataError, ImageBank, sample_batch
@@ -32,25 +32,35 @@ CHECKPOINT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 STAGES = ("srresnet", "gan")
 CONTENT_LOSSES = ("mse", "vgg22", "vgg54")
+# what a stage trains when the config leaves a field at None (the paper's recipes);
+# the gan stage also gets lr_milestones [100000] when its schedule is 'step'
+STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "srresnet": {"iters": 1_000_000, "lr_schedule": "constant", "content_loss": "mse",
+                 "init": None},
+    "gan": {"iters": 200_000, "lr_schedule": "step", "content_loss": "vgg54",
+            "init": "srresnet"},
+}
+GAN_LR_STEP = 100_000
+ADAM_BETAS = (0.9, 0.999)  # the paper's beta1 = 0.9
 
 
 @dataclass
 class TrainConfig:
+    """What to train. Fields left at None get the stage's default (``STAGE_DEFAULTS``):
+    ``TrainConfig(data, stage="gan")`` trains what ``srgan train --stage gan`` does."""
+
     data: list[str]
-    run_dir: str = "runs/srresnet"
+    run_dir: str | None = None  # default: runs/<stage>
     stage: str = "srresnet"
-    iters: int = 1_000_000
+    iters: int | None = None  # default: 10^6 (srresnet), 2x10^5 (gan)
     batch: int = 16
     crop: int = 96
     scale: int = 4
     blocks: int = 16
     width: int = 64
     lr: float = 1e-4
-    lr_schedule: str = "constant"  # constant | cosine | step
-    lr_milestones: list[int] = field(default_factory=list)  # for 'step': x0.1 at each
-    lr_min: float = 0.0  # floor of the cosine schedule
-    beta1: float = 0.9
-    beta2: float = 0.999
+    lr_schedule: str | None = None  # constant | cosine | step; default constant, step (gan)
+    lr_milestones: list[int] | None = None  # for 'step': x0.1 at each; default [10^5] (gan)
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     channels_last: bool = True
     device: str = "auto"
@@ -59,8 +69,8 @@ class TrainConfig:
     val_every: int = 1000
     val_dir: str | None = None
     log_every: int = 10
-    init: str | None = None  # start the generator from released weights (name or path)
-    content_loss: str = "mse"  # mse | vgg22 | vgg54 (the paper's Table 1 variants)
+    init: str | None = None  # start G from released weights (name or path); gan: 'srresnet'
+    content_loss: str | None = None  # mse | vgg22 | vgg54 (Table 1); default mse, vgg54 (gan)
     adv_weight: float = 1e-3  # weight of -log D(G(LR)) in the GAN stage
     d_lr: float | None = None  # discriminator lr (default: the generator's; same schedule)
     ema: float = 0.0  # decay of an exponential moving average of G (0: off)
@@ -71,6 +81,19 @@ class TrainConfig:
     # wall-clock limit in seconds (0: none), counted from the start of the training set-up
     # (data loading included): the run then checkpoints, validates and returns early
     max_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        defaults = STAGE_DEFAULTS.get(self.stage)
+        if defaults is None:
+            raise TrainError(f"unknown stage {self.stage!r} ({', '.join(STAGES)})")
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        if self.run_dir is None:
+            self.run_dir = str(Path("runs") / self.stage)
+        if self.lr_milestones is None:
+            self.lr_milestones = ([GAN_LR_STEP] if self.stage == "gan"
+                                  and self.lr_schedule == "step" else [])
 
     def spec(self) -> GeneratorSpec:
         return GeneratorSpec(scale=self.scale, blocks=self.blocks, width=self.width)
@@ -84,7 +107,7 @@ def lr_at(cfg: TrainConfig, it: int) -> float:
         return cfg.lr * 0.1 ** sum(1 for m in cfg.lr_milestones if it >= m)
     if cfg.lr_schedule == "cosine":
         t = min(it / max(cfg.iters, 1), 1.0)
-        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * t))
+        return 0.5 * cfg.lr * (1 + math.cos(math.pi * t))
     raise TrainError(f"unknown lr schedule {cfg.lr_schedule!r} (constant, cosine, step)")
 
 
@@ -94,18 +117,6 @@ def adv_weight_at(cfg: TrainConfig, it: int) -> float:
     if cfg.adv_warmup > 0 and it < cfg.adv_warmup:
         return cfg.adv_weight * (it + 1) / cfg.adv_warmup
     return cfg.adv_weight
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu":
-            from srgan_cli.device import cpu_has_bf16
-
-            return torch.bfloat16 if cpu_has_bf16() else None
-        return None
-    return autocast_dtype(precision, device)
 
 
 @dataclass
@@ -233,7 +244,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
         torch.cuda.set_device(device)
     if cfg.batch % info.world:
         raise TrainError(f"--batch {cfg.batch} must be a multiple of the {info.world} processes")
-    amp = resolve_precision(cfg.precision, device)
+    amp = training_dtype(cfg.precision, device)
     if device.type == "cuda" and not torch.backends.cudnn.deterministic:
         torch.backends.cudnn.benchmark = True  # fixed crop shapes: pick the fastest kernels
     report = (on_progress or (lambda p: None)) if info.main else (lambda p: None)
@@ -316,10 +327,10 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
             disc = disc.to(memory_format=torch.channels_last)
     # CUDA: the fused (one kernel per step) Adam; same update rule, same state dict
     fused = True if device.type == "cuda" else None
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=ADAM_BETAS,
                            fused=fused)
     opt_d = (torch.optim.Adam(disc.parameters(), lr=cfg.d_lr or cfg.lr,
-                              betas=(cfg.beta1, cfg.beta2), fused=fused)
+                              betas=ADAM_BETAS, fused=fused)
              if disc is not None else None)
     ema = None
     if cfg.ema:

@@ -1,0 +1,101 @@
+"""Safetensors files: checking the header before anything is loaded, reading it, loading
+tensors with one-line errors, and checking a state dict against what a network expects.
+
+Pickled files (``.pth``/``.pt``/``.ckpt``) are refused here without being opened by a
+pickle loader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+from srgan_cli.errors import WeightsError
+
+
+def check_header(path: str | os.PathLike) -> None:
+    """Raise :class:`WeightsError` unless ``path`` starts like a whole safetensors file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot read ({e.strerror or e})") from None
+    # a safetensors file: 8-byte little-endian header length, then a JSON object. Its first
+    # byte can be anything (0x80 included), so that shape is checked before the pickle test.
+    n = struct.unpack("<Q", head[:8])[0] if len(head) >= 8 else 0
+    if len(head) == 9 and head[8:9] == b"{" and 2 <= n:
+        if n + 8 > os.path.getsize(path):
+            raise WeightsError(f"{path}: truncated safetensors header")
+        return
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        raise WeightsError(
+            f"{path}: looks like a pickled PyTorch file; only .safetensors weights are "
+            "loaded (pickles can run arbitrary code)"
+        )
+    raise WeightsError(f"{path}: not a safetensors file")
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON header of any safetensors file (``__metadata__`` and tensor entries),
+    read without torch. Pickled files are refused without being unpickled."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    check_header(path)
+    try:
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n).decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise WeightsError(f"{path}: unreadable safetensors header ({e})") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: unreadable safetensors header")
+    return header
+
+
+def tensor_stats(header: dict[str, Any]) -> tuple[int, int]:
+    """(number of tensors, number of elements) from a safetensors header."""
+    tensors = [v for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    total = 0
+    for t in tensors:
+        n = 1
+        for d in t.get("shape", []):
+            n *= int(d)
+        total += n
+    return len(tensors), total
+
+
+def load_tensors(path: str | os.PathLike) -> dict:
+    """All tensors of a safetensors file (on the CPU), header checked first."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    check_header(path)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: unreadable safetensors file ({e})") from None
+
+
+def check_state(state: dict, expected: dict, where: Any, what: Any,
+                extra_ok: bool = False) -> None:
+    """Raise :class:`WeightsError` unless ``state`` has every key of ``expected`` with the
+    same shape (and no other key, unless ``extra_ok``). ``where``: the file; ``what``: the
+    network it should fit."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = [] if extra_ok else sorted(set(state) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+        raise WeightsError(f"{where}: does not match {what}: {'; '.join(parts)}")
+    for k, v in expected.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise WeightsError(f"{where}: tensor {k} has shape {tuple(state[k].shape)}, "
+                               f"expected {tuple(v.shape)} for {what}")

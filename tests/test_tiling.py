@@ -1,0 +1,145 @@
+"""Tiles: tiled output equals the whole image, the tile size follows memory, and
+out-of-memory or non-finite tiles are retried, never returned half-made."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import photo_like
+from srgan_cli import Upscaler, imaging
+from srgan_cli.errors import SrganError
+
+
+# --------------------------------------------------------------------------- exact tiling
+
+
+@pytest.mark.parametrize("tile", [3, 8, 13, 24])
+def test_tiled_output_equals_whole_image_output(tiny_weights, tile):
+    x = torch.from_numpy(photo_like(29, 37, seed=4)).permute(2, 0, 1)[None].float() / 255
+    whole = Upscaler(tiny_weights, device="cpu", tile=0).upscale_tensor(x)
+    tiled = Upscaler(tiny_weights, device="cpu", tile=tile).upscale_tensor(x)
+    assert tiled.shape == whole.shape == (1, 3, 29 * 4, 37 * 4)
+    assert (tiled - whole).abs().max().item() <= 1e-4
+
+
+def test_tiling_without_context_would_leave_seams(tiny_weights):
+    """Guards the test above: with no padding the tiles visibly disagree."""
+    x = torch.from_numpy(photo_like(29, 37, seed=4)).permute(2, 0, 1)[None].float() / 255
+    whole = Upscaler(tiny_weights, device="cpu", tile=0).upscale_tensor(x)
+    seamy = Upscaler(tiny_weights, device="cpu", tile=8, tile_pad=0).upscale_tensor(x)
+    assert (seamy - whole).abs().max().item() > 1e-3
+
+
+@pytest.mark.parametrize("tile,batch", [(7, 1), (7, 4), (16, 3), (1000, 1)])
+def test_quantised_tiled_path_matches_whole_image(tiny_weights, tile, batch):
+    """The file path quantises tile by tile (and may batch tiles); same pixels as whole."""
+    from srgan_cli import imaging
+
+    rgb = photo_like(23, 30, seed=9).astype(np.float32) / 255
+    d = imaging.Decoded(rgb, None, "RGB")
+    whole, _, _ = Upscaler(tiny_weights, device="cpu", tile=0).upscale_decoded(d)
+    tiled, used, _ = Upscaler(tiny_weights, device="cpu", tile=tile,
+                              tile_batch=batch).upscale_decoded(d)
+    assert used == tile
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1  # rounding ties only
+    assert np.mean(whole != tiled) < 1e-3
+
+
+# --------------------------------------------------------------------------- retries and the tile size
+
+
+def test_non_finite_reduced_precision_tiles_are_redone_in_fp32(tiny_weights, monkeypatch):
+    up = Upscaler(tiny_weights, device="cpu", precision="bf16", tile=8)
+    real = up.net.forward
+    calls = {"n": 0}
+
+    def flaky(x):
+        y = real(x)
+        if torch.is_autocast_enabled("cpu"):
+            calls["n"] += 1
+            if calls["n"] == 2:  # the second tile overflows
+                y = y.clone()
+                y[..., 0, 0] = float("nan")
+        return y
+
+    monkeypatch.setattr(up.net, "forward", flaky)
+    x = torch.from_numpy(photo_like(20, 20)).permute(2, 0, 1)[None].float() / 255
+    d = imaging.Decoded(x[0].permute(1, 2, 0).numpy(), None, "RGB")
+    planes, tile, retries = up.upscale_decoded(d)
+    assert retries == 1 and tile == 8
+    ref = Upscaler(tiny_weights, device="cpu", precision="fp32", tile=8).upscale_tensor(x)
+    assert np.abs(planes / 255.0 - ref[0].permute(1, 2, 0).numpy()).max() < 0.05
+
+
+def test_fp32_redo_of_a_whole_bf16_image_runs_in_sub_tiles_that_fit(tiny_weights, monkeypatch):
+    """An image sized to run whole at 2 bytes per value, whose bf16 output is non-finite,
+    is redone in fp32 in sub-tiles sized for 4 bytes (the same budget), and the result is
+    the fp32 image."""
+    import srgan_cli.upscale as U
+
+    up = Upscaler(tiny_weights, device="cpu", precision="bf16")
+    h = w = 40
+    hp = h + 2 * up.border_pad  # the image with its mirrored border, if any
+    budget = U.activation_bytes(up.info, hp, hp, True, 2)
+    assert U.activation_bytes(up.info, hp, hp, True, 4) > budget
+    monkeypatch.setattr(U, "tile_budget", lambda dev: budget)
+    real = up.net.forward
+    fp32_inputs = []
+
+    def overflowing(x):
+        y = real(x)
+        if torch.is_autocast_enabled("cpu"):
+            return torch.full_like(y, float("inf"))
+        fp32_inputs.append(tuple(x.shape[2:]))
+        return y
+
+    monkeypatch.setattr(up.net, "forward", overflowing)
+    x = torch.from_numpy(photo_like(h, w)).permute(2, 0, 1)[None].float() / 255
+    d = imaging.Decoded(x[0].permute(1, 2, 0).numpy(), None, "RGB")
+    planes, tile, retries = up.upscale_decoded(d)
+    assert tile == 0 and retries == 1  # planned whole at bf16, one redo
+    assert len(fp32_inputs) > 1 and all(a < hp or b < hp for a, b in fp32_inputs)
+    ref = Upscaler(tiny_weights, device="cpu", precision="fp32", tile=0).upscale_tensor(x)
+    assert np.abs(planes / 255.0 - ref[0].permute(1, 2, 0).numpy()).max() <= 1 / 255 + 1e-6
+
+
+def test_out_of_memory_halves_the_tile_and_never_returns_a_partial_image(tiny_weights, monkeypatch):
+    up = Upscaler(tiny_weights, device="cpu", tile=32)
+    real = up.net.forward
+
+    def limited(x):
+        if x.shape[-1] > 24:
+            raise torch.OutOfMemoryError("fake OOM")
+        return real(x)
+
+    monkeypatch.setattr(up.net, "forward", limited)
+    events = []
+    x = photo_like(40, 40) / 255.0
+    d = imaging.Decoded(x.astype(np.float32), None, "RGB")
+    up.tile_pad = 2  # keep padded tiles small enough for the fake limit
+    planes, tile, _ = up.upscale_decoded(d, on_event=events.append)
+    assert tile == 16 and len(events) == 1 and "retrying with --tile 16" in events[0]
+    assert planes.shape == (160, 160, 3)
+    monkeypatch.setattr(up.net, "forward", lambda x: (_ for _ in ()).throw(
+        torch.OutOfMemoryError("always")))
+    with pytest.raises(SrganError, match="out of memory"):
+        up.upscale_decoded(d)
+
+
+def test_auto_tile_fits_memory(tiny_weights, monkeypatch):
+    import srgan_cli.upscale as U
+
+    up = Upscaler(tiny_weights, device="cpu")
+    monkeypatch.setattr(U, "available_memory", lambda dev: 8 << 30)
+    t = up.tile_for(4000, 3000)
+    assert up.banded  # optimised CPU path: the last stage runs in bands
+    side = t + 2 * up.tile_pad
+    vb = up._value_bytes()  # 2 where auto precision is bf16, else 4
+    assert U.activation_bytes(up.info, side, side, True, vb) <= U.CPU_TILE_BUDGET
+    assert U.activation_bytes(up.info, side + 8, side + 8, True, vb) > U.CPU_TILE_BUDGET
+    # bands take the full-resolution tensors out of the estimate: larger tiles
+    plain = Upscaler(tiny_weights, device="cpu", optimise=False)
+    assert not plain.banded and plain.tile_for(4000, 3000) < t
+    assert up.tile_for(10, 10) == 0  # small images run whole
+    monkeypatch.setattr(U, "available_memory", lambda dev: 64 << 20)
+    assert up.tile_for(4000, 3000) < t
