@@ -298,8 +298,11 @@ def publish(file, repo_id, name, filename, branch, private, license_, set5, set1
 @click.option("--parent", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The --init file the run started from, for checkpoints made before runs "
               "recorded its sha256 (checked against what the run did record).")
+@click.option("--weights", "which", type=click.Choice(["auto", "ema", "model"]), default="auto",
+              show_default=True, help="The generator's EMA ('auto': when the run kept one) "
+              "or the generator as trained ('model').")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-def export_cmd(checkpoint, out, parent, overwrite) -> None:
+def export_cmd(checkpoint, out, parent, which, overwrite) -> None:
     """Write a training checkpoint's generator (its EMA when kept) as a weights file.
 
     \b
@@ -318,7 +321,7 @@ def export_cmd(checkpoint, out, parent, overwrite) -> None:
     if out.exists() and not overwrite:
         fail(f"{out}: already exists (use --overwrite)")
     try:
-        export(checkpoint, out, parent=parent)
+        export(checkpoint, out, parent=parent, weights=which)
         meta = read_info(out).metadata
     except SrganError as e:
         fail(str(e))

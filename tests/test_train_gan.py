@@ -114,6 +114,17 @@ def test_ema_is_what_gets_exported(data, tmp_path, pretrained, vgg_file):
     model, info = load_generator(export(run / "last.pt", tmp_path / "e.safetensors"))
     assert torch.equal(model.state_dict()[k], ckpt["ema"][k]) and info.metadata["ema"] == "0.5"
     assert not any("l_g_percep" in r for r in log_of(run))  # mse content: no VGG term
+    raw, raw_info = load_generator(export(run / "last.pt", tmp_path / "m.safetensors",
+                                          weights="model"))
+    assert torch.equal(raw.state_dict()[k], ckpt["model"][k]) and "ema" not in raw_info.metadata
+
+
+def test_exporting_the_ema_of_a_run_without_one_is_refused(data, tmp_path, pretrained,
+                                                              vgg_file):
+    run = tmp_path / "no_ema"
+    train(gan_cfg(data, run, pretrained, vgg_file, ema=0.0, content_loss="mse"))
+    with pytest.raises(TrainError, match="no EMA"):
+        export(run / "last.pt", tmp_path / "e.safetensors", weights="ema")
 
 
 def test_gan_needs_generator_weights_and_a_real_vgg(data, tmp_path, pretrained, monkeypatch):

@@ -662,20 +662,26 @@ def _parent_provenance(checkpoint: Path, init: dict[str, Any], spec: GeneratorSp
 
 def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
            extra: dict[str, Any] | None = None,
-           parent: str | os.PathLike | None = None) -> Path:
+           parent: str | os.PathLike | None = None, weights: str = "auto") -> Path:
     """Write the generator of a checkpoint as a released safetensors file.
 
     A run that started from ``--init`` weights names them in the file's metadata:
     ``parent_sha256`` and ``parent_file`` (what ``--realism`` pairs the file with). The
     run recorded them itself; for a checkpoint made before runs did, pass ``parent``
     (the init file), checked against what the run did record.
+    ``weights``: ``ema`` (the moving average; an error when the run kept none), ``model``
+    (the generator as trained, even when an EMA was kept) or ``auto`` (the EMA when kept).
     """
+    if weights not in ("auto", "ema", "model"):
+        raise TrainError(f"unknown weights {weights!r} (auto, ema, model)")
     ckpt = load_checkpoint(Path(checkpoint))
     spec = GeneratorSpec(**json.loads(ckpt["spec"]))
     cfg = json.loads(ckpt["config"])
     history = json.loads(ckpt["history"])
     model = SRResNet(spec)
-    use_ema = "ema" in ckpt
+    if weights == "ema" and "ema" not in ckpt:
+        raise TrainError(f"{checkpoint}: the run kept no EMA of the generator (--ema 0)")
+    use_ema = "ema" in ckpt and weights != "model"
     model.load_state_dict(ckpt["ema"] if use_ema else ckpt["model"])
     init = history.get("init") or {}
     same_stage = init.get("stage") == cfg["stage"]  # a continuation, not a new stage
