@@ -3,6 +3,10 @@
 ``SRGAN_SHARED_DIR`` points at a folder laid out like the project's ``../shared``:
 ``datasets/train``, ``datasets/benchmark/<Name>/``, ``weights/``. Without it, a
 ``shared`` folder next to the current directory or next to the source checkout is used.
+
+:func:`cache_dir` is srgan's own cache (built AMX kernels, unpacked benchmark sets): it
+follows the convention ``huggingface_hub`` and ``torch.hub`` use on every platform
+(``$XDG_CACHE_HOME``, else ``~/.cache``), so all three caches sit side by side.
 """
 
 from __future__ import annotations
@@ -12,6 +16,16 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
+
+
+def cache_dir() -> Path:
+    """``$SRGAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/srgan``, else ``~/.cache/srgan``
+    (read at call time; created by whoever writes into it)."""
+    env = os.environ.get("SRGAN_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "srgan"
 
 
 def shared_dir() -> Path | None:

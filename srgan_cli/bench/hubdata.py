@@ -2,7 +2,9 @@
 
 Each repo holds ``data/<Name>_HR.tar.gz`` and ``data/<Name>_LR_x<s>.tar.gz``. Archives are
 downloaded into the standard Hub cache with ``hf_hub_download`` and unpacked, safely, into
-``$SRGAN_DATA_CACHE`` (default ``~/.cache/srgan/benchmark``) as ``<Name>/<Name>_HR/...``.
+``$SRGAN_DATA_CACHE`` (default ``benchmark`` in srgan's cache folder,
+:func:`srgan_cli.paths.cache_dir`: ``$SRGAN_CACHE_DIR``, else ``~/.cache/srgan``) as
+``<Name>/<Name>_HR/...``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from pathlib import Path, PurePosixPath
 
 from srgan_cli.bench.datasets import KNOWN, DatasetError
 from srgan_cli.files import atomic_dir
+from srgan_cli.paths import cache_dir
 
 REPOS = {k: f"eugenesiow/{v}" for k, v in KNOWN.items()}
 
 
 def cache_root() -> Path:
     env = os.environ.get("SRGAN_DATA_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "srgan" / "benchmark"
+    return Path(env).expanduser() if env else cache_dir() / "benchmark"
 
 
 def _check_member(m: tarfile.TarInfo, archive: Path) -> None:

@@ -6,7 +6,8 @@ separate passes over memory after each oneDNN convolution; together they took 35
 with those folded into its epilogue. It needs x86-64 Linux with AMX-BF16 and a C compiler
 (``$CC``, else ``cc``); :func:`available` says whether it can run here and
 :func:`unavailable_reason` why not. The shared object is cached under
-``$SRGAN_CACHE_DIR/kernels`` (default ``~/.cache/srgan/kernels``), keyed by the source's
+``kernels`` in srgan's cache folder (:func:`srgan_cli.paths.cache_dir`: ``$SRGAN_CACHE_DIR``,
+else ``~/.cache/srgan``), keyed by the source's
 hash, and written atomically.
 
 Tensors handed to the kernel are bf16 "padded NHWC" images: (H + 2, W + 2, C) with a
@@ -52,9 +53,10 @@ _reason: str | None = None
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("SRGAN_CACHE_DIR")
-    root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "srgan"
-    return root / "kernels"
+    """Where built kernels are kept: ``kernels`` in srgan's cache folder."""
+    from srgan_cli.paths import cache_dir as srgan_cache
+
+    return srgan_cache() / "kernels"
 
 
 def _build(dst: Path) -> None:
