@@ -29,15 +29,14 @@ _TRUE = {"1", "on", "yes", "true"}
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
+    """Hex sha256 of a file's bytes (the standard library's streaming file digest)."""
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _git_blob_sha1(path: Path) -> str:
+    """The git blob id of a file, streamed (``huggingface_hub.utils.sha.git_hash`` takes
+    the whole file as bytes)."""
     h = hashlib.sha1()
     h.update(b"blob %d\0" % path.stat().st_size)
     with open(path, "rb") as f:
