@@ -158,8 +158,7 @@ def info(model) -> None:
         else:
             path = resolve_model(model)
         if path is not None:
-            header = tensorfile.read_header(path)
-            n_tensors, n_params = tensorfile.tensor_stats(header)
+            n_tensors, n_params, meta = tensorfile.summary(path)
             out += [("file", str(path)), ("size", f"{Path(path).stat().st_size:,} bytes"),
                     ("file sha256", hub.sha256_file(path)),
                     ("tensors", f"{n_tensors} ({n_params:,} values)")]
@@ -172,7 +171,6 @@ def info(model) -> None:
                                          f"{s.channels} channels"))
             except WeightsError as e:
                 out.append(("generator", f"no ({e})"))
-            meta = header.get("__metadata__") or {}
             for k in sorted(meta):
                 out.append((f"meta.{k}", str(meta[k])))
     except SrganError as e:

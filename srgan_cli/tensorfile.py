@@ -1,4 +1,4 @@
-"""Safetensors files: checking the header before anything is loaded, reading it, loading
+"""Safetensors files: checking the header before anything is loaded, summarising it, loading
 tensors with one-line errors, and checking a state dict against what a network expects.
 
 Pickled files (``.pth``/``.pt``/``.ckpt``) are refused here without being opened by a
@@ -7,7 +7,7 @@ pickle loader.
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -39,34 +39,28 @@ def check_header(path: str | os.PathLike) -> None:
     raise WeightsError(f"{path}: not a safetensors file")
 
 
-def read_header(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON header of any safetensors file (``__metadata__`` and tensor entries),
-    read without torch. Pickled files are refused without being unpickled."""
+def summary(path: str | os.PathLike) -> tuple[int, int, dict[str, str]]:
+    """(number of tensors, number of values, metadata) of any safetensors file, read by
+    safetensors itself (which checks the header against the file; nothing is loaded, torch
+    is not needed). Pickled files are refused without being unpickled."""
+    from safetensors import SafetensorError, safe_open
+
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
     check_header(path)
     try:
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(n).decode("utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise WeightsError(f"{path}: unreadable safetensors header ({e})") from None
-    if not isinstance(header, dict):
-        raise WeightsError(f"{path}: unreadable safetensors header")
-    return header
+        with safe_open(str(path), framework="numpy") as f:
+            meta = dict(f.metadata() or {})
+            shapes = [f.get_slice(k).get_shape() for k in f.keys()]
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: unreadable safetensors file ({_first_line(e)})") from None
+    return len(shapes), sum(math.prod(s) for s in shapes), meta
 
 
-def tensor_stats(header: dict[str, Any]) -> tuple[int, int]:
-    """(number of tensors, number of elements) from a safetensors header."""
-    tensors = [v for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
-    total = 0
-    for t in tensors:
-        n = 1
-        for d in t.get("shape", []):
-            n *= int(d)
-        total += n
-    return len(tensors), total
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
 
 
 def load_tensors(path: str | os.PathLike) -> dict:

@@ -75,6 +75,22 @@ def test_cli_info_refuses_pickles(env, tmp_path):
     assert r.exit_code == 1 and "pickled" in r.output
 
 
+def test_cli_info_counts_the_tensors_and_refuses_a_file_cut_short(env, tiny_weights, tmp_path):
+    from srgan_cli.nets.generator import GeneratorSpec as Spec
+
+    r = run_cli("models", "info", tiny_weights)
+    fields = dict(line.split(None, 1) for line in r.output.splitlines() if " " in line)
+    model = SRResNet(Spec(**{k: int(fields[f"meta.{k}"]) for k in ("scale", "blocks", "width",
+                                                                      "channels")}))
+    floats = [v for v in model.state_dict().values() if v.is_floating_point()]
+    assert fields["tensors"].strip() == f"{len(floats)} ({sum(v.numel() for v in floats):,} values)"
+    cut = tmp_path / "cut.safetensors"  # the header whole, the tensor data not
+    cut.write_bytes(tiny_weights.read_bytes()[:-100])
+    r = run_cli("models", "info", cut)
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1 and "cut.safetensors" in r.output
+
+
 def test_publish_roundtrip(env, tiny_weights):
     """publish -> the printed entry -> resolution by name from the same server."""
     r = run_cli("models", "publish", tiny_weights, "--repo", "tester/pub-x4", "--name", "pub",
