@@ -46,8 +46,8 @@ def _speed_benchmark(models, device, precision, kernels, size, tile, runs, basel
     from rich.table import Table
 
     from srgan_cli.bench.quality import BASELINES
-    from srgan_cli.bench.speed import (eager_fp32_baseline, gemm_rate, hardware, measure,
-                                        synthetic_photo)
+    from srgan_cli.bench.speed import (eager_fp32_baseline, gemm_fraction, gemm_rates,
+                                        hardware, measure, synthetic_photo)
     from srgan_cli.errors import SrganError
     from srgan_cli.imaging import Decoded
     from srgan_cli.upscale import Upscaler
@@ -84,9 +84,13 @@ def _speed_benchmark(models, device, precision, kernels, size, tile, runs, basel
             results.append(measure("baseline eager-fp32", eager_fp32_baseline(plain, x),
                                    precision="fp32", tile=0, **common))
     extra["hardware"] = hardware(torch.device(results[0].device))
-    if gemm:
-        dev = results[0].device
-        extra["bf16_gemm_gflops"] = gemm_rate(torch.device(dev))
+    rates = {}
+    if gemm:  # each path is compared with the matmul rate of the precision it runs in
+        rates = gemm_rates(torch.device(results[0].device), [r.precision for r in results])
+        extra["gemm_gflops"] = rates
+        if "bf16" in rates:
+            extra["bf16_gemm_gflops"] = rates["bf16"]
+    fractions = [gemm_fraction(r.gflops, rates.get(r.precision)) for r in results]
     table = Table(title=f"speed: {w}x{h} input, median of {runs} runs after 1 warm-up")
     for col in ("path", "model", "device", "precision", "tile", "out MP/s (min-max)",
                 "GFLOP/s", "peak RSS MB", "CUDA peak MB"):
@@ -97,15 +101,19 @@ def _speed_benchmark(models, device, precision, kernels, size, tile, runs, basel
                       f"{r.gflops:.0f}", f"{r.peak_rss_mb:.0f}",
                       "-" if r.cuda_peak_mb is None else f"{r.cuda_peak_mb:.0f}")
     _print_table(table)
-    if "bf16_gemm_gflops" in extra:
-        g = extra["bf16_gemm_gflops"]
-        Console().print(f"bf16 GEMM (2048^3) on {results[0].device}: {g:.0f} GFLOP/s; "
-                        + "; ".join(f"{r.label}: {r.gflops / g:.0%} of it" for r in results))
+    if rates:
+        Console().print(
+            f"GEMM (2048^3) on {results[0].device}: "
+            + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in rates.items()) + "; "
+            + "; ".join(f"{r.label}: " + ("n/a" if f is None else
+                                          f"{f:.0%} of the {r.precision} GEMM rate")
+                        for r, f in zip(results, fractions)), soft_wrap=True)
     if len(results) > 1 and results[1].label.startswith("baseline"):
         Console().print(f"speed-up over the eager fp32 baseline: "
                         f"{results[0].mp_per_s_median / results[1].mp_per_s_median:.2f}x")
     if json_path:
-        json_path.write_text(json.dumps({"results": [r.as_dict() for r in results], **extra},
+        records = [{**r.as_dict(), "gemm_fraction": f} for r, f in zip(results, fractions)]
+        json_path.write_text(json.dumps({"results": records, **extra},
                                         indent=2) + "\n", encoding="utf-8")
 
 
@@ -860,7 +868,8 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
 @click.option("--baseline", "baselines", multiple=True, type=click.Choice(["eager-fp32"]),
               help="--speed: also time a plain eager fp32 model(x) on the same input.")
 @click.option("--gemm/--no-gemm", default=True, show_default=True,
-              help="--speed: also measure the device's bf16 matmul rate as a yardstick.")
+              help="--speed: also measure the device's matmul rate in each precision timed, "
+              "as a yardstick for the paths run in it.")
 @click.option("--ssim", "ssim_method", type=click.Choice(["daala", "standard"]), default="daala",
               show_default=True, help="daala: the paper's SSIM (Gaussian sigma 1.5*H/256, "
               "in-image taps); standard: the common 11x11 sigma-1.5 SSIM.")
