@@ -595,8 +595,9 @@ def _parse_tile(value: str) -> int | None:
               help="Output file (one input) or folder (sub-folders are mirrored). Default: next "
                    "to each input with an '_x4' suffix.")
 @click.option("-m", "--model", default=None,
-              help="Registered model name or path to a .safetensors file. Default: the "
-              "registry's default model (`srgan models list` shows it).")
+              help="Registered model name, path to a .safetensors file, or "
+              "hf://owner/repo/file.safetensors[@revision]. Default: the registry's default "
+              "model (`srgan models list` shows it).")
 @click.option("--realism", type=click.FloatRange(0, 1), default=None, metavar="R",
               help="Blend a GAN model with the SRResNet it was fine-tuned from: (1-R) x "
               "SRResNet + R x SRGAN weights. 1 = the GAN model (most texture), 0 = its "
@@ -842,7 +843,8 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
 @main.command()
 @click.argument("datasets", nargs=-1, required=False)
 @click.option("-m", "--model", "models", multiple=True, default=("srresnet", "bicubic"),
-              show_default=True, help="Model name or weights path, or the baselines 'nearest' / "
+              show_default=True, help="Registered model name, .safetensors path or "
+              "hf://owner/repo/file.safetensors[@revision], or the baselines 'nearest' / "
               "'bicubic' (repeatable).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder holding <Name>/<Name>_HR/ and <Name>/<Name>_LR_x4/. Default: "

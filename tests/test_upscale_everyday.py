@@ -593,3 +593,31 @@ def test_an_absurd_fraction_of_the_matmul_rate_is_not_printed():
     assert gemm_fraction(100.0 * MAX_GEMM_FRACTION + 1, 100.0) is None  # e.g. 29877%
     assert gemm_fraction(10.0, 0.4) is None and gemm_fraction(10.0, None) is None
     assert gemm_fraction(10.0, float("nan")) is None
+
+
+# --------------------------------------------------------------------------- docs and help
+
+
+@pytest.mark.parametrize("command", ["upscale", "benchmark"])
+def test_the_model_option_help_names_hf_urls(command):
+    r = run_cli(command, "--help")
+    assert r.exit_code == 0
+    model_help = r.output[r.output.index("-m, --model"):].split("\n  -", 1)[0]
+    assert "hf://" in model_help
+
+
+def test_the_help_does_not_call_training_the_mse_stage():
+    for args in (["--help"], ["train", "--help"]):
+        r = run_cli(*args)
+        assert r.exit_code == 0 and "MSE stage" not in r.output.replace("\n", " ")
+
+
+def test_the_readme_does_not_call_a_registered_score_unmeasured():
+    import json
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    registry = json.loads((REPO / "weights" / "models.json").read_text(encoding="utf-8"))
+    for entry in registry["models"].values():
+        for name, value in (entry.get("psnr") or {}).items():
+            if value is not None:
+                assert f"{name} has not been measured" not in readme
