@@ -375,14 +375,14 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
             fail(str(e))
     if not main_process:
         return
-    err.print(f"done: {result.iteration} iterations, checkpoint {result.checkpoint}"
+    err.print(f"done: {result.iteration} iterations, checkpoint {escape(str(result.checkpoint))}"
               + (f", Set5 Y-PSNR {result.val_psnr:.3f} dB" if result.val_psnr else ""))
     if export_path:
         try:
             export(result.checkpoint, export_path)
         except SrganError as e:
             fail(str(e))
-        err.print(f"exported {export_path}")
+        err.print(f"exported {escape(str(export_path))}")
 
 
 # --------------------------------------------------------------------------- upscale
@@ -677,6 +677,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     """
     import json
     import time
+    import warnings
 
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
                                TextColumn, TimeElapsedColumn)
@@ -728,9 +729,9 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     except SrganError as e:
         fail(str(e))
     if not quiet:
-        err.print(f"model: {up.weights_path} ({describe(up.info)})"
-                  + (f" at realism {realism:g} with {up.parent_path}" if realism is not None
-                     else "") + f" on {up.device}, "
+        err.print(f"model: {escape(str(up.weights_path))} ({describe(up.info)})"
+                  + (f" at realism {realism:g} with {escape(str(up.parent_path))}"
+                     if realism is not None else "") + f" on {up.device}, "
                   f"{_precision_words(up, [job.src for job in jobs])}"
                   + (f", output resized to x{up.outscale:g}" if up.outscale else "")
                   + (f" ({up.kernels_note})" if up.kernels_note else ""),
@@ -756,7 +757,10 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                         TimeElapsedColumn(), _eta_column(), console=err, disable=quiet,
                         transient=False)
     outcomes = (o for o in ())
-    with progress as bar, _Interrupted() as interrupted:
+    with progress as bar, _Interrupted() as interrupted, warnings.catch_warnings():
+        # Pillow warns (with a source line) about damaged files it still reads or then
+        # refuses: each file gets its one line here instead.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         task = bar.add_task("images", total=len(jobs), name="", visible=len(jobs) > 1,
                             unit="images")
         # one image: "tiles" with an ETA when it is tiled, else a spinner and elapsed time
@@ -770,12 +774,12 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         def on_event(msg: str) -> None:
             if msg not in noted:
                 noted.add(msg)
-                bar.console.print(f"[yellow]note:[/] {msg}", soft_wrap=True)
+                bar.console.print(f"[yellow]note:[/] {escape(msg)}", soft_wrap=True)
 
         def on_start(src: Path) -> None:
-            bar.update(task, name=src.name)
+            bar.update(task, name=escape(src.name))  # file names are not markup
             bar.reset(tiles, total=None, description="upscaling", visible=True,
-                      name="" if len(jobs) > 1 else src.name)
+                      name="" if len(jobs) > 1 else escape(src.name))
 
         # Decoding the next image and writing the previous one overlap with the model.
         outcomes = up.upscale_files(jobs, overwrite=overwrite, skip_existing=skip_existing,
@@ -793,7 +797,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
             elif o.status == "error":
                 failures += 1
                 record.update(status="error", error=str(o.error))
-                bar.console.print(f"[bold red]error:[/] {o.error}", soft_wrap=True)
+                bar.console.print(f"[bold red]error:[/] {escape(str(o.error))}", soft_wrap=True)
             else:
                 res = o.result
                 mp_out += res.out_size[0] * res.out_size[1] / 1e6
@@ -804,7 +808,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                     on_event(f"{o.src}: {res.fp32_retries} tile(s) overflowed in {up.precision}"
                              " and were redone in fp32")
                 if not quiet and not as_json:
-                    bar.console.print(f"{o.src} -> {o.dst} ({res.in_size[0]}x{res.in_size[1]} -> "
+                    bar.console.print(f"{escape(str(o.src))} -> {escape(str(o.dst))} ({res.in_size[0]}x{res.in_size[1]} -> "
                                       f"{res.out_size[0]}x{res.out_size[1]})", soft_wrap=True)
             if as_json:
                 click.echo(json.dumps(record))
@@ -830,7 +834,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                   + (f", {skipped} skipped (output exists)" if skipped else "")
                   + (f", [bold red]{failures} failed[/]" if failures else "")
                   + (f", [bold red]interrupted[/] ({len(jobs) - reported} not done)"
-                     if interrupted else ""))
+                     if interrupted else ""), soft_wrap=True)  # one line, also in logs
     if interrupted:
         sys.exit(130)
     if failures:
