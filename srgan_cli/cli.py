@@ -808,7 +808,8 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                     on_event(f"{o.src}: {res.fp32_retries} tile(s) overflowed in {up.precision}"
                              " and were redone in fp32")
                 if not quiet and not as_json:
-                    bar.console.print(f"{escape(str(o.src))} -> {escape(str(o.dst))} ({res.in_size[0]}x{res.in_size[1]} -> "
+                    bar.console.print(f"{escape(str(o.src))} -> {escape(str(o.dst))} "
+                                      f"({res.in_size[0]}x{res.in_size[1]} -> "
                                       f"{res.out_size[0]}x{res.out_size[1]})", soft_wrap=True)
             if as_json:
                 click.echo(json.dumps(record))

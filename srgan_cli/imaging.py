@@ -101,7 +101,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
     except _PARSER_ERRORS as e:
-        raise ImageError(f"{path}: corrupt or truncated image ({str(e) or type(e).__name__})") from None
+        reason = str(e) or type(e).__name__
+        raise ImageError(f"{path}: corrupt or truncated image ({reason})") from None
 
 
 def bit_depth(path: str | os.PathLike) -> int:

@@ -2,20 +2,21 @@
 
 From a few small real images in every input format and mode, a seeded generator makes a few
 hundred files: truncations at random offsets, bytes flipped in headers and in data, wrong
-extensions, empty files, text named as images, huge declared sizes, odd modes (CMYK JPEG,
-1-bit, I;16, palette with transparency, LA) and names that look like rich markup. One batch
+extensions, empty files, text named as images, huge declared sizes, odd modes (CMYK JPEG
+and TIFF, 1-bit, I;16, 16-bit RGBA TIFF and PGM, LAB, palette with transparency, LA; float
+and 32-bit TIFF, refused) and names that look like rich markup. One batch
 runs over all of them; what must hold is what a user relies on: no traceback, every good
 file written, every file that is not written named on exactly one error line, nothing
 temporary left, exit status 1.
 """
 
+import io
 import struct
 import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -25,7 +26,7 @@ from srgan_cli.cli import main
 
 SEED = 15
 # Outputs of these input formats default to PNG (no writer for them).
-PNG_OUTPUT = {".gif", ".ppm", ".pgm", ".pbm", ".tga", ".jp2"}
+PNG_OUTPUT = {".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".tga", ".jp2"}
 
 
 def base_images(folder: Path) -> dict[str, bytes]:
@@ -54,6 +55,12 @@ def base_images(folder: Path) -> dict[str, bytes]:
         "anim.gif": Image.fromarray(rgb).quantize(32),
         "rgb.ppm": Image.fromarray(rgb),
         "rgb.tga": Image.fromarray(rgb),
+        "gray16.pgm": Image.fromarray(np.ascontiguousarray(deep[..., 0])),
+        "bilevel.pbm": Image.fromarray(gray > 128),
+        "bilevel.tif": Image.fromarray(gray > 128),
+        "cmyk.tif": Image.fromarray(rgb).convert("CMYK"),
+        "lab.tif": Image.fromarray(rgb).convert("LAB"),
+        "int32.tif": Image.fromarray(gray.astype(np.int32) * 100),  # mode I, 16-bit values
     }
     out = {}
     for name, im in images.items():
@@ -72,6 +79,16 @@ def base_images(folder: Path) -> dict[str, bytes]:
     for name in ("rgb16.png", "rgb16.tif"):
         out[name] = (folder / name).read_bytes()
     return out
+
+
+def tiff_bytes(im: Image.Image, scratch: Path) -> bytes:
+    im.save(scratch / "x.tif")
+    return (scratch / "x.tif").read_bytes()
+
+
+def rgb_float(bases: dict[str, bytes]) -> np.ndarray:
+    with Image.open(io.BytesIO(bases["gray.jpg"])) as im:
+        return np.asarray(im, dtype=np.float32) / 255.0
 
 
 def png_with_size(data: bytes, w: int, h: int) -> bytes:
@@ -138,6 +155,10 @@ def make_corpus(folder: Path, scratch: Path) -> tuple[list[Path], set[Path], set
     gif = bytearray(bases["anim.gif"])
     gif[6:10] = struct.pack("<HH", 65_535, 65_535)
     add("huge-anim.gif", bytes(gif), bad)
+    # modes that are refused: float samples, 32-bit integers beyond 16 bits
+    add("float-mode.tif", tiff_bytes(Image.fromarray(rgb_float(bases)), scratch), bad)
+    add("int32-wide.tif", tiff_bytes(Image.fromarray(np.full((6, 7), 10**6, np.int32)),
+                                     scratch), bad)
     # names that look like rich markup, with spaces and non-ASCII letters
     add("copy [red] of rgb.png", bases["rgb.png"], good)
     add("ünïcödé [i] rgb.jpg", bases["rgb.jpg"], good)
@@ -159,7 +180,7 @@ def test_a_batch_over_a_corpus_of_damaged_files_reports_each_once_and_writes_the
     for d in (src_dir, out, scratch):
         d.mkdir()
     inputs, good, bad = make_corpus(src_dir, scratch)
-    assert len(inputs) >= 300 and len(good) >= 30 and len(bad) >= 30
+    assert len(inputs) >= 500 and len(good) >= 50 and len(bad) >= 40
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
         r = CliRunner().invoke(main, ["upscale", str(src_dir), "-o", str(out), "-m",
