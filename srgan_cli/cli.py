@@ -46,8 +46,8 @@ def _speed_benchmark(models, device, precision, kernels, size, tile, runs, basel
     from rich.table import Table
 
     from srgan_cli.bench.quality import BASELINES
-    from srgan_cli.bench.speed import (eager_fp32_baseline, gemm_rate, hardware, measure,
-                                        synthetic_photo)
+    from srgan_cli.bench.speed import (eager_fp32_baseline, gemm_fraction, gemm_rates,
+                                        hardware, measure, synthetic_photo)
     from srgan_cli.errors import SrganError
     from srgan_cli.imaging import Decoded
     from srgan_cli.upscale import Upscaler
@@ -84,9 +84,13 @@ def _speed_benchmark(models, device, precision, kernels, size, tile, runs, basel
             results.append(measure("baseline eager-fp32", eager_fp32_baseline(plain, x),
                                    precision="fp32", tile=0, **common))
     extra["hardware"] = hardware(torch.device(results[0].device))
-    if gemm:
-        dev = results[0].device
-        extra["bf16_gemm_gflops"] = gemm_rate(torch.device(dev))
+    rates = {}
+    if gemm:  # each path is compared with the matmul rate of the precision it runs in
+        rates = gemm_rates(torch.device(results[0].device), [r.precision for r in results])
+        extra["gemm_gflops"] = rates
+        if "bf16" in rates:
+            extra["bf16_gemm_gflops"] = rates["bf16"]
+    fractions = [gemm_fraction(r.gflops, rates.get(r.precision)) for r in results]
     table = Table(title=f"speed: {w}x{h} input, median of {runs} runs after 1 warm-up")
     for col in ("path", "model", "device", "precision", "tile", "out MP/s (min-max)",
                 "GFLOP/s", "peak RSS MB", "CUDA peak MB"):
@@ -97,15 +101,19 @@ def _speed_benchmark(models, device, precision, kernels, size, tile, runs, basel
                       f"{r.gflops:.0f}", f"{r.peak_rss_mb:.0f}",
                       "-" if r.cuda_peak_mb is None else f"{r.cuda_peak_mb:.0f}")
     _print_table(table)
-    if "bf16_gemm_gflops" in extra:
-        g = extra["bf16_gemm_gflops"]
-        Console().print(f"bf16 GEMM (2048^3) on {results[0].device}: {g:.0f} GFLOP/s; "
-                        + "; ".join(f"{r.label}: {r.gflops / g:.0%} of it" for r in results))
+    if rates:
+        Console().print(
+            f"GEMM (2048^3) on {results[0].device}: "
+            + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in rates.items()) + "; "
+            + "; ".join(f"{r.label}: " + ("n/a" if f is None else
+                                          f"{f:.0%} of the {r.precision} GEMM rate")
+                        for r, f in zip(results, fractions)), soft_wrap=True)
     if len(results) > 1 and results[1].label.startswith("baseline"):
         Console().print(f"speed-up over the eager fp32 baseline: "
                         f"{results[0].mp_per_s_median / results[1].mp_per_s_median:.2f}x")
     if json_path:
-        json_path.write_text(json.dumps({"results": [r.as_dict() for r in results], **extra},
+        records = [{**r.as_dict(), "gemm_fraction": f} for r, f in zip(results, fractions)]
+        json_path.write_text(json.dumps({"results": records, **extra},
                                         indent=2) + "\n", encoding="utf-8")
 
 
@@ -367,14 +375,14 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
             fail(str(e))
     if not main_process:
         return
-    err.print(f"done: {result.iteration} iterations, checkpoint {result.checkpoint}"
+    err.print(f"done: {result.iteration} iterations, checkpoint {escape(str(result.checkpoint))}"
               + (f", Set5 Y-PSNR {result.val_psnr:.3f} dB" if result.val_psnr else ""))
     if export_path:
         try:
             export(result.checkpoint, export_path)
         except SrganError as e:
             fail(str(e))
-        err.print(f"exported {export_path}")
+        err.print(f"exported {escape(str(export_path))}")
 
 
 # --------------------------------------------------------------------------- upscale
@@ -587,8 +595,9 @@ def _parse_tile(value: str) -> int | None:
               help="Output file (one input) or folder (sub-folders are mirrored). Default: next "
                    "to each input with an '_x4' suffix.")
 @click.option("-m", "--model", default=None,
-              help="Registered model name or path to a .safetensors file. Default: the "
-              "registry's default model (`srgan models list` shows it).")
+              help="Registered model name, path to a .safetensors file, or "
+              "hf://owner/repo/file.safetensors[@revision]. Default: the registry's default "
+              "model (`srgan models list` shows it).")
 @click.option("--realism", type=click.FloatRange(0, 1), default=None, metavar="R",
               help="Blend a GAN model with the SRResNet it was fine-tuned from: (1-R) x "
               "SRResNet + R x SRGAN weights. 1 = the GAN model (most texture), 0 = its "
@@ -668,6 +677,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     """
     import json
     import time
+    import warnings
 
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
                                TextColumn, TimeElapsedColumn)
@@ -719,9 +729,9 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     except SrganError as e:
         fail(str(e))
     if not quiet:
-        err.print(f"model: {up.weights_path} ({describe(up.info)})"
-                  + (f" at realism {realism:g} with {up.parent_path}" if realism is not None
-                     else "") + f" on {up.device}, "
+        err.print(f"model: {escape(str(up.weights_path))} ({describe(up.info)})"
+                  + (f" at realism {realism:g} with {escape(str(up.parent_path))}"
+                     if realism is not None else "") + f" on {up.device}, "
                   f"{_precision_words(up, [job.src for job in jobs])}"
                   + (f", output resized to x{up.outscale:g}" if up.outscale else "")
                   + (f" ({up.kernels_note})" if up.kernels_note else ""),
@@ -747,7 +757,10 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                         TimeElapsedColumn(), _eta_column(), console=err, disable=quiet,
                         transient=False)
     outcomes = (o for o in ())
-    with progress as bar, _Interrupted() as interrupted:
+    with progress as bar, _Interrupted() as interrupted, warnings.catch_warnings():
+        # Pillow warns (with a source line) about damaged files it still reads or then
+        # refuses: each file gets its one line here instead.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         task = bar.add_task("images", total=len(jobs), name="", visible=len(jobs) > 1,
                             unit="images")
         # one image: "tiles" with an ETA when it is tiled, else a spinner and elapsed time
@@ -761,12 +774,12 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         def on_event(msg: str) -> None:
             if msg not in noted:
                 noted.add(msg)
-                bar.console.print(f"[yellow]note:[/] {msg}", soft_wrap=True)
+                bar.console.print(f"[yellow]note:[/] {escape(msg)}", soft_wrap=True)
 
         def on_start(src: Path) -> None:
-            bar.update(task, name=src.name)
+            bar.update(task, name=escape(src.name))  # file names are not markup
             bar.reset(tiles, total=None, description="upscaling", visible=True,
-                      name="" if len(jobs) > 1 else src.name)
+                      name="" if len(jobs) > 1 else escape(src.name))
 
         # Decoding the next image and writing the previous one overlap with the model.
         outcomes = up.upscale_files(jobs, overwrite=overwrite, skip_existing=skip_existing,
@@ -784,7 +797,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
             elif o.status == "error":
                 failures += 1
                 record.update(status="error", error=str(o.error))
-                bar.console.print(f"[bold red]error:[/] {o.error}", soft_wrap=True)
+                bar.console.print(f"[bold red]error:[/] {escape(str(o.error))}", soft_wrap=True)
             else:
                 res = o.result
                 mp_out += res.out_size[0] * res.out_size[1] / 1e6
@@ -795,7 +808,8 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                     on_event(f"{o.src}: {res.fp32_retries} tile(s) overflowed in {up.precision}"
                              " and were redone in fp32")
                 if not quiet and not as_json:
-                    bar.console.print(f"{o.src} -> {o.dst} ({res.in_size[0]}x{res.in_size[1]} -> "
+                    bar.console.print(f"{escape(str(o.src))} -> {escape(str(o.dst))} "
+                                      f"({res.in_size[0]}x{res.in_size[1]} -> "
                                       f"{res.out_size[0]}x{res.out_size[1]})", soft_wrap=True)
             if as_json:
                 click.echo(json.dumps(record))
@@ -821,7 +835,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                   + (f", {skipped} skipped (output exists)" if skipped else "")
                   + (f", [bold red]{failures} failed[/]" if failures else "")
                   + (f", [bold red]interrupted[/] ({len(jobs) - reported} not done)"
-                     if interrupted else ""))
+                     if interrupted else ""), soft_wrap=True)  # one line, also in logs
     if interrupted:
         sys.exit(130)
     if failures:
@@ -834,7 +848,8 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
 @main.command()
 @click.argument("datasets", nargs=-1, required=False)
 @click.option("-m", "--model", "models", multiple=True, default=("srresnet", "bicubic"),
-              show_default=True, help="Model name or weights path, or the baselines 'nearest' / "
+              show_default=True, help="Registered model name, .safetensors path or "
+              "hf://owner/repo/file.safetensors[@revision], or the baselines 'nearest' / "
               "'bicubic' (repeatable).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder holding <Name>/<Name>_HR/ and <Name>/<Name>_LR_x4/. Default: "
@@ -860,7 +875,8 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
 @click.option("--baseline", "baselines", multiple=True, type=click.Choice(["eager-fp32"]),
               help="--speed: also time a plain eager fp32 model(x) on the same input.")
 @click.option("--gemm/--no-gemm", default=True, show_default=True,
-              help="--speed: also measure the device's bf16 matmul rate as a yardstick.")
+              help="--speed: also measure the device's matmul rate in each precision timed, "
+              "as a yardstick for the paths run in it.")
 @click.option("--ssim", "ssim_method", type=click.Choice(["daala", "standard"]), default="daala",
               show_default=True, help="daala: the paper's SSIM (Gaussian sigma 1.5*H/256, "
               "in-image taps); standard: the common 11x11 sigma-1.5 SSIM.")

@@ -52,6 +52,13 @@ class Decoded:
 # --------------------------------------------------------------------------- reading
 
 
+# What Pillow's format plugins raise on damaged bytes: besides OSError and friends, a
+# truncated animated GIF raises IndexError from n_frames (found by the bad-input corpus,
+# tests/test_bad_input_corpus.py).
+_PARSER_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError,
+                  KeyError, TypeError, ZeroDivisionError)
+
+
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     """Decode ``path`` with EXIF orientation applied. Raises :class:`ImageError`."""
     path = Path(path)
@@ -93,8 +100,9 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise ImageError(f"{path}: not a recognised image file") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
-    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as e:
-        raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
+    except _PARSER_ERRORS as e:
+        reason = str(e) or type(e).__name__
+        raise ImageError(f"{path}: corrupt or truncated image ({reason})") from None
 
 
 def bit_depth(path: str | os.PathLike) -> int:

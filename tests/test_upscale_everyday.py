@@ -519,3 +519,105 @@ def test_the_models_list_is_plain_aligned_text(tmp_path):
     starts = [head.index(word) for word in ("scale", "params", "source", "Set5 PSNR")]
     for ln in lines[1:]:
         assert all(ln[i - 2 : i] == "  " and ln[i] != " " for i in starts), ln
+
+
+# --------------------------------------------------------------------------- speed yardstick
+
+
+def fake_gemm(monkeypatch, rates: dict):
+    """gemm_rate answering ``rates`` (GFLOP/s by dtype) and recording the dtypes asked for."""
+    import srgan_cli.bench.speed as speed
+
+    asked = []
+
+    def rate(device, dtype=None, n=2048, repeats=5):
+        asked.append(dtype)
+        return rates[dtype]
+
+    monkeypatch.setattr(speed, "gemm_rate", rate)
+    return asked
+
+
+def speed_run(tiny_weights, tmp_path, *args):
+    out = tmp_path / "speed.json"
+    r = run_cli("benchmark", "--speed", "-m", tiny_weights, "--device", "cpu", "--size", "8x8",
+                "--runs", "1", "--json", out, *args)
+    assert r.exit_code == 0, r.output
+    import json
+
+    return r.output, json.loads(out.read_text())
+
+
+def test_an_fp32_path_is_compared_with_the_fp32_matmul_rate(tiny_weights, tmp_path,
+                                                              monkeypatch):
+    import torch
+
+    asked = fake_gemm(monkeypatch, {torch.float32: 50.0, torch.bfloat16: 0.0})
+    text, data = speed_run(tiny_weights, tmp_path, "--precision", "fp32")
+    assert asked == [torch.float32]  # bf16, which nothing ran in, is not measured
+    assert "fp32 50 GFLOP/s" in text and "of the fp32 GEMM rate" in text
+    assert "bf16" not in text and data["gemm_gflops"] == {"fp32": 50.0}
+    ours = data["results"][0]
+    assert ours["gemm_fraction"] == pytest.approx(ours["gflops"] / 50.0)
+
+
+def test_each_path_is_compared_with_the_rate_of_its_own_precision(tiny_weights, tmp_path,
+                                                                  monkeypatch):
+    import torch
+
+    asked = fake_gemm(monkeypatch, {torch.float32: 40.0, torch.bfloat16: 80.0})
+    text, data = speed_run(tiny_weights, tmp_path, "--precision", "bf16",
+                           "--baseline", "eager-fp32")
+    assert sorted(map(str, asked)) == ["torch.bfloat16", "torch.float32"]
+    ours, base = data["results"]
+    assert ours["gemm_fraction"] == pytest.approx(ours["gflops"] / 80.0)
+    assert base["gemm_fraction"] == pytest.approx(base["gflops"] / 40.0)
+    assert "of the bf16 GEMM rate" in text and "of the fp32 GEMM rate" in text
+
+
+@pytest.mark.parametrize("rate", [0.0, 1e-9])
+def test_a_matmul_rate_of_about_zero_gives_no_ratio(tiny_weights, tmp_path, monkeypatch, rate):
+    import torch
+
+    fake_gemm(monkeypatch, {torch.float32: rate})
+    text, data = speed_run(tiny_weights, tmp_path, "--precision", "fp32")
+    line = next(ln for ln in text.splitlines() if ln.startswith("GEMM"))
+    assert line.endswith("n/a") and "%" not in line
+    assert data["results"][0]["gemm_fraction"] is None
+
+
+def test_an_absurd_fraction_of_the_matmul_rate_is_not_printed():
+    from srgan_cli.bench.speed import MAX_GEMM_FRACTION, gemm_fraction
+
+    assert gemm_fraction(90.0, 100.0) == pytest.approx(0.9)
+    assert gemm_fraction(100.0 * MAX_GEMM_FRACTION + 1, 100.0) is None  # e.g. 29877%
+    assert gemm_fraction(10.0, 0.4) is None and gemm_fraction(10.0, None) is None
+    assert gemm_fraction(10.0, float("nan")) is None
+
+
+# --------------------------------------------------------------------------- docs and help
+
+
+@pytest.mark.parametrize("command", ["upscale", "benchmark"])
+def test_the_model_option_help_names_hf_urls(command):
+    r = run_cli(command, "--help")
+    assert r.exit_code == 0
+    model_help = r.output[r.output.index("-m, --model"):].split("\n  -", 1)[0]
+    assert "hf://" in model_help
+
+
+def test_the_help_does_not_call_training_the_mse_stage():
+    for args in (["--help"], ["train", "--help"]):
+        r = run_cli(*args)
+        assert r.exit_code == 0 and "MSE stage" not in r.output.replace("\n", " ")
+
+
+def test_the_readme_does_not_call_a_registered_score_unmeasured():
+    import json
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    registry = json.loads((REPO / "weights" / "models.json").read_text(encoding="utf-8"))
+    for entry in registry["models"].values():
+        for name, value in (entry.get("psnr") or {}).items():
+            if value is not None:
+                assert f"{name} has not been measured" not in readme

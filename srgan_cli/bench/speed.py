@@ -136,6 +136,27 @@ def gemm_rate(device: torch.device, dtype: torch.dtype = torch.bfloat16, n: int 
     return 2 * n**3 / statistics.median(secs) / 1e9
 
 
+GEMM_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: A path said to beat the matmul rate of its own precision by more than this is not a
+#: comparison worth printing (the rate was disturbed, or the path does not run in it).
+MAX_GEMM_FRACTION = 1.5
+
+
+def gemm_rates(device: torch.device, precisions) -> dict[str, float]:
+    """The matmul rate (GFLOP/s) of each distinct precision in ``precisions``."""
+    return {p: gemm_rate(device, GEMM_DTYPES[p]) for p in dict.fromkeys(precisions)}
+
+
+def gemm_fraction(gflops: float, rate: float | None) -> float | None:
+    """A path's achieved GFLOP/s as a fraction of the matmul rate of its precision, or None
+    where that says nothing: no rate, a rate of about zero (the precision has no fast
+    matmul on this device), or a fraction above :data:`MAX_GEMM_FRACTION`."""
+    if rate is None or not rate >= 1.0:
+        return None
+    fraction = gflops / rate
+    return fraction if 0 <= fraction <= MAX_GEMM_FRACTION else None
+
+
 def hardware(device: torch.device) -> dict:
     """What the numbers were measured on: CPU model and bf16 features, threads, GPU, torch."""
     import os
