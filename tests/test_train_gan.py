@@ -117,6 +117,7 @@ def test_ema_is_what_gets_exported(data, tmp_path, pretrained, vgg_file):
     raw, raw_info = load_generator(export(run / "last.pt", tmp_path / "m.safetensors",
                                           weights="model"))
     assert torch.equal(raw.state_dict()[k], ckpt["model"][k]) and "ema" not in raw_info.metadata
+    assert "val_set5_psnr" not in raw_info.metadata  # that validation scored the EMA
 
 
 def test_exporting_the_ema_of_a_run_without_one_is_refused(data, tmp_path, pretrained,

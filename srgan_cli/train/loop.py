@@ -709,7 +709,7 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
         prov["init"] = (f"{init['file']} ({init['stage']}, {init['iterations']} iterations); "
                         f"then {ckpt['iteration']} iterations of this run")
     prov.update(_parent_provenance(Path(checkpoint), init, spec, parent))
-    if history["val"]:
+    if history["val"] and ("ema" not in ckpt or use_ema):  # validation ran the EMA when kept
         last = history["val"][-1]
         prov["val_set5_psnr"] = f"{last[1]:.3f}"
         if len(last) > 2:
