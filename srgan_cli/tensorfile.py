@@ -39,10 +39,10 @@ def check_header(path: str | os.PathLike) -> None:
     raise WeightsError(f"{path}: not a safetensors file")
 
 
-def summary(path: str | os.PathLike) -> tuple[int, int, dict[str, str]]:
-    """(number of tensors, number of values, metadata) of any safetensors file, read by
-    safetensors itself (which checks the header against the file; nothing is loaded, torch
-    is not needed). Pickled files are refused without being unpickled."""
+def _open_checked(path: str | os.PathLike, read):
+    """``read(f)`` on a safetensors file opened by safetensors itself (which checks the
+    header against the file; nothing is loaded, torch is not needed), after refusing a
+    missing or pickled file; any failure is a one-line :class:`WeightsError`."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -51,10 +51,21 @@ def summary(path: str | os.PathLike) -> tuple[int, int, dict[str, str]]:
     check_header(path)
     try:
         with safe_open(str(path), framework="numpy") as f:
-            meta = dict(f.metadata() or {})
-            shapes = [f.get_slice(k).get_shape() for k in f.keys()]
+            return read(f)
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: unreadable safetensors file ({_first_line(e)})") from None
+
+
+def metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of any safetensors file (see :func:`_open_checked`)."""
+    return _open_checked(path, lambda f: dict(f.metadata() or {}))
+
+
+def summary(path: str | os.PathLike) -> tuple[int, int, dict[str, str]]:
+    """(number of tensors, number of values, metadata) of any safetensors file (see
+    :func:`_open_checked`). Pickled files are refused without being unpickled."""
+    meta, shapes = _open_checked(path, lambda f: (dict(f.metadata() or {}),
+                                                  [f.get_slice(k).get_shape() for k in f.keys()]))
     return len(shapes), sum(math.prod(s) for s in shapes), meta
 
 

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from srgan_cli.errors import WeightsError
 from srgan_cli.files import atomic_write
 from srgan_cli.nets.generator import INPUT_RANGE, OUTPUT_RANGE, GeneratorSpec, SRResNet
-from srgan_cli.tensorfile import check_header, check_state, load_tensors
+from srgan_cli.tensorfile import check_state, load_tensors, metadata
 
 FORMAT = "srgan/1"
 ARCH = "srresnet"
@@ -77,16 +76,7 @@ def save_generator(model: SRResNet, path: str | os.PathLike, provenance: dict[st
 def read_info(path: str | os.PathLike) -> ModelInfo:
     """Read only the metadata of a weights file."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
-    check_header(path)
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-    except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"{path}: unreadable safetensors file ({e})") from None
+    meta = metadata(path)
     return _info_from_metadata(path, meta)
 
 
