@@ -222,6 +222,22 @@ def main() -> None:
     """
 
 
+def inference_options(f):
+    """``--device``, ``--precision`` and ``--kernels``, declared once for every command
+    that runs a model for inference (``upscale``, ``benchmark``)."""
+    f = click.option("--kernels", type=click.Choice(["auto", "amx", "torch"]), default="auto",
+                     show_default=True, help="auto: on CPUs with AMX-BF16 in bf16, run the 3x3 "
+                     "convolutions through srgan's fused kernels (PReLU, residual adds and pixel "
+                     "shuffles folded in; built with the C compiler on first use), else "
+                     "PyTorch's operators; amx: insist; torch: never.")(f)
+    f = click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+                     default="auto", show_default=True, help="auto: bf16 on CPUs with "
+                     "AMX/AVX512-BF16 (fp32 on other CPUs), fp16 on CUDA. A reduced-precision "
+                     "tile that yields NaN/Inf is redone in fp32.")(f)
+    return click.option("--device", default="auto", show_default=True,
+                        help="auto, cpu, cuda, cuda:N, mps.")(f)
+
+
 # --------------------------------------------------------------------------- train
 
 
@@ -602,15 +618,7 @@ def _parse_tile(value: str) -> int | None:
               help="Blend a GAN model with the SRResNet it was fine-tuned from: (1-R) x "
               "SRResNet + R x SRGAN weights. 1 = the GAN model (most texture), 0 = its "
               "SRResNet (highest PSNR, smoothest).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
-              show_default=True, help="auto: bf16 on CPUs with AMX/AVX512-BF16 (fp32 on other "
-              "CPUs), fp16 on CUDA. A reduced-precision tile that yields NaN/Inf is redone in fp32.")
-@click.option("--kernels", type=click.Choice(["auto", "amx", "torch"]), default="auto",
-              show_default=True, help="auto: on CPUs with AMX-BF16 in bf16, run the 3x3 "
-              "convolutions through srgan's fused kernels (PReLU, residual adds and pixel "
-              "shuffles folded in; built with the C compiler on first use), else PyTorch's "
-              "operators; amx: insist; torch: never.")
+@inference_options
 @click.option("--tile", default="auto", show_default=True,
               help="Tile size in LR pixels; 0 = whole image; auto = the largest that fits free "
                    "memory. On CUDA out-of-memory the tile is halved and the image redone.")
@@ -857,15 +865,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
 @click.option("--source", type=click.Choice(["auto", "local", "hub"]), default="auto",
               show_default=True, help="auto: the data dir when it has the dataset, else the Hub "
               "(eugenesiow/<Name> dataset repos, cached).")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
-              show_default=True, help="auto: bf16 on CPUs with AMX/AVX512-BF16 (fp32 on other "
-              "CPUs), fp16 on CUDA.")
-@click.option("--kernels", type=click.Choice(["auto", "amx", "torch"]), default="auto",
-              show_default=True, help="auto: on CPUs with AMX-BF16 in bf16, run the 3x3 "
-              "convolutions through srgan's fused kernels (PReLU, residual adds and pixel "
-              "shuffles folded in; built with the C compiler on first use), else PyTorch's "
-              "operators; amx: insist; torch: never.")
+@inference_options
 @click.option("--speed", is_flag=True, help="Measure speed instead of quality (no datasets).")
 @click.option("--size", default="512x512", show_default=True, metavar="WxH",
               help="--speed: LR input size of the synthetic photo.")
