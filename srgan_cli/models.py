@@ -247,10 +247,11 @@ def default_model(path: str | os.PathLike | None = None) -> str:
     :func:`registry_paths` (the last one that names a default wins, so a user's registry
     can change it); :data:`DEFAULT_MODEL` when none names one."""
     paths = [Path(path)] if path is not None else registry_paths()
-    known = registry(path)
+    known: set[str] = set()
     name, where = None, None
-    for p in paths:
+    for p in paths:  # each registry file read once
         raw = _read_raw(p)
+        known.update(raw["models"])
         if raw.get("default") is not None:
             name, where = raw["default"], p
     if name is None:
