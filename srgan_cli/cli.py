@@ -713,7 +713,8 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
              + ("; the input folder has sub-folders: add -r to descend into them" if nested
                 else ""))
     try:
-        scale = read_info(resolve_model(model if model is not None else default_model())).spec.scale
+        weights = resolve_model(model if model is not None else default_model())
+        scale = read_info(weights).spec.scale  # to plan the outputs before loading the model
     except SrganError as e:
         fail(str(e))
     suffix = f"_x{outscale or scale:g}" if suffix is None else suffix
@@ -731,7 +732,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     if why:
         fail(why)
     try:
-        up = Upscaler(model, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
+        up = Upscaler(weights, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
                       tile_batch=tile_batch, alpha=alpha, kernels=kernels, outscale=outscale,
                       realism=realism, border=border)
     except SrganError as e:
