@@ -1,8 +1,21 @@
-"""Exact tiling, and reflection padding at the image borders.
+"""Tiling (exact, or overlapping with blended seams), and reflection padding at the image borders.
 
-Each tile is padded by the generator's receptive radius with real image pixels, so the
-tiled result equals the whole-image result up to floating-point rounding. Tiles whose
+Exact: each tile is padded by the generator's receptive radius with real image pixels, so
+the tiled result equals the whole-image result up to floating-point rounding. Tiles whose
 padded input has the same shape can be run together in one batch.
+
+Blended (``blend=True``, for networks without a known finite receptive radius, such as
+transformers): each tile's input reaches ``pad`` LR pixels past each cut, as above, and
+over the middle ``pad`` pixels of that overlap (``pad // 2`` on each side of the cut) the
+two outputs are mixed with linear ramps whose weights sum to 1, so no seam is cut hard
+and every output pixel used has at least ``pad // 2`` pixels of context. A network that
+sees no farther than ``pad // 2`` comes out exact; for others the result differs from the
+whole image by a small error that shrinks as ``pad`` grows (docs/foreign_models.md). Tiles are run and blended one row at
+a time, so with ``store`` only a band of rows is ever held.
+
+A :class:`SizeRule` (minimum side, side multiple, square) is met by growing each tile's
+input with more real context where the image allows, and otherwise by mirroring the
+input at its bottom and right edges and cropping the output.
 
 With a ``margin``, the image is first extended on every side by mirroring it (as
 ``numpy.pad`` with mode ``symmetric``, ``reflect`` or ``edge``, repeated when the image is
@@ -35,19 +48,102 @@ class Tile:
         return self.py1 - self.py0, self.px1 - self.px0
 
 
-def plan_tiles(h: int, w: int, tile: int, pad: int, margin: int = 0) -> list[Tile]:
+@dataclass(frozen=True)
+class SizeRule:
+    """Input sizes a network accepts: each side at least ``minimum`` and a multiple of
+    ``multiple_of``; with ``square``, as high as wide. ``align``: tiles start at multiples
+    of it (of the image's corner), for networks that compute in windows anchored at their
+    input's corner (window attention, pixel unshuffle), so a tile's windows are the
+    whole image's. The default accepts any size anywhere."""
+
+    minimum: int = 0
+    multiple_of: int = 1
+    square: bool = False
+    align: int = 1
+
+    def side(self, n: int) -> int:
+        """The smallest accepted side of at least ``n`` pixels (``square`` aside)."""
+        m = max(1, self.multiple_of)
+        return -(-max(n, self.minimum, 1) // m) * m
+
+    def padding(self, h: int, w: int) -> tuple[int, int]:
+        """Rows and columns to add to an h x w input so the network accepts it."""
+        hh, ww = self.side(h), self.side(w)
+        if self.square:
+            hh = ww = max(hh, ww)
+        return hh - h, ww - w
+
+    @property
+    def any_size(self) -> bool:
+        return (self.minimum <= 1 and self.multiple_of <= 1 and not self.square
+                and self.align <= 1)
+
+
+def plan_tiles(h: int, w: int, tile: int, pad: int, margin: int = 0,
+               size: SizeRule | None = None, blend: bool = False) -> list[Tile]:
     """Tiles covering an h x w LR image; ``tile`` <= 0 means one tile for everything.
 
     The valid regions are in image coordinates; the padded input regions are in the
-    coordinates of the image extended by ``margin`` on every side."""
+    coordinates of the image extended by ``margin`` on every side. ``blend``: the cuts are
+    spread evenly, with every tile at least ``pad`` long (so the blending ramps of a
+    tile's two sides never meet). ``size``: each padded region is grown with more context
+    (within the extended image) to start on ``size.align`` and towards a size the network
+    accepts."""
     hh, ww, m = h + 2 * margin, w + 2 * margin, margin
     if tile <= 0 or (h <= tile and w <= tile):
-        return [Tile(0, h, 0, w, 0, hh, 0, ww)]
-    return [
-        Tile(y0, y1, x0, x1, max(y0 + m - pad, 0), min(y1 + m + pad, hh),
-             max(x0 + m - pad, 0), min(x1 + m + pad, ww))
-        for y0, y1, x0, x1 in _grid(h, w, tile)
-    ]
+        tiles = [Tile(0, h, 0, w, 0, hh, 0, ww)]
+    else:
+        tiles = [
+            Tile(y0, y1, x0, x1, max(y0 + m - pad, 0), min(y1 + m + pad, hh),
+                 max(x0 + m - pad, 0), min(x1 + m + pad, ww))
+            for y0, y1 in _cuts(h, tile, pad, blend) for x0, x1 in _cuts(w, tile, pad, blend)
+        ]
+    if size is None or size.any_size:
+        return tiles
+    grown = []
+    for t in tiles:
+        py0, py1 = _grow(t.py0 - t.py0 % max(size.align, 1), t.py1, hh, size)
+        px0, px1 = _grow(t.px0 - t.px0 % max(size.align, 1), t.px1, ww, size)
+        grown.append(Tile(t.y0, t.y1, t.x0, t.x1, py0, py1, px0, px1))
+    return grown
+
+
+def _cuts(n: int, tile: int, pad: int, even: bool) -> list[tuple[int, int]]:
+    """Spans cutting an axis of ``n`` pixels into pieces of at most ``tile`` (the last one
+    shorter), or with ``even``, into equal pieces (within a pixel) of at most ``tile``
+    and at least ``pad`` (the latter wins)."""
+    if not even:
+        return [(a, min(a + tile, n)) for a in range(0, n, tile)]
+    k = -(-n // tile)
+    if pad > 0:
+        k = max(1, min(k, n // pad))
+    return [(n * i // k, n * (i + 1) // k) for i in range(k)]
+
+
+def _grow(p0: int, p1: int, n: int, size: SizeRule) -> tuple[int, int]:
+    """The span [p0, p1) of an axis of ``n`` grown (forwards first, then backwards,
+    never past the axis) towards the side ``size`` accepts."""
+    extra = min(size.side(p1 - p0), n) - (p1 - p0)
+    if extra <= 0:
+        return p0, p1
+    fwd = min(extra, n - p1)
+    return p0 - (extra - fwd), p1 + fwd
+
+
+def call_fitted(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int,
+                size: SizeRule | None) -> torch.Tensor:
+    """``fn(x)`` for a network that only accepts sizes ``size`` allows: ``x`` (NCHW) is
+    extended at its bottom and right by mirroring (repeated if needed) and those rows and
+    columns are cropped from the output."""
+    if size is None or size.any_size:
+        return fn(x)
+    h, w = x.shape[-2], x.shape[-1]
+    ph, pw = size.padding(h, w)
+    if not ph and not pw:
+        return fn(x)
+    k = max(ph, pw)
+    return fn(_region(x, k, k, k + h + ph, k, k + w + pw, "reflect"))[
+        ..., : h * scale, : w * scale]
 
 
 MIRRORS = ("symmetric", "reflect", "edge")
@@ -86,12 +182,6 @@ def _region(x: torch.Tensor, margin: int, y0: int, y1: int, x0: int, x1: int,
     return x.index_select(-1, mirror_index(w, margin, mode)[x0:x1].to(x.device))
 
 
-def _grid(h: int, w: int, tile: int) -> Iterator[tuple[int, int, int, int]]:
-    for y0 in range(0, h, tile):
-        for x0 in range(0, w, tile):
-            yield y0, min(y0 + tile, h), x0, min(x0 + tile, w)
-
-
 def run_tiled(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -103,6 +193,9 @@ def run_tiled(
     store: Callable[[Tile, torch.Tensor], None] | None = None,
     margin: int = 0,
     mirror: str = "symmetric",
+    *,
+    size: SizeRule | None = None,
+    blend: bool = False,
 ) -> torch.Tensor | None:
     """Apply ``fn`` (LR NCHW -> SR NCHW at ``scale``) tile by tile on a 1-image batch.
 
@@ -111,20 +204,24 @@ def run_tiled(
     ``store(tile, sr_valid_region)`` receives each tile's valid output instead and nothing
     is assembled (so callers can quantise tile by tile). ``margin``: extend the image by
     that many mirrored pixels (``mirror``: a :data:`MIRRORS` mode) on every side first (the
-    result keeps the image's size). Any exception from ``fn`` propagates; nothing partial
-    is returned.
+    result keeps the image's size). ``size``: the input sizes ``fn`` accepts
+    (:func:`call_fitted`). ``blend``: ``pad`` is an overlap, not an exact context: the
+    outputs of neighbouring tiles are blended over the ``pad`` LR pixels around each cut
+    (module docstring), and ``store`` receives bands of whole rows. Any exception from
+    ``fn`` propagates; nothing partial is returned.
     """
     if x.shape[0] != 1 and tile > 0:
         if store is not None:
             raise ValueError("store= needs a single-image batch")
         return torch.cat([run_tiled(fn, x[i : i + 1], scale, tile, pad, on_tile, batch,
-                                    margin=margin, mirror=mirror)
+                                    margin=margin, mirror=mirror, size=size, blend=blend)
                           for i in range(x.shape[0])])
     n, c, h, w = x.shape
-    tiles = plan_tiles(h, w, tile, pad, margin)
+    tiles = plan_tiles(h, w, tile, pad, margin, size, blend)
     if len(tiles) == 1:
         t = tiles[0]
-        out = fn(_region(x, margin, t.py0, t.py1, t.px0, t.px1, mirror) if margin else x)
+        out = call_fitted(fn, _region(x, margin, t.py0, t.py1, t.px0, t.px1, mirror)
+                          if margin else x, scale, size)
         if margin:
             out = out[:, :, margin * scale : (margin + h) * scale,
                       margin * scale : (margin + w) * scale]
@@ -134,28 +231,98 @@ def run_tiled(
             store(t, out)
             return None
         return out
+    if blend:
+        return _run_blended(fn, x, scale, tiles, pad=pad, on_tile=on_tile, batch=batch,
+                            store=store, margin=margin, mirror=mirror, size=size)
+    out = None
+    done = 0
+    for chunk in _chunks(tiles, batch):
+        inp = torch.cat([_region(x, margin, t.py0, t.py1, t.px0, t.px1, mirror)
+                         for t in chunk])
+        y = call_fitted(fn, inp, scale, size)
+        if out is None and store is None:
+            out = y.new_empty((n, y.shape[1], h * scale, w * scale))
+        for j, t in enumerate(chunk):
+            oy, ox = (t.y0 + margin - t.py0) * scale, (t.x0 + margin - t.px0) * scale
+            valid = y[j : j + 1, :, oy : oy + (t.y1 - t.y0) * scale,
+                      ox : ox + (t.x1 - t.x0) * scale]
+            if store is not None:
+                store(t, valid)
+            else:
+                out[:, :, t.y0 * scale : t.y1 * scale, t.x0 * scale : t.x1 * scale] = valid
+        done += len(chunk)
+        if on_tile:
+            on_tile(done, len(tiles))
+    return out
+
+
+def _chunks(tiles: list[Tile], batch: int) -> Iterator[list[Tile]]:
+    """``tiles`` in runs of at most ``batch`` tiles of the same input shape."""
     groups: dict[tuple[int, int], list[Tile]] = {}
     for t in tiles:
         groups.setdefault(t.shape, []).append(t)
-    out = None
-    done = 0
     for same in groups.values():
         for i in range(0, len(same), max(batch, 1)):
-            chunk = same[i : i + max(batch, 1)]
+            yield same[i : i + max(batch, 1)]
+
+
+def _ramp(lo: int, hi: int, a0: int, a1: int, n: int, half: int, scale: int,
+          device: torch.device) -> torch.Tensor:
+    """Blending weights of output pixels ``lo * scale`` to ``hi * scale`` (LR coordinates
+    lo..hi) of a tile whose valid span of an axis of ``n`` pixels is [a0, a1): rising
+    from 0 to 1 over [a0 - half, a0 + half) and falling back over [a1 - half, a1 + half),
+    at the pixel centres; the ramps of the two tiles at a cut sum to 1. No ramp at the
+    image's edges; with ``half`` 0 the cut is hard."""
+    u = (torch.arange(lo * scale, hi * scale, device=device, dtype=torch.float32) + 0.5) / scale
+    if half == 0:
+        return ((u >= a0) & (u < a1)).float()
+    wt = torch.ones_like(u)
+    if a0 > 0:
+        wt = torch.minimum(wt, ((u - (a0 - half)) / (2 * half)).clamp(0, 1))
+    if a1 < n:
+        wt = torch.minimum(wt, ((a1 + half - u) / (2 * half)).clamp(0, 1))
+    return wt
+
+
+def _run_blended(fn, x, scale, tiles, *, pad, on_tile, batch, store, margin, mirror, size):
+    """:func:`run_tiled` with ``blend``: one row of tiles at a time, each tile's output
+    over its valid span plus ``pad // 2`` on each side weighted by :func:`_ramp` and added
+    to a band of rows; the rows no later tile reaches are handed on, the rest carried."""
+    n, _, h, w = x.shape
+    s, half = scale, pad // 2
+    rows: dict[tuple[int, int], list[Tile]] = {}
+    for t in tiles:
+        rows.setdefault((t.y0, t.y1), []).append(t)
+    out, band, band_lo, emitted, done = None, None, 0, 0, 0
+    for (y0, y1), row in rows.items():
+        lo, hi = max(y0 - half, 0), min(y1 + half, h)
+        acc = None
+        for chunk in _chunks(row, batch):
             inp = torch.cat([_region(x, margin, t.py0, t.py1, t.px0, t.px1, mirror)
                              for t in chunk])
-            y = fn(inp)
-            if out is None and store is None:
-                out = y.new_empty((n, y.shape[1], h * scale, w * scale))
+            y = call_fitted(fn, inp, s, size)
+            if acc is None:
+                acc = y.new_zeros((n, y.shape[1], (hi - lo) * s, w * s))
+                if band is not None:  # the rows of the last band that this one reaches
+                    acc[:, :, : band.shape[2] - (lo - band_lo) * s] = band[:, :, (lo - band_lo) * s :]
+            wy = _ramp(lo, hi, y0, y1, h, half, s, y.device)
             for j, t in enumerate(chunk):
-                oy, ox = (t.y0 + margin - t.py0) * scale, (t.x0 + margin - t.px0) * scale
-                valid = y[j : j + 1, :, oy : oy + (t.y1 - t.y0) * scale,
-                          ox : ox + (t.x1 - t.x0) * scale]
-                if store is not None:
-                    store(t, valid)
-                else:
-                    out[:, :, t.y0 * scale : t.y1 * scale, t.x0 * scale : t.x1 * scale] = valid
+                c0, c1 = max(t.x0 - half, 0), min(t.x1 + half, w)
+                oy, ox = lo + margin - t.py0, c0 + margin - t.px0
+                part = y[j : j + 1, :, oy * s : (oy + hi - lo) * s, ox * s : (ox + c1 - c0) * s]
+                wx = _ramp(c0, c1, t.x0, t.x1, w, half, s, y.device)
+                acc[:, :, :, c0 * s : c1 * s] += part * (wy[:, None] * wx[None, :])
             done += len(chunk)
             if on_tile:
                 on_tile(done, len(tiles))
+        end = h if y1 == h else y1 - half  # rows below reach into the next row of tiles
+        final = acc[:, :, (emitted - lo) * s : (end - lo) * s]
+        span = Tile(emitted, end, 0, w, emitted, end, 0, w)
+        if store is not None:
+            store(span, final)
+        else:
+            if out is None:
+                out = acc.new_empty((n, acc.shape[1], h * s, w * s))
+            out[:, :, emitted * s : end * s] = final
+        band, band_lo, emitted = acc, lo, end
     return out

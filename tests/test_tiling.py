@@ -45,6 +45,78 @@ def test_quantised_tiled_path_matches_whole_image(tiny_weights, tile, batch):
     assert np.mean(whole != tiled) < 1e-3
 
 
+# --------------------------------------------------------------------------- blended tiling
+
+
+def _nearest2(t: torch.Tensor) -> torch.Tensor:
+    """A network that sees one pixel: any seam left comes from the blending weights."""
+    return t.repeat_interleave(2, -1).repeat_interleave(2, -2)
+
+
+@pytest.mark.parametrize("tile,pad,batch,margin", [(8, 2, 1, 0), (8, 6, 3, 0), (16, 3, 2, 5),
+                                                   (5, 8, 1, 0), (13, 1, 4, 2)])
+def test_blending_weights_sum_to_one_everywhere(tile, pad, batch, margin):
+    from srgan_cli.tiling import run_tiled
+
+    x = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(1))
+    whole = _nearest2(x)
+    y = run_tiled(_nearest2, x, 2, tile, pad, batch=batch, margin=margin, blend=True)
+    assert (y - whole).abs().max().item() <= 1e-6
+    got = torch.full_like(whole, float("nan"))
+
+    def store(t, v):  # bands of whole rows, each written once
+        assert t.x0 == 0 and t.x1 == 53 and got[..., t.y0 * 2 : t.y1 * 2, :].isnan().all()
+        got[..., t.y0 * 2 : t.y1 * 2, :] = v
+
+    run_tiled(_nearest2, x, 2, tile, pad, batch=batch, margin=margin, blend=True, store=store)
+    assert (got - whole).abs().max().item() <= 1e-6
+
+
+def test_blended_tiling_is_exact_for_a_network_that_sees_less_than_half_the_pad(tiny_weights):
+    """The SRResNet test network sees its receptive radius r (12 LR pixels): with pad 2r
+    the blend only mixes outputs that had all their context; with pad r/2 it cannot."""
+    from srgan_cli.tiling import run_tiled
+
+    up = Upscaler(tiny_weights, device="cpu", tile=0)
+    x = torch.from_numpy(photo_like(29, 37, seed=4)).permute(2, 0, 1)[None].float() / 255
+    radius = up.info.spec.receptive_radius()
+    with torch.inference_mode():
+        whole = up.net(x)
+        tiled = run_tiled(up.net, x, 4, 12, 2 * radius, blend=True)
+        short = run_tiled(up.net, x, 4, 12, radius // 2, blend=True)
+    assert (tiled - whole).abs().max().item() <= 1e-4
+    assert (short - whole).abs().max().item() > 1e-3
+
+
+def test_a_network_only_sees_the_sizes_it_accepts_and_the_output_is_cropped():
+    from srgan_cli.tiling import SizeRule, run_tiled
+
+    seen = set()
+
+    def picky(t):
+        assert t.shape[-1] % 8 == 0 and t.shape[-2] % 8 == 0 and min(t.shape[-2:]) >= 16
+        seen.add(tuple(t.shape[-2:]))
+        return _nearest2(t)
+
+    x = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(2))
+    rule = SizeRule(minimum=16, multiple_of=8)
+    for tile, pad, blend in [(0, 0, False), (10, 3, False), (10, 4, True), (20, 8, True)]:
+        y = run_tiled(picky, x, 2, tile, pad, size=rule, blend=blend)
+        assert (y - _nearest2(x)).abs().max().item() <= 1e-6
+    tiny = torch.rand(1, 3, 5, 7)
+    assert run_tiled(picky, tiny, 2, 0, 0, size=rule).shape == (1, 3, 10, 14)
+    assert (16, 16) in seen  # a 5 x 7 image was mirrored up to the minimum
+
+
+def test_tiles_start_on_the_alignment_grid():
+    from srgan_cli.tiling import SizeRule, plan_tiles
+
+    tiles = plan_tiles(100, 130, 30, 8, margin=3, size=SizeRule(align=8), blend=True)
+    assert len(tiles) > 4
+    assert all(t.py0 % 8 == 0 and t.px0 % 8 == 0 for t in tiles)
+    assert all(t.py0 <= t.y0 + 3 - 8 or t.py0 == 0 for t in tiles)  # context kept
+
+
 # --------------------------------------------------------------------------- retries and the tile size
 
 
