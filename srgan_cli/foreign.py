@@ -1,0 +1,201 @@
+"""Community super-resolution models (ESRGAN, Real-ESRGAN, SwinIR, HAT, OmniSR, ...) read
+from their own files and recognised by spandrel.
+
+The file is read by our code only: safetensors, or ``torch.load(weights_only=True)``,
+which rebuilds tensors and plain containers and refuses anything else (pickled code,
+classes, TorchScript) without running it. The state dict is unwrapped with spandrel's
+``canonicalize_state_dict`` (``params_ema``, ``params``, ``state_dict``, ``model``, ...,
+a ``module.`` prefix) and handed to spandrel, which names the architecture, deduces its
+hyper-parameters and builds the network. Only single-image super-resolution models of
+scale 2, 3, 4 or 8 with RGB input and output are accepted; anything else is refused
+with a one-line :class:`~srgan_cli.errors.WeightsError` naming the file.
+
+These networks map RGB in [0, 1] to RGB in [0, 1] (:class:`ForeignNet` clamps).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from srgan_cli.errors import WeightsError
+from srgan_cli.tiling import SizeRule
+
+SCALES = (2, 3, 4, 8)
+OUTPUT_RANGE = (0.0, 1.0)
+SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
+
+
+@dataclass(frozen=True)
+class ForeignInfo:
+    """What spandrel tells about a recognised model file.
+
+    ``tiling``: spandrel's advice, ``supported``, ``discouraged`` (the network relies on
+    wide context, so tiles may show) or ``internal`` (it tiles by itself: run it whole).
+    ``size``: the input sizes the network accepts. Input and output are in [0, 1]."""
+
+    path: Path
+    arch: str  # spandrel's architecture id, e.g. "ESRGAN", "Compact", "SwinIR"
+    arch_name: str  # its display name
+    tags: tuple[str, ...]  # size hints, e.g. ("64nf", "23nb")
+    scale: int
+    in_channels: int
+    out_channels: int
+    size: SizeRule
+    supports_half: bool
+    supports_bfloat16: bool
+    tiling: str
+    parameters: int
+
+    @property
+    def output_range(self) -> tuple[float, float]:
+        return OUTPUT_RANGE
+
+    def describe(self) -> str:
+        tags = f" ({', '.join(self.tags)})" if self.tags else ""
+        return (f"{self.arch_name}{tags} x{self.scale}, {self.parameters:,} parameters "
+                "(recognised by spandrel)")
+
+
+class ForeignNet(torch.nn.Module):
+    """A spandrel model as a module: (N, 3, H, W) in [0, 1] -> (N, 3, sH, sW) in [0, 1].
+
+    Runs the network the way spandrel calls it (some architectures need a special call),
+    padding inputs the network does not accept and clamping the output to [0, 1]."""
+
+    def __init__(self, descriptor) -> None:
+        super().__init__()
+        self.net = descriptor.model  # a submodule: .to(), .half(), parameters() reach it
+        self._descriptor = descriptor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._descriptor(x)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a model file, unwrapped from the usual checkpoint containers.
+
+    ``.safetensors`` (recognised by its header, whatever the name) is read with
+    safetensors; anything else with ``torch.load(weights_only=True)`` on the CPU. Raises
+    :class:`WeightsError` for a missing, unreadable or code-carrying file."""
+    import spandrel
+
+    from srgan_cli.tensorfile import load_tensors
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot read ({e.strerror or e})") from None
+    if len(head) == 9 and head[8:9] == b"{":
+        obj = load_tensors(path)
+    else:
+        obj = _torch_load(path)
+    if not isinstance(obj, dict):
+        raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+    state = spandrel.canonicalize_state_dict(obj)
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise WeightsError(f"{path}: no tensors found (keys: {', '.join(list(state)[:5])})")
+    return tensors
+
+
+def _torch_load(path: Path):
+    try:
+        with warnings.catch_warnings():  # torch warns before refusing a TorchScript archive
+            warnings.simplefilter("ignore")
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        why = next((ln for ln in lines if "global" in ln.lower()), lines[0] if lines else "")
+        raise WeightsError(
+            f"{path}: refused: it holds more than tensors (pickled code or classes), which "
+            f"is never unpickled here; save the model's state_dict() instead ({why[:160]})"
+        ) from None
+    except RuntimeError as e:
+        if "TorchScript" in str(e):
+            raise WeightsError(f"{path}: a TorchScript archive (compiled code), which is not "
+                               "loaded; save the model's state_dict() instead") from None
+        raise WeightsError(f"{path}: not a readable PyTorch or safetensors file "
+                           f"({_first_line(e)})") from None
+    except Exception as e:  # noqa: BLE001 - any failure to parse an untrusted file
+        raise WeightsError(f"{path}: not a readable PyTorch or safetensors file "
+                           f"({type(e).__name__}: {_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return (lines[0] if lines else type(e).__name__)[:160]
+
+
+def _window(model: torch.nn.Module) -> int:
+    """The attention window of a window-attention network (SwinIR, HAT, OmniSR, ...:
+    those that keep it as ``window_size``), else 1."""
+    w = getattr(model, "window_size", None)
+    if isinstance(w, int) and w > 0:
+        return w
+    if isinstance(w, (tuple, list)) and w and all(isinstance(v, int) and v > 0 for v in w):
+        return math.lcm(*w)
+    return 1
+
+
+def load(path: str | os.PathLike) -> tuple[ForeignNet, ForeignInfo]:
+    """Read a community model file and build its network (on the CPU, fp32, eval mode).
+    Raises :class:`WeightsError` with a one-line reason naming the file."""
+    path = Path(path)
+    return from_state_dict(read_state_dict(path), path)
+
+
+def from_state_dict(state: dict, path: str | os.PathLike) -> tuple[ForeignNet, ForeignInfo]:
+    """Recognise ``state`` with spandrel and build the network; ``path`` names the source
+    in errors and in the returned :class:`ForeignInfo`."""
+    import spandrel
+
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():  # e.g. torch.meshgrid's indexing notice
+            warnings.simplefilter("ignore")
+            d = spandrel.ModelLoader().load_from_state_dict(state)
+    except spandrel.UnsupportedModelError:
+        first = next(iter(state), "")
+        raise WeightsError(
+            f"{path}: not an architecture spandrel {spandrel.__version__} recognises "
+            f"({len(state)} tensors, first {first!r})") from None
+    except Exception as e:  # noqa: BLE001 - a false detection fails in many ways
+        raise WeightsError(f"{path}: recognised by its keys but its tensors do not build "
+                           f"that network ({type(e).__name__}: {_first_line(e)})") from None
+    arch = d.architecture.name
+    if not isinstance(d, spandrel.ImageModelDescriptor):
+        raise WeightsError(f"{path}: a {arch} {d.purpose.lower()} model, not single-image "
+                           "super-resolution")
+    if d.purpose != "SR" or d.scale == 1:
+        what = "restoration" if d.purpose == "Restoration" else d.purpose
+        raise WeightsError(f"{path}: a {arch} {what} model (scale {d.scale}), not "
+                           "single-image super-resolution")
+    if d.scale not in SCALES:
+        raise WeightsError(f"{path}: a {arch} model of scale {d.scale}; supported scales "
+                           f"are {', '.join(map(str, SCALES))}")
+    if d.input_channels != 3 or d.output_channels != 3:
+        raise WeightsError(f"{path}: a {arch} model with {d.input_channels} input and "
+                           f"{d.output_channels} output channels; only RGB models are run")
+    req = d.size_requirements
+    info = ForeignInfo(
+        path=path, arch=str(d.architecture.id), arch_name=arch, tags=tuple(d.tags),
+        scale=d.scale, in_channels=d.input_channels, out_channels=d.output_channels,
+        size=SizeRule(req.minimum, req.multiple_of, req.square,
+                      math.lcm(req.multiple_of, _window(d.model))),
+        supports_half=d.supports_half, supports_bfloat16=d.supports_bfloat16,
+        tiling=d.tiling.name.lower(),
+        parameters=sum(p.numel() for p in d.model.parameters()),
+    )
+    d.model.eval()
+    return ForeignNet(d), info
