@@ -28,6 +28,9 @@ from srgan_cli.errors import WeightsError
 from srgan_cli.tiling import SizeRule
 
 SCALES = (2, 3, 4, 8)
+# LR pixels each tile reaches past its cuts; blended over the middle half of that (every
+# output pixel used has 16 pixels of context). Seam errors measured in docs/foreign_models.md.
+OVERLAP = 32
 OUTPUT_RANGE = (0.0, 1.0)
 SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 

@@ -181,3 +181,22 @@ def test_blended_tiles_are_close_for_a_network_with_global_attention(tmp_path):
     err = (tiled - whole).abs()
     assert err.max().item() < 0.05
     assert 10 * math.log10(1 / err.pow(2).mean().item()) > 40  # PSNR of the difference
+
+
+def test_the_seam_script_measures_a_users_model_file(tmp_path, capsys):
+    import importlib.util
+
+    from PIL import Image
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("seam_error", REPO / "scripts/seam_error.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    img = tmp_path / "lr.png"
+    Image.fromarray(photo_like(40, 50, 2)).save(img)
+    mod.main(["--image", str(img), "--model", str(model_file(tmp_path, "compact")),
+              "--tile", "20", "--pads", "0,16"])
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| Compact |")]
+    assert [r.split("|")[2].strip() for r in rows] == ["0", "16"]
+    assert float(rows[0].split("|")[4]) > 1e-3 >= float(rows[1].split("|")[4])
