@@ -81,38 +81,42 @@ class ForeignNet(torch.nn.Module):
         return self._descriptor(x)
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | os.PathLike,
+                    error: type[WeightsError] = WeightsError) -> dict[str, torch.Tensor]:
     """The tensors of a model file, unwrapped from the usual checkpoint containers.
 
     ``.safetensors`` (recognised by its header, whatever the name) is read with
     safetensors; anything else with ``torch.load(weights_only=True)`` on the CPU. Raises
-    :class:`WeightsError` for a missing, unreadable or code-carrying file."""
+    ``error`` (a :class:`WeightsError`) for a missing, unreadable or code-carrying file."""
     import spandrel
 
     from srgan_cli.tensorfile import load_tensors
 
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: no such file")
+        raise error(f"{path}: no such file")
     try:
         with open(path, "rb") as f:
             head = f.read(9)
     except OSError as e:
-        raise WeightsError(f"{path}: cannot read ({e.strerror or e})") from None
+        raise error(f"{path}: cannot read ({e.strerror or e})") from None
     if len(head) == 9 and head[8:9] == b"{":
-        obj = load_tensors(path)
+        try:
+            obj = load_tensors(path)
+        except WeightsError as e:
+            raise error(str(e)) from None
     else:
-        obj = _torch_load(path)
+        obj = _torch_load(path, error)
     if not isinstance(obj, dict):
-        raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+        raise error(f"{path}: holds a {type(obj).__name__}, not a state dict")
     state = spandrel.canonicalize_state_dict(obj)
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise WeightsError(f"{path}: no tensors found (keys: {', '.join(list(state)[:5])})")
+        raise error(f"{path}: no tensors found (keys: {', '.join(map(str, list(state)[:5]))})")
     return tensors
 
 
-def _torch_load(path: Path):
+def _torch_load(path: Path, error: type[WeightsError]):
     try:
         with warnings.catch_warnings():  # torch warns before refusing a TorchScript archive
             warnings.simplefilter("ignore")
@@ -120,19 +124,19 @@ def _torch_load(path: Path):
     except pickle.UnpicklingError as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         why = next((ln for ln in lines if "global" in ln.lower()), lines[0] if lines else "")
-        raise WeightsError(
+        raise error(
             f"{path}: refused: it holds more than tensors (pickled code or classes), which "
             f"is never unpickled here; save the model's state_dict() instead ({why[:160]})"
         ) from None
     except RuntimeError as e:
         if "TorchScript" in str(e):
-            raise WeightsError(f"{path}: a TorchScript archive (compiled code), which is not "
-                               "loaded; save the model's state_dict() instead") from None
-        raise WeightsError(f"{path}: not a readable PyTorch or safetensors file "
-                           f"({_first_line(e)})") from None
+            raise error(f"{path}: a TorchScript archive (compiled code), which is not "
+                        "loaded; save the model's state_dict() instead") from None
+        raise error(f"{path}: not a readable PyTorch or safetensors file "
+                    f"({_first_line(e)})") from None
     except Exception as e:  # noqa: BLE001 - any failure to parse an untrusted file
-        raise WeightsError(f"{path}: not a readable PyTorch or safetensors file "
-                           f"({type(e).__name__}: {_first_line(e)})") from None
+        raise error(f"{path}: not a readable PyTorch or safetensors file "
+                    f"({type(e).__name__}: {_first_line(e)})") from None
 
 
 def _first_line(e: BaseException) -> str:
