@@ -206,3 +206,29 @@ def from_state_dict(state: dict, path: str | os.PathLike) -> tuple[ForeignNet, F
     )
     d.model.eval()
     return ForeignNet(d), info
+
+
+def largest_activation_per_px(net: ForeignNet, info: ForeignInfo, side: int = 32) -> int:
+    """Values per LR pixel of the largest tensor any layer of ``net`` returns, measured
+    by one forward pass on a ``side`` x ``side`` input (grown to what the network accepts)
+    on the CPU in fp32. A peak-memory estimate multiplies it by the few tensors alive at
+    once; it misses intermediates that no module returns (e.g. attention maps computed by
+    ``torch`` functions inside a module's forward)."""
+    h = w = side
+    ph, pw = info.size.padding(h, w)
+    h, w = h + ph, w + pw
+    largest = [0]
+
+    def hook(_module, _inputs, output):
+        for t in output if isinstance(output, (tuple, list)) else (output,):
+            if isinstance(t, torch.Tensor):
+                largest[0] = max(largest[0], t.numel())
+
+    handles = [m.register_forward_hook(hook) for m in net.net.modules()]
+    try:
+        with torch.inference_mode():
+            net(torch.rand(1, info.in_channels, h, w))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return math.ceil(largest[0] / (h * w))

@@ -200,3 +200,12 @@ def test_the_seam_script_measures_a_users_model_file(tmp_path, capsys):
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| Compact |")]
     assert [r.split("|")[2].strip() for r in rows] == ["0", "16"]
     assert float(rows[0].split("|")[4]) > 1e-3 >= float(rows[1].split("|")[4])
+
+
+def test_the_largest_activation_is_measured_per_lr_pixel(tmp_path):
+    """ESRGAN x4 with 8 features ends with 8-channel convolutions at 4x the resolution:
+    8 x 16 = 128 values per LR pixel; the Compact model's largest tensor is its last
+    convolution's 3 x 4^2 = 48 channels at the LR resolution."""
+    for name, expected in (("esrgan", 128), ("compact", 48)):
+        net, info = foreign.load(model_file(tmp_path, name))
+        assert foreign.largest_activation_per_px(net, info) == expected
