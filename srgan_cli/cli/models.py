@@ -1,6 +1,6 @@
 """``srgan models ...``: list, download, inspect, register, publish, export and convert models.
 
-Kept out of cli.py; torch and huggingface_hub are imported inside the commands.
+Torch and huggingface_hub are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from srgan_cli.console import err, fail, say
+from srgan_cli.cli.console import error_line, fail, say
 
 
 def _psnr(v: float | None) -> str:
@@ -93,8 +93,6 @@ def download(names, force) -> None:
     from srgan_cli.errors import SrganError
     from srgan_cli.models import check_shipped, lookup, resolve_registered
 
-    from rich.markup import escape
-
     failed = 0
     for name in names:
         try:
@@ -110,7 +108,7 @@ def download(names, force) -> None:
             path = resolve_registered(entry, force_download=force, use_shipped=False)
             say(f"{name}: {path} (sha256 {entry.sha256[:12]}... verified)")
         except SrganError as e:
-            err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+            error_line(str(e))
             failed += 1
     if failed:
         raise SystemExit(1)
