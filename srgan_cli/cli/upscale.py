@@ -205,8 +205,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
             err.print(f"[yellow]note:[/] {len(earlier)} file(s) named as this command's outputs "
                       f"(e.g. {escape(str(earlier[0]))}) are not taken as inputs", soft_wrap=True)
 
-    failures = skipped = reported = 0
-    mp_out = 0.0
+    tally = batch.Tally()
     t0 = time.perf_counter()
     progress = Progress(SpinnerColumn(finished_text=" "), TextColumn("[bold]{task.description}"),
                         BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
@@ -244,22 +243,11 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                                     on_start=on_start, on_tile=on_tile,
                                     on_event=on_event)
         for o in outcomes:
-            record = {"input": str(o.src)}
-            if o.dst is not None:
-                record["output"] = str(o.dst)
-            if o.status == "skipped":
-                skipped += 1
-                record["status"] = "skipped"
-            elif o.status == "error":
-                failures += 1
-                record.update(status="error", error=str(o.error))
+            record = tally.add(o)
+            if o.status == "error":
                 error_line(str(o.error), bar.console)
-            else:
+            elif o.status != "skipped":
                 res = o.result
-                mp_out += res.out_size[0] * res.out_size[1] / 1e6
-                record.update(status="ok", in_size=list(res.in_size),
-                              out_size=list(res.out_size), seconds=round(o.seconds, 3),
-                              tile=res.tile, fp32_retries=res.fp32_retries)
                 if res.fp32_retries:
                     on_event(f"{o.src}: {res.fp32_retries} tile(s) overflowed in {up.precision}"
                              " and were redone in fp32")
@@ -270,7 +258,6 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
             if as_json:
                 click.echo(json.dumps(record))
             bar.advance(task)
-            reported += 1
         if len(jobs) > 1:
             bar.update(tiles, visible=False)
     if interrupted:
@@ -278,10 +265,8 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         remove_temporaries(job.dst for job in jobs if job.dst is not None)
     interrupted.restore()
     seconds = time.perf_counter() - t0
-    done = reported - failures - skipped
-    summary = {"images": done, "skipped": skipped, "failed": failures,
-               "megapixels_out": round(mp_out, 3), "seconds": round(seconds, 3),
-               "mp_per_s": round(mp_out / seconds, 4) if seconds > 0 else None}
+    summary = tally.summary(seconds)
+    done, skipped, failures, mp_out = tally.done, tally.skipped, tally.failed, tally.mp_out
     if as_json:
         click.echo(json.dumps({"summary": summary}))
     if not quiet:
@@ -290,7 +275,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                   f"({summary['mp_per_s']} MP/s{rate})"
                   + (f", {skipped} skipped (output exists)" if skipped else "")
                   + (f", [bold red]{failures} failed[/]" if failures else "")
-                  + (f", [bold red]interrupted[/] ({len(jobs) - reported} not done)"
+                  + (f", [bold red]interrupted[/] ({len(jobs) - tally.reported} not done)"
                      if interrupted else ""), soft_wrap=True)  # one line, also in logs
     if interrupted:
         sys.exit(130)
