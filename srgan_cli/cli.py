@@ -66,10 +66,9 @@ def _speed_benchmark(models, device, precision, kernels, size, tile, runs, basel
             up = Upscaler(name, device=device, precision=precision, tile=tile_n, kernels=kernels)
         except SrganError as e:
             fail(str(e))
-        spec = up.info.spec
         used = up.tile_for(h, w)
-        common = dict(model=name, device=up.device, in_size=(w, h), scale=spec.scale,
-                      flops_per_px=spec.flops_per_lr_pixel(), runs=runs)
+        common = dict(model=name, device=up.device, in_size=(w, h), scale=up.descriptor.scale,
+                      flops_per_px=up.descriptor.flops_per_lr_pixel, runs=runs)
         d = Decoded(rgb, None, "RGB")
         err.print(f"timing {name} ({up.precision}, {up.kernels} kernels, tile "
                   f"{used or 'whole image'}) on {up.device}..."
@@ -714,7 +713,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                 else ""))
     try:
         weights = resolve_model(model if model is not None else default_model())
-        scale = read_info(weights).spec.scale  # to plan the outputs before loading the model
+        scale = read_info(weights).scale  # to plan the outputs before loading the model
     except SrganError as e:
         fail(str(e))
     suffix = f"_x{outscale or scale:g}" if suffix is None else suffix
