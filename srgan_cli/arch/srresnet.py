@@ -56,17 +56,20 @@ class GeneratorSpec:
         return asdict(self)
 
     def receptive_radius(self) -> int:
-        """LR pixels each output pixel depends on, on each side.
+        """LR pixels each output pixel depends on, on each side (exact).
 
-        9x9 head (4) + 2 per residual block + 1 (fuse) + upsampling convs and the 9x9
-        tail measured back in LR pixels (each 3x3 conv at scale s sees ceil(1/s) LR px).
+        Followed back from an output pixel of each sub-pixel phase: the 9x9 tail reaches 4
+        pixels; each upsampling stage maps output rows [a, b] to [a // 2 - 1, b // 2 + 1]
+        at its input (the shuffle, then its 3x3 conv); then 1 (fuse) + 2 per residual
+        block + 4 (the 9x9 head) LR pixels.
         """
-        r = 4 + 2 * self.blocks + 1
-        s = 1
-        for _ in range(self.up_stages):
-            r += math.ceil(1 / s)  # the 3x3 conv before this stage's shuffle runs at scale s
-            s *= 2
-        r += math.ceil(4 / s)  # 9x9 tail at full scale
+        trunk = 4 + 2 * self.blocks + 1
+        r = 0
+        for phase in range(self.scale):  # output pixel scale * q + phase, LR pixel q
+            a, b = phase - 4, phase + 4
+            for _ in range(self.up_stages):
+                a, b = a // 2 - 1, b // 2 + 1
+            r = max(r, trunk - a, b + trunk)
         return r
 
     def flops_per_lr_pixel(self) -> float:
