@@ -262,5 +262,6 @@ def inference_copy(model: SRResNet, *, fold_bn: bool = True, subpixel_tail: bool
     return net
 
 
-__all__ = ["BAND_BYTES", "Fp32", "InferenceOptions", "SubpixelTail", "fold_conv_bn", "inference_copy",
+__all__ = ["BAND_BYTES", "Fp32", "InferenceOptions", "SubpixelTail", "fold_conv_bn",
+           "inference_copy",
            "split_rows", "subpixel_kernel"]
