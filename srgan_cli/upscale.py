@@ -114,7 +114,8 @@ class Upscaler:
     reason in :attr:`kernels_note`. ``amx`` insists (raises if they cannot run); ``torch``
     never uses them. :attr:`kernels` says which path runs.
     ``tile``: LR pixels per tile, ``None`` = chosen from free memory, ``0`` = whole image.
-    ``tile_pad``: context per side (default: the receptive radius, which makes tiling exact).
+    ``tile_pad``: context per side (default: the model descriptor's ``tile_pad``, its
+    receptive radius, which makes tiling exact).
     ``tile_batch``: same-shaped tiles run together (useful on GPUs).
     ``alpha``: ``bicubic`` (default) or ``model`` for upscaling the alpha channel.
     ``model``: a registered name, ``.safetensors`` path or ``hf://`` URL; ``None`` = the
