@@ -260,10 +260,9 @@ def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
     results = []
     for name in names:
         up = Upscaler(name, device=device, precision=precision, tile=tile, kernels=kernels)
-        spec = up.info.spec
         used = up.tile_for(h, w)
-        common = dict(model=name, device=up.device, in_size=(w, h), scale=spec.scale,
-                      flops_per_px=spec.flops_per_lr_pixel(), runs=runs)
+        common = dict(model=name, device=up.device, in_size=(w, h), scale=up.descriptor.scale,
+                      flops_per_px=up.descriptor.flops_per_lr_pixel, runs=runs)
         d = Decoded(rgb, None, "RGB")
         on_note(f"timing {name} ({up.precision}, {up.kernels} kernels, tile "
                 f"{used or 'whole image'}) on {up.device}..."

@@ -133,7 +133,7 @@ def info(model) -> None:
         if model in reg and not looks_like_path:
             e = reg[model]
             out += [("name", e.name), ("description", e.description),
-                    ("architecture", f"{e.arch} x{e.scale}, {e.blocks} blocks, width {e.width}"),
+                    ("architecture", f"{e.arch} x{e.scale}, {e.descriptor.summary}"),
                     ("parameters", f"{e.parameters:,}"),
                     ("hub", e.hub_url if e.published else (
                         f"{e.repo_id} (intended publishing target)" if e.repo_id else "-")),
@@ -163,10 +163,9 @@ def info(model) -> None:
             from srgan_cli.weights import read_info
 
             try:
-                mi = read_info(path)
-                s = mi.spec
-                out.append(("generator", f"x{s.scale}, {s.blocks} blocks, width {s.width}, "
-                                         f"{s.channels} channels"))
+                d = read_info(path).descriptor
+                out.append(("generator", f"{d.arch} x{d.scale}, {d.summary}, "
+                                         f"{d.in_channels} channels"))
             except WeightsError as e:
                 out.append(("generator", f"no ({e})"))
             for k in sorted(meta):
@@ -353,5 +352,5 @@ def convert(src, dst, layout, overwrite) -> None:
         used, mi = run(src, dst, layout=layout, overwrite=overwrite)
     except SrganError as e:
         fail(str(e))
-    s = mi.spec
-    say(f"{src} ({used} layout) -> {dst}: x{s.scale}, {s.blocks} blocks, width {s.width}")
+    d = mi.descriptor
+    say(f"{src} ({used} layout) -> {dst}: x{d.scale}, {d.summary}")

@@ -161,7 +161,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                 else ""))
     try:
         weights = resolve_model(model if model is not None else default_model())
-        scale = read_info(weights).spec.scale  # to plan the outputs before loading the model
+        scale = read_info(weights).scale  # to plan the outputs before loading the model
     except SrganError as e:
         fail(str(e))
     suffix = f"_x{outscale or scale:g}" if suffix is None else suffix
