@@ -31,3 +31,7 @@ class ConvertError(WeightsError):
 
 class PublishError(SrganError):
     """Uploading a model to the Hub failed."""
+
+
+class BenchmarkError(SrganError):
+    """A benchmark cannot be run as asked (e.g. a model of a scale the benchmark lacks)."""

@@ -270,6 +270,13 @@ def _recipe(m: dict[str, str]) -> list[str]:
     return out
 
 
+def _arch_keys(meta: dict[str, str]) -> tuple[str, ...]:
+    """The metadata keys that describe the network, as its architecture declares them."""
+    from srgan_cli import arch
+
+    return arch.get(meta.get("arch", "srresnet"), "metadata").metadata_keys
+
+
 def model_card(*, name: str, repo_id: str, filename: str, sha256: str, metadata: dict[str, str],
                license: str | None = "mit", psnr: dict[str, float | None] | None = None,
                parameters: int | None = None) -> str:
@@ -301,7 +308,8 @@ def model_card(*, name: str, repo_id: str, filename: str, sha256: str, metadata:
         "| key | value |",
         "| --- | --- |",
     ]
-    for k in ("arch", "scale", "blocks", "width", "channels", "input_range", "output_range"):
+    arch_keys = ("arch", *_arch_keys(m))
+    for k in arch_keys:
         if k in m:
             lines.append(f"| {k} | {m[k]} |")
     if parameters:
@@ -309,8 +317,7 @@ def model_card(*, name: str, repo_id: str, filename: str, sha256: str, metadata:
     lines += ["", "## Training", ""] + _recipe(m)
     lines += ["", "Everything the file's metadata records:", "", "| key | value |",
               "| --- | --- |"]
-    skip = {"format", "arch", "scale", "blocks", "width", "channels", "input_range",
-            "output_range"}
+    skip = {"format", *arch_keys}
     for k in sorted(m):
         if k not in skip:
             lines.append(f"| {k} | {str(m[k]).replace('|', '/')} |")
@@ -352,14 +359,14 @@ def registry_entry(*, name: str, repo_id: str, filename: str, revision: str | No
                    psnr: dict[str, float | None] | None = None,
                    description: str = "") -> dict[str, Any]:
     """The ``models.json`` entry (``{name: {...}}``) for a published file."""
+    from srgan_cli import arch
+
     psnr = psnr or {}
+    d = arch.from_metadata(metadata, filename)
     return {name: {
-        "description": description or f"{metadata.get('arch', 'srresnet')} "
-                                      f"x{metadata.get('scale')} ({metadata.get('stage', '?')})",
-        "arch": metadata.get("arch", "srresnet"),
-        "scale": int(metadata["scale"]),
-        "blocks": int(metadata["blocks"]),
-        "width": int(metadata["width"]),
+        "description": description or f"{d.arch} x{d.scale} ({metadata.get('stage', '?')})",
+        "arch": d.arch,
+        **d.architecture.registry_fields(d.spec),
         "filename": filename,
         "repo_id": repo_id,
         "revision": revision,
@@ -410,18 +417,16 @@ def publish(path: str | os.PathLike, repo_id: str, *, name: str, filename: str |
     from srgan_cli.weights import load_generator
 
     path = Path(path)
-    model, info = load_generator(path)  # full key/shape check before anything leaves the machine
+    _, info = load_generator(path)  # full key/shape check before anything leaves the machine
     filename = filename or path.name
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise PublishError(f"--repo must look like owner/name, got {repo_id!r}")
     if offline():
         raise PublishError("cannot publish with HF_HUB_OFFLINE set")
     sha = sha256_file(path)
-    from srgan_cli.nets.generator import count_parameters
-
     card = model_card(name=name, repo_id=repo_id, filename=filename, sha256=sha,
                       metadata=info.metadata, license=license, psnr=psnr,
-                      parameters=count_parameters(model))
+                      parameters=info.descriptor.parameters)
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.utils import (are_progress_bars_disabled, disable_progress_bars,
                                        enable_progress_bars)

@@ -121,18 +121,6 @@ def shipped_dir(registry_file: Path | None = None) -> Path:
     return (registry_file or registry_path()).parent
 
 
-def generator_parameters(scale: int, blocks: int, width: int, channels: int = 3) -> int:
-    """Parameter count of our generator (same as ``count_parameters(SRResNet(spec))``)."""
-    c, k = width, channels
-    stages = {2: 1, 4: 2, 8: 3}.get(scale, 0)
-    head = 81 * k * c + c + c  # 9x9 conv + bias + PReLU
-    block = 2 * (9 * c * c + c) + 2 * (2 * c) + c  # two convs, two BNs, PReLU
-    fuse = 9 * c * c + c + 2 * c
-    up = 9 * c * 4 * c + 4 * c + c
-    tail = 81 * c * k + k
-    return head + blocks * block + fuse + stages * up + tail
-
-
 @dataclass(frozen=True)
 class RegistryEntry:
     """One registered model: architecture, where it lives on the Hub, how to verify it."""
@@ -163,8 +151,19 @@ class RegistryEntry:
         return bool(self.sha256 and HEX64.fullmatch(self.sha256))
 
     @property
+    def descriptor(self):
+        """The :class:`~srgan_cli.arch.ModelDescriptor` of the entry's architecture keys."""
+        from srgan_cli import arch
+
+        where = f"{self.registry_file or 'registry'}: model {self.name!r}"
+        a = arch.get(self.arch, where)
+        return a.describe(a.spec_from_fields(
+            {"scale": self.scale, "blocks": self.blocks, "width": self.width,
+             "channels": self.channels}, where))
+
+    @property
     def parameters(self) -> int:
-        return generator_parameters(self.scale, self.blocks, self.width, self.channels)
+        return self.descriptor.parameters
 
     @property
     def hub_url(self) -> str | None:
@@ -431,19 +430,15 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
     old = dict(old) if isinstance(old, dict) else {}
     sha = sha256_file(path)
     changed = old.get("sha256") != sha
-    spec, meta = info.spec, info.metadata
+    d, meta = info.descriptor, info.metadata
     notes: list[str] = []
 
     entry = dict(old)
     entry["description"] = (description if description is not None else old.get(
-        "description") or f"SRResNet generator x{spec.scale} ({info.stage}), "
-                           f"B={spec.blocks}, width {spec.width}")
-    entry["arch"] = meta.get("arch", "srresnet")
-    entry["scale"], entry["blocks"], entry["width"] = spec.scale, spec.blocks, spec.width
-    if spec.channels != 3:
-        entry["channels"] = spec.channels
-    else:
-        entry.pop("channels", None)
+        "description") or f"{d.arch} x{d.scale} ({info.stage}), {d.summary}")
+    entry["arch"] = d.arch
+    entry.pop("channels", None)
+    entry.update(d.architecture.registry_fields(d.spec))
     entry["filename"] = path.name
     entry["repo_id"] = repo_id if repo_id is not None else old.get("repo_id")
     if revision is not None:

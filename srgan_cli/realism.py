@@ -20,9 +20,9 @@ import os
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from srgan_cli.errors import WeightsError
-from srgan_cli.nets.generator import SRResNet
 from srgan_cli.weights import ModelInfo, load_generator
 
 
@@ -86,18 +86,18 @@ def blend_state(parent: dict[str, torch.Tensor], gan: dict[str, torch.Tensor], r
     return out
 
 
-def blended(gan_net: SRResNet, gan_path: Path, gan_info: ModelInfo, r: float,
-            parent: str | os.PathLike | None = None) -> tuple[SRResNet, Path]:
+def blended(gan_net: nn.Module, gan_path: Path, gan_info: ModelInfo, r: float,
+            parent: str | os.PathLike | None = None) -> tuple[nn.Module, Path]:
     """The generator at realism ``r`` (eval mode, on the CPU) and the parent file used."""
     r = check_realism(r)
     parent_path = find_parent(gan_path, gan_info, parent)
     parent_net, parent_info = load_generator(parent_path, "cpu")
     what = f"{gan_path} and its parent {parent_path}"
-    if parent_info.spec != gan_info.spec:
+    if parent_info.descriptor != gan_info.descriptor:
         raise WeightsError(f"{what} do not share one architecture ({gan_info.spec} vs "
                            f"{parent_info.spec}); --realism cannot blend them")
     state = blend_state(parent_net.state_dict(), gan_net.state_dict(), r, what)
-    net = SRResNet(gan_info.spec)
+    net = gan_info.descriptor.build()
     net.load_state_dict(state)
     return net.eval(), parent_path
 

@@ -26,9 +26,7 @@ from srgan_cli.device import (autocast_dtype, default_precision, keep_freed_memo
                               release_freed_memory, resolve_device)
 from srgan_cli.errors import SrganError
 from srgan_cli.models import default_model, resolve_model
-from srgan_cli.nets.fused import fused_or_reason
 from srgan_cli.nets.generator import to_unit_range
-from srgan_cli.nets.inference import BAND_BYTES, inference_copy
 from srgan_cli.tiling import MIRRORS, run_tiled
 from srgan_cli.weights import ModelInfo, load_generator
 
@@ -66,44 +64,19 @@ def available_memory(device: torch.device) -> int:
     return 4 << 30
 
 
-# Peak resident memory over live tensor bytes, measured on the CPU with glibc keeping freed
-# memory (keep_freed_memory): freed activations leave holes in the heap that later, other-sized
-# tensors do not fill. With 2.4, every peak measured by scripts/peak_memory.py (whole-image
-# SRResNet x4, 256^2 to 1024^2 LR pixels, fp32 and bf16) is at most 0.92 of the estimate
-# (docs/memory.md).
-HEAP_SLACK = 2.4
-BAND_FIXED = 4 * BAND_BYTES  # the banded last stage's own tensors, whatever the image size
-
-
 def activation_bytes_per_px(info: ModelInfo, banded: bool = False, value_bytes: int = 4) -> int:
-    """Estimated peak activation bytes per LR pixel of one forward pass.
-
-    Plain network: the peak is in the last sub-pixel stage, at most three live tensors of
-    ``width`` channels at the output resolution (3 * width * scale^2 values per LR pixel),
-    counted at 4 bytes per value whatever the precision.
-
-    With the last stage in bands (:class:`~srgan_cli.nets.inference.SubpixelTail`) the
-    peak is the largest of: the residual blocks (about 6 tensors of ``width`` maps), the
-    stage before the last (its input plus two tensors of 4 * width maps at its own
-    resolution), and the last stage's input plus two copies of its output; at
-    ``value_bytes`` per value (2 for bf16/fp16, 4 for fp32), times :data:`HEAP_SLACK`;
-    :data:`BAND_FIXED` comes on top, independent of the size.
-    """
-    s = info.spec
-    c, n = s.width, s.up_stages
-    if not banded:
-        return 3 * c * s.scale**2 * 4
-    values = max(6 * c,
-                 9 * c * 4 ** (n - 2) if n >= 2 else 0,
-                 c * 4 ** max(n - 1, 0) + 2 * s.channels * s.scale**2)
-    return math.ceil(values * value_bytes * HEAP_SLACK)
+    """Estimated peak activation bytes per LR pixel of one forward pass, as the model's
+    descriptor declares it (:class:`~srgan_cli.arch.ActivationMemory`): the network as
+    built, or (``banded``) its inference form with the largest stage in row bands, at
+    ``value_bytes`` per value (2 for bf16/fp16, 4 for fp32)."""
+    return info.descriptor.activation_bytes_per_px(banded, value_bytes)
 
 
 def activation_bytes(info: ModelInfo, h: int, w: int, banded: bool = False,
                      value_bytes: int = 4) -> float:
     """Estimated peak activation bytes of one forward pass over an h x w LR tile."""
     return (h * w * activation_bytes_per_px(info, banded, value_bytes)
-            + (BAND_FIXED if banded else 0))
+            + info.descriptor.memory.fixed_bytes(banded))
 
 
 def tile_budget(device: torch.device) -> float:
@@ -114,7 +87,7 @@ def tile_budget(device: torch.device) -> float:
 def auto_tile(info: ModelInfo, device: torch.device, pad: int, banded: bool = False,
               value_bytes: int = 4) -> int:
     """Largest tile (LR px, padding included in the memory count) that fits the budget."""
-    room = tile_budget(device) - (BAND_FIXED if banded else 0)
+    room = tile_budget(device) - info.descriptor.memory.fixed_bytes(banded)
     per_px = activation_bytes_per_px(info, banded, value_bytes)
     side = int(math.sqrt(max(room, 0) / per_px)) - 2 * pad
     return max(side, MIN_TILE)
@@ -141,7 +114,8 @@ class Upscaler:
     reason in :attr:`kernels_note`. ``amx`` insists (raises if they cannot run); ``torch``
     never uses them. :attr:`kernels` says which path runs.
     ``tile``: LR pixels per tile, ``None`` = chosen from free memory, ``0`` = whole image.
-    ``tile_pad``: context per side (default: the receptive radius, which makes tiling exact).
+    ``tile_pad``: context per side (default: the model descriptor's ``tile_pad``, its
+    receptive radius, which makes tiling exact).
     ``tile_batch``: same-shaped tiles run together (useful on GPUs).
     ``alpha``: ``bicubic`` (default) or ``model`` for upscaling the alpha channel.
     ``model``: a registered name, ``.safetensors`` path or ``hf://`` URL; ``None`` = the
@@ -189,20 +163,24 @@ class Upscaler:
         self.model = default_model() if model is None else model
         self.weights_path = resolve_model(self.model)
         net, self.info = load_generator(self.weights_path, "cpu")
+        d = self.descriptor = self.info.descriptor
         self.realism, self.parent_path = realism, None
         if realism is not None:  # blended before any inference form is built from it
             from srgan_cli.realism import blended
 
             net, self.parent_path = blended(net, self.weights_path, self.info, realism, parent)
-        # The split tail and the row bands were measured on the CPU (oneDNN), where they
-        # pay; on CUDA, unmeasured, the last stage runs as before (one 5x5 conv, whole).
         on_cpu = self.device.type == "cpu"
-        self.banded = optimise and on_cpu
-        if optimise:  # computed on the CPU: the fold is done in float64
-            net = inference_copy(net, split_tail=on_cpu, band_rows=None if on_cpu else 0)
+        self.banded = optimise and on_cpu and d.inference.banded_on_cpu
+        if optimise:  # computed on the CPU (ours folds BN in float64)
+            net = d.inference_net(net, on_cpu)
         self.optimise = optimise
         self.net = net.to(self.device, memory_format=torch.channels_last)
+        if precision != "auto" and precision not in d.precisions:
+            raise SrganError(f"{self.weights_path}: {d.arch} runs in "
+                             f"{', '.join(d.precisions)}, not {precision}")
         self.precision = default_precision(self.device) if precision == "auto" else precision
+        if self.precision not in d.precisions:
+            self.precision = "fp32"
         self.auto_precision = precision == "auto"
         self.kernels, self.kernels_note = "torch", None
         if kernels != "torch":
@@ -210,20 +188,19 @@ class Upscaler:
             # a network or a build that cannot run them is worth a note.
             why = self._fused_blocker()
             if why is None:
-                self.net, why = fused_or_reason(self.net)
+                self.net, why = d.fused_or_reason(self.net)
                 if why is not None:
                     self.kernels_note = f"fused AMX kernels not used: {why}"
             if why is None:
                 self.kernels = "amx"
             elif kernels == "amx":
                 raise SrganError(f"--kernels amx: the fused kernels cannot run: {why}")
-        self.tile_pad = self.info.spec.receptive_radius() if tile_pad is None else tile_pad
+        self.tile_pad = d.tile_pad if tile_pad is None else tile_pad
         self.border = border
         if border == "zero":
             self.border_pad = 0
         else:
-            radius = self.info.spec.receptive_radius()
-            self.border_pad = radius if border_pad is None else max(0, int(border_pad))
+            self.border_pad = d.tile_pad if border_pad is None else max(0, int(border_pad))
         self.tile = tile
         self.tile_batch = max(1, tile_batch)
         self.alpha = alpha
@@ -240,7 +217,7 @@ class Upscaler:
 
     @property
     def scale(self) -> int:
-        return self.info.spec.scale
+        return self.descriptor.scale
 
     def precision_for(self, bits: int) -> str:
         """The precision an image of ``bits`` bits per channel runs in: with ``auto``,
@@ -330,7 +307,7 @@ class Upscaler:
     def upscale_tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
         """LR RGB batch (N, 3, H, W) in [0,1] -> SR (N, 3, sH, sW) in [0,1], on the CPU."""
         y, _, _ = self._run(x, on_tile, None)
-        return to_unit_range(y)
+        return to_unit_range(y, self.descriptor.output_range)
 
     # ----------------------------------------------------------------- images
 
@@ -362,13 +339,15 @@ class Upscaler:
         peak = 65535 if d.bits == 16 else 255
         planes = np.empty((h * s, w * s, n_color + n_alpha), np.uint16 if d.bits == 16 else np.uint8)
         precision = self.precision_for(d.bits)
+        lo, hi = out_range = self.descriptor.output_range
+        gain = peak / (hi - lo)
 
         def quantise(y: torch.Tensor, gray: bool) -> np.ndarray:
             v = y[0].permute(1, 2, 0).float()  # HWC; contiguous when y is channels_last
             if gray:  # gray went through the model as R = G = B
-                v = to_unit_range(v).mean(2, keepdim=True).mul_(peak)
-            else:  # round(clamp((v + 1) / 2, 0, 1) * peak), in two passes
-                v = v.mul(0.5 * peak).add_(0.5 * peak).clamp_(0.0, peak)
+                v = to_unit_range(v, out_range).mean(2, keepdim=True).mul_(peak)
+            else:  # round(clamp((v - lo) / (hi - lo), 0, 1) * peak), in two passes
+                v = v.mul(gain).add_(-lo * gain).clamp_(0.0, peak)
             return v.add_(0.5).to(torch.uint8 if peak == 255 else torch.int32).cpu().numpy()
 
         def store_color(t, y):
@@ -608,8 +587,8 @@ def resize_planes(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def describe(info: ModelInfo) -> str:
-    s = info.spec
-    return f"{info.stage} x{s.scale} (B={s.blocks}, C={s.width}), {info.iterations or '?'} iterations"
+    d = info.descriptor
+    return f"{info.stage} x{d.scale} ({d.summary}), {info.iterations or '?'} iterations"
 
 
 __all__ = ["Upscaler", "UpscaleResult", "describe", "auto_tile"]

@@ -1,7 +1,8 @@
 """Generator weights as safetensors files with self-describing metadata.
 
 A weights file carries, as string metadata, everything needed to rebuild the network
-(``arch``, ``scale``, ``blocks``, ``width``, ``channels``, value ranges) and how it was
+(``arch``, which selects the architecture in :mod:`srgan_cli.arch`, and that
+architecture's keys, e.g. ``scale``, ``blocks``, ``width``, value ranges) and how it was
 made (``stage``, ``iterations``, ``data``, ``date`` and free-form extras). Nothing is
 inferred from the file name. Pickle-based files (``.pth``/``.pt``/``.ckpt``) are refused
 without being opened by a pickle loader.
@@ -15,24 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import save_file
-
-from srgan_cli.errors import WeightsError
+from srgan_cli import arch
+from srgan_cli.arch import ModelDescriptor
 from srgan_cli.files import atomic_write
-from srgan_cli.nets.generator import INPUT_RANGE, OUTPUT_RANGE, GeneratorSpec, SRResNet
-from srgan_cli.tensorfile import check_state, load_tensors, metadata
+from srgan_cli.tensorfile import load_tensors, metadata
 
 FORMAT = "srgan/1"
-ARCH = "srresnet"
-_ARCH_KEYS = ("scale", "blocks", "width", "channels")
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Typed description of a weights file: architecture plus provenance."""
+    """Typed description of a weights file: its network's descriptor plus provenance."""
 
-    spec: GeneratorSpec
+    descriptor: ModelDescriptor
     path: Path | None = None
     stage: str = "unknown"
     iterations: int | None = None
@@ -41,22 +37,20 @@ class ModelInfo:
     metadata: dict[str, str] = field(default_factory=dict)
 
     @property
+    def spec(self):
+        """The architecture's own spec (a :class:`~srgan_cli.nets.generator.GeneratorSpec`
+        for ours)."""
+        return self.descriptor.spec
+
+    @property
     def scale(self) -> int:
-        return self.spec.scale
+        return self.descriptor.scale
 
 
-def _range_str(r: tuple[float, float]) -> str:
-    return f"{r[0]:g},{r[1]:g}"
-
-
-def build_metadata(spec: GeneratorSpec, provenance: dict[str, Any]) -> dict[str, str]:
-    meta = {
-        "format": FORMAT,
-        "arch": ARCH,
-        **{k: str(v) for k, v in spec.as_dict().items()},
-        "input_range": _range_str(INPUT_RANGE),
-        "output_range": _range_str(OUTPUT_RANGE),
-    }
+def build_metadata(spec: Any, provenance: dict[str, Any]) -> dict[str, str]:
+    """The metadata of a weights file: format, the architecture's keys for ``spec``, then
+    ``provenance`` (non-strings as JSON; None left out)."""
+    meta = {"format": FORMAT, **arch.of_spec(spec).metadata(spec)}
     for k, v in provenance.items():
         if v is None:
             continue
@@ -64,8 +58,12 @@ def build_metadata(spec: GeneratorSpec, provenance: dict[str, Any]) -> dict[str,
     return meta
 
 
-def save_generator(model: SRResNet, path: str | os.PathLike, provenance: dict[str, Any]) -> None:
-    """Write ``model`` as safetensors with architecture + provenance metadata."""
+def save_generator(model: Any, path: str | os.PathLike, provenance: dict[str, Any]) -> None:
+    """Write ``model`` (a network with a ``spec``) as safetensors with architecture +
+    provenance metadata."""
+    import torch
+    from safetensors.torch import save_file
+
     state = {k: v.detach().to("cpu", torch.float32).contiguous()
              for k, v in model.state_dict().items() if v.is_floating_point()}
     # BN's num_batches_tracked is an integer counter only used in training; leave it out.
@@ -74,30 +72,13 @@ def save_generator(model: SRResNet, path: str | os.PathLike, provenance: dict[st
 
 
 def read_info(path: str | os.PathLike) -> ModelInfo:
-    """Read only the metadata of a weights file."""
+    """Read only the metadata of a weights file; its ``arch`` selects the architecture
+    (:func:`srgan_cli.arch.from_metadata`)."""
     path = Path(path)
     meta = metadata(path)
-    return _info_from_metadata(path, meta)
-
-
-def _info_from_metadata(path: Path, meta: dict[str, str]) -> ModelInfo:
-    if meta.get("arch") != ARCH:
-        raise WeightsError(
-            f"{path}: metadata does not describe an {ARCH} generator "
-            f"(arch={meta.get('arch')!r}); expected keys: arch, {', '.join(_ARCH_KEYS)}"
-        )
-    try:
-        spec = GeneratorSpec(**{k: int(meta[k]) for k in _ARCH_KEYS})
-    except KeyError as e:
-        raise WeightsError(f"{path}: metadata lacks {e.args[0]!r}") from None
-    except ValueError as e:
-        raise WeightsError(f"{path}: bad architecture metadata ({e})") from None
-    for key, expected in (("input_range", INPUT_RANGE), ("output_range", OUTPUT_RANGE)):
-        if key in meta and meta[key] != _range_str(expected):
-            raise WeightsError(f"{path}: unsupported {key} {meta[key]!r}")
     iters = meta.get("iterations")
     return ModelInfo(
-        spec=spec,
+        descriptor=arch.from_metadata(meta, path),
         path=path,
         stage=meta.get("stage", "unknown"),
         iterations=int(iters) if iters and iters.isdigit() else None,
@@ -107,19 +88,13 @@ def _info_from_metadata(path: Path, meta: dict[str, str]) -> ModelInfo:
     )
 
 
-def load_generator(
-    path: str | os.PathLike, device: torch.device | str = "cpu"
-) -> tuple[SRResNet, ModelInfo]:
-    """Build the generator described by ``path``'s metadata and load its weights.
+def load_generator(path: str | os.PathLike, device: Any = "cpu") -> tuple[Any, ModelInfo]:
+    """Build the network described by ``path``'s metadata and load its weights.
 
     Every key and shape is checked; any mismatch raises :class:`WeightsError`.
     The model is returned in eval mode.
     """
     info = read_info(path)
     state = load_tensors(info.path)
-    model = SRResNet(info.spec)
-    expected = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
-    check_state(state, expected, info.path, info.spec)
-    model.load_state_dict(state, strict=False)
-    model.eval()
+    model = info.descriptor.architecture.load(info.spec, state, info.path)
     return model.to(device), info

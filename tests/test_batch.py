@@ -1,5 +1,6 @@
 """The directory path: decode, model and encode overlap; behaviour is that of one file at a
-time. Folders: recursive mirrors, --skip-existing, --shard and glob patterns."""
+time. Folders: recursive mirrors, --skip-existing, --shard and glob patterns; and
+srgan_cli.batch, which collects the inputs, names the outputs and checks them first."""
 
 import json
 from pathlib import Path
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import photo_like
-from srgan_cli import Upscaler
+from srgan_cli import Upscaler, batch
 from srgan_cli.cli import main
 from srgan_cli.errors import ImageError
 from srgan_cli.upscale import FileJob
@@ -240,3 +241,57 @@ def test_glob_patterns(tiny_weights, tmp_path):
     assert r.exit_code == 0, r.output
     got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert got == ["a/p2.png", "a/p3.png", "p0.png", "p1.png"]
+
+
+# --------------------------------------------------------------------------- srgan_cli.batch
+
+
+def test_shards_are_disjoint_slices_in_path_order_whatever_the_input_order():
+    items = [(Path(f"d/{c}.png"), Path("d")) for c in "ecabd"]
+    slices = [batch.shard(items, k, 2) for k in (1, 2)]
+    assert [[p.stem for p, _ in s] for s in slices] == [["a", "c", "e"], ["b", "d"]]
+
+
+def test_outputs_are_named_beside_inputs_or_mirrored_under_the_output_folder(tmp_path):
+    src = tmp_path / "in" / "sub" / "a.gif"
+    assert batch.output_path(src, None, None, True, "_x4", None) == src.with_name("a_x4.png")
+    assert batch.output_path(src, tmp_path / "in", tmp_path / "out", False, "_x4", "jpg") == \
+        tmp_path / "out" / "sub" / "a.jpg"
+    assert batch.output_path(src, None, tmp_path / "one.webp", True, "_x4", None) == \
+        tmp_path / "one.webp"
+
+
+def test_a_folder_rerun_leaves_out_its_own_outputs_and_skips_existing_ones(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    for name in ("a.png", "a_x4.png", "notes.txt"):
+        (d / name).write_bytes(b"")
+    items = batch.collect_inputs((str(d),), recursive=False)
+    assert [f.name for f, _ in items] == ["a.png", "a_x4.png"]
+    jobs, earlier = batch.plan_jobs(items, None, False, "_x4", None, overwrite=False)
+    assert [(j.src.name, j.dst.name, j.skip_existing) for j in jobs] == [
+        ("a.png", "a_x4.png", True)]
+    assert earlier == [d / "a_x4.png"]
+
+
+def test_a_missing_file_named_alone_is_a_job_with_its_error(tmp_path):
+    jobs, _ = batch.plan_jobs([(tmp_path / "gone.png", None)], None, True, "_x4", None, False)
+    assert jobs[0].dst is None and isinstance(jobs[0].error, ImageError)
+    assert "gone.png: no such file" in str(jobs[0].error)
+
+
+def test_outputs_written_twice_or_over_an_input_are_named(tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    jobs = [FileJob(a, tmp_path / "same.png"), FileJob(b, tmp_path / "same.png"),
+            FileJob(tmp_path / "c.png", a)]
+    lines = batch.conflicts(jobs)
+    assert lines == [f"{a} and {b} would both be written to {tmp_path / 'same.png'} "
+                     "(upscale them in separate runs or folders)",
+                     f"{tmp_path / 'c.png'}: its output {a} is an input of this command; "
+                     "refusing to write over it (choose another -o or --suffix)"]
+
+
+def test_an_output_folder_below_a_file_is_unwritable(tmp_path):
+    (tmp_path / "file").write_bytes(b"")
+    assert batch.unwritable({tmp_path / "new" / "deeper"}) is None
+    assert "is not a folder" in batch.unwritable({tmp_path / "file" / "out"})

@@ -6,8 +6,7 @@ from hubenv import FILENAME, REPO_ID, entry, env, write_registry  # noqa: F401  
 from hubserver import hub_server  # noqa: F401  (fixture)
 from srgan_cli.errors import WeightsError
 from srgan_cli.hub import sha256_file
-from srgan_cli.models import generator_parameters, registry, resolve_model
-from srgan_cli.nets.generator import GeneratorSpec, SRResNet, count_parameters
+from srgan_cli.models import registry, resolve_model
 
 
 def test_registry_parsing_and_validation(env):
@@ -50,7 +49,3 @@ def test_shipped_file_matches_its_registry_entry():
         f"{f} changed since it was registered: run `srgan models register {f}`")
 
 
-def test_parameter_count_matches_the_network():
-    for spec in (GeneratorSpec(4, 2, 8), GeneratorSpec(2, 3, 5), GeneratorSpec(8, 1, 4)):
-        assert generator_parameters(spec.scale, spec.blocks, spec.width) == \
-            count_parameters(SRResNet(spec))

@@ -357,7 +357,7 @@ def terminal_output(monkeypatch, *args):
 
     from rich.console import Console
 
-    import srgan_cli.cli as cli
+    import srgan_cli.cli.upscale as cli
 
     buf = io.StringIO()
     monkeypatch.setattr(cli, "err", Console(file=buf, force_terminal=True, width=150,
@@ -379,7 +379,7 @@ def test_a_whole_image_pass_shows_a_spinner_with_elapsed_time(tiny_weights, tmp_
 def test_the_progress_column_shows_an_eta_and_images_per_second():
     from rich.progress import Progress
 
-    import srgan_cli.cli as cli
+    import srgan_cli.cli.upscale as cli
 
     now = [0.0]
     col = cli._eta_column()

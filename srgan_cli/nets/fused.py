@@ -27,22 +27,30 @@ import torch
 from torch import nn
 
 from srgan_cli.nets import amx
-from srgan_cli.nets.generator import SRResNet
-from srgan_cli.nets.inference import SubpixelTail
+from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+from srgan_cli.nets.inference import InferenceOptions, SubpixelTail
+
+
+def runs(spec: GeneratorSpec, form: InferenceOptions | None) -> str | None:
+    """Why the kernels cannot run an SRResNet of ``spec`` in the inference form ``form``
+    (None: the network as trained), or None if they can: what the kernels declare they run."""
+    if spec.width % 32:
+        return f"width {spec.width} is not a multiple of 32"
+    if form is None:
+        return "the network is not an inference copy (optimise=False)"
+    if not form.subpixel_tail:
+        return "the network has no sub-pixel tail (optimise=False)"
+    if not form.fold_bn:
+        return "BatchNorm is not folded"
+    if form.fp32_head:
+        return "the head runs in fp32 (fp32_head)"
+    return None
 
 
 def supported(net: SRResNet) -> str | None:
-    """Why ``net`` (an inference copy) cannot use the fused kernels, or None if it can."""
-    if net.spec.width % 32:
-        return f"width {net.spec.width} is not a multiple of 32"
-    if not isinstance(net.up[-1], SubpixelTail):
-        return "the network has no sub-pixel tail (optimise=False)"
-    if any(not isinstance(b.bn1, nn.Identity) or not isinstance(b.bn2, nn.Identity)
-           for b in net.body) or not isinstance(net.fuse.bn, nn.Identity):
-        return "BatchNorm is not folded"
-    if not hasattr(net.head, "conv"):  # wrapped in inference.Fp32
-        return "the head runs in fp32 (fp32_head)"
-    return None
+    """Why ``net`` (an inference copy) cannot use the fused kernels, or None if it can
+    (:func:`runs` on the spec and the inference options it declares)."""
+    return runs(net.spec, net.inference)
 
 
 def _slope(prelu: nn.PReLU, maps: int) -> torch.Tensor:
@@ -142,4 +150,4 @@ def fused_or_reason(net: SRResNet) -> tuple[nn.Module, str | None]:
     return net, why
 
 
-__all__ = ["FusedSRResNet", "fused_or_reason", "supported"]
+__all__ = ["FusedSRResNet", "fused_or_reason", "runs", "supported"]

@@ -1,4 +1,5 @@
-"""The SRResNet / SRGAN generator of Ledig et al. (CVPR 2017), Figure 4.
+"""The SRResNet / SRGAN generator of Ledig et al. (CVPR 2017), Figure 4, as torch modules;
+its spec and numbers are declared in :mod:`srgan_cli.arch.srresnet`.
 
 Layout (names are the state-dict prefixes)::
 
@@ -15,68 +16,11 @@ raw [-1, 1] prediction; use :func:`to_unit_range` to map it back to [0, 1].
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
-INPUT_RANGE = (0.0, 1.0)
-OUTPUT_RANGE = (-1.0, 1.0)
-
-
-@dataclass(frozen=True)
-class GeneratorSpec:
-    """Everything needed to rebuild a generator; stored in weight-file metadata."""
-
-    scale: int = 4
-    blocks: int = 16
-    width: int = 64
-    channels: int = 3
-
-    def __post_init__(self) -> None:
-        if self.scale not in (2, 4, 8):
-            raise ValueError(f"scale must be 2, 4 or 8, got {self.scale}")
-        if self.blocks < 1:
-            raise ValueError(f"blocks must be >= 1, got {self.blocks}")
-        if self.width < 1:
-            raise ValueError(f"width must be >= 1, got {self.width}")
-        if self.channels < 1:
-            raise ValueError(f"channels must be >= 1, got {self.channels}")
-
-    @property
-    def up_stages(self) -> int:
-        return int(math.log2(self.scale))
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-    def receptive_radius(self) -> int:
-        """LR pixels each output pixel depends on, on each side.
-
-        9x9 head (4) + 2 per residual block + 1 (fuse) + upsampling convs and the 9x9
-        tail measured back in LR pixels (each 3x3 conv at scale s sees ceil(1/s) LR px).
-        """
-        r = 4 + 2 * self.blocks + 1
-        s = 1
-        for _ in range(self.up_stages):
-            r += math.ceil(1 / s)  # the 3x3 conv before this stage's shuffle runs at scale s
-            s *= 2
-        r += math.ceil(4 / s)  # 9x9 tail at full scale
-        return r
-
-    def flops_per_lr_pixel(self) -> float:
-        """Multiply-adds x 2 per LR pixel (convolutions only)."""
-        c, k = self.width, self.channels
-        macs = 81 * k * c  # head
-        macs += self.blocks * 2 * 9 * c * c
-        macs += 9 * c * c  # fuse
-        area = 1
-        for _ in range(self.up_stages):
-            macs += area * 9 * c * 4 * c
-            area *= 4
-        macs += area * 81 * c * k
-        return 2.0 * macs
+# The spec and the layout's numbers are declared by the architecture (srgan_cli.arch.srresnet).
+from srgan_cli.arch.srresnet_layout import INPUT_RANGE, OUTPUT_RANGE, GeneratorSpec
 
 
 class ResidualBlock(nn.Module):
@@ -124,7 +68,11 @@ class Fuse(nn.Module):
 
 
 class SRResNet(nn.Module):
-    """Generator network. ``forward`` maps LR in [0,1] to SR in [-1,1]."""
+    """Generator network. ``forward`` maps LR in [0,1] to SR in [-1,1]. ``inference``: the
+    rewrites of an inference copy (:class:`~srgan_cli.nets.inference.InferenceOptions`),
+    None for the network as trained."""
+
+    inference = None
 
     def __init__(self, spec: GeneratorSpec | None = None) -> None:
         super().__init__()
@@ -142,10 +90,18 @@ class SRResNet(nn.Module):
         return self.tail(self.up(y))
 
 
-def to_unit_range(y: torch.Tensor) -> torch.Tensor:
-    """Map generator output from [-1, 1] to [0, 1] (clamped)."""
-    return ((y + 1.0) * 0.5).clamp_(0.0, 1.0)
+def to_unit_range(y: torch.Tensor,
+                  output_range: tuple[float, float] = OUTPUT_RANGE) -> torch.Tensor:
+    """Map a network's output from ``output_range`` (default ours, [-1, 1]) to [0, 1],
+    clamped."""
+    lo, hi = output_range
+    return ((y - lo) * (1.0 / (hi - lo))).clamp_(0.0, 1.0)
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Values of every parameter of ``model`` (a built network: the ground truth)."""
     return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["GeneratorSpec", "INPUT_RANGE", "OUTPUT_RANGE", "SRResNet", "count_parameters",
+           "to_unit_range"]

@@ -41,10 +41,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from srgan_cli.arch.srresnet_layout import BAND_BYTES
 from srgan_cli.nets.generator import SRResNet
 
 
@@ -122,10 +124,6 @@ def split_rows(weight: torch.Tensor, bias: torch.Tensor | None,
     for dy in range(k):
         cols[torch.arange(o), dy * o + torch.arange(o), dy, 0] = 1
     return rows, cols, None if bias is None else bias.detach().clone()
-
-
-# Rows of the last stage's 4C-map tensors computed at a time: about this many bytes each.
-BAND_BYTES = 96 << 20
 
 
 class SubpixelTail(nn.Module):
@@ -218,6 +216,18 @@ class Fp32(nn.Module):
             return self.inner(x.float())
 
 
+@dataclass(frozen=True)
+class InferenceOptions:
+    """The rewrites an inference copy was made with (see :func:`inference_copy`); the copy
+    declares them as its ``inference`` attribute (a network as trained has None)."""
+
+    fold_bn: bool = True
+    subpixel_tail: bool = True
+    split_tail: bool = True
+    band_rows: int | None = None
+    fp32_head: bool = False
+
+
 def inference_copy(model: SRResNet, *, fold_bn: bool = True, subpixel_tail: bool = True,
                    split_tail: bool = True, band_rows: int | None = None,
                    fp32_head: bool = False) -> SRResNet:
@@ -226,9 +236,12 @@ def inference_copy(model: SRResNet, *, fold_bn: bool = True, subpixel_tail: bool
     ``band_rows=0``; see :class:`SubpixelTail`), and, if asked, the fp32 head.
 
     The copy computes the same function as ``model.eval()`` up to float rounding; it
-    cannot be trained (BN statistics are gone) and its state dict differs.
+    cannot be trained (BN statistics are gone) and its state dict differs. Its
+    ``inference`` attribute declares the options it was made with
+    (:class:`InferenceOptions`).
     """
     net = copy.deepcopy(model).eval()
+    net.inference = InferenceOptions(fold_bn, subpixel_tail, split_tail, band_rows, fp32_head)
     if fold_bn:
         for block in net.body:
             block.conv1 = fold_conv_bn(block.conv1, block.bn1)
@@ -249,5 +262,6 @@ def inference_copy(model: SRResNet, *, fold_bn: bool = True, subpixel_tail: bool
     return net
 
 
-__all__ = ["BAND_BYTES", "Fp32", "SubpixelTail", "fold_conv_bn", "inference_copy",
+__all__ = ["BAND_BYTES", "Fp32", "InferenceOptions", "SubpixelTail", "fold_conv_bn",
+           "inference_copy",
            "split_rows", "subpixel_kernel"]

@@ -1,6 +1,6 @@
 """``srgan models ...``: list, download, inspect, register, publish, export and convert models.
 
-Kept out of cli.py; torch and huggingface_hub are imported inside the commands.
+Torch and huggingface_hub are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from srgan_cli.console import err, fail, say
+from srgan_cli.cli.console import error_line, fail, say
 
 
 def _psnr(v: float | None) -> str:
@@ -93,8 +93,6 @@ def download(names, force) -> None:
     from srgan_cli.errors import SrganError
     from srgan_cli.models import check_shipped, lookup, resolve_registered
 
-    from rich.markup import escape
-
     failed = 0
     for name in names:
         try:
@@ -110,7 +108,7 @@ def download(names, force) -> None:
             path = resolve_registered(entry, force_download=force, use_shipped=False)
             say(f"{name}: {path} (sha256 {entry.sha256[:12]}... verified)")
         except SrganError as e:
-            err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+            error_line(str(e))
             failed += 1
     if failed:
         raise SystemExit(1)
@@ -135,7 +133,7 @@ def info(model) -> None:
         if model in reg and not looks_like_path:
             e = reg[model]
             out += [("name", e.name), ("description", e.description),
-                    ("architecture", f"{e.arch} x{e.scale}, {e.blocks} blocks, width {e.width}"),
+                    ("architecture", f"{e.arch} x{e.scale}, {e.descriptor.summary}"),
                     ("parameters", f"{e.parameters:,}"),
                     ("hub", e.hub_url if e.published else (
                         f"{e.repo_id} (intended publishing target)" if e.repo_id else "-")),
@@ -165,10 +163,9 @@ def info(model) -> None:
             from srgan_cli.weights import read_info
 
             try:
-                mi = read_info(path)
-                s = mi.spec
-                out.append(("generator", f"x{s.scale}, {s.blocks} blocks, width {s.width}, "
-                                         f"{s.channels} channels"))
+                d = read_info(path).descriptor
+                out.append(("generator", f"{d.arch} x{d.scale}, {d.summary}, "
+                                         f"{d.in_channels} channels"))
             except WeightsError as e:
                 out.append(("generator", f"no ({e})"))
             for k in sorted(meta):
@@ -355,5 +352,5 @@ def convert(src, dst, layout, overwrite) -> None:
         used, mi = run(src, dst, layout=layout, overwrite=overwrite)
     except SrganError as e:
         fail(str(e))
-    s = mi.spec
-    say(f"{src} ({used} layout) -> {dst}: x{s.scale}, {s.blocks} blocks, width {s.width}")
+    d = mi.descriptor
+    say(f"{src} ({used} layout) -> {dst}: x{d.scale}, {d.summary}")

@@ -1,0 +1,69 @@
+"""Options shared by several commands, declared once (``--device``, ``--precision``,
+``--kernels``, ``--model``), and the parsers of option values that are not click types."""
+
+from __future__ import annotations
+
+import click
+
+
+def device_option(f):
+    """``--device``, for every command that runs a model (``upscale``, ``benchmark``,
+    ``train``)."""
+    return click.option("--device", default="auto", show_default=True,
+                        help="auto, cpu, cuda, cuda:N, mps.")(f)
+
+
+def inference_options(f):
+    """``--device``, ``--precision`` and ``--kernels``, declared once for every command
+    that runs a model for inference (``upscale``, ``benchmark``)."""
+    f = click.option("--kernels", type=click.Choice(["auto", "amx", "torch"]), default="auto",
+                     show_default=True, help="auto: on CPUs with AMX-BF16 in bf16, run the 3x3 "
+                     "convolutions through srgan's fused kernels (PReLU, residual adds and pixel "
+                     "shuffles folded in; built with the C compiler on first use), else "
+                     "PyTorch's operators; amx: insist; torch: never.")(f)
+    f = click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+                     default="auto", show_default=True, help="auto: bf16 on CPUs with "
+                     "AMX/AVX512-BF16 (fp32 on other CPUs), fp16 on CUDA. A reduced-precision "
+                     "tile that yields NaN/Inf is redone in fp32.")(f)
+    return device_option(f)
+
+
+def model_option(*, several: bool):
+    """``-m/--model``: one model (``upscale``; default the registry's default model), or
+    several, where the baselines count as models (``benchmark``)."""
+    if several:
+        return click.option("-m", "--model", "models", multiple=True,
+                            default=("srresnet", "bicubic"), show_default=True,
+                            help="Registered model name, .safetensors path or "
+                            "hf://owner/repo/file.safetensors[@revision], or the baselines "
+                            "'nearest' / 'bicubic' (repeatable).")
+    return click.option("-m", "--model", default=None,
+                        help="Registered model name, path to a .safetensors file, or "
+                        "hf://owner/repo/file.safetensors[@revision]. Default: the registry's "
+                        "default model (`srgan models list` shows it).")
+
+
+def parse_tile(value: str) -> int | None:
+    """``--tile``: None for 'auto', else a number of LR pixels (0: the whole image)."""
+    if value == "auto":
+        return None
+    try:
+        t = int(value)
+    except ValueError:
+        raise click.BadParameter("expected 'auto' or a number of LR pixels") from None
+    if t < 0:
+        raise click.BadParameter("must be >= 0")
+    return t
+
+
+def parse_shard(value: str | None) -> tuple[int, int] | None:
+    """``--shard K/N``: (K, N), or None when not given."""
+    if value is None:
+        return None
+    try:
+        k, n = (int(v) for v in value.split("/"))
+    except ValueError:
+        raise click.BadParameter("expected K/N, e.g. 2/8") from None
+    if not (n >= 1 and 1 <= k <= n):
+        raise click.BadParameter("need 1 <= K <= N")
+    return k, n

@@ -1,0 +1,174 @@
+"""``srgan train``: options for the training loop of :mod:`srgan_cli.train.loop`, and its
+progress bar."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from srgan_cli.cli.console import command_line, err, fail, interrupt_on_signals
+from srgan_cli.cli.options import device_option
+
+
+@click.command()
+@click.option("--stage", type=click.Choice(["srresnet", "gan"]), default="srresnet",
+              show_default=True, help="'srresnet': the paper's MSE pre-training. 'gan': SRGAN "
+              "(generator from --init, default the registered 'srresnet'; VGG54 content loss "
+              "+ 1e-3 x adversarial loss; 10^5 iterations at --lr then 10^5 at lr/10).")
+@click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of HR training images (repeatable). Default: ../shared/datasets/train "
+                   "when present.")
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Where checkpoints (last.pt) and the log (log.jsonl) go. "
+              "Default: runs/<stage>.")
+@click.option("--iters", type=click.IntRange(1), default=None,
+              help="Total iterations. Default: the paper's, 10^6 (srresnet) or 2x10^5 (gan).")
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--crop", type=click.IntRange(8), default=96, show_default=True,
+              help="HR crop size in pixels (LR crops are crop/scale).")
+@click.option("--scale", type=click.Choice(["2", "4", "8"]), default="4", show_default=True)
+@click.option("--blocks", type=click.IntRange(1), default=16, show_default=True,
+              help="Residual blocks B.")
+@click.option("--width", type=click.IntRange(1), default=64, show_default=True,
+              help="Feature maps per conv.")
+@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "step"]),
+              default=None, help="Default: constant (srresnet); step at 10^5 (gan).")
+@click.option("--lr-milestones", default=None, help="For 'step': comma-separated iterations at "
+              "which the lr is multiplied by 0.1 (gan default: 100000).")
+@click.option("--content-loss", type=click.Choice(["mse", "vgg22", "vgg54"]), default=None,
+              help="The paper's Table 1 variants. Default: mse (srresnet), vgg54 (gan).")
+@click.option("--adv-weight", type=float, default=1e-3, show_default=True,
+              help="gan: weight of the adversarial loss -log D(G(LR)).")
+@click.option("--pixel-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="gan: weight of an L1 pixel loss (on [-1, 1] images) added to the VGG content "
+              "loss, as ESRGAN does; keeps colour and structure. 0: the paper's recipe.")
+@click.option("--adv-warmup", type=click.IntRange(0), default=0, show_default=True,
+              help="gan: ramp the adversarial weight linearly from 0 to --adv-weight over this "
+              "many iterations. 0: the paper's recipe.")
+@click.option("--d-lr", type=float, default=None, help="gan: discriminator lr (default: --lr; "
+              "follows the same schedule).")
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True, help="Keep an exponential moving average of the generator "
+              "with this decay (e.g. 0.999); validation and --export use it. 0: off.")
+@click.option("--vgg-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="ImageNet VGG19 features (safetensors, torchvision layout) for the VGG "
+              "losses. Default: $SRGAN_VGG_WEIGHTS, ../shared/weights, else torchvision's "
+              "download.")
+@click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="gan: LPIPS weights for validation (default as for benchmark).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+              show_default=True, help="Autocast dtype. auto: bf16 on CPUs with AMX/AVX512-BF16 and "
+              "on CUDA (fp16 where bf16 is unsupported), else fp32.")
+@click.option("--channels-last/--no-channels-last", default=True, show_default=True)
+@device_option
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ckpt-every", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--val-every", type=click.IntRange(1), default=1000, show_default=True,
+              help="Validate (Set5 Y-PSNR) every N iterations when Set5 is available.")
+@click.option("--val-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder with <Name>_HR/ and <Name>_LR_x4/. Default: Set5 from ../shared.")
+@click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Continue from a checkpoint (model, optimiser, RNG and iteration restored).")
+@click.option("--init", "init_path", default=None,
+              help="Start the generator from released weights: a registered name or a "
+              ".safetensors file (fresh optimiser). The gan stage defaults to 'srresnet'.")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="At the end, write the generator as a safetensors release file.")
+@click.option("--log-every", type=click.IntRange(1), default=10, show_default=True,
+              help="Log the mean losses every N iterations (each log waits for the device).")
+@click.option("--max-seconds", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Wall-clock limit (data loading included): then checkpoint, validate, "
+              "stop and --export as at the end; --resume continues. 0: none.")
+def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr_schedule,
+          lr_milestones, content_loss, adv_weight, pixel_weight, adv_warmup, d_lr, ema,
+          vgg_weights, lpips_weights,
+          precision, channels_last, device, seed, ckpt_every, val_every, val_dir,
+          resume, init_path, export_path, log_every, max_seconds):
+    """Train the generator: the paper's SRResNet stage, or its SRGAN stage (--stage gan).
+
+    Runs on CPU (bf16 autocast + channels_last) or CUDA. Ctrl-C writes a checkpoint;
+    --resume continues exactly where it stopped.
+    """
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    from srgan_cli import paths
+    from srgan_cli.errors import SrganError
+    from srgan_cli.train.loop import TrainConfig, export, train as run_train
+
+    data_dirs = [str(d) for d in data] or [str(d) for d in paths.default_train_dirs()]
+    if not data_dirs:
+        fail("no training data: pass --data DIR (../shared/datasets/train not found)")
+    if val_dir is None:
+        found = paths.benchmark_dir("Set5")
+        val_dir = found
+    milestones = None  # unset options stay None: TrainConfig fills in the stage's defaults
+    if lr_milestones is not None:
+        try:
+            milestones = [int(m) for m in lr_milestones.split(",") if m.strip()]
+        except ValueError:
+            fail(f"--lr-milestones: expected comma-separated integers, got {lr_milestones!r}")
+    cfg = TrainConfig(
+        data=data_dirs, run_dir=str(run_dir) if run_dir else None, stage=stage, iters=iters,
+        batch=batch, crop=crop,
+        scale=int(scale), blocks=blocks, width=width, lr=lr, lr_schedule=lr_schedule,
+        lr_milestones=milestones, precision=precision, channels_last=channels_last,
+        device=device, seed=seed, ckpt_every=ckpt_every, val_every=val_every,
+        val_dir=str(val_dir) if val_dir else None, init=str(init_path) if init_path else None,
+        content_loss=content_loss, adv_weight=adv_weight, pixel_weight=pixel_weight,
+        adv_warmup=adv_warmup, d_lr=d_lr, ema=ema,
+        vgg_weights=str(vgg_weights) if vgg_weights else None,
+        lpips_weights=str(lpips_weights) if lpips_weights else None,
+        max_seconds=max_seconds, log_every=log_every,
+    )
+    run_dir = Path(cfg.run_dir)
+    main_process = os.environ.get("RANK", "0") == "0"
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(run_dir / "commands.txt", "a", encoding="utf-8") as f:
+            f.write(command_line(click.get_current_context()) + "\n")
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=err, transient=False, disable=not main_process,
+    ) as bar:
+        task = bar.add_task("train", total=cfg.iters, stats="")
+
+        def on_progress(p):
+            if p.event == "step":
+                losses = " ".join(f"{k} {v:.5f}" for k, v in p.losses.items())
+                bar.update(task, completed=p.iteration,
+                           stats=f"{losses} lr {p.lr:.1e} {p.its_per_sec:.2f} it/s")
+            elif p.event == "validate":
+                bar.console.print(f"iter {p.iteration}: Set5 Y-PSNR {p.val_psnr:.3f} dB"
+                                  + (f", LPIPS {p.val_lpips:.4f}" if p.val_lpips is not None
+                                     else ""))
+            elif p.event == "loading":
+                bar.update(task, completed=p.iteration)
+                bar.console.print(p.message)
+            elif p.event == "checkpoint" and p.message.startswith(("interrupted", "time limit")):
+                bar.console.print(p.message)
+
+        interrupt_on_signals()
+        try:
+            result = run_train(cfg, resume=resume, on_progress=on_progress)
+        except KeyboardInterrupt:
+            fail("interrupted", code=130)
+        except SrganError as e:
+            fail(str(e))
+    if not main_process:
+        return
+    err.print(f"done: {result.iteration} iterations, checkpoint {escape(str(result.checkpoint))}"
+              + (f", Set5 Y-PSNR {result.val_psnr:.3f} dB" if result.val_psnr else ""))
+    if export_path:
+        try:
+            export(result.checkpoint, export_path)
+        except SrganError as e:
+            fail(str(e))
+        err.print(f"exported {escape(str(export_path))}")
+

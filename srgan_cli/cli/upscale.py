@@ -1,0 +1,283 @@
+"""``srgan upscale``: images, folders and patterns through a model. The inputs, output names
+and checks are :mod:`srgan_cli.batch`'s, the model :class:`srgan_cli.upscale.Upscaler`;
+this module parses options and shows progress."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from srgan_cli.cli.console import Interrupted, err, error_line, fail
+from srgan_cli.cli.options import inference_options, model_option, parse_shard, parse_tile
+from srgan_cli.files import remove_temporaries
+
+
+def _eta_column():
+    """A progress column: 'ETA h:mm:ss' once a counted task has progressed, and the rate
+    of tasks with a ``unit`` field ('2.31 images/s') after a second."""
+    from datetime import timedelta
+
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class EtaColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            # the mean rate since the start: outcomes arrive in bursts (decode, model and
+            # write overlap), so the rate between the last two of them means little
+            words = []
+            elapsed = task.elapsed or 0.0
+            rate = task.completed / elapsed if elapsed > 0 else 0.0
+            if task.total is not None and not task.finished and rate > 0:
+                left = (task.total - task.completed) / rate
+                words.append(f"ETA {timedelta(seconds=round(left))}")
+            if task.fields.get("unit") and rate > 0 and elapsed >= 1.0:
+                words.append(f"{rate:.2f} {task.fields['unit']}/s")
+            return Text(", ".join(words), style="progress.remaining")
+
+    return EtaColumn()
+
+def _precision_words(up, files: list[Path]) -> str:
+    """'<precision>, <kernels> kernels' for the first line, saying when 16-bit inputs run in
+    fp32 instead of --precision auto's reduced precision."""
+    from srgan_cli.imaging import bit_depth
+
+    plain = f"{up.precision}, {up.kernels} kernels"
+    high = up.precision_for(16)
+    if high == up.precision:
+        return plain
+    n16 = sum(bit_depth(f) == 16 for f in files if f.is_file())
+    if n16 == 0:
+        return plain
+    if n16 == len(files):
+        return (f"{high} for 16-bit input{'s' if n16 > 1 else ''} ({up.precision} would "
+                "truncate them), torch kernels")
+    return f"{plain}; {high} for the {n16} 16-bit input(s), which {up.precision} would truncate"
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output file (one input) or folder (sub-folders are mirrored). Default: next "
+                   "to each input with an '_x4' suffix.")
+@model_option(several=False)
+@click.option("--realism", type=click.FloatRange(0, 1), default=None, metavar="R",
+              help="Blend a GAN model with the SRResNet it was fine-tuned from: (1-R) x "
+              "SRResNet + R x SRGAN weights. 1 = the GAN model (most texture), 0 = its "
+              "SRResNet (highest PSNR, smoothest).")
+@inference_options
+@click.option("--tile", default="auto", show_default=True,
+              help="Tile size in LR pixels; 0 = whole image; auto = the largest that fits free "
+                   "memory. On CUDA out-of-memory the tile is halved and the image redone.")
+@click.option("--tile-pad", type=click.IntRange(0), default=None,
+              help="Context pixels around each tile. Default: the generator's receptive radius "
+                   "(40 for SRResNet), which makes tiled output equal to whole-image output.")
+@click.option("--tile-batch", type=click.IntRange(1), default=1, show_default=True,
+              help="Run up to N same-sized tiles per forward pass (helps on GPUs).")
+@click.option("--alpha", type=click.Choice(["bicubic", "model"]), default="bicubic",
+              show_default=True, help="How transparency is upscaled.")
+@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp", "tif", "tiff",
+              "bmp"], case_sensitive=False), default=None,
+              help="Output format (default: from the output extension, else the input's).")
+@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+              help="JPEG/WebP quality.")
+@click.option("--png-level", type=click.IntRange(0, 9), default=6, show_default=True,
+              help="PNG zlib compression level. 1 writes a 2048x2048 PNG about 5x faster than "
+              "6 (files ~15% larger; same pixels): writing, not the model, is then no longer "
+              "what limits a folder's throughput.")
+@click.option("--strip-metadata", is_flag=True, help="Do not copy ICC profile and EXIF.")
+@click.option("--max-pixels", type=click.IntRange(0), default=100_000_000, show_default=True,
+              help="Refuse inputs with more pixels (decompression bombs); 0 = no limit.")
+@click.option("--outscale", type=click.FloatRange(0, min_open=True), default=None,
+              metavar="S", help="Output size as S x the input size, any positive number "
+              "(e.g. 1.5, 2, 8): the model's x4 output resized with an antialiased bicubic "
+              "filter. Default: the model's scale.")
+@click.option("--border", type=click.Choice(["zero", "symmetric", "reflect", "edge"]),
+              default="zero", show_default=True, help="Image borders: 'zero' runs the network "
+              "with its zero padding, as trained (best PSNR on Set5/Set14); 'symmetric', "
+              "'reflect', 'edge' mirror the image by the receptive radius first (solid colours "
+              "and tiny images stay right at the corners; Set5 PSNR -0.009 dB with symmetric).")
+@click.option("--suffix", default=None, help="Name suffix when -o is omitted. Default: "
+              "_x<scale> (_x<S> with --outscale).")
+@click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of input folders.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--skip-existing", is_flag=True,
+              help="Skip inputs whose output already exists (resume an interrupted batch).")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Process only the K-th of N deterministic slices of the inputs.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON line per image on stdout (and a final summary line).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, tile_batch, alpha, fmt,
+            quality, png_level, strip_metadata, max_pixels, outscale, border, suffix, recursive,
+            overwrite, skip_existing, shard, as_json, quiet, realism):
+    """Upscale images (files, folders or glob patterns) by the model's scale.
+
+    \b
+    Examples (as in the README):
+      srgan upscale photo.jpg                          # writes photo_x4.jpg next to the input
+      srgan upscale photo.jpg -o photo_4x.png          # output format from the extension
+      srgan upscale holiday/ -o holiday_4x/ -r         # folders; sub-folders mirrored under -o
+      srgan upscale 'scans/**/*.tif' -o big/           # glob patterns (quote them)
+      srgan upscale raw/ -o out/ --skip-existing       # resume an interrupted batch
+      srgan upscale raw/ -o out/ --json > log.jsonl    # one JSON line per image + a summary line
+      srgan upscale logo.png --alpha model             # transparency through the network too
+
+    Grayscale stays grayscale, transparency is kept, 16-bit PNG/TIFF stay 16-bit, EXIF
+    orientation is applied and ICC/EXIF are carried over. A bad file is reported in one
+    line and skipped; the exit status is 1 if any file failed. Outputs are written to a
+    temporary file and renamed, never left half-written. Over a folder or pattern, the
+    command's own earlier outputs are not inputs and existing outputs are skipped, so a
+    re-run does no new work; Ctrl-C prints the summary and exits 130.
+    """
+    import json
+    import time
+    import warnings
+
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                               TextColumn, TimeElapsedColumn)
+
+    from srgan_cli import batch
+    from srgan_cli.errors import SrganError
+    from srgan_cli.imaging import FORMATS, output_format
+    from srgan_cli.imaging import INPUT_SUFFIXES as IMAGE_SUFFIXES
+    from srgan_cli.models import default_model, resolve_model
+    from srgan_cli.upscale import Upscaler, describe
+    from srgan_cli.weights import read_info
+
+    try:
+        tile_n = parse_tile(tile)
+        shard_kn = parse_shard(shard)
+    except click.BadParameter as e:
+        fail(str(e), code=2)
+    items = batch.collect_inputs(inputs, recursive)
+    if shard_kn:
+        items = batch.shard(items, *shard_kn)
+    if not items:
+        nested = not recursive and batch.has_subfolders(inputs)
+        fail("no input images found" + (f" in shard {shard}" if shard else "")
+             + ("; the input folder has sub-folders: add -r to descend into them" if nested
+                else ""))
+    try:
+        weights = resolve_model(model if model is not None else default_model())
+        scale = read_info(weights).scale  # to plan the outputs before loading the model
+    except SrganError as e:
+        fail(str(e))
+    suffix = f"_x{outscale or scale:g}" if suffix is None else suffix
+    single = len(items) == 1 and items[0][1] is None
+    if (not single and output is not None and output.suffix.lower() in IMAGE_SUFFIXES
+            and not output.is_dir()):
+        fail(f"-o {output}: {len(items)} inputs need an output folder, not an image file name")
+    jobs, earlier = batch.plan_jobs(items, output, single, suffix, fmt, overwrite)
+    conflicts = batch.conflicts(jobs)
+    for line in conflicts[:-1]:
+        error_line(line)
+    if conflicts:
+        fail(conflicts[-1])
+    why = batch.unwritable({job.dst.parent for job in jobs if job.dst is not None})
+    if why:
+        fail(why)
+    try:
+        up = Upscaler(weights, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
+                      tile_batch=tile_batch, alpha=alpha, kernels=kernels, outscale=outscale,
+                      realism=realism, border=border)
+    except SrganError as e:
+        fail(str(e))
+    if not quiet:
+        err.print(f"model: {escape(str(up.weights_path))} ({describe(up.info)})"
+                  + (f" at realism {realism:g} with {escape(str(up.parent_path))}"
+                     if realism is not None else "") + f" on {up.device}, "
+                  f"{_precision_words(up, [job.src for job in jobs])}"
+                  + (f", output resized to x{up.outscale:g}" if up.outscale else "")
+                  + (f" ({up.kernels_note})" if up.kernels_note else ""),
+                  soft_wrap=True)
+        if up.device.type == "cpu" and up.precision == "fp16":
+            err.print("[yellow]note:[/] --precision fp16 on the CPU is far slower than bf16 or "
+                      "fp32 (CPUs have no fast fp16 arithmetic)", soft_wrap=True)
+        if single and fmt and output is not None and output.suffix.lower() in FORMATS:
+            said, meant = FORMATS[output.suffix.lower()], output_format(output, fmt)
+            if said != meant:
+                err.print(f"[yellow]note:[/] {escape(str(output))} is written as {meant} "
+                          f"(--format {fmt}), although its extension says {said}",
+                          soft_wrap=True)
+        if earlier:
+            err.print(f"[yellow]note:[/] {len(earlier)} file(s) named as this command's outputs "
+                      f"(e.g. {escape(str(earlier[0]))}) are not taken as inputs", soft_wrap=True)
+
+    tally = batch.Tally()
+    t0 = time.perf_counter()
+    progress = Progress(SpinnerColumn(finished_text=" "), TextColumn("[bold]{task.description}"),
+                        BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
+                        TimeElapsedColumn(), _eta_column(), console=err, disable=quiet,
+                        transient=False)
+    outcomes = (o for o in ())
+    with progress as bar, Interrupted() as interrupted, warnings.catch_warnings():
+        # Pillow warns (with a source line) about damaged files it still reads or then
+        # refuses: each file gets its one line here instead.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        task = bar.add_task("images", total=len(jobs), name="", visible=len(jobs) > 1,
+                            unit="images")
+        # one image: "tiles" with an ETA when it is tiled, else a spinner and elapsed time
+        tiles = bar.add_task("tiles", total=1, name="", visible=False, unit=None)
+        noted: set[str] = set()
+
+        def on_tile(done: int, total: int) -> None:
+            bar.update(tiles, completed=done, total=total,
+                       description="tiles" if total > 1 else "upscaling")
+
+        def on_event(msg: str) -> None:
+            if msg not in noted:
+                noted.add(msg)
+                bar.console.print(f"[yellow]note:[/] {escape(msg)}", soft_wrap=True)
+
+        def on_start(src: Path) -> None:
+            bar.update(task, name=escape(src.name))  # file names are not markup
+            bar.reset(tiles, total=None, description="upscaling", visible=True,
+                      name="" if len(jobs) > 1 else escape(src.name))
+
+        # Decoding the next image and writing the previous one overlap with the model.
+        outcomes = up.upscale_files(jobs, overwrite=overwrite, skip_existing=skip_existing,
+                                    fmt=fmt, quality=quality, strip_metadata=strip_metadata,
+                                    max_pixels=max_pixels, png_level=png_level,
+                                    on_start=on_start, on_tile=on_tile,
+                                    on_event=on_event)
+        for o in outcomes:
+            record = tally.add(o)
+            if o.status == "error":
+                error_line(str(o.error), bar.console)
+            elif o.status != "skipped":
+                res = o.result
+                if res.fp32_retries:
+                    on_event(f"{o.src}: {res.fp32_retries} tile(s) overflowed in {up.precision}"
+                             " and were redone in fp32")
+                if not quiet and not as_json:
+                    bar.console.print(f"{escape(str(o.src))} -> {escape(str(o.dst))} "
+                                      f"({res.in_size[0]}x{res.in_size[1]} -> "
+                                      f"{res.out_size[0]}x{res.out_size[1]})", soft_wrap=True)
+            if as_json:
+                click.echo(json.dumps(record))
+            bar.advance(task)
+        if len(jobs) > 1:
+            bar.update(tiles, visible=False)
+    if interrupted:
+        outcomes.close()  # waits for the reader and the write in flight
+        remove_temporaries(job.dst for job in jobs if job.dst is not None)
+    interrupted.restore()
+    seconds = time.perf_counter() - t0
+    summary = tally.summary(seconds)
+    done, skipped, failures, mp_out = tally.done, tally.skipped, tally.failed, tally.mp_out
+    if as_json:
+        click.echo(json.dumps({"summary": summary}))
+    if not quiet:
+        rate = f", {done / seconds:.2f} images/s" if done > 1 and seconds > 0 else ""
+        err.print(f"{done} image(s) upscaled, {mp_out:.2f} MP out in {seconds:.1f} s "
+                  f"({summary['mp_per_s']} MP/s{rate})"
+                  + (f", {skipped} skipped (output exists)" if skipped else "")
+                  + (f", [bold red]{failures} failed[/]" if failures else "")
+                  + (f", [bold red]interrupted[/] ({len(jobs) - tally.reported} not done)"
+                     if interrupted else ""), soft_wrap=True)  # one line, also in logs
+    if interrupted:
+        sys.exit(130)
+    if failures:
+        sys.exit(1)
