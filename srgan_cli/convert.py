@@ -76,7 +76,7 @@ def detect_layout(state: dict) -> str | None:
     from srgan_cli import arch
 
     found = arch.recognise(state)
-    return found[1] if found else None
+    return found[1] if found and found[1] in arch.layouts() else None
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, layout: str = "auto",
@@ -97,6 +97,11 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, layout: str = "auto"
     found = detect_layout(state)
     if layout == "auto":
         if found is None:
+            other = arch.recognise(state)
+            if other is not None:  # e.g. an ESRGAN file: nothing to convert
+                raise ConvertError(
+                    f"{src}: a {other[1]} model ({other[0].name}), not a convertible layout; "
+                    f"it runs as it is: srgan upscale --model {src}")
             keys = ", ".join(sorted(state)[:4])
             raise ConvertError(
                 f"{src}: unrecognised state-dict layout (first keys: {keys}, ...); supported: "

@@ -90,17 +90,12 @@ def read_state_dict(path: str | os.PathLike,
     ``error`` (a :class:`WeightsError`) for a missing, unreadable or code-carrying file."""
     import spandrel
 
-    from srgan_cli.tensorfile import load_tensors
+    from srgan_cli.tensorfile import load_tensors, looks_like_safetensors
 
     path = Path(path)
     if not path.is_file():
         raise error(f"{path}: no such file")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except OSError as e:
-        raise error(f"{path}: cannot read ({e.strerror or e})") from None
-    if len(head) == 9 and head[8:9] == b"{":
+    if looks_like_safetensors(path):
         try:
             obj = load_tensors(path)
         except WeightsError as e:

@@ -16,6 +16,17 @@ from typing import Any
 from srgan_cli.errors import WeightsError
 
 
+def looks_like_safetensors(path: str | os.PathLike) -> bool:
+    """Whether ``path`` starts like a safetensors file (an 8-byte header length, then a
+    JSON object); False for a pickle, an unreadable or a missing file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{"
+
+
 def check_header(path: str | os.PathLike) -> None:
     """Raise :class:`WeightsError` unless ``path`` starts like a whole safetensors file."""
     path = Path(path)

@@ -28,7 +28,7 @@ from srgan_cli.errors import SrganError
 from srgan_cli.models import default_model, resolve_model
 from srgan_cli.nets.generator import to_unit_range
 from srgan_cli.tiling import MIRRORS, run_tiled
-from srgan_cli.weights import ModelInfo, load_generator
+from srgan_cli.weights import BARE, ModelInfo, load_model
 
 TileCallback = Callable[[int, int], None]
 EventCallback = Callable[[str], None]
@@ -162,7 +162,7 @@ class Upscaler:
             keep_freed_memory()
         self.model = default_model() if model is None else model
         self.weights_path = resolve_model(self.model)
-        net, self.info = load_generator(self.weights_path, "cpu")
+        net, self.info = load_model(self.weights_path, "cpu")
         d = self.descriptor = self.info.descriptor
         self.realism, self.parent_path = realism, None
         if realism is not None:  # blended before any inference form is built from it
@@ -207,6 +207,8 @@ class Upscaler:
         self.outscale = None if outscale is None or outscale == self.scale else float(outscale)
 
     def _fused_blocker(self) -> str | None:
+        if self.descriptor.inference.fused is None:
+            return f"no fused kernels exist for {self.descriptor.arch}"
         if self.device.type != "cpu":
             return f"they run on the CPU, not {self.device.type}"
         if self.precision != "bf16":
@@ -252,7 +254,14 @@ class Upscaler:
                 or activation_bytes(self.info, h, w, True) <= tile_budget(self.device)):
             return run(x)
         side = auto_tile(self.info, self.device, self.tile_pad, True)
-        return run_tiled(run, x, self.scale, side, self.tile_pad)
+        return run_tiled(run, x, self.scale, side, self.tile_pad, **self._tiling())
+
+    def _tiling(self) -> dict:
+        """How tiles are cut for this network: exactly (a known receptive radius), or
+        blended over ``tile_pad`` (:func:`srgan_cli.tiling.run_tiled`), with the input
+        sizes it accepts."""
+        d = self.descriptor
+        return {"blend": d.blend_tiles, "size": d.size_rule()}
 
     # ----------------------------------------------------------------- tensors
 
@@ -292,7 +301,7 @@ class Upscaler:
                 y = run_tiled(self._forward_fn(retries, precision), x, self.scale, tile,
                               self.tile_pad,
                               on_tile, self.tile_batch, store, margin=self.border_pad,
-                              mirror=self.border)
+                              mirror=self.border, **self._tiling())
                 return (None if y is None else y.cpu()), tile, retries[0]
             except torch.OutOfMemoryError:
                 if self.device.type == "cuda":
@@ -588,6 +597,8 @@ def resize_planes(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def describe(info: ModelInfo) -> str:
     d = info.descriptor
+    if info.stage == BARE:  # a file without our metadata: its architecture's words
+        return f"{d.summary}" if d.arch == "spandrel" else f"{d.arch} x{d.scale} ({d.summary})"
     return f"{info.stage} x{d.scale} ({d.summary}), {info.iterations or '?'} iterations"
 
 

@@ -88,6 +88,41 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
     )
 
 
+BARE = "bare state dict"  # the stage of a model read from a file without our metadata
+
+
+def has_srgan_metadata(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a safetensors file with our metadata (``format`` or ``arch``),
+    i.e. one of our weights files, rather than a bare state dict from elsewhere."""
+    from srgan_cli.tensorfile import looks_like_safetensors
+
+    if not looks_like_safetensors(path):
+        return False
+    meta = metadata(path)
+    return "arch" in meta or "format" in meta
+
+
+def load_model(path: str | os.PathLike, device: Any = "cpu") -> tuple[Any, ModelInfo]:
+    """Any model file: one of our weights files (:func:`load_generator`), or a bare state
+    dict, read by our code (safetensors, or ``torch.load(weights_only=True)``, which never
+    runs pickled code: :func:`srgan_cli.foreign.read_state_dict`) and built by the
+    architecture that recognises it (an SRResNet layout, or any single-image SR model
+    spandrel recognises: :func:`srgan_cli.arch.load_state_dict`). One-line
+    :class:`WeightsError` naming the file for anything else."""
+    path = Path(path)
+    if has_srgan_metadata(path):
+        return load_generator(path, device)
+    from srgan_cli.foreign import read_state_dict
+
+    net, descriptor = arch.load_state_dict(read_state_dict(path), path)
+    return net.to(device), ModelInfo(descriptor=descriptor, path=path, stage=BARE)
+
+
+def read_model_info(path: str | os.PathLike) -> ModelInfo:
+    """:func:`read_info` for our weights files; a bare state dict is loaded to know it."""
+    return read_info(path) if has_srgan_metadata(path) else load_model(path)[1]
+
+
 def load_generator(path: str | os.PathLike, device: Any = "cpu") -> tuple[Any, ModelInfo]:
     """Build the network described by ``path``'s metadata and load its weights.
 

@@ -74,14 +74,30 @@ def recognise(state: Mapping) -> tuple[Architecture, str] | None:
     return None
 
 
+def load_state_dict(state: Mapping, where: Any):
+    """``(network, descriptor)`` of a bare state dict (a file without our metadata): built
+    by the first registered architecture that recognises it (our own layouts first, then
+    community architectures through spandrel), on the CPU in eval mode; a one-line
+    :class:`WeightsError` naming ``where`` when none does."""
+    found = recognise(state)
+    if found is None:
+        first = next(iter(state), "")
+        raise WeightsError(f"{where}: not a model srgan recognises: no srgan metadata, and "
+                           f"neither an SRResNet layout nor an architecture spandrel "
+                           f"recognises ({len(state)} tensors, first {first!r})")
+    return found[0].load_state_dict(state, where)
+
+
 def layouts() -> dict[str, Architecture]:
     """Every convertible state-dict layout and the architecture it belongs to."""
     return {lay: arch for arch in _REGISTRY.values() for lay in arch.layouts}
 
 
 __all__ = ["ActivationMemory", "Architecture", "InferenceForm", "ModelDescriptor", "PRECISIONS", "UNIT_RANGE",
-           "from_metadata", "get", "layouts", "names", "of_spec", "recognise", "register"]
+           "from_metadata", "get", "layouts", "load_state_dict", "names", "of_spec",
+           "recognise", "register"]
 
-from srgan_cli.arch import srresnet  # noqa: E402  (one import and one register() per architecture)
+from srgan_cli.arch import community, srresnet  # noqa: E402  (one import and one register() per architecture)
 
 register(srresnet.ARCH)
+register(community.ARCH)  # last: spandrel recognises many layouts, ours are tried first

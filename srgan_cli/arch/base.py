@@ -60,7 +60,8 @@ class ModelDescriptor:
 
     ``receptive_radius``: LR pixels on each side that an output pixel depends on; None
     means unbounded or unknown, and tiles then overlap by ``tile_overlap`` pixels and are
-    blended. ``multiple_of`` / ``min_size``: what each side of an input must be.
+    blended. ``multiple_of`` / ``min_size`` / ``square``: what each side of an input must
+    be; ``tile_align``: tiles start at multiples of it (window-attention networks).
     ``output_range``: the raw output's value range ((0, 1) for most community models).
     ``summary``: the architecture's own words for the spec (e.g. "16 blocks, width 64").
     """
@@ -78,6 +79,8 @@ class ModelDescriptor:
     tile_overlap: int = 16
     multiple_of: int = 1
     min_size: int = 1
+    square: bool = False
+    tile_align: int = 1
     precisions: tuple[str, ...] = PRECISIONS
     input_range: tuple[float, float] = UNIT_RANGE
     output_range: tuple[float, float] = UNIT_RANGE
@@ -89,6 +92,18 @@ class ModelDescriptor:
         """Context per side of a tile: the receptive radius (tiling is then exact), else
         :attr:`tile_overlap`."""
         return self.tile_overlap if self.receptive_radius is None else self.receptive_radius
+
+    @property
+    def blend_tiles(self) -> bool:
+        """Whether tiles are blended over their overlap (no known receptive radius) rather
+        than cut exactly."""
+        return self.receptive_radius is None
+
+    def size_rule(self):
+        """The input sizes the network accepts, for :func:`srgan_cli.tiling.run_tiled`."""
+        from srgan_cli.tiling import SizeRule
+
+        return SizeRule(self.min_size, self.multiple_of, self.square, self.tile_align)
 
     def activation_bytes_per_px(self, banded: bool = False, value_bytes: int = 4) -> int:
         return self.memory.bytes_per_px(banded, value_bytes)

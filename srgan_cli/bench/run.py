@@ -229,7 +229,7 @@ class SpeedRun:
             table.rows.append([
                 r.label, r.model, r.device, r.precision, str(r.tile or "whole"),
                 f"{r.mp_per_s_median:.3f} ({r.mp_per_s_min:.3f}-{r.mp_per_s_max:.3f})",
-                f"{r.gflops:.0f}", f"{r.peak_rss_mb:.0f}",
+                "?" if r.gflops is None else f"{r.gflops:.0f}", f"{r.peak_rss_mb:.0f}",
                 "-" if r.cuda_peak_mb is None else f"{r.cuda_peak_mb:.0f}"])
         return table
 
@@ -252,7 +252,7 @@ def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
                                         synthetic_photo)
     from srgan_cli.imaging import Decoded
     from srgan_cli.upscale import Upscaler
-    from srgan_cli.weights import load_generator
+    from srgan_cli.weights import load_model
 
     w, h = size
     names = [m for m in models if m not in BASELINES] or ["srresnet"]
@@ -273,7 +273,7 @@ def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
         if "eager-fp32" in baselines:
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(up.device)
             on_note("timing the eager fp32 baseline (whole image)...")
-            plain, _ = load_generator(up.weights_path, up.device)  # as trained: BN unfolded
+            plain, _ = load_model(up.weights_path, up.device)  # as trained: BN unfolded
             results.append(measure("baseline eager-fp32", eager_fp32_baseline(plain, x),
                                    precision="fp32", tile=0, **common))
     extra = {"hardware": hardware(torch.device(results[0].device))}

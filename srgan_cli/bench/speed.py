@@ -48,7 +48,7 @@ class SpeedResult:
     mp_per_s_median: float
     mp_per_s_min: float
     mp_per_s_max: float
-    gflops: float  # achieved, from the model's FLOP count and the median time
+    gflops: float | None  # achieved, from the model's FLOP count (None: not known) and the median time
     peak_rss_mb: float
     cuda_peak_mb: float | None
 
@@ -90,7 +90,7 @@ def _time(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def measure(label: str, run: Callable[[], object], *, model: str, device: torch.device,
-            precision: str, in_size: tuple[int, int], scale: int, flops_per_px: float,
+            precision: str, in_size: tuple[int, int], scale: int, flops_per_px: float | None,
             tile: int, warmup: int = 1, runs: int = 5) -> SpeedResult:
     """Time ``run`` ``runs`` times after ``warmup`` untimed calls."""
     if device.type == "cuda":
@@ -107,7 +107,8 @@ def measure(label: str, run: Callable[[], object], *, model: str, device: torch.
         label=label, model=model, device=str(device), precision=precision, in_size=in_size,
         out_size=(w * scale, h * scale), tile=tile, runs=runs, seconds=secs,
         mp_per_s_median=out_mp / med, mp_per_s_min=min(rates), mp_per_s_max=max(rates),
-        gflops=flops_per_px * w * h / med / 1e9, peak_rss_mb=peak_rss_mb(),
+        gflops=None if flops_per_px is None else flops_per_px * w * h / med / 1e9,
+        peak_rss_mb=peak_rss_mb(),
         cuda_peak_mb=(torch.cuda.max_memory_allocated(device) / 2**20
                       if device.type == "cuda" else None),
     )
@@ -147,11 +148,11 @@ def gemm_rates(device: torch.device, precisions) -> dict[str, float]:
     return {p: gemm_rate(device, GEMM_DTYPES[p]) for p in dict.fromkeys(precisions)}
 
 
-def gemm_fraction(gflops: float, rate: float | None) -> float | None:
+def gemm_fraction(gflops: float | None, rate: float | None) -> float | None:
     """A path's achieved GFLOP/s as a fraction of the matmul rate of its precision, or None
     where that says nothing: no rate, a rate of about zero (the precision has no fast
     matmul on this device), or a fraction above :data:`MAX_GEMM_FRACTION`."""
-    if rate is None or not rate >= 1.0:
+    if gflops is None or rate is None or not rate >= 1.0:
         return None
     fraction = gflops / rate
     return fraction if 0 <= fraction <= MAX_GEMM_FRACTION else None

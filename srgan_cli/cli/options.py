@@ -35,11 +35,14 @@ def model_option(*, several: bool):
         return click.option("-m", "--model", "models", multiple=True,
                             default=("srresnet", "bicubic"), show_default=True,
                             help="Registered model name, .safetensors path or "
-                            "hf://owner/repo/file.safetensors[@revision], or the baselines "
-                            "'nearest' / 'bicubic' (repeatable).")
+                            "hf://owner/repo/file.safetensors[@revision], a community model "
+                            "file (.pth/.safetensors of any x4 SR model spandrel recognises), "
+                            "or the baselines 'nearest' / 'bicubic' (repeatable).")
     return click.option("-m", "--model", default=None,
-                        help="Registered model name, path to a .safetensors file, or "
-                        "hf://owner/repo/file.safetensors[@revision]. Default: the registry's "
+                        help="Registered model name, path to a .safetensors file, "
+                        "hf://owner/repo/file.safetensors[@revision], or a community model "
+                        "file (.pth/.pt/.ckpt/.safetensors: ESRGAN, Real-ESRGAN, SwinIR, HAT, "
+                        "... x2/x3/x4/x8, recognised by spandrel). Default: the registry's "
                         "default model (`srgan models list` shows it).")
 
 

@@ -72,7 +72,8 @@ def _precision_words(up, files: list[Path]) -> str:
                    "memory. On CUDA out-of-memory the tile is halved and the image redone.")
 @click.option("--tile-pad", type=click.IntRange(0), default=None,
               help="Context pixels around each tile. Default: the generator's receptive radius "
-                   "(40 for SRResNet), which makes tiled output equal to whole-image output.")
+                   "(40 for SRResNet), which makes tiled output equal to whole-image output; "
+                   "for community models, an overlap of 32 over which tiles are blended.")
 @click.option("--tile-batch", type=click.IntRange(1), default=1, show_default=True,
               help="Run up to N same-sized tiles per forward pass (helps on GPUs).")
 @click.option("--alpha", type=click.Choice(["bicubic", "model"]), default="bicubic",
@@ -144,7 +145,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     from srgan_cli.imaging import INPUT_SUFFIXES as IMAGE_SUFFIXES
     from srgan_cli.models import default_model, resolve_model
     from srgan_cli.upscale import Upscaler, describe
-    from srgan_cli.weights import read_info
+    from srgan_cli.weights import read_model_info
 
     try:
         tile_n = parse_tile(tile)
@@ -161,7 +162,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                 else ""))
     try:
         weights = resolve_model(model if model is not None else default_model())
-        scale = read_info(weights).scale  # to plan the outputs before loading the model
+        scale = read_model_info(weights).scale  # to plan the outputs before loading the model
     except SrganError as e:
         fail(str(e))
     suffix = f"_x{outscale or scale:g}" if suffix is None else suffix
