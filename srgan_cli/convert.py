@@ -1,9 +1,9 @@
 """Converting state dicts from other PyTorch projects into our weights files.
 
 Files are read with ``torch.load(weights_only=True)`` (tensors and plain containers only;
-no pickled code runs) or as safetensors. Checkpoint wrappers ``{"model" | "state_dict" |
-"generator" | "netG" | "params": <state dict>}`` and a ``module.`` prefix (DataParallel)
-are unwrapped. The layouts, and how each maps onto our names, belong to the architectures
+no pickled code runs) or as safetensors, and checkpoint wrappers (``model``,
+``state_dict``, ``params_ema``, ``generator``, ...) and a ``module.`` prefix (DataParallel)
+are unwrapped, as for community models (:func:`srgan_cli.foreign.read_state_dict`). The layouts, and how each maps onto our names, belong to the architectures
 (:func:`srgan_cli.arch.layouts`; SRResNet's ``twtygqyy`` and ``srgan`` are documented in
 :mod:`srgan_cli.arch.srresnet`). Every source tensor must be used and every shape must
 match the network rebuilt from them; anything else is refused with a message naming the
@@ -19,56 +19,14 @@ from srgan_cli import arch
 from srgan_cli.errors import ConvertError
 
 LAYOUTS = tuple(arch.layouts())  # the built-in ones; arch.layouts() is asked at call time
-_WRAPPERS = ("state_dict", "model", "generator", "netG", "params", "params_ema")
 
 
 def _load_state(path: Path) -> dict:
-    import pickle
+    """The tensors of ``path``, read as community model files are
+    (:func:`srgan_cli.foreign.read_state_dict`), refusals as :class:`ConvertError`."""
+    from srgan_cli.foreign import read_state_dict
 
-    import torch
-
-    from srgan_cli.errors import WeightsError
-    from srgan_cli.tensorfile import check_header
-
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except OSError as e:
-        raise ConvertError(f"{path}: cannot read ({e.strerror or e})") from None
-    if len(head) == 9 and head[8:9] == b"{":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            check_header(path)
-            return load_file(str(path))
-        except (SafetensorError, WeightsError, OSError, ValueError) as e:
-            raise ConvertError(f"{path}: unreadable safetensors file ({e})") from None
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ConvertError(
-            f"{path}: refused: it holds more than tensors (e.g. a pickled nn.Module), which "
-            "weights_only loading does not unpickle; save model.state_dict() in the original "
-            f"project and convert that ({first[:160]})") from None
-    except (OSError, RuntimeError, EOFError, ValueError) as e:
-        raise ConvertError(f"{path}: not a readable PyTorch file ({e})") from None
-    for _ in range(3):  # nested wrappers, e.g. {"model": {"state_dict": ...}}
-        if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
-            inner = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), dict)), None)
-            if inner is None:
-                break
-            obj = inner
-    if not isinstance(obj, dict) or not obj:
-        raise ConvertError(f"{path}: no state dict found (got {type(obj).__name__})")
-    state = {}
-    for k, v in obj.items():
-        if isinstance(v, torch.Tensor):
-            state[k[len("module."):] if k.startswith("module.") else k] = v
-    if not state:
-        raise ConvertError(f"{path}: no tensors found")
-    return state
+    return read_state_dict(path, error=ConvertError)
 
 
 def detect_layout(state: dict) -> str | None:

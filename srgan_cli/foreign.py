@@ -5,7 +5,7 @@ The file is read by our code only: safetensors, or ``torch.load(weights_only=Tru
 which rebuilds tensors and plain containers and refuses anything else (pickled code,
 classes, TorchScript) without running it. The state dict is unwrapped with spandrel's
 ``canonicalize_state_dict`` (``params_ema``, ``params``, ``state_dict``, ``model``, ...,
-a ``module.`` prefix) and handed to spandrel, which names the architecture, deduces its
+a ``module.`` prefix; then :data:`GAN_WRAPPERS`) and handed to spandrel, which names the architecture, deduces its
 hyper-parameters and builds the network. Only single-image super-resolution models of
 scale 2, 3, 4 or 8 with RGB input and output are accepted; anything else is refused
 with a one-line :class:`~srgan_cli.errors.WeightsError` naming the file.
@@ -33,6 +33,9 @@ SCALES = (2, 3, 4, 8)
 OVERLAP = 32
 OUTPUT_RANGE = (0.0, 1.0)
 SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
+# checkpoint keys holding the generator beside other networks (spandrel's own wrappers,
+# ``params_ema``, ``params``, ``state_dict``, ``model``, ``net``, ..., come first)
+GAN_WRAPPERS = ("generator", "netG", "net_g", "G")
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,11 @@ def read_state_dict(path: str | os.PathLike,
     if not isinstance(obj, dict):
         raise error(f"{path}: holds a {type(obj).__name__}, not a state dict")
     state = spandrel.canonicalize_state_dict(obj)
+    if not any(isinstance(v, torch.Tensor) for v in state.values()):
+        # a GAN checkpoint holding both networks: the generator's
+        inner = next((obj[k] for k in GAN_WRAPPERS if isinstance(obj.get(k), dict)), None)
+        if inner is not None:
+            state = spandrel.canonicalize_state_dict(inner)
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise error(f"{path}: no tensors found (keys: {', '.join(map(str, list(state)[:5]))})")

@@ -209,3 +209,8 @@ def test_the_largest_activation_is_measured_per_lr_pixel(tmp_path):
     for name, expected in (("esrgan", 128), ("compact", 48)):
         net, info = foreign.load(model_file(tmp_path, name))
         assert foreign.largest_activation_per_px(net, info) == expected
+
+
+def test_the_generator_of_a_gan_checkpoint_is_found(tmp_path):
+    both = {"generator": state_dict("compact"), "discriminator": {"d.weight": torch.rand(2)}}
+    assert foreign.load(save(both, tmp_path / "gan.pth"))[1].arch == "Compact"
