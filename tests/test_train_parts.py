@@ -149,3 +149,24 @@ def test_a_gan_checkpoint_without_a_discriminator_is_refused_by_name():
     del saved["disc"]
     with pytest.raises(TrainError, match="old.pt: has no discriminator state"):
         state.load_state_dict(saved, source="old.pt")
+
+
+def test_a_first_ctrl_c_waits_for_the_iteration_end_and_a_second_stops_at_once_unless_saving():
+    import os
+    import signal
+
+    from srgan_cli.train.loop import _StopAtIterationEnd
+
+    before = signal.getsignal(signal.SIGINT)
+    with _StopAtIterationEnd(True) as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.pending  # noted, not raised
+        with pytest.raises(KeyboardInterrupt):
+            stop.check()
+        stop.saving = True
+        os.kill(os.getpid(), signal.SIGINT)  # ignored while the checkpoint is written
+        stop.saving = False
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            signal.getsignal(signal.SIGINT)  # the handler runs between bytecodes
+    assert signal.getsignal(signal.SIGINT) is before

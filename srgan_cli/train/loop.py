@@ -230,15 +230,19 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
 class _StopAtIterationEnd:
     """While active, Ctrl-C (and a SIGTERM that Python handles, as the CLI's) only notes the
     signal: the loop stops at the end of the iteration, so what it saves is a whole number
-    of iterations and resumes exactly. Off in several processes (each must stop at once,
-    or the others wait for it in a collective) and outside the main thread."""
+    of iterations and resumes exactly. A second signal stops at once, except while
+    ``saving``. Off in several processes (each must stop at once, or the others wait for
+    it in a collective) and outside the main thread."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
         self.pending = False
+        self.saving = False
         self._saved: dict[int, Any] = {}
 
     def _note(self, signum, frame) -> None:
+        if self.pending and not self.saving:
+            raise KeyboardInterrupt
         self.pending = True
 
     def __enter__(self) -> "_StopAtIterationEnd":
@@ -291,6 +295,8 @@ class _Run:
         self.started = False
         self.window = _Window()
         self.log = None
+        self.nets: Nets | None = None
+        self.lr = lr_at(cfg, state.iteration)
         self.val_psnr = state.history["val"][-1][1] if state.history["val"] else None
 
     @property
@@ -305,7 +311,6 @@ class _Run:
         self.t0 = time.perf_counter()
         self.seconds0 = self.state.history["seconds"]
         self.window_t, self.window_i = self.t0, self.it
-        self.lr = lr_at(self.cfg, self.it)
         interrupts = _StopAtIterationEnd(not self.info.enabled)
         self.started = True
         try:
@@ -318,6 +323,7 @@ class _Run:
                         if stop:
                             break
                 except KeyboardInterrupt:
+                    interrupts.saving = True
                     self._save_interrupted()
                     raise
         finally:
@@ -400,8 +406,7 @@ class _Run:
         return True
 
     def _report(self, event: str, **kw) -> None:
-        self.report(Progress(self.it, self.cfg.iters, {}, lr_at(self.cfg, self.it)
-                             if event == "loading" else self.lr, 0.0, event, **kw))
+        self.report(Progress(self.it, self.cfg.iters, {}, self.lr, 0.0, event, **kw))
 
     def _write(self, rec: dict) -> None:
         if self.log is not None:
