@@ -297,6 +297,26 @@ def check_shipped(entry: RegistryEntry) -> tuple[Path | None, str | None]:
     return f, None
 
 
+def local_source(entry: RegistryEntry) -> tuple[str, Path | None, str | None]:
+    """Where ``entry`` would come from, without network calls: ``(source, verified local
+    path or None, why a local copy is not usable or None)``; the source is ``shipped``,
+    ``cached``, ``cached (sha256 mismatch)``, ``remote`` or ``unpublished``."""
+    from srgan_cli import hub
+
+    shipped, problem = check_shipped(entry)
+    if shipped is not None:
+        return "shipped", shipped, None
+    if entry.published:
+        cached = hub.cached_file(entry.repo_id, entry.filename, entry.revision)
+        if cached is not None and entry.verifiable and hub.sha256_file(cached) == entry.sha256:
+            return "cached", cached, None
+        if cached is not None:
+            return "cached (sha256 mismatch)", None, (
+                f"the cached {cached} does not have the registry's sha256")
+        return "remote", None, problem
+    return ("unpublished (shipped copy unverified)" if problem else "unpublished"), None, problem
+
+
 def resolve_registered(entry: RegistryEntry, *, force_download: bool = False,
                        use_shipped: bool = True) -> Path:
     """The verified local file for a registered model; downloads it when needed."""

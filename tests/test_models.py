@@ -49,3 +49,24 @@ def test_shipped_file_matches_its_registry_entry():
         f"{f} changed since it was registered: run `srgan models register {f}`")
 
 
+
+
+def test_where_a_registered_model_would_come_from_is_told_without_the_network(env, tiny_weights):
+    from hubenv import published, sha, shipped_weights
+    from srgan_cli.models import local_source, resolve_registered
+
+    data, commit = published(env, tiny_weights)
+    e = registry()["tiny"]
+    assert local_source(e) == ("remote", None, None)
+    path = resolve_registered(e)  # downloads into the private Hub cache
+    source, local, problem = local_source(e)
+    assert (source, problem) == ("cached", None) and local.read_bytes() == data
+    local.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # the cached copy goes bad
+    source, local, problem = local_source(e)
+    assert source == "cached (sha256 mismatch)" and local is None and str(path) in problem
+    ship = shipped_weights(env)
+    write_registry(env.registry, ship=entry(sha(ship.read_bytes()), None, filename=ship.name))
+    assert local_source(registry()["ship"]) == ("shipped", ship, None)
+    write_registry(env.registry, ship=entry("a" * 64, None, filename=ship.name))
+    source, local, problem = local_source(registry()["ship"])
+    assert source.startswith("unpublished") and local is None and problem

@@ -240,3 +240,72 @@ def test_a_time_limit_stops_cleanly_with_a_checkpoint_that_resumes(train_dir, va
     assert load_generator(out)[1].iterations == res.iteration
     cfg.iters, cfg.max_seconds = res.iteration + 2, 0.0
     assert train(cfg, resume=run / "last.pt").iteration == res.iteration + 2
+
+
+V1_CONFIG_FIELDS = ("data", "run_dir", "stage", "iters", "batch", "crop", "scale", "blocks",
+                    "width", "lr", "lr_schedule", "lr_milestones", "precision", "channels_last",
+                    "device", "seed", "ckpt_every", "val_every", "val_dir", "log_every", "init")
+
+
+def test_a_version_1_checkpoint_still_resumes_exactly_and_exports(train_dir, tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(tiny_cfg(train_dir, full))
+    train(tiny_cfg(train_dir, part, iters=3))
+    ckpt = load_checkpoint(part / "last.pt")
+    # as format version 1 wrote it: no grad scaler, one data stream, the config fields of then
+    v1 = {k: ckpt[k] for k in ("iteration", "spec", "model", "optim", "data_rng", "torch_rng",
+                               "history")}
+    config = json.loads(ckpt["config"])
+    v1.update(version=1, config=json.dumps({**{k: config[k] for k in V1_CONFIG_FIELDS},
+                                            "lr_min": 0.0, "beta1": 0.9, "beta2": 0.999}))
+    torch.save(v1, part / "v1.pt")
+    _, info = load_generator(export(part / "v1.pt", tmp_path / "v1.safetensors"))
+    assert info.iterations == 3 and info.metadata["content_loss"] == "mse"
+    assert train(tiny_cfg(train_dir, part), resume=part / "v1.pt").iteration == 6
+    a, b = load_checkpoint(full / "last.pt"), load_checkpoint(part / "last.pt")
+    assert b["version"] == 2
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_ctrl_c_in_the_middle_of_an_iteration_saves_whole_iterations_that_resume_exactly(
+        train_dir, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from srgan_cli.train.state import TrainState
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(tiny_cfg(train_dir, full, ema=0.5))
+    update_ema, calls = TrainState.update_ema, []
+
+    def ctrl_c_on_the_third(self, decay):  # after the third generator update, before D's
+        update_ema(self, decay)
+        calls.append(decay)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(TrainState, "update_ema", ctrl_c_on_the_third)
+    events = []
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg(train_dir, part, ema=0.5, ckpt_every=100), on_progress=events.append)
+    monkeypatch.undo()
+    assert load_checkpoint(part / "last.pt")["iteration"] == 3 and len(calls) == 3
+    assert events[-1].message == f"interrupted; saved {part / 'last.pt'}"
+    train(tiny_cfg(train_dir, part, ema=0.5), resume=part / "last.pt")
+    a, b = load_checkpoint(full / "last.pt"), load_checkpoint(part / "last.pt")
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]) and torch.equal(a["ema"][k], b["ema"][k]), k
+
+
+def test_ctrl_c_while_the_images_load_says_there_is_nothing_to_save(train_dir, tmp_path,
+                                                                    monkeypatch):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ImageBank, "from_dirs", ctrl_c)
+    events = []
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_cfg(train_dir, tmp_path / "run"), on_progress=events.append)
+    assert "before the first iteration: nothing to save" in events[-1].message
+    assert not (tmp_path / "run" / "last.pt").exists()

@@ -17,26 +17,6 @@ def _psnr(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
-def _source(entry) -> tuple[str, Path | None, str | None]:
-    """(shipped | cached | remote | unpublished, verified local path, why a local copy is
-    not usable) without network calls."""
-    from srgan_cli import hub
-    from srgan_cli.models import check_shipped
-
-    shipped, problem = check_shipped(entry)
-    if shipped is not None:
-        return "shipped", shipped, None
-    if entry.published:
-        cached = hub.cached_file(entry.repo_id, entry.filename, entry.revision)
-        if cached is not None and entry.verifiable and hub.sha256_file(cached) == entry.sha256:
-            return "cached", cached, None
-        if cached is not None:
-            return "cached (sha256 mismatch)", None, (
-                f"the cached {cached} does not have the registry's sha256")
-        return "remote", None, problem
-    return ("unpublished (shipped copy unverified)" if problem else "unpublished"), None, problem
-
-
 @click.group("models")
 def models() -> None:
     """Registered models: list, download, inspect, register, publish, export, convert.
@@ -56,11 +36,11 @@ def models() -> None:
 def list_models() -> None:
     """Registered models, where each would come from, and their benchmark numbers."""
     from srgan_cli.errors import SrganError
-    from srgan_cli.models import default_model, registry, registry_paths
+    from srgan_cli.models import default_model, local_source, registry, registry_paths
 
     try:
         reg = registry()
-        rows = [(e, _source(e)[0]) for e in reg.values()]  # no network calls
+        rows = [(e, local_source(e)[0]) for e in reg.values()]  # no network calls
         default = default_model()
     except SrganError as e:
         fail(str(e))
@@ -123,7 +103,8 @@ def info(model) -> None:
     """
     from srgan_cli import hub, tensorfile
     from srgan_cli.errors import SrganError, WeightsError
-    from srgan_cli.models import default_model, find_by_sha256, registry, resolve_model
+    from srgan_cli.models import (default_model, find_by_sha256, local_source, registry,
+                                  resolve_model)
 
     out: list[tuple[str, str]] = []
     path = None
@@ -146,7 +127,7 @@ def info(model) -> None:
                 out.append(("parent", f"{parent.name if parent else 'not registered'} "
                                       f"({e.parent_file or '?'}, sha256 {e.parent_sha256})"))
             out.append(("default", "yes" if default_model() == e.name else "no"))
-            source, path, problem = _source(e)
+            source, path, problem = local_source(e)
             out.append(("source", source))
             if problem:
                 out.append(("problem", problem))

@@ -99,6 +99,7 @@ class ImageBank:
         cls,
         dirs: Sequence[str | os.PathLike],
         min_size: int,
+        *,
         device: torch.device | str = "cpu",
         on_progress: Callable[[int, int], None] | None = None,
         shard: tuple[int, int] = (0, 1),

@@ -1,0 +1,111 @@
+"""Releasing a run: the generator of a checkpoint (or its EMA) written as a safetensors file
+with the run's provenance in its metadata."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from srgan_cli.errors import TrainError
+from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+from srgan_cli.train.state import load_checkpoint
+from srgan_cli.weights import save_generator
+
+
+def _parent_provenance(checkpoint: Path, init: dict[str, Any], spec: GeneratorSpec,
+                       parent: str | os.PathLike | None) -> dict[str, str]:
+    """``parent_sha256`` / ``parent_file`` of a run that started from ``--init`` weights.
+
+    Runs record the init file's sha256 when they start; for checkpoints made before
+    that, ``parent`` names the file, which must agree with what the run did record
+    (its iterations and stage) and have the same architecture.
+    """
+    from srgan_cli.hub import sha256_file
+    from srgan_cli.weights import read_info
+
+    if parent is None:
+        if not init.get("sha256"):
+            return {}
+        return {"parent_sha256": init["sha256"],
+                "parent_file": init.get("filename") or Path(init["file"]).name}
+    parent = Path(parent)
+    if not init:
+        raise TrainError(f"{checkpoint}: the run did not start from --init weights, so it has "
+                         f"no parent; drop --parent {parent}")
+    pinfo = read_info(parent)
+    if pinfo.spec != spec:
+        raise TrainError(f"{parent}: is {pinfo.spec}, the checkpoint's generator is {spec}; "
+                         "not its parent")
+    sha = sha256_file(parent)
+    if init.get("sha256") and init["sha256"] != sha:
+        raise TrainError(f"{parent}: sha256 {sha} is not the file the run started from "
+                         f"({init.get('filename') or init['file']}, sha256 {init['sha256']})")
+    recorded = (init.get("stage"), int(init.get("iterations", 0) or 0))
+    found = (pinfo.stage, pinfo.iterations or 0)
+    if recorded != found:
+        raise TrainError(f"{parent}: a {found[0]!r} file of {found[1]} iterations, but the run "
+                         f"started from a {recorded[0]!r} file of {recorded[1]} iterations "
+                         f"({init['file']}); not its parent")
+    return {"parent_sha256": sha, "parent_file": parent.name}
+
+
+def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
+           extra: dict[str, Any] | None = None,
+           parent: str | os.PathLike | None = None, weights: str = "auto") -> Path:
+    """Write the generator of a checkpoint as a released safetensors file.
+
+    A run that started from ``--init`` weights names them in the file's metadata:
+    ``parent_sha256`` and ``parent_file`` (what ``--realism`` pairs the file with). The
+    run recorded them itself; for a checkpoint made before runs did, pass ``parent``
+    (the init file), checked against what the run did record.
+    ``weights``: ``ema`` (the moving average; an error when the run kept none), ``model``
+    (the generator as trained, even when an EMA was kept) or ``auto`` (the EMA when kept).
+    """
+    if weights not in ("auto", "ema", "model"):
+        raise TrainError(f"unknown weights {weights!r} (auto, ema, model)")
+    ckpt = load_checkpoint(Path(checkpoint))
+    spec = GeneratorSpec(**json.loads(ckpt["spec"]))
+    cfg = json.loads(ckpt["config"])
+    history = json.loads(ckpt["history"])
+    model = SRResNet(spec)
+    if weights == "ema" and "ema" not in ckpt:
+        raise TrainError(f"{checkpoint}: the run kept no EMA of the generator (--ema 0)")
+    use_ema = "ema" in ckpt and weights != "model"
+    model.load_state_dict(ckpt["ema"] if use_ema else ckpt["model"])
+    init = history.get("init") or {}
+    same_stage = init.get("stage") == cfg["stage"]  # a continuation, not a new stage
+    prior_iters = int(init.get("iterations", 0)) if same_stage else 0
+    prior_secs = float(init.get("seconds", 0)) if same_stage else 0.0
+    prov = {
+        "stage": cfg["stage"],
+        "iterations": str(int(ckpt["iteration"]) + prior_iters),
+        "data": ", ".join(Path(d).name for d in cfg["data"]),
+        "date": _dt.date.today().isoformat(),
+        "batch": str(cfg["batch"]),
+        "crop": str(cfg["crop"]),
+        "content_loss": cfg.get("content_loss", "mse"),
+        "train_seconds": f"{history['seconds'] + prior_secs:.0f}",
+    }
+    if cfg["stage"] == "gan":
+        prov["adv_weight"] = str(cfg.get("adv_weight"))
+        if cfg.get("pixel_weight"):
+            prov["pixel_weight"] = str(cfg["pixel_weight"])
+        if cfg.get("adv_warmup"):
+            prov["adv_warmup"] = str(cfg["adv_warmup"])
+    if use_ema:
+        prov["ema"] = str(cfg.get("ema"))
+    if init:
+        prov["init"] = (f"{init['file']} ({init['stage']}, {init['iterations']} iterations); "
+                        f"then {ckpt['iteration']} iterations of this run")
+    prov.update(_parent_provenance(Path(checkpoint), init, spec, parent))
+    if history["val"] and ("ema" not in ckpt or use_ema):  # validation ran the EMA when kept
+        last = history["val"][-1]
+        prov["val_set5_psnr"] = f"{last[1]:.3f}"
+        if len(last) > 2:
+            prov["val_set5_lpips"] = f"{last[2]:.4f}"
+    prov.update(extra or {})
+    save_generator(model, out, prov)
+    return Path(out)

@@ -1,0 +1,83 @@
+"""The training losses as objects (pixel, perceptual, adversarial) and their composition
+for a stage: :func:`generator_losses` says which terms the generator step sums."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+
+from srgan_cli.train.config import TrainConfig, adv_weight_at
+
+
+class PixelLoss:
+    """Mean squared (``mse``) or absolute (``l1``) error of SR against HR, in fp32."""
+
+    def __init__(self, kind: str = "mse") -> None:
+        if kind not in ("mse", "l1"):
+            raise ValueError(f"unknown pixel loss {kind!r} (mse, l1)")
+        self.kind = kind
+        self._fn = F.mse_loss if kind == "mse" else F.l1_loss
+
+    def __call__(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        return self._fn(sr.float(), hr)
+
+
+class PerceptualLoss:
+    """Mean squared distance of rescaled VGG19 features (the paper's VGG22/VGG54)."""
+
+    def __init__(self, vgg: torch.nn.Module) -> None:
+        self.vgg = vgg
+
+    def __call__(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        from srgan_cli.nets.vgg import content_loss
+
+        return content_loss(self.vgg, sr, hr)
+
+
+class AdversarialLoss:
+    """Binary cross-entropy on discriminator logits: -log D(x) when ``x`` should be judged
+    real, -log(1 - D(x)) when fake. The generator's term is ``loss(D(G(LR)), real=True)``."""
+
+    def __call__(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
+        target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+        return F.binary_cross_entropy_with_logits(logits, target)
+
+
+@dataclass
+class GeneratorLosses:
+    """The terms of a stage's generator loss, summed in this order.
+
+    ``content``: the MSE (logged as ``l_g_pix``) or VGG loss (``l_g_percep``), weight 1;
+    ``adversarial``: weighted by :func:`adv_weight_at` (``l_g_gan``; gan stage only);
+    ``pixel``: an L1 term beside a VGG content loss, weighted by ``pixel_weight``
+    (``l_g_l1``). When the content loss is not the MSE, the MSE is still logged as
+    ``l_g_pix`` (no gradient).
+    """
+
+    content: PixelLoss | PerceptualLoss
+    adversarial: AdversarialLoss | None = None
+    adversarial_weight: Callable[[int], float] | None = None  # of the 0-based iteration
+    pixel: PixelLoss | None = None
+    pixel_weight: float = 0.0
+
+    @property
+    def perceptual(self) -> bool:
+        return isinstance(self.content, PerceptualLoss)
+
+
+def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None) -> GeneratorLosses:
+    """The generator's loss for ``cfg``'s stage: MSE (srresnet) or VGG content (``vgg``
+    given), + the adversarial term in the gan stage, + L1 when ``pixel_weight`` is set
+    beside a VGG content loss."""
+    perceptual = vgg is not None
+    gan = cfg.stage == "gan"
+    return GeneratorLosses(
+        content=PerceptualLoss(vgg) if perceptual else PixelLoss("mse"),
+        adversarial=AdversarialLoss() if gan else None,
+        adversarial_weight=partial(adv_weight_at, cfg) if gan else None,
+        pixel=PixelLoss("l1") if perceptual and cfg.pixel_weight else None,
+        pixel_weight=cfg.pixel_weight)

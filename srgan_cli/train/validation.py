@@ -1,0 +1,58 @@
+"""Validation during training: mean Y-PSNR (the paper's protocol) and LPIPS of the
+generator's 8-bit outputs on a benchmark folder such as Set5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srgan_cli.errors import TrainError
+from srgan_cli.nets.generator import SRResNet
+
+
+def load_pairs(val_dir: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(LR, HR) uint8 pairs of a benchmark folder such as ``.../Set5`` (``*_HR``, ``*_LR_x4``)."""
+    from srgan_cli.bench.datasets import DatasetError, load_dataset
+
+    try:
+        pairs = load_dataset(val_dir.name, val_dir.parent, scale)
+    except (DatasetError, OSError) as e:
+        raise TrainError(f"validation data: {e}") from None
+    return [(_rgb(p.lr), _rgb(p.hr)) for p in pairs]
+
+
+def _rgb(a: np.ndarray) -> np.ndarray:
+    return a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2)
+
+
+def _sr_u8(model: SRResNet, lr: np.ndarray, device: torch.device) -> torch.Tensor:
+    """The model's 8-bit output (1, 3, H, W) for an (h, w, 3) uint8 LR image, on the CPU."""
+    x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(device)
+    return ((model(x).float() + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).cpu()
+
+
+@torch.inference_mode()
+def validate(model: SRResNet, pairs, device: torch.device) -> float:
+    """Mean Y-PSNR (paper protocol: BT.601 luma, 4 px border) over ``pairs``, fp32."""
+    from srgan_cli.bench.metrics import psnr
+
+    was_training = model.training
+    model.eval()
+    scores = [psnr(_sr_u8(model, lr, device)[0].permute(1, 2, 0).numpy(), hr,
+                   crop_border=model.spec.scale) for lr, hr in pairs]
+    model.train(was_training)
+    return float(np.mean(scores))
+
+
+@torch.inference_mode()
+def validate_lpips(model: SRResNet, pairs, lpips_model, device: torch.device) -> float:
+    """Mean LPIPS (AlexNet) of the 8-bit SR outputs against HR, on the CPU."""
+    was_training = model.training
+    model.eval()
+    scores = [float(lpips_model(_sr_u8(model, lr, device).float().div(255),
+                                torch.from_numpy(hr).permute(2, 0, 1)[None].float().div(255))[0])
+              for lr, hr in pairs]
+    model.train(was_training)
+    return float(np.mean(scores))
