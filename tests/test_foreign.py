@@ -137,7 +137,10 @@ def test_a_missing_file_and_a_list_instead_of_a_state_dict_are_refused(tmp_path)
 
 # --------------------------------------------------------------------------- tiling
 
-SEAM_TOL = 1e-5  # the random networks here see less than pad // 2 = 8 LR pixels
+# These small random networks barely use pixels farther than pad // 2 = 8 LR pixels (their
+# own initialisations shrink far contributions: docs/foreign_models.md), so blending is
+# exact up to rounding; the seam error of real-sized networks is measured, not tested.
+SEAM_TOL = 1e-5
 
 
 @pytest.mark.parametrize("name", sorted(NETS))
