@@ -188,3 +188,34 @@ def test_nested_archive_layout_and_tagged_names_are_found(tmp_path):
     extract_safely(tmp_path / "lr.tar.gz", root / "Odd" / "Odd_LR_x4")
     (pair,) = load_dataset("odd", root)
     assert pair.name == "bird_HR" and pair.hr.shape == (16, 20, 3) and pair.lr.shape == (4, 5, 3)
+
+
+def test_lpips_min_side_is_the_smallest_image_alexnet_takes():
+    import torch
+
+    from srgan_cli.bench.quality import LPIPS_MIN_SIDE
+    from srgan_cli.nets.lpips import LPIPS
+
+    model = LPIPS().eval()  # random weights: only the shapes matter here
+    x = torch.rand(1, 3, LPIPS_MIN_SIDE, LPIPS_MIN_SIDE)
+    assert model(x, x).shape == (1,)
+    with pytest.raises(RuntimeError):
+        model(x[..., 1:, 1:], x[..., 1:, 1:])
+
+
+@needs_shared("weights", "lpips-alexnet.safetensors")
+def test_images_too_small_for_lpips_are_one_line_naming_the_image(tmp_path):
+    root = tmp_path / "bench" / "Tiny"
+    (root / "Tiny_HR").mkdir(parents=True)
+    (root / "Tiny_LR_x4").mkdir()
+    hr = photo_like(36, 36, seed=0)
+    Image.fromarray(hr).save(root / "Tiny_HR" / "small.png")
+    Image.fromarray(hr).resize((9, 9), Image.BICUBIC).save(root / "Tiny_LR_x4" / "small.png")
+    r = CliRunner().invoke(main, ["benchmark", "tiny", "--data-dir", str(tmp_path / "bench"),
+                                  "-m", "bicubic"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    line = r.output.strip().splitlines()[-1]
+    assert "tiny/small" in line and "too small for LPIPS" in line and "--no-lpips" in line
+    r = CliRunner().invoke(main, ["benchmark", "tiny", "--data-dir", str(tmp_path / "bench"),
+                                  "-m", "bicubic", "--no-lpips"])
+    assert r.exit_code == 0, r.output

@@ -140,3 +140,26 @@ def test_convert_says_a_community_model_runs_as_it_is(tmp_path):
     r = run_cli("models", "convert", model, tmp_path / "o.safetensors")
     assert r.exit_code == 1 and "runs as it is" in r.output and "ESRGAN" in r.output
     assert not (tmp_path / "o.safetensors").exists()
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_models_info_describes_a_community_model_file(tmp_path, suffix):
+    model = model_file(tmp_path, "compact", suffix)
+    r = run_cli("models", "info", model)
+    assert r.exit_code == 0, r.output
+    fields = dict(line.split(None, 1) for line in r.output.splitlines() if " " in line)
+    state = foreign.read_state_dict(model)
+    assert fields["tensors"].strip() == (
+        f"{len(state)} ({sum(t.numel() for t in state.values()):,} values)")
+    assert fields["generator"].startswith("spandrel x4")
+
+
+def test_models_info_refuses_a_model_file_carrying_code_without_running_it(tmp_path):
+    from test_foreign import _Plant
+
+    planted = tmp_path / "planted"
+    evil = tmp_path / "evil.pth"
+    torch.save({"params_ema": state_dict("compact"), "hook": _Plant(planted)}, evil)
+    r = run_cli("models", "info", evil)
+    assert r.exit_code == 1 and str(evil) in r.output and len(r.output.strip().splitlines()) == 1
+    assert not planted.exists()

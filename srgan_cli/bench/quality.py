@@ -10,6 +10,7 @@ from PIL import Image
 
 from srgan_cli.bench.datasets import Pair
 from srgan_cli.bench.metrics import psnr, ssim
+from srgan_cli.errors import BenchmarkError
 
 BASELINES = {"nearest": Image.NEAREST, "bicubic": Image.BICUBIC}
 
@@ -42,9 +43,20 @@ class Record:
                 "lpips": self.lpips, "images": self.images, "per_image": self.per_image}
 
 
+# AlexNet's fifth layer, the last LPIPS reads, needs an input of at least this many pixels a side
+LPIPS_MIN_SIDE = 31
+
+
 def lpips_distance(model, sr: np.ndarray, hr: np.ndarray, crop_border: int = 4) -> float:
-    """LPIPS between two uint8 images (gray replicated to RGB), same border crop as PSNR."""
+    """LPIPS between two uint8 images (gray replicated to RGB), same border crop as PSNR.
+    Raises ValueError for images too small for AlexNet."""
     import torch
+
+    side = min(hr.shape[:2]) - 2 * crop_border
+    if side < LPIPS_MIN_SIDE:
+        raise ValueError(f"{min(hr.shape[:2])} px a side is too small for LPIPS (at least "
+                         f"{LPIPS_MIN_SIDE + 2 * crop_border} px with the {crop_border}-px "
+                         f"border crop; --no-lpips skips it)")
 
     def t(a: np.ndarray):
         a = a if a.ndim == 3 else np.repeat(a[..., None], 3, 2)
@@ -76,12 +88,16 @@ def evaluate(dataset: str, method: str, pairs: list[Pair], scale: int,
     for p in pairs:
         sr = fn(p.lr)
         if sr.shape != p.hr.shape:
-            raise ValueError(f"{dataset}/{p.name}: {method} gave {sr.shape}, HR is {p.hr.shape}")
+            raise BenchmarkError(f"{dataset}/{p.name}: {method} gave {sr.shape}, HR is "
+                                 f"{p.hr.shape}")
         row = {"image": p.name,
                "psnr": psnr(sr, p.hr, crop_border=4, test_y_channel=True),
                "ssim": ssim(sr, p.hr, crop_border=4, test_y_channel=True, method=ssim_method)}
         if lpips_model is not None:
-            row["lpips"] = lpips_distance(lpips_model, sr, p.hr)
+            try:
+                row["lpips"] = lpips_distance(lpips_model, sr, p.hr)
+            except ValueError as e:
+                raise BenchmarkError(f"{dataset}/{p.name}: {e}") from None
         rows.append(row)
         if on_output:
             on_output(p.name, sr)

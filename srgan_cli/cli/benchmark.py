@@ -118,8 +118,10 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
                   + (f", LPIPS {rec.lpips:.4f}" if rec.lpips is not None else "")
                   + f" ({rec.images} images)")
 
-    records = run.score(loaded, methods, ssim_method=ssim_method, lpips=lpips_model,
-                        save_images=save_images, compare_dir=compare_dir, on_record=on_record)
+    with exit_on_error():
+        records = run.score(loaded, methods, ssim_method=ssim_method, lpips=lpips_model,
+                            save_images=save_images, compare_dir=compare_dir,
+                            on_record=on_record)
     if compare_dir:
         err.print(f"comparison crops written to {compare_dir}")
     print_table(run.quality_table(records, methods, loaded, ssim_method,

@@ -97,7 +97,7 @@ def download(names, force) -> None:
 @models.command()
 @click.argument("model")
 def info(model) -> None:
-    """Registry entry and/or file metadata of a name, hf:// URL or .safetensors file.
+    """Registry entry and/or file metadata of a name, hf:// URL or model file.
 
     A registered name is shown from local copies only (no download).
     """
@@ -137,14 +137,20 @@ def info(model) -> None:
         else:
             path = resolve_model(model)
         if path is not None:
-            n_tensors, n_params, meta = tensorfile.summary(path)
+            from srgan_cli.weights import has_srgan_metadata, read_model_info
+
+            if Path(path).suffix == ".safetensors" or has_srgan_metadata(path):
+                n_tensors, n_params, meta = tensorfile.summary(path)
+            else:  # a community .pth/.pt/.ckpt/.bin: torch.load(weights_only=True) only
+                from srgan_cli.foreign import read_state_dict
+
+                state = read_state_dict(path)
+                n_tensors, n_params, meta = len(state), sum(t.numel() for t in state.values()), {}
             out += [("file", str(path)), ("size", f"{Path(path).stat().st_size:,} bytes"),
                     ("file sha256", hub.sha256_file(path)),
                     ("tensors", f"{n_tensors} ({n_params:,} values)")]
-            from srgan_cli.weights import read_info
-
             try:
-                d = read_info(path).descriptor
+                d = read_model_info(path).descriptor
                 out.append(("generator", f"{d.arch} x{d.scale}, {d.summary}, "
                                          f"{d.in_channels} channels"))
             except WeightsError as e:
