@@ -93,11 +93,12 @@ def layouts() -> dict[str, Architecture]:
     return {lay: arch for arch in _REGISTRY.values() for lay in arch.layouts}
 
 
-__all__ = ["ActivationMemory", "Architecture", "InferenceForm", "ModelDescriptor", "PRECISIONS", "UNIT_RANGE",
-           "from_metadata", "get", "layouts", "load_state_dict", "names", "of_spec",
+__all__ = ["ActivationMemory", "Architecture", "InferenceForm", "ModelDescriptor", "PRECISIONS",
+           "UNIT_RANGE", "from_metadata", "get", "layouts", "load_state_dict", "names", "of_spec",
            "recognise", "register"]
 
-from srgan_cli.arch import community, srresnet  # noqa: E402  (one import and one register() per architecture)
+# one import and one register() per architecture
+from srgan_cli.arch import community, srresnet  # noqa: E402
 
 register(srresnet.ARCH)
 register(community.ARCH)  # last: spandrel recognises many layouts, ours are tried first
