@@ -299,9 +299,9 @@ class Upscaler:
             retries = [0]
             try:
                 y = run_tiled(self._forward_fn(retries, precision), x, self.scale, tile,
-                              self.tile_pad,
-                              on_tile, self.tile_batch, store, margin=self.border_pad,
-                              mirror=self.border, **self._tiling())
+                              self.tile_pad, on_tile=on_tile, batch=self.tile_batch,
+                              store=store, margin=self.border_pad, mirror=self.border,
+                              **self._tiling())
                 return (None if y is None else y.cpu()), tile, retries[0]
             except torch.OutOfMemoryError:
                 if self.device.type == "cuda":
