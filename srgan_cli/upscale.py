@@ -413,8 +413,8 @@ class Upscaler:
             for note in _notes(src, d, dst, fmt):
                 on_event(note)
         planes, tile, retries = self.upscale_decoded(d, on_tile, on_event)
-        imaging.write_image(dst, planes, fmt, quality, {} if strip_metadata else d.info,
-                            png_level)
+        imaging.write_image(dst, planes, fmt=fmt, quality=quality,
+                            info={} if strip_metadata else d.info, png_level=png_level)
         out_size = (planes.shape[1], planes.shape[0])
         return UpscaleResult(src, dst, d.size, out_size, tile, retries)
 
@@ -573,7 +573,8 @@ class _FilesCall:
             return _SKIP, 0.0
         if job.dst.exists() and not self.overwrite:
             raise SrganError(f"{job.dst}: already exists (use --overwrite)")
-        imaging.write_image(job.dst, planes, self.fmt, self.quality, info, self.png_level)
+        imaging.write_image(job.dst, planes, fmt=self.fmt, quality=self.quality, info=info,
+                            png_level=self.png_level)
         return None, time.perf_counter() - t
 
 

@@ -186,7 +186,8 @@ def _plan(inputs, *, model, output, recursive, shard, shard_kn, suffix, outscale
     if (not single and output is not None and output.suffix.lower() in IMAGE_SUFFIXES
             and not output.is_dir()):
         fail(f"-o {output}: {len(items)} inputs need an output folder, not an image file name")
-    jobs, earlier = batch.plan_jobs(items, output, single, suffix, fmt, overwrite)
+    jobs, earlier = batch.plan_jobs(items, output, single=single, suffix=suffix, fmt=fmt,
+                                    overwrite=overwrite)
     conflicts = batch.conflicts(jobs)
     for line in conflicts[:-1]:
         error_line(line)
