@@ -59,7 +59,7 @@ def has_subfolders(inputs: tuple[str, ...]) -> bool:
     return any(Path(i).is_dir() and any(c.is_dir() for c in Path(i).iterdir()) for i in inputs)
 
 
-def output_path(src: Path, root: Path | None, out: Path | None, single: bool, suffix: str,
+def output_path(src: Path, root: Path | None, out: Path | None, *, single: bool, suffix: str,
                 fmt: str | None) -> Path:
     """Where ``src`` is written: beside it with ``suffix`` without ``out``; ``out`` itself
     for a single input named as a file; else under the ``out`` folder, mirroring ``root``."""
@@ -75,7 +75,7 @@ def output_path(src: Path, root: Path | None, out: Path | None, single: bool, su
     return dst.with_name(f"{dst.stem}{ext}")
 
 
-def plan_jobs(items: list[Item], output: Path | None, single: bool, suffix: str,
+def plan_jobs(items: list[Item], output: Path | None, *, single: bool, suffix: str,
               fmt: str | None, overwrite: bool) -> tuple[list[FileJob], list[Path]]:
     """One job per input, in order, and the files left out as earlier outputs.
 
@@ -91,8 +91,8 @@ def plan_jobs(items: list[Item], output: Path | None, single: bool, suffix: str,
             jobs.append(FileJob(src, None, ImageError(f"{src}: no such file")))
             continue
         try:
-            jobs.append(FileJob(src, output_path(src, root, output, single, suffix, fmt),
-                                skip_existing=root is not None and not overwrite))
+            dst = output_path(src, root, output, single=single, suffix=suffix, fmt=fmt)
+            jobs.append(FileJob(src, dst, skip_existing=root is not None and not overwrite))
         except SrganError as e:
             jobs.append(FileJob(src, None, e))
     outputs = {job.dst.resolve() for job in jobs

@@ -283,11 +283,18 @@ def model_card(*, name: str, repo_id: str, filename: str, sha256: str, metadata:
     """README.md for a model repo: YAML header for the Hub, then what the file is and how
     to use and verify it."""
     m = metadata
-    psnr = psnr or {}
-    lic = (license or "other").lower()
-    lines = [
+    arch_keys = ("arch", *_arch_keys(m))
+    lines = (_card_head(name, m, license) + _card_architecture(m, arch_keys, parameters)
+             + ["", "## Training", ""] + _recipe(m) + _card_metadata(m, arch_keys)
+             + _card_benchmarks(psnr or {}) + _card_use(repo_id, filename, sha256, license))
+    return "\n".join(lines)
+
+
+def _card_head(name: str, m: dict[str, str], license: str | None) -> list[str]:
+    """The model card's YAML header for the Hub, title and one-paragraph summary."""
+    return [
         "---",
-        f"license: {lic}",
+        f"license: {(license or 'other').lower()}",
         "library_name: srgan",
         "pipeline_tag: image-to-image",
         "tags:",
@@ -302,32 +309,41 @@ def model_card(*, name: str, repo_id: str, filename: str, sha256: str, metadata:
         "Generator of Ledig et al., *Photo-Realistic Single Image Super-Resolution Using a "
         "Generative Adversarial Network* (CVPR 2017), Figure 4, as made by the srgan "
         "project (`srgan` command line). Input: RGB in [0, 1]; output: RGB in [-1, 1].",
-        "",
-        "## Architecture",
-        "",
-        "| key | value |",
-        "| --- | --- |",
     ]
-    arch_keys = ("arch", *_arch_keys(m))
-    for k in arch_keys:
-        if k in m:
-            lines.append(f"| {k} | {m[k]} |")
+
+
+def _card_architecture(m: dict[str, str], arch_keys: tuple[str, ...],
+                       parameters: int | None) -> list[str]:
+    """The model card's architecture table."""
+    lines = ["", "## Architecture", "", "| key | value |", "| --- | --- |"]
+    lines += [f"| {k} | {m[k]} |" for k in arch_keys if k in m]
     if parameters:
         lines.append(f"| parameters | {parameters:,} |")
-    lines += ["", "## Training", ""] + _recipe(m)
-    lines += ["", "Everything the file's metadata records:", "", "| key | value |",
-              "| --- | --- |"]
+    return lines
+
+
+def _card_metadata(m: dict[str, str], arch_keys: tuple[str, ...]) -> list[str]:
+    """The model card's table of every other metadata key."""
+    lines = ["", "Everything the file's metadata records:", "", "| key | value |", "| --- | --- |"]
     skip = {"format", *arch_keys}
-    for k in sorted(m):
-        if k not in skip:
-            lines.append(f"| {k} | {str(m[k]).replace('|', '/')} |")
-    lines += ["", "## Benchmarks", "",
-              "x4, Y channel, 4-pixel border crop (the paper's protocol; `srgan benchmark`).", "",
-              "| dataset | PSNR (dB) |", "| --- | --- |"]
+    return lines + [f"| {k} | {str(m[k]).replace('|', '/')} |" for k in sorted(m)
+                    if k not in skip]
+
+
+def _card_benchmarks(psnr: dict[str, float | None]) -> list[str]:
+    """The model card's Set5/Set14 PSNR table."""
+    lines = ["", "## Benchmarks", "",
+             "x4, Y channel, 4-pixel border crop (the paper's protocol; `srgan benchmark`).", "",
+             "| dataset | PSNR (dB) |", "| --- | --- |"]
     for b in ("Set5", "Set14"):
         v = psnr.get(b)
         lines.append(f"| {b} | {'not measured' if v is None else f'{v:.2f}'} |")
-    lines += [
+    return lines
+
+
+def _card_use(repo_id: str, filename: str, sha256: str, license: str | None) -> list[str]:
+    """The model card's usage, verification and licence sections."""
+    return [
         "",
         "## Use",
         "",
@@ -351,7 +367,6 @@ def model_card(*, name: str, repo_id: str, filename: str, sha256: str, metadata:
         f"{license or 'See the repository.'}",
         "",
     ]
-    return "\n".join(lines)
 
 
 def registry_entry(*, name: str, repo_id: str, filename: str, revision: str | None,

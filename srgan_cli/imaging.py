@@ -264,7 +264,7 @@ def to_pil(planes: np.ndarray) -> Image.Image:
     return Image.fromarray(planes[..., 0] if c == 1 else planes, mode)
 
 
-def write_image(path: str | os.PathLike, planes: np.ndarray, fmt: str | None = None,
+def write_image(path: str | os.PathLike, planes: np.ndarray, *, fmt: str | None = None,
                 quality: int = 95, info: dict | None = None, png_level: int = 6) -> None:
     """Write (H, W, C) uint8/uint16 planes (C = 1 L, 2 LA, 3 RGB, 4 RGBA) atomically.
 

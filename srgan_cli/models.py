@@ -450,9 +450,32 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
     old = dict(old) if isinstance(old, dict) else {}
     sha = sha256_file(path)
     changed = old.get("sha256") != sha
-    d, meta = info.descriptor, info.metadata
-    notes: list[str] = []
 
+    entry = _described(old, info, path, description=description, repo_id=repo_id)
+    entry["revision"], notes = _revision(old, revision, changed)
+    entry["sha256"] = sha
+    entry["license"] = license if license is not None else old.get("license", "MIT")
+    entry["psnr"], more = _psnr(old, info.metadata, changed, set5=set5, set14=set14,
+                                path=path)
+    notes += more
+    entry.pop("parent", None)
+    parent, more = _parent(info, models, name)
+    if parent is not None:
+        entry["parent"] = parent
+    notes += more
+    _entry(name, entry, reg_path)  # validate before writing
+    notes += _where_served(entry, path, reg_path)
+    models[name] = entry
+    if make_default:
+        raw["default"] = name
+    _write_raw(reg_path, raw)
+    return Registered(name, entry, reg_path, changed, tuple(notes))
+
+
+def _described(old: dict[str, Any], info, path: Path, *, description: str | None,
+               repo_id: str | None) -> dict[str, Any]:
+    """``old`` with the file's description, architecture, filename and ``repo_id``."""
+    d = info.descriptor
     entry = dict(old)
     entry["description"] = (description if description is not None else old.get(
         "description") or f"{d.arch} x{d.scale} ({info.stage}), {d.summary}")
@@ -461,16 +484,26 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
     entry.update(d.architecture.registry_fields(d.spec))
     entry["filename"] = path.name
     entry["repo_id"] = repo_id if repo_id is not None else old.get("repo_id")
+    return entry
+
+
+def _revision(old: dict[str, Any], revision: str | None,
+              changed: bool) -> tuple[str | None, list[str]]:
+    """The entry's pinned revision: the one given, else the old one unless the file
+    changed (the old commit holds another file); and a note when it was cleared."""
     if revision is not None:
-        entry["revision"] = revision
-    elif changed and old.get("revision"):
-        entry["revision"] = None
-        notes.append(f"revision cleared: {old['revision']} holds another file; publish this "
-                     "one with `srgan models publish` and register the new commit")
-    else:
-        entry["revision"] = old.get("revision")
-    entry["sha256"] = sha
-    entry["license"] = license if license is not None else old.get("license", "MIT")
+        return revision, []
+    if changed and old.get("revision"):
+        return None, [f"revision cleared: {old['revision']} holds another file; publish this "
+                      "one with `srgan models publish` and register the new commit"]
+    return old.get("revision"), []
+
+
+def _psnr(old: dict[str, Any], meta: dict, changed: bool, *, set5: float | None,
+          set14: float | None, path: Path) -> tuple[dict, list[str]]:
+    """The entry's benchmark numbers (kept while the file is the same; else ``set5`` or
+    the file's ``val_set5_psnr``, and ``set14`` or null), and notes about them."""
+    notes = []
     psnr = dict(old.get("psnr") or {}) if not changed else {}
     if set5 is not None:
         psnr["Set5"] = set5
@@ -490,20 +523,31 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
     if changed and (psnr.get("Set5") is None or psnr.get("Set14") is None):
         notes.append(f"benchmark numbers missing: measure with `srgan benchmark set5 set14 "
                      f"--model {path}` and pass --set5/--set14")
-    entry["psnr"] = {b: psnr.get(b) for b in BENCHMARKS} | {
+    ordered = {b: psnr.get(b) for b in BENCHMARKS} | {
         k: v for k, v in psnr.items() if k not in BENCHMARKS}
-    entry.pop("parent", None)
+    return ordered, notes
+
+
+def _parent(info, models: dict[str, Any], name: str) -> tuple[dict | None, list[str]]:
+    """The entry's ``parent`` from the file's metadata (None when it names none), and a
+    note on whether ``--realism`` can find it."""
+    meta = info.metadata
     if meta.get("parent_sha256"):
-        entry["parent"] = {"sha256": meta["parent_sha256"], "file": meta.get("parent_file")}
-        parent = next((n for n, e in models.items() if n != name and isinstance(e, dict)
-                       and e.get("sha256") == meta["parent_sha256"]), None)
-        notes.append(f"parent: {parent!r} (sha256 {meta['parent_sha256']})" if parent else
-                     f"its parent ({meta.get('parent_file')}, sha256 {meta['parent_sha256']}) "
-                     "is not registered: --realism cannot find it until it is")
-    elif info.stage == "gan":
-        notes.append("the file names no parent (parent_sha256): --realism cannot use it; "
-                     "export it with `srgan models export CHECKPOINT FILE --parent INIT_FILE`")
-    _entry(name, entry, reg_path)  # validate before writing
+        found = next((n for n, e in models.items() if n != name and isinstance(e, dict)
+                      and e.get("sha256") == meta["parent_sha256"]), None)
+        note = (f"parent: {found!r} (sha256 {meta['parent_sha256']})" if found else
+                f"its parent ({meta.get('parent_file')}, sha256 {meta['parent_sha256']}) "
+                "is not registered: --realism cannot find it until it is")
+        return {"sha256": meta["parent_sha256"], "file": meta.get("parent_file")}, [note]
+    if info.stage == "gan":
+        return None, ["the file names no parent (parent_sha256): --realism cannot use it; "
+                      "export it with `srgan models export CHECKPOINT FILE --parent INIT_FILE`"]
+    return None, []
+
+
+def _where_served(entry: dict[str, Any], path: Path, reg_path: Path) -> list[str]:
+    """Notes on where the registered name will be served from."""
+    notes = []
     expected_at = shipped_dir(reg_path) / path.name
     if not (expected_at.is_file() and expected_at.resolve() == path.resolve()):
         notes.append(f"the shipped copy is looked up as {expected_at}; copy the file there "
@@ -512,8 +556,4 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
         notes.append("not published yet: served from the shipped copy only"
                      + (f" ({entry['repo_id']} is the intended publishing target)"
                         if entry["repo_id"] else ""))
-    models[name] = entry
-    if make_default:
-        raw["default"] = name
-    _write_raw(reg_path, raw)
-    return Registered(name, entry, reg_path, changed, tuple(notes))
+    return notes

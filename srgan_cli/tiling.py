@@ -79,7 +79,7 @@ class SizeRule:
                 and self.align <= 1)
 
 
-def plan_tiles(h: int, w: int, tile: int, pad: int, margin: int = 0,
+def plan_tiles(h: int, w: int, tile: int, pad: int, *, margin: int = 0,
                size: SizeRule | None = None, blend: bool = False) -> list[Tile]:
     """Tiles covering an h x w LR image; ``tile`` <= 0 means one tile for everything.
 
@@ -142,7 +142,7 @@ def call_fitted(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, sca
     if not ph and not pw:
         return fn(x)
     k = max(ph, pw)
-    return fn(_region(x, k, k, k + h + ph, k, k + w + pw, "reflect"))[
+    return fn(_region(x, k, (k, k + h + ph), (k, k + w + pw), "reflect"))[
         ..., : h * scale, : w * scale]
 
 
@@ -165,13 +165,15 @@ def mirror_index(n: int, margin: int, mode: str = "symmetric") -> torch.Tensor:
 
 def mirror_pad(x: torch.Tensor, margin: int, mode: str = "symmetric") -> torch.Tensor:
     """``x`` (..., H, W) extended by ``margin`` mirrored pixels on every side."""
-    return _region(x, margin, 0, x.shape[-2] + 2 * margin, 0, x.shape[-1] + 2 * margin, mode)
+    return _region(x, margin, (0, x.shape[-2] + 2 * margin), (0, x.shape[-1] + 2 * margin),
+                   mode)
 
 
-def _region(x: torch.Tensor, margin: int, y0: int, y1: int, x0: int, x1: int,
+def _region(x: torch.Tensor, margin: int, rows: tuple[int, int], cols: tuple[int, int],
             mode: str = "symmetric") -> torch.Tensor:
     """Rows y0:y1 and columns x0:x1 of ``x`` extended by ``margin`` (padded coordinates):
     a view when the region lies inside the image, else gathered by mirroring."""
+    (y0, y1), (x0, x1) = rows, cols
     h, w = x.shape[-2], x.shape[-1]
     if margin <= y0 and y1 <= h + margin:
         x = x[..., y0 - margin : y1 - margin, :]
@@ -182,18 +184,23 @@ def _region(x: torch.Tensor, margin: int, y0: int, y1: int, x0: int, x1: int,
     return x.index_select(-1, mirror_index(w, margin, mode)[x0:x1].to(x.device))
 
 
+def _tile_input(x: torch.Tensor, t: Tile, margin: int, mirror: str) -> torch.Tensor:
+    """The padded input region of tile ``t`` (:func:`_region`)."""
+    return _region(x, margin, (t.py0, t.py1), (t.px0, t.px1), mirror)
+
+
 def run_tiled(
     fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
     scale: int,
     tile: int,
     pad: int,
+    *,
     on_tile: Callable[[int, int], None] | None = None,
     batch: int = 1,
     store: Callable[[Tile, torch.Tensor], None] | None = None,
     margin: int = 0,
     mirror: str = "symmetric",
-    *,
     size: SizeRule | None = None,
     blend: bool = False,
 ) -> torch.Tensor | None:
@@ -213,32 +220,44 @@ def run_tiled(
     if x.shape[0] != 1 and tile > 0:
         if store is not None:
             raise ValueError("store= needs a single-image batch")
-        return torch.cat([run_tiled(fn, x[i : i + 1], scale, tile, pad, on_tile, batch,
-                                    margin=margin, mirror=mirror, size=size, blend=blend)
+        return torch.cat([run_tiled(fn, x[i : i + 1], scale, tile, pad, on_tile=on_tile,
+                                    batch=batch, margin=margin, mirror=mirror, size=size,
+                                    blend=blend)
                           for i in range(x.shape[0])])
-    n, c, h, w = x.shape
-    tiles = plan_tiles(h, w, tile, pad, margin, size, blend)
+    tiles = plan_tiles(x.shape[2], x.shape[3], tile, pad, margin=margin, size=size, blend=blend)
     if len(tiles) == 1:
-        t = tiles[0]
-        out = call_fitted(fn, _region(x, margin, t.py0, t.py1, t.px0, t.px1, mirror)
-                          if margin else x, scale, size)
-        if margin:
-            out = out[:, :, margin * scale : (margin + h) * scale,
-                      margin * scale : (margin + w) * scale]
-        if on_tile:
-            on_tile(1, 1)
-        if store is not None:
-            store(t, out)
-            return None
-        return out
+        return _run_whole(fn, x, scale, tiles[0], on_tile=on_tile, store=store, margin=margin,
+                          mirror=mirror, size=size)
+    how = dict(on_tile=on_tile, batch=batch, store=store, margin=margin, mirror=mirror,
+               size=size)
     if blend:
-        return _run_blended(fn, x, scale, tiles, pad=pad, on_tile=on_tile, batch=batch,
-                            store=store, margin=margin, mirror=mirror, size=size)
+        return _run_blended(fn, x, scale, tiles, pad=pad, **how)
+    return _run_exact(fn, x, scale, tiles, **how)
+
+
+def _run_whole(fn, x, scale, t, *, on_tile, store, margin, mirror, size):
+    """:func:`run_tiled` with one tile ``t``: the whole (mirror-extended) image at once."""
+    h, w = x.shape[2], x.shape[3]
+    out = call_fitted(fn, _tile_input(x, t, margin, mirror) if margin else x, scale, size)
+    if margin:
+        out = out[:, :, margin * scale : (margin + h) * scale,
+                  margin * scale : (margin + w) * scale]
+    if on_tile:
+        on_tile(1, 1)
+    if store is not None:
+        store(t, out)
+        return None
+    return out
+
+
+def _run_exact(fn, x, scale, tiles, *, on_tile, batch, store, margin, mirror, size):
+    """:func:`run_tiled` without ``blend``: each tile's valid region cut from its padded
+    output, handed to ``store`` or written into the assembled result."""
+    n, _, h, w = x.shape
     out = None
     done = 0
     for chunk in _chunks(tiles, batch):
-        inp = torch.cat([_region(x, margin, t.py0, t.py1, t.px0, t.px1, mirror)
-                         for t in chunk])
+        inp = torch.cat([_tile_input(x, t, margin, mirror) for t in chunk])
         y = call_fitted(fn, inp, scale, size)
         if out is None and store is None:
             out = y.new_empty((n, y.shape[1], h * scale, w * scale))
@@ -266,13 +285,14 @@ def _chunks(tiles: list[Tile], batch: int) -> Iterator[list[Tile]]:
             yield same[i : i + max(batch, 1)]
 
 
-def _ramp(lo: int, hi: int, a0: int, a1: int, n: int, half: int, scale: int,
+def _ramp(span: tuple[int, int], valid: tuple[int, int], *, n: int, half: int, scale: int,
           device: torch.device) -> torch.Tensor:
-    """Blending weights of output pixels ``lo * scale`` to ``hi * scale`` (LR coordinates
-    lo..hi) of a tile whose valid span of an axis of ``n`` pixels is [a0, a1): rising
-    from 0 to 1 over [a0 - half, a0 + half) and falling back over [a1 - half, a1 + half),
-    at the pixel centres; the ramps of the two tiles at a cut sum to 1. No ramp at the
-    image's edges; with ``half`` 0 the cut is hard."""
+    """Blending weights of output pixels ``lo * scale`` to ``hi * scale`` (``span`` = (lo,
+    hi) in LR coordinates) of a tile whose ``valid`` span of an axis of ``n`` pixels is
+    [a0, a1): rising from 0 to 1 over [a0 - half, a0 + half) and falling back over
+    [a1 - half, a1 + half), at the pixel centres; the ramps of the two tiles at a cut sum
+    to 1. No ramp at the image's edges; with ``half`` 0 the cut is hard."""
+    (lo, hi), (a0, a1) = span, valid
     u = (torch.arange(lo * scale, hi * scale, device=device, dtype=torch.float32) + 0.5) / scale
     if half == 0:
         return ((u >= a0) & (u < a1)).float()
@@ -298,19 +318,18 @@ def _run_blended(fn, x, scale, tiles, *, pad, on_tile, batch, store, margin, mir
         lo, hi = max(y0 - half, 0), min(y1 + half, h)
         acc = None
         for chunk in _chunks(row, batch):
-            inp = torch.cat([_region(x, margin, t.py0, t.py1, t.px0, t.px1, mirror)
-                             for t in chunk])
+            inp = torch.cat([_tile_input(x, t, margin, mirror) for t in chunk])
             y = call_fitted(fn, inp, s, size)
             if acc is None:
                 acc = y.new_zeros((n, y.shape[1], (hi - lo) * s, w * s))
                 if band is not None:  # the rows of the last band that this one reaches
                     acc[:, :, : band.shape[2] - (lo - band_lo) * s] = band[:, :, (lo - band_lo) * s :]
-            wy = _ramp(lo, hi, y0, y1, h, half, s, y.device)
+            wy = _ramp((lo, hi), (y0, y1), n=h, half=half, scale=s, device=y.device)
             for j, t in enumerate(chunk):
                 c0, c1 = max(t.x0 - half, 0), min(t.x1 + half, w)
                 oy, ox = lo + margin - t.py0, c0 + margin - t.px0
                 part = y[j : j + 1, :, oy * s : (oy + hi - lo) * s, ox * s : (ox + c1 - c0) * s]
-                wx = _ramp(c0, c1, t.x0, t.x1, w, half, s, y.device)
+                wx = _ramp((c0, c1), (t.x0, t.x1), n=w, half=half, scale=s, device=y.device)
                 acc[:, :, :, c0 * s : c1 * s] += part * (wy[:, None] * wx[None, :])
             done += len(chunk)
             if on_tile:

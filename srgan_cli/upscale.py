@@ -137,7 +137,7 @@ class Upscaler:
     filter (``None``: the model's scale).
     """
 
-    def __init__(self, model: str | os.PathLike | None = None, device: str = "auto",
+    def __init__(self, model: str | os.PathLike | None = None, *, device: str = "auto",
                  precision: str = "auto", tile: int | None = None, tile_pad: int | None = None,
                  tile_batch: int = 1, alpha: str = "bicubic", optimise: bool = True,
                  reuse_memory: bool = True, kernels: str = "auto",
@@ -148,16 +148,8 @@ class Upscaler:
             self.device = resolve_device(device)
         except ValueError as e:
             raise SrganError(str(e)) from None
-        if precision not in PRECISIONS:
-            raise SrganError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
-        if kernels not in KERNELS:
-            raise SrganError(f"unknown kernels {kernels!r} ({', '.join(KERNELS)})")
-        if border not in BORDERS:
-            raise SrganError(f"unknown border {border!r} ({', '.join(BORDERS)})")
-        if outscale is not None and not (outscale > 0 and math.isfinite(outscale)):
-            raise SrganError(f"outscale must be a positive number, got {outscale!r}")
-        if alpha not in ("bicubic", "model"):
-            raise SrganError(f"unknown alpha mode {alpha!r} (bicubic, model)")
+        _check_options(precision=precision, kernels=kernels, border=border, outscale=outscale,
+                       alpha=alpha)
         if reuse_memory and self.device.type == "cpu":
             keep_freed_memory()
         self.model = default_model() if model is None else model
@@ -175,26 +167,8 @@ class Upscaler:
             net = d.inference_net(net, on_cpu)
         self.optimise = optimise
         self.net = net.to(self.device, memory_format=torch.channels_last)
-        if precision != "auto" and precision not in d.precisions:
-            raise SrganError(f"{self.weights_path}: {d.arch} runs in "
-                             f"{', '.join(d.precisions)}, not {precision}")
-        self.precision = default_precision(self.device) if precision == "auto" else precision
-        if self.precision not in d.precisions:
-            self.precision = "fp32"
-        self.auto_precision = precision == "auto"
-        self.kernels, self.kernels_note = "torch", None
-        if kernels != "torch":
-            # Settings that rule the kernels out are the caller's choice (no note); a CPU,
-            # a network or a build that cannot run them is worth a note.
-            why = self._fused_blocker()
-            if why is None:
-                self.net, why = d.fused_or_reason(self.net)
-                if why is not None:
-                    self.kernels_note = f"fused AMX kernels not used: {why}"
-            if why is None:
-                self.kernels = "amx"
-            elif kernels == "amx":
-                raise SrganError(f"--kernels amx: the fused kernels cannot run: {why}")
+        self._set_precision(precision)
+        self._set_kernels(kernels)
         self.tile_pad = d.tile_pad if tile_pad is None else tile_pad
         self.border = border
         if border == "zero":
@@ -205,6 +179,37 @@ class Upscaler:
         self.tile_batch = max(1, tile_batch)
         self.alpha = alpha
         self.outscale = None if outscale is None or outscale == self.scale else float(outscale)
+
+    def _set_precision(self, precision: str) -> None:
+        """:attr:`precision` (``auto``: the device's default, or fp32 where the model does
+        not run in it) and :attr:`auto_precision`; a precision the model does not run in is
+        refused."""
+        d = self.descriptor
+        if precision != "auto" and precision not in d.precisions:
+            raise SrganError(f"{self.weights_path}: {d.arch} runs in "
+                             f"{', '.join(d.precisions)}, not {precision}")
+        self.precision = default_precision(self.device) if precision == "auto" else precision
+        if self.precision not in d.precisions:
+            self.precision = "fp32"
+        self.auto_precision = precision == "auto"
+
+    def _set_kernels(self, kernels: str) -> None:
+        """:attr:`kernels` (``amx`` where the fused kernels run, else ``torch``) and
+        :attr:`kernels_note`; with ``amx``, kernels that cannot run are an error."""
+        self.kernels, self.kernels_note = "torch", None
+        if kernels == "torch":
+            return
+        # Settings that rule the kernels out are the caller's choice (no note); a CPU,
+        # a network or a build that cannot run them is worth a note.
+        why = self._fused_blocker()
+        if why is None:
+            self.net, why = self.descriptor.fused_or_reason(self.net)
+            if why is not None:
+                self.kernels_note = f"fused AMX kernels not used: {why}"
+        if why is None:
+            self.kernels = "amx"
+        elif kernels == "amx":
+            raise SrganError(f"--kernels amx: the fused kernels cannot run: {why}")
 
     def _fused_blocker(self) -> str | None:
         if self.descriptor.inference.fused is None:
@@ -299,9 +304,9 @@ class Upscaler:
             retries = [0]
             try:
                 y = run_tiled(self._forward_fn(retries, precision), x, self.scale, tile,
-                              self.tile_pad,
-                              on_tile, self.tile_batch, store, margin=self.border_pad,
-                              mirror=self.border, **self._tiling())
+                              self.tile_pad, on_tile=on_tile, batch=self.tile_batch,
+                              store=store, margin=self.border_pad, mirror=self.border,
+                              **self._tiling())
                 return (None if y is None else y.cpu()), tile, retries[0]
             except torch.OutOfMemoryError:
                 if self.device.type == "cuda":
@@ -408,8 +413,8 @@ class Upscaler:
             for note in _notes(src, d, dst, fmt):
                 on_event(note)
         planes, tile, retries = self.upscale_decoded(d, on_tile, on_event)
-        imaging.write_image(dst, planes, fmt, quality, {} if strip_metadata else d.info,
-                            png_level)
+        imaging.write_image(dst, planes, fmt=fmt, quality=quality,
+                            info={} if strip_metadata else d.info, png_level=png_level)
         out_size = (planes.shape[1], planes.shape[0])
         return UpscaleResult(src, dst, d.size, out_size, tile, retries)
 
@@ -434,38 +439,26 @@ class Upscaler:
         writing, so two jobs with the same output behave as they would one after the
         other. ``on_start``, ``on_tile`` and ``on_event`` are called on this thread.
         """
-        def read(job: FileJob):
-            t = time.perf_counter()
-            if job.error is not None:
-                raise job.error
-            if (skip_existing or job.skip_existing) and job.dst.exists():
-                return _SKIP, 0.0
-            imaging.output_format(job.dst, fmt)  # fail before the expensive part
-            if job.dst.exists() and not overwrite:
-                raise SrganError(f"{job.dst}: already exists (use --overwrite)")
-            d = imaging.read_image(job.src, max_pixels=max_pixels)
-            return d, time.perf_counter() - t
-
-        def write(job: FileJob, planes: np.ndarray, info: dict):
-            t = time.perf_counter()
-            if (skip_existing or job.skip_existing) and job.dst.exists():  # written meanwhile
-                return _SKIP, 0.0
-            if job.dst.exists() and not overwrite:
-                raise SrganError(f"{job.dst}: already exists (use --overwrite)")
-            imaging.write_image(job.dst, planes, fmt, quality, info, png_level)
-            return None, time.perf_counter() - t
-
+        call = _FilesCall(overwrite=overwrite, skip_existing=skip_existing, fmt=fmt,
+                          quality=quality, strip_metadata=strip_metadata,
+                          max_pixels=max_pixels, png_level=png_level, on_start=on_start,
+                          on_tile=on_tile, on_event=on_event)
         jobs = list(jobs)
         if not overlap:
             for job in jobs:
-                pending = self._file_job(job, _done(read, job), on_start, on_tile, on_event,
-                                         strip_metadata, lambda *a: _done(write, *a), fmt)
+                pending = self._file_job(job, _done(call.read, job), call,
+                                         lambda *a: _done(call.write, *a))
                 yield _outcome(*pending)
             return
+        yield from self._overlapped(jobs, call)
+
+    def _overlapped(self, jobs: list[FileJob], call: _FilesCall) -> Iterator[FileOutcome]:
+        """:meth:`upscale_files` with ``overlap``: reads one job ahead on a reader thread,
+        writes one job behind on a writer thread (large outputs on this one)."""
         reader = ThreadPoolExecutor(1, thread_name_prefix="srgan-read")
         writer = ThreadPoolExecutor(1, thread_name_prefix="srgan-write")
         try:
-            ahead = reader.submit(read, jobs[0]) if jobs else None
+            ahead = reader.submit(call.read, jobs[0]) if jobs else None
             queued: deque = deque()  # (job, seconds, result | error | None, write future)
 
             def submit_write(job: FileJob, planes: np.ndarray, info: dict) -> Future:
@@ -476,15 +469,14 @@ class Upscaler:
                     for q in queued:
                         if q[3] is not None:
                             q[3].exception()  # wait; its result is reported in order later
-                    return _done(write, job, planes, info)
-                return writer.submit(write, job, planes, info)
+                    return _done(call.write, job, planes, info)
+                return writer.submit(call.write, job, planes, info)
 
             for i, job in enumerate(jobs):
                 decoded = ahead
                 if i + 1 < len(jobs):  # decode the next image while this one computes
-                    ahead = reader.submit(read, jobs[i + 1])
-                queued.append(self._file_job(job, decoded, on_start, on_tile, on_event,
-                                             strip_metadata, submit_write, fmt))
+                    ahead = reader.submit(call.read, jobs[i + 1])
+                queued.append(self._file_job(job, decoded, call, submit_write))
                 # Report finished jobs in order; keep at most one write in flight.
                 while queued and (queued[0][3] is None or queued[0][3].done()
                                   or len(queued) > 1):
@@ -495,8 +487,7 @@ class Upscaler:
             reader.shutdown(wait=True, cancel_futures=True)
             writer.shutdown(wait=True, cancel_futures=True)
 
-    def _file_job(self, job, decoded: Future, on_start, on_tile, on_event, strip_metadata,
-                  submit_write, fmt=None):
+    def _file_job(self, job: FileJob, decoded: Future, call: _FilesCall, submit_write):
         """Model step of one file job: (job, seconds so far, result | error | None, write)."""
         try:
             d, secs = decoded.result()
@@ -504,20 +495,20 @@ class Upscaler:
             return job, 0.0, e, None
         if d is _SKIP:
             return job, 0.0, None, None
-        if on_start:
-            on_start(job.src)
-        if on_event:
-            for note in _notes(job.src, d, job.dst, fmt):
-                on_event(note)
+        if call.on_start:
+            call.on_start(job.src)
+        if call.on_event:
+            for note in _notes(job.src, d, job.dst, call.fmt):
+                call.on_event(note)
         t = time.perf_counter()
         try:
-            planes, tile, retries = self.upscale_decoded(d, on_tile, on_event)
+            planes, tile, retries = self.upscale_decoded(d, call.on_tile, call.on_event)
         except SrganError as e:
             return job, secs + time.perf_counter() - t, e, None
         secs += time.perf_counter() - t
         res = UpscaleResult(job.src, job.dst, d.size, (planes.shape[1], planes.shape[0]), tile,
                             retries)
-        return job, secs, res, submit_write(job, planes, {} if strip_metadata else d.info)
+        return job, secs, res, submit_write(job, planes, {} if call.strip_metadata else d.info)
 
 
 @dataclass(frozen=True)
@@ -544,6 +535,62 @@ class FileOutcome:
 
 
 _SKIP = object()
+
+
+@dataclass(frozen=True)
+class _FilesCall:
+    """The options of one :meth:`Upscaler.upscale_files` call: how its files are read
+    and written, and its callbacks."""
+
+    overwrite: bool
+    skip_existing: bool
+    fmt: str | None
+    quality: int
+    strip_metadata: bool
+    max_pixels: int
+    png_level: int
+    on_start: Callable[[Path], None] | None
+    on_tile: TileCallback | None
+    on_event: EventCallback | None
+
+    def read(self, job: FileJob):
+        """(decoded image or ``_SKIP``, seconds); raises the job's planned error."""
+        t = time.perf_counter()
+        if job.error is not None:
+            raise job.error
+        if (self.skip_existing or job.skip_existing) and job.dst.exists():
+            return _SKIP, 0.0
+        imaging.output_format(job.dst, self.fmt)  # fail before the expensive part
+        if job.dst.exists() and not self.overwrite:
+            raise SrganError(f"{job.dst}: already exists (use --overwrite)")
+        d = imaging.read_image(job.src, max_pixels=self.max_pixels)
+        return d, time.perf_counter() - t
+
+    def write(self, job: FileJob, planes: np.ndarray, info: dict):
+        """(None or ``_SKIP`` when the output appeared meanwhile, seconds)."""
+        t = time.perf_counter()
+        if (self.skip_existing or job.skip_existing) and job.dst.exists():  # written meanwhile
+            return _SKIP, 0.0
+        if job.dst.exists() and not self.overwrite:
+            raise SrganError(f"{job.dst}: already exists (use --overwrite)")
+        imaging.write_image(job.dst, planes, fmt=self.fmt, quality=self.quality, info=info,
+                            png_level=self.png_level)
+        return None, time.perf_counter() - t
+
+
+def _check_options(*, precision: str, kernels: str, border: str, outscale: float | None,
+                   alpha: str) -> None:
+    """Refuse an :class:`Upscaler` option value it does not know."""
+    if precision not in PRECISIONS:
+        raise SrganError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
+    if kernels not in KERNELS:
+        raise SrganError(f"unknown kernels {kernels!r} ({', '.join(KERNELS)})")
+    if border not in BORDERS:
+        raise SrganError(f"unknown border {border!r} ({', '.join(BORDERS)})")
+    if outscale is not None and not (outscale > 0 and math.isfinite(outscale)):
+        raise SrganError(f"outscale must be a positive number, got {outscale!r}")
+    if alpha not in ("bicubic", "model"):
+        raise SrganError(f"unknown alpha mode {alpha!r} (bicubic, model)")
 
 
 def _notes(src: Path, d: imaging.Decoded, dst: Path, fmt: str | None) -> list[str]:

@@ -254,10 +254,11 @@ def test_shards_are_disjoint_slices_in_path_order_whatever_the_input_order():
 
 def test_outputs_are_named_beside_inputs_or_mirrored_under_the_output_folder(tmp_path):
     src = tmp_path / "in" / "sub" / "a.gif"
-    assert batch.output_path(src, None, None, True, "_x4", None) == src.with_name("a_x4.png")
-    assert batch.output_path(src, tmp_path / "in", tmp_path / "out", False, "_x4", "jpg") == \
-        tmp_path / "out" / "sub" / "a.jpg"
-    assert batch.output_path(src, None, tmp_path / "one.webp", True, "_x4", None) == \
+    named = dict(suffix="_x4", fmt=None)
+    assert batch.output_path(src, None, None, single=True, **named) == src.with_name("a_x4.png")
+    assert batch.output_path(src, tmp_path / "in", tmp_path / "out", single=False,
+                             suffix="_x4", fmt="jpg") == tmp_path / "out" / "sub" / "a.jpg"
+    assert batch.output_path(src, None, tmp_path / "one.webp", single=True, **named) == \
         tmp_path / "one.webp"
 
 
@@ -268,14 +269,16 @@ def test_a_folder_rerun_leaves_out_its_own_outputs_and_skips_existing_ones(tmp_p
         (d / name).write_bytes(b"")
     items = batch.collect_inputs((str(d),), recursive=False)
     assert [f.name for f, _ in items] == ["a.png", "a_x4.png"]
-    jobs, earlier = batch.plan_jobs(items, None, False, "_x4", None, overwrite=False)
+    jobs, earlier = batch.plan_jobs(items, None, single=False, suffix="_x4", fmt=None,
+                                    overwrite=False)
     assert [(j.src.name, j.dst.name, j.skip_existing) for j in jobs] == [
         ("a.png", "a_x4.png", True)]
     assert earlier == [d / "a_x4.png"]
 
 
 def test_a_missing_file_named_alone_is_a_job_with_its_error(tmp_path):
-    jobs, _ = batch.plan_jobs([(tmp_path / "gone.png", None)], None, True, "_x4", None, False)
+    jobs, _ = batch.plan_jobs([(tmp_path / "gone.png", None)], None, single=True, suffix="_x4",
+                              fmt=None, overwrite=False)
     assert jobs[0].dst is None and isinstance(jobs[0].error, ImageError)
     assert "gone.png: no such file" in str(jobs[0].error)
 

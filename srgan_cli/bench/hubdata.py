@@ -61,7 +61,8 @@ def fetch_dataset(name: str, scale: int = 4, revision: str | None = None) -> Pat
     canonical = KNOWN[key]
     root = cache_root()
     for part in (f"{canonical}_HR", f"{canonical}_LR_x{scale}"):
-        archive = _download(REPOS[key], f"data/{part}.tar.gz", revision, canonical, key, scale)
+        archive = _download(REPOS[key], f"data/{part}.tar.gz", revision=revision,
+                            canonical=canonical, key=key, scale=scale)
         dest = root / canonical / part
         stamp = dest / ".source"
         # the blob path in the Hub cache names the file's content (etag), so it identifies it
@@ -72,7 +73,7 @@ def fetch_dataset(name: str, scale: int = 4, revision: str | None = None) -> Pat
     return root
 
 
-def _download(repo_id: str, filename: str, revision: str | None, canonical: str, key: str,
+def _download(repo_id: str, filename: str, *, revision: str | None, canonical: str, key: str,
               scale: int) -> Path:
     """:func:`srgan_cli.hub.download` of a dataset file, with dataset-worded errors."""
     from srgan_cli import hub

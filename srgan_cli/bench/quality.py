@@ -78,7 +78,7 @@ def baseline(kind: str, scale: int) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def evaluate(dataset: str, method: str, pairs: list[Pair], scale: int,
-             fn: Callable[[np.ndarray], np.ndarray],
+             fn: Callable[[np.ndarray], np.ndarray], *,
              ssim_method: str = "daala", lpips_model=None,
              on_output: Callable[[str, np.ndarray], None] | None = None) -> Record:
     """Mean Y-PSNR and SSIM over ``pairs`` with a 4-px border crop (the paper's protocol),

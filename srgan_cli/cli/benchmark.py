@@ -12,8 +12,9 @@ from srgan_cli.cli.console import err, exit_on_error, fail, print_table
 from srgan_cli.cli.options import inference_options, model_option, parse_tile
 
 
-def _speed_benchmark(models, device, precision, kernels, size, tile, runs, baselines, gemm,
+def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, baselines, gemm,
                      json_path):
+    """``srgan benchmark --speed``: the timing table, GEMM rates and speed-up."""
     from srgan_cli.bench import run
 
     try:
@@ -97,8 +98,9 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
       srgan benchmark --speed --size 512x512 --baseline eager-fp32 --json speed.json
     """
     if speed:
-        return _speed_benchmark(models, device, precision, kernels, size, tile, runs, baselines,
-                                gemm, json_path)
+        return _speed_benchmark(models, device=device, precision=precision, kernels=kernels,
+                                size=size, tile=tile, runs=runs, baselines=baselines,
+                                gemm=gemm, json_path=json_path)
     if not datasets:
         fail("name at least one dataset (set5, set14, bsd100, urban100), or use --speed", 2)
     from srgan_cli.bench import run

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from srgan_cli.cli.console import error_line, fail, say
+from srgan_cli.cli.console import error_line, exit_on_error, fail, say
 
 
 def _psnr(v: float | None) -> str:
@@ -101,19 +101,29 @@ def info(model) -> None:
 
     A registered name is shown from local copies only (no download).
     """
-    from srgan_cli import hub, tensorfile
-    from srgan_cli.errors import SrganError, WeightsError
-    from srgan_cli.models import (default_model, find_by_sha256, local_source, registry,
-                                  resolve_model)
+    from srgan_cli.models import registry, resolve_model
 
     out: list[tuple[str, str]] = []
     path = None
-    try:
+    with exit_on_error():
         reg = registry()
         looks_like_path = model.startswith("hf://") or "/" in model or Path(model).suffix
         if model in reg and not looks_like_path:
-            e = reg[model]
-            out += [("name", e.name), ("description", e.description),
+            out, path = _entry_rows(reg[model])
+        else:
+            path = resolve_model(model)
+        if path is not None:
+            out += _file_rows(path)
+    w = max(len(k) for k, _ in out)
+    for k, v in out:
+        click.echo(f"{k.ljust(w)}  {v}")
+
+
+def _entry_rows(e) -> tuple[list[tuple[str, str]], Path | None]:
+    """``models info`` rows of a registry entry, and its local copy (None when none)."""
+    from srgan_cli.models import default_model, find_by_sha256, local_source
+
+    out = [("name", e.name), ("description", e.description),
                     ("architecture", f"{e.arch} x{e.scale}, {e.descriptor.summary}"),
                     ("parameters", f"{e.parameters:,}"),
                     ("hub", e.hub_url if e.published else (
@@ -122,46 +132,45 @@ def info(model) -> None:
                     ("sha256", e.sha256 or "-"), ("licence", e.license or "-"),
                     ("Set5 PSNR", _psnr(e.psnr.get("Set5"))),
                     ("Set14 PSNR", _psnr(e.psnr.get("Set14")))]
-            if e.parent_sha256:
-                parent = find_by_sha256(e.parent_sha256)
-                out.append(("parent", f"{parent.name if parent else 'not registered'} "
-                                      f"({e.parent_file or '?'}, sha256 {e.parent_sha256})"))
-            out.append(("default", "yes" if default_model() == e.name else "no"))
-            source, path, problem = local_source(e)
-            out.append(("source", source))
-            if problem:
-                out.append(("problem", problem))
-            if path is None:
-                out.append(("local copy", f"none (get it: srgan models download {e.name})"
-                            if e.published else "none"))
-        else:
-            path = resolve_model(model)
-        if path is not None:
-            from srgan_cli.weights import has_srgan_metadata, read_model_info
+    if e.parent_sha256:
+        parent = find_by_sha256(e.parent_sha256)
+        out.append(("parent", f"{parent.name if parent else 'not registered'} "
+                              f"({e.parent_file or '?'}, sha256 {e.parent_sha256})"))
+    out.append(("default", "yes" if default_model() == e.name else "no"))
+    source, path, problem = local_source(e)
+    out.append(("source", source))
+    if problem:
+        out.append(("problem", problem))
+    if path is None:
+        out.append(("local copy", f"none (get it: srgan models download {e.name})"
+                    if e.published else "none"))
+    return out, path
 
-            if Path(path).suffix == ".safetensors" or has_srgan_metadata(path):
-                n_tensors, n_params, meta = tensorfile.summary(path)
-            else:  # a community .pth/.pt/.ckpt/.bin: torch.load(weights_only=True) only
-                from srgan_cli.foreign import read_state_dict
 
-                state = read_state_dict(path)
-                n_tensors, n_params, meta = len(state), sum(t.numel() for t in state.values()), {}
-            out += [("file", str(path)), ("size", f"{Path(path).stat().st_size:,} bytes"),
-                    ("file sha256", hub.sha256_file(path)),
-                    ("tensors", f"{n_tensors} ({n_params:,} values)")]
-            try:
-                d = read_model_info(path).descriptor
-                out.append(("generator", f"{d.arch} x{d.scale}, {d.summary}, "
-                                         f"{d.in_channels} channels"))
-            except WeightsError as e:
-                out.append(("generator", f"no ({e})"))
-            for k in sorted(meta):
-                out.append((f"meta.{k}", str(meta[k])))
-    except SrganError as e:
-        fail(str(e))
-    w = max(len(k) for k, _ in out)
-    for k, v in out:
-        click.echo(f"{k.ljust(w)}  {v}")
+def _file_rows(path: Path) -> list[tuple[str, str]]:
+    """``models info`` rows of a model file: size, sha256, tensors, what it holds, metadata."""
+    from srgan_cli import hub, tensorfile
+    from srgan_cli.errors import WeightsError
+    from srgan_cli.weights import has_srgan_metadata, read_model_info
+
+    if Path(path).suffix == ".safetensors" or has_srgan_metadata(path):
+        n_tensors, n_params, meta = tensorfile.summary(path)
+    else:  # a community .pth/.pt/.ckpt/.bin: torch.load(weights_only=True) only
+        from srgan_cli.foreign import read_state_dict
+
+        state = read_state_dict(path)
+        n_tensors, n_params, meta = len(state), sum(t.numel() for t in state.values()), {}
+    out = [("file", str(path)), ("size", f"{Path(path).stat().st_size:,} bytes"),
+           ("file sha256", hub.sha256_file(path)),
+           ("tensors", f"{n_tensors} ({n_params:,} values)")]
+    try:
+        d = read_model_info(path).descriptor
+        out.append(("generator", f"{d.arch} x{d.scale}, {d.summary}, "
+                                 f"{d.in_channels} channels"))
+    except WeightsError as e:
+        out.append(("generator", f"no ({e})"))
+    out += [(f"meta.{k}", str(meta[k])) for k in sorted(meta)]
+    return out
 
 
 @models.command()

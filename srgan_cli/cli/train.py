@@ -83,80 +83,27 @@ from srgan_cli.cli.options import device_option
 @click.option("--max-seconds", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Wall-clock limit (data loading included): then checkpoint, validate, "
               "stop and --export as at the end; --resume continues. 0: none.")
-def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr_schedule,
-          lr_milestones, content_loss, adv_weight, pixel_weight, adv_warmup, d_lr, ema,
-          vgg_weights, lpips_weights,
-          precision, channels_last, device, seed, ckpt_every, val_every, val_dir,
-          resume, init_path, export_path, log_every, max_seconds):
+def train(resume, export_path, **options):
     """Train the generator: the paper's SRResNet stage, or its SRGAN stage (--stage gan).
 
     Runs on CPU (bf16 autocast + channels_last) or CUDA. Ctrl-C writes a checkpoint;
     --resume continues exactly where it stopped.
     """
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
-    from srgan_cli import paths
     from srgan_cli.errors import SrganError
-    from srgan_cli.train.loop import TrainConfig, export, train as run_train
+    from srgan_cli.train.loop import export, train as run_train
 
-    data_dirs = [str(d) for d in data] or [str(d) for d in paths.default_train_dirs()]
-    if not data_dirs:
-        fail("no training data: pass --data DIR (../shared/datasets/train not found)")
-    if val_dir is None:
-        found = paths.benchmark_dir("Set5")
-        val_dir = found
-    milestones = None  # unset options stay None: TrainConfig fills in the stage's defaults
-    if lr_milestones is not None:
-        try:
-            milestones = [int(m) for m in lr_milestones.split(",") if m.strip()]
-        except ValueError:
-            fail(f"--lr-milestones: expected comma-separated integers, got {lr_milestones!r}")
-    cfg = TrainConfig(
-        data=data_dirs, run_dir=str(run_dir) if run_dir else None, stage=stage, iters=iters,
-        batch=batch, crop=crop,
-        scale=int(scale), blocks=blocks, width=width, lr=lr, lr_schedule=lr_schedule,
-        lr_milestones=milestones, precision=precision, channels_last=channels_last,
-        device=device, seed=seed, ckpt_every=ckpt_every, val_every=val_every,
-        val_dir=str(val_dir) if val_dir else None, init=str(init_path) if init_path else None,
-        content_loss=content_loss, adv_weight=adv_weight, pixel_weight=pixel_weight,
-        adv_warmup=adv_warmup, d_lr=d_lr, ema=ema,
-        vgg_weights=str(vgg_weights) if vgg_weights else None,
-        lpips_weights=str(lpips_weights) if lpips_weights else None,
-        max_seconds=max_seconds, log_every=log_every,
-    )
-    run_dir = Path(cfg.run_dir)
+    cfg = _config(**options)
     main_process = os.environ.get("RANK", "0") == "0"
     if main_process:
+        run_dir = Path(cfg.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         with open(run_dir / "commands.txt", "a", encoding="utf-8") as f:
             f.write(command_line(click.get_current_context()) + "\n")
-
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=err, transient=False, disable=not main_process,
-    ) as bar:
+    with _progress_bar(not main_process) as bar:
         task = bar.add_task("train", total=cfg.iters, stats="")
-
-        def on_progress(p):
-            if p.event == "step":
-                losses = " ".join(f"{k} {v:.5f}" for k, v in p.losses.items())
-                bar.update(task, completed=p.iteration,
-                           stats=f"{losses} lr {p.lr:.1e} {p.its_per_sec:.2f} it/s")
-            elif p.event == "validate":
-                bar.console.print(f"iter {p.iteration}: Set5 Y-PSNR {p.val_psnr:.3f} dB"
-                                  + (f", LPIPS {p.val_lpips:.4f}" if p.val_lpips is not None
-                                     else ""))
-            elif p.event == "loading":
-                bar.update(task, completed=p.iteration)
-                bar.console.print(p.message)
-            elif p.event == "checkpoint" and p.message.startswith(("interrupted", "time limit")):
-                bar.console.print(p.message)
-
         interrupt_on_signals()
         try:
-            result = run_train(cfg, resume=resume, on_progress=on_progress)
+            result = run_train(cfg, resume=resume, on_progress=_on_progress(bar, task))
         except KeyboardInterrupt:
             fail("interrupted", code=130)
         except SrganError as e:
@@ -172,3 +119,63 @@ def train(stage, data, run_dir, iters, batch, crop, scale, blocks, width, lr, lr
             fail(str(e))
         err.print(f"exported {escape(str(export_path))}")
 
+
+def _config(*, data, run_dir, scale, lr_milestones, val_dir, init_path, vgg_weights,
+            lpips_weights, **same):
+    """The :class:`TrainConfig` of ``srgan train``'s options (``same``: those that are
+    its fields as they are); unset options stay None, for the stage's defaults."""
+    from srgan_cli import paths
+    from srgan_cli.train.loop import TrainConfig
+
+    data_dirs = [str(d) for d in data] or [str(d) for d in paths.default_train_dirs()]
+    if not data_dirs:
+        fail("no training data: pass --data DIR (../shared/datasets/train not found)")
+    if val_dir is None:
+        val_dir = paths.benchmark_dir("Set5")
+    milestones = None
+    if lr_milestones is not None:
+        try:
+            milestones = [int(m) for m in lr_milestones.split(",") if m.strip()]
+        except ValueError:
+            fail(f"--lr-milestones: expected comma-separated integers, got {lr_milestones!r}")
+
+    def text(path):
+        return str(path) if path else None
+
+    return TrainConfig(data=data_dirs, run_dir=text(run_dir), scale=int(scale),
+                       lr_milestones=milestones, val_dir=text(val_dir), init=text(init_path),
+                       vgg_weights=text(vgg_weights), lpips_weights=text(lpips_weights),
+                       **same)
+
+
+def _progress_bar(disable: bool):
+    """The training progress bar (on stderr): iterations, losses, lr and speed, ETA."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=err, transient=False, disable=disable,
+    )
+
+
+def _on_progress(bar, task):
+    """The training loop's progress callback: the bar's stats, validation results,
+    data loading and interruption messages."""
+    def on_progress(p):
+        if p.event == "step":
+            losses = " ".join(f"{k} {v:.5f}" for k, v in p.losses.items())
+            bar.update(task, completed=p.iteration,
+                       stats=f"{losses} lr {p.lr:.1e} {p.its_per_sec:.2f} it/s")
+        elif p.event == "validate":
+            bar.console.print(f"iter {p.iteration}: Set5 Y-PSNR {p.val_psnr:.3f} dB"
+                              + (f", LPIPS {p.val_lpips:.4f}" if p.val_lpips is not None
+                                 else ""))
+        elif p.event == "loading":
+            bar.update(task, completed=p.iteration)
+            bar.console.print(p.message)
+        elif p.event == "checkpoint" and p.message.startswith(("interrupted", "time limit")):
+            bar.console.print(p.message)
+
+    return on_progress

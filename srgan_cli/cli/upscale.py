@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from srgan_cli.cli.console import Interrupted, err, error_line, fail
+from srgan_cli.cli.console import Interrupted, err, error_line, exit_on_error, fail
 from srgan_cli.cli.options import inference_options, model_option, parse_shard, parse_tile
 from srgan_cli.files import remove_temporaries
 
@@ -132,26 +132,44 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     command's own earlier outputs are not inputs and existing outputs are skipped, so a
     re-run does no new work; Ctrl-C prints the summary and exits 130.
     """
-    import json
-    import time
-    import warnings
-
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                               TextColumn, TimeElapsedColumn)
-
-    from srgan_cli import batch
-    from srgan_cli.errors import SrganError
-    from srgan_cli.imaging import FORMATS, output_format
-    from srgan_cli.imaging import INPUT_SUFFIXES as IMAGE_SUFFIXES
-    from srgan_cli.models import default_model, resolve_model
-    from srgan_cli.upscale import Upscaler, describe
-    from srgan_cli.weights import read_model_info
+    from srgan_cli.upscale import Upscaler
 
     try:
         tile_n = parse_tile(tile)
         shard_kn = parse_shard(shard)
     except click.BadParameter as e:
         fail(str(e), code=2)
+    weights, jobs, earlier, single = _plan(
+        inputs, model=model, output=output, recursive=recursive, shard=shard,
+        shard_kn=shard_kn, suffix=suffix, outscale=outscale, fmt=fmt, overwrite=overwrite)
+    with exit_on_error():
+        up = Upscaler(weights, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
+                      tile_batch=tile_batch, alpha=alpha, kernels=kernels, outscale=outscale,
+                      realism=realism, border=border)
+    if not quiet:
+        _print_setup(up, jobs, earlier, realism=realism, fmt=fmt,
+                     output=output if single else None)
+    files = dict(overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality,
+                 strip_metadata=strip_metadata, max_pixels=max_pixels, png_level=png_level)
+    tally, seconds, interrupted = _run(up, jobs, files, quiet=quiet, as_json=as_json)
+    _print_summary(tally, seconds, len(jobs), interrupted=interrupted, quiet=quiet,
+                   as_json=as_json)
+    if interrupted:
+        sys.exit(130)
+    if tally.failed:
+        sys.exit(1)
+
+
+def _plan(inputs, *, model, output, recursive, shard, shard_kn, suffix, outscale, fmt,
+          overwrite):
+    """(weights file, jobs, earlier outputs left out, whether one file is named as such)
+    for ``srgan upscale``'s inputs and options; exits with the reason when there is
+    nothing to do or an output cannot be written."""
+    from srgan_cli import batch
+    from srgan_cli.imaging import INPUT_SUFFIXES as IMAGE_SUFFIXES
+    from srgan_cli.models import default_model, resolve_model
+    from srgan_cli.weights import read_model_info
+
     items = batch.collect_inputs(inputs, recursive)
     if shard_kn:
         items = batch.shard(items, *shard_kn)
@@ -160,17 +178,16 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         fail("no input images found" + (f" in shard {shard}" if shard else "")
              + ("; the input folder has sub-folders: add -r to descend into them" if nested
                 else ""))
-    try:
+    with exit_on_error():
         weights = resolve_model(model if model is not None else default_model())
         scale = read_model_info(weights).scale  # to plan the outputs before loading the model
-    except SrganError as e:
-        fail(str(e))
     suffix = f"_x{outscale or scale:g}" if suffix is None else suffix
     single = len(items) == 1 and items[0][1] is None
     if (not single and output is not None and output.suffix.lower() in IMAGE_SUFFIXES
             and not output.is_dir()):
         fail(f"-o {output}: {len(items)} inputs need an output folder, not an image file name")
-    jobs, earlier = batch.plan_jobs(items, output, single, suffix, fmt, overwrite)
+    jobs, earlier = batch.plan_jobs(items, output, single=single, suffix=suffix, fmt=fmt,
+                                    overwrite=overwrite)
     conflicts = batch.conflicts(jobs)
     for line in conflicts[:-1]:
         error_line(line)
@@ -179,32 +196,91 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     why = batch.unwritable({job.dst.parent for job in jobs if job.dst is not None})
     if why:
         fail(why)
-    try:
-        up = Upscaler(weights, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
-                      tile_batch=tile_batch, alpha=alpha, kernels=kernels, outscale=outscale,
-                      realism=realism, border=border)
-    except SrganError as e:
-        fail(str(e))
-    if not quiet:
-        err.print(f"model: {escape(str(up.weights_path))} ({describe(up.info)})"
-                  + (f" at realism {realism:g} with {escape(str(up.parent_path))}"
-                     if realism is not None else "") + f" on {up.device}, "
-                  f"{_precision_words(up, [job.src for job in jobs])}"
-                  + (f", output resized to x{up.outscale:g}" if up.outscale else "")
-                  + (f" ({up.kernels_note})" if up.kernels_note else ""),
-                  soft_wrap=True)
-        if up.device.type == "cpu" and up.precision == "fp16":
-            err.print("[yellow]note:[/] --precision fp16 on the CPU is far slower than bf16 or "
-                      "fp32 (CPUs have no fast fp16 arithmetic)", soft_wrap=True)
-        if single and fmt and output is not None and output.suffix.lower() in FORMATS:
-            said, meant = FORMATS[output.suffix.lower()], output_format(output, fmt)
-            if said != meant:
-                err.print(f"[yellow]note:[/] {escape(str(output))} is written as {meant} "
-                          f"(--format {fmt}), although its extension says {said}",
-                          soft_wrap=True)
-        if earlier:
-            err.print(f"[yellow]note:[/] {len(earlier)} file(s) named as this command's outputs "
-                      f"(e.g. {escape(str(earlier[0]))}) are not taken as inputs", soft_wrap=True)
+    return weights, jobs, earlier, single
+
+
+def _print_setup(up, jobs, earlier, *, realism, fmt, output) -> None:
+    """The first line (model, device, precision, kernels) and notes about the run:
+    fp16 on the CPU, a --format the extension of ``output`` (the output file of a single
+    input, else None) contradicts, inputs left out as earlier outputs."""
+    from srgan_cli.imaging import FORMATS, output_format
+    from srgan_cli.upscale import describe
+
+    err.print(f"model: {escape(str(up.weights_path))} ({describe(up.info)})"
+              + (f" at realism {realism:g} with {escape(str(up.parent_path))}"
+                 if realism is not None else "") + f" on {up.device}, "
+              f"{_precision_words(up, [job.src for job in jobs])}"
+              + (f", output resized to x{up.outscale:g}" if up.outscale else "")
+              + (f" ({up.kernels_note})" if up.kernels_note else ""),
+              soft_wrap=True)
+    if up.device.type == "cpu" and up.precision == "fp16":
+        err.print("[yellow]note:[/] --precision fp16 on the CPU is far slower than bf16 or "
+                  "fp32 (CPUs have no fast fp16 arithmetic)", soft_wrap=True)
+    if fmt and output is not None and output.suffix.lower() in FORMATS:
+        said, meant = FORMATS[output.suffix.lower()], output_format(output, fmt)
+        if said != meant:
+            err.print(f"[yellow]note:[/] {escape(str(output))} is written as {meant} "
+                      f"(--format {fmt}), although its extension says {said}",
+                      soft_wrap=True)
+    if earlier:
+        err.print(f"[yellow]note:[/] {len(earlier)} file(s) named as this command's outputs "
+                  f"(e.g. {escape(str(earlier[0]))}) are not taken as inputs", soft_wrap=True)
+
+
+class _Display:
+    """What ``srgan upscale`` shows while it runs: a bar over the images (several), a bar
+    over one image's tiles (a spinner when it is not tiled), each note once, and a line
+    per image."""
+
+    def __init__(self, bar, n_jobs: int, *, quiet: bool, as_json: bool) -> None:
+        self.bar, self.n_jobs, self.lines = bar, n_jobs, not quiet and not as_json
+        self.images = bar.add_task("images", total=n_jobs, name="", visible=n_jobs > 1,
+                                   unit="images")
+        # one image: "tiles" with an ETA when it is tiled, else a spinner and elapsed time
+        self.tiles = bar.add_task("tiles", total=1, name="", visible=False, unit=None)
+        self.noted: set[str] = set()
+
+    def on_tile(self, done: int, total: int) -> None:
+        self.bar.update(self.tiles, completed=done, total=total,
+                        description="tiles" if total > 1 else "upscaling")
+
+    def on_event(self, msg: str) -> None:
+        if msg not in self.noted:
+            self.noted.add(msg)
+            self.bar.console.print(f"[yellow]note:[/] {escape(msg)}", soft_wrap=True)
+
+    def on_start(self, src: Path) -> None:
+        self.bar.update(self.images, name=escape(src.name))  # file names are not markup
+        self.bar.reset(self.tiles, total=None, description="upscaling", visible=True,
+                       name="" if self.n_jobs > 1 else escape(src.name))
+
+    def show(self, o, precision: str) -> None:
+        """One outcome: its error, its fp32 redo note, its line (unless quiet or --json)."""
+        if o.status == "error":
+            error_line(str(o.error), self.bar.console)
+        elif o.status != "skipped":
+            res = o.result
+            if res.fp32_retries:
+                self.on_event(f"{o.src}: {res.fp32_retries} tile(s) overflowed in {precision}"
+                              " and were redone in fp32")
+            if self.lines:
+                self.bar.console.print(f"{escape(str(o.src))} -> {escape(str(o.dst))} "
+                                       f"({res.in_size[0]}x{res.in_size[1]} -> "
+                                       f"{res.out_size[0]}x{res.out_size[1]})", soft_wrap=True)
+
+
+def _run(up, jobs, files: dict, *, quiet: bool, as_json: bool):
+    """Upscale ``jobs`` (``files``: :meth:`Upscaler.upscale_files`'s file options) under
+    the progress display; (tally, seconds, whether Ctrl-C or SIGTERM stopped it). After
+    an interruption the write in flight ends and temporary files are removed."""
+    import json
+    import time
+    import warnings
+
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                               TextColumn, TimeElapsedColumn)
+
+    from srgan_cli import batch
 
     tally = batch.Tally()
     t0 = time.perf_counter()
@@ -217,55 +293,30 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         # Pillow warns (with a source line) about damaged files it still reads or then
         # refuses: each file gets its one line here instead.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
-        task = bar.add_task("images", total=len(jobs), name="", visible=len(jobs) > 1,
-                            unit="images")
-        # one image: "tiles" with an ETA when it is tiled, else a spinner and elapsed time
-        tiles = bar.add_task("tiles", total=1, name="", visible=False, unit=None)
-        noted: set[str] = set()
-
-        def on_tile(done: int, total: int) -> None:
-            bar.update(tiles, completed=done, total=total,
-                       description="tiles" if total > 1 else "upscaling")
-
-        def on_event(msg: str) -> None:
-            if msg not in noted:
-                noted.add(msg)
-                bar.console.print(f"[yellow]note:[/] {escape(msg)}", soft_wrap=True)
-
-        def on_start(src: Path) -> None:
-            bar.update(task, name=escape(src.name))  # file names are not markup
-            bar.reset(tiles, total=None, description="upscaling", visible=True,
-                      name="" if len(jobs) > 1 else escape(src.name))
-
+        shown = _Display(bar, len(jobs), quiet=quiet, as_json=as_json)
         # Decoding the next image and writing the previous one overlap with the model.
-        outcomes = up.upscale_files(jobs, overwrite=overwrite, skip_existing=skip_existing,
-                                    fmt=fmt, quality=quality, strip_metadata=strip_metadata,
-                                    max_pixels=max_pixels, png_level=png_level,
-                                    on_start=on_start, on_tile=on_tile,
-                                    on_event=on_event)
+        outcomes = up.upscale_files(jobs, **files, on_start=shown.on_start,
+                                    on_tile=shown.on_tile, on_event=shown.on_event)
         for o in outcomes:
             record = tally.add(o)
-            if o.status == "error":
-                error_line(str(o.error), bar.console)
-            elif o.status != "skipped":
-                res = o.result
-                if res.fp32_retries:
-                    on_event(f"{o.src}: {res.fp32_retries} tile(s) overflowed in {up.precision}"
-                             " and were redone in fp32")
-                if not quiet and not as_json:
-                    bar.console.print(f"{escape(str(o.src))} -> {escape(str(o.dst))} "
-                                      f"({res.in_size[0]}x{res.in_size[1]} -> "
-                                      f"{res.out_size[0]}x{res.out_size[1]})", soft_wrap=True)
+            shown.show(o, up.precision)
             if as_json:
                 click.echo(json.dumps(record))
-            bar.advance(task)
+            bar.advance(shown.images)
         if len(jobs) > 1:
-            bar.update(tiles, visible=False)
+            bar.update(shown.tiles, visible=False)
     if interrupted:
         outcomes.close()  # waits for the reader and the write in flight
         remove_temporaries(job.dst for job in jobs if job.dst is not None)
     interrupted.restore()
-    seconds = time.perf_counter() - t0
+    return tally, time.perf_counter() - t0, bool(interrupted)
+
+
+def _print_summary(tally, seconds: float, n_jobs: int, *, interrupted: bool, quiet: bool,
+                   as_json: bool) -> None:
+    """The summary: a JSON line on stdout with --json, one line on stderr unless quiet."""
+    import json
+
     summary = tally.summary(seconds)
     done, skipped, failures, mp_out = tally.done, tally.skipped, tally.failed, tally.mp_out
     if as_json:
@@ -276,9 +327,5 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
                   f"({summary['mp_per_s']} MP/s{rate})"
                   + (f", {skipped} skipped (output exists)" if skipped else "")
                   + (f", [bold red]{failures} failed[/]" if failures else "")
-                  + (f", [bold red]interrupted[/] ({len(jobs) - tally.reported} not done)"
+                  + (f", [bold red]interrupted[/] ({n_jobs - tally.reported} not done)"
                      if interrupted else ""), soft_wrap=True)  # one line, also in logs
-    if interrupted:
-        sys.exit(130)
-    if failures:
-        sys.exit(1)
