@@ -46,11 +46,11 @@ def main() -> None:
     for layout, bank in (("per-crop", plain), ("packed", packed)):
         for batch in (int(b) for b in a.batch.split(",")):
             gen = torch.Generator().manual_seed(0)
-            sample_batch(bank, batch, a.crop, a.scale, gen, dev)  # warm-up
+            sample_batch(bank, batch, a.crop, a.scale, gen, device=dev)  # warm-up
             sync()
             n, t = 0, time.perf_counter()
             while time.perf_counter() - t < a.seconds:
-                sample_batch(bank, batch, a.crop, a.scale, gen, dev)
+                sample_batch(bank, batch, a.crop, a.scale, gen, device=dev)
                 n += 1
             sync()
             secs = time.perf_counter() - t

@@ -126,7 +126,7 @@ def test_the_packed_bank_on_cuda_cuts_the_cpu_path_crops(train_dir):
     assert gpu.packed is not None and gpu.packed.flat.device.type == "cuda"
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
     lr1, hr1 = sample_batch(cpu, 32, 32, 4, g1)
-    lr2, hr2 = sample_batch(gpu, 32, 32, 4, g2, "cuda")
+    lr2, hr2 = sample_batch(gpu, 32, 32, 4, g2, device="cuda")
     assert hr2.device.type == "cuda" and torch.equal(hr1, hr2.cpu())
     assert (lr1 - lr2.cpu()).abs().max().item() <= 1e-4  # CUDA's bicubic vs the CPU's
 

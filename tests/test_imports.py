@@ -145,12 +145,7 @@ def test_no_library_function_is_longer_than_about_sixty_lines():
     assert long == {}
 
 
-# Left out on purpose: the training internals' batch sampler, six positional parameters
-# (srgan_cli/train/ is reworked on its own).
-MANY_POSITIONAL_ALLOWED = {("srgan_cli.train.data", "sample_batch (6 positional)")}
-
-
 def test_no_function_takes_more_than_five_positional_parameters_except_click_commands():
     many = {(m, found) for m, f in MODULES.items()
             for found in _many_positional(ast.parse(f.read_text(encoding="utf-8")), 5)}
-    assert many - MANY_POSITIONAL_ALLOWED == set()
+    assert many == set()

@@ -144,6 +144,7 @@ def sample_batch(
     crop: int,
     scale: int,
     gen: torch.Generator,
+    *,
     device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random HR crops with flips / 90-degree rotations, and their LR versions.

@@ -369,7 +369,8 @@ class _Run:
         state.set_lr(lr, lr * (cfg.d_lr or cfg.lr) / cfg.lr
                      if state.optimizer_d is not None else None)
         lr_img, hr = sample_batch(self.bank, cfg.batch // self.info.world, cfg.crop,
-                                  state.generator.spec.scale, state.data_rng, state.device)
+                                  state.generator.spec.scale, state.data_rng,
+                                  device=state.device)
         if cfg.channels_last:
             lr_img = lr_img.contiguous(memory_format=torch.channels_last)
             hr = hr.contiguous(memory_format=torch.channels_last)
