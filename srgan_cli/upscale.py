@@ -553,26 +553,34 @@ class _FilesCall:
     on_tile: TileCallback | None
     on_event: EventCallback | None
 
+    def _existing(self, job: FileJob, exists: bool) -> bool:
+        """Whether ``job`` is skipped because its output exists; raises when it exists and
+        may be neither skipped nor overwritten. ``exists`` is one look at the disk, so an
+        output that appears meanwhile is skipped or refused, never half of each."""
+        if exists and (self.skip_existing or job.skip_existing):
+            return True
+        if exists and not self.overwrite:
+            raise SrganError(f"{job.dst}: already exists (use --overwrite)")
+        return False
+
     def read(self, job: FileJob):
         """(decoded image or ``_SKIP``, seconds); raises the job's planned error."""
         t = time.perf_counter()
         if job.error is not None:
             raise job.error
-        if (self.skip_existing or job.skip_existing) and job.dst.exists():
+        exists = job.dst.exists()
+        if exists and (self.skip_existing or job.skip_existing):
             return _SKIP, 0.0
         imaging.output_format(job.dst, self.fmt)  # fail before the expensive part
-        if job.dst.exists() and not self.overwrite:
-            raise SrganError(f"{job.dst}: already exists (use --overwrite)")
+        self._existing(job, exists)
         d = imaging.read_image(job.src, max_pixels=self.max_pixels)
         return d, time.perf_counter() - t
 
     def write(self, job: FileJob, planes: np.ndarray, info: dict):
         """(None or ``_SKIP`` when the output appeared meanwhile, seconds)."""
         t = time.perf_counter()
-        if (self.skip_existing or job.skip_existing) and job.dst.exists():  # written meanwhile
+        if self._existing(job, job.dst.exists()):  # written meanwhile, e.g. by an earlier job
             return _SKIP, 0.0
-        if job.dst.exists() and not self.overwrite:
-            raise SrganError(f"{job.dst}: already exists (use --overwrite)")
         imaging.write_image(job.dst, planes, fmt=self.fmt, quality=self.quality, info=info,
                             png_level=self.png_level)
         return None, time.perf_counter() - t

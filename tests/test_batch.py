@@ -298,3 +298,26 @@ def test_an_output_folder_below_a_file_is_unwritable(tmp_path):
     (tmp_path / "file").write_bytes(b"")
     assert batch.unwritable({tmp_path / "new" / "deeper"}) is None
     assert "is not a folder" in batch.unwritable({tmp_path / "file" / "out"})
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_an_output_that_appears_while_its_job_is_read_is_skipped_not_refused(
+        tiny_weights, tmp_path, monkeypatch, overlap):
+    """With --skip-existing, an output written by someone else between the job's checks
+    (here: while the output format is looked up) is skipped, never 'already exists'."""
+    import srgan_cli.imaging as imaging
+
+    src = _inputs(tmp_path / "in", 1)[0]
+    dst = tmp_path / "o.png"
+    real = imaging.output_format
+
+    def appearing(path, fmt=None):
+        if not dst.exists():
+            dst.write_bytes(b"written meanwhile")
+        return real(path, fmt)
+
+    monkeypatch.setattr(imaging, "output_format", appearing)
+    got = _run(Upscaler(tiny_weights, device="cpu"), [FileJob(src, dst)], overlap=overlap,
+               skip_existing=True)
+    assert [g[1] for g in got] == ["skipped"]
+    assert dst.read_bytes() == b"written meanwhile"

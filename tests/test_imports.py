@@ -149,3 +149,9 @@ def test_no_function_takes_more_than_five_positional_parameters_except_click_com
     many = {(m, found) for m, f in MODULES.items()
             for found in _many_positional(ast.parse(f.read_text(encoding="utf-8")), 5)}
     assert many == set()
+
+
+def test_every_module_says_what_it_is_for():
+    bare = [m for m, f in MODULES.items()
+            if not ast.get_docstring(ast.parse(f.read_text(encoding="utf-8")))]
+    assert bare == []
