@@ -14,6 +14,7 @@ from srgan_cli.bench.metrics import psnr
 from srgan_cli.cli import main
 
 SHIPPED = REPO / "weights" / "srresnet_x4.safetensors"
+SHIPPED_GAN = REPO / "weights" / "srgan_x4.safetensors"
 
 
 def run_cli(*args):
@@ -128,23 +129,40 @@ def test_help_is_available(cmd):
     assert r.exit_code == 0 and "Usage:" in r.output
 
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason="weights/srresnet_x4.safetensors not built")
-def test_shipped_model_is_the_default_and_beats_bicubic(tmp_path):
-    up = Upscaler(device="cpu")  # default model
-    assert up.weights_path.resolve() == SHIPPED.resolve()
-    assert up.info.stage == "srresnet" and up.info.scale == 4 and up.info.spec.blocks == 16
+def _cup() -> tuple[np.ndarray, Image.Image, np.ndarray]:
+    """256x256 of the coffee cup, its bicubic x4 LR and the bicubic upscale of that."""
     photo = Image.open(REPO / "examples" / "coffee.png").convert("RGB")
-    hr = np.asarray(photo.crop((160, 80, 416, 336)))  # 256x256 of the cup
+    hr = np.asarray(photo.crop((160, 80, 416, 336)))
     lr = Image.fromarray(hr).resize((64, 64), Image.BICUBIC)
-    sr = np.asarray(up.upscale_image(lr))
-    bic = np.asarray(lr.resize((256, 256), Image.BICUBIC))
-    assert psnr(sr, hr) > psnr(bic, hr) + 0.5
+    return hr, lr, np.asarray(lr.resize((256, 256), Image.BICUBIC))
+
+
+@pytest.mark.skipif(not SHIPPED.is_file() or not SHIPPED_GAN.is_file(),
+                    reason="weights/srresnet_x4.safetensors or srgan_x4.safetensors not built")
+def test_the_shipped_srgan_is_the_default_and_its_parent_is_the_shipped_srresnet():
+    from srgan_cli.hub import sha256_file
+
+    up = Upscaler(device="cpu")  # default model
+    assert up.weights_path.resolve() == SHIPPED_GAN.resolve()
+    assert up.info.stage == "gan" and up.info.scale == 4 and up.info.spec.blocks == 16
+    assert up.info.metadata["parent_sha256"] == sha256_file(SHIPPED)
+
+
+@pytest.mark.skipif(not SHIPPED.is_file() or not SHIPPED_GAN.is_file(),
+                    reason="weights/srresnet_x4.safetensors or srgan_x4.safetensors not built")
+@pytest.mark.parametrize("model, margin", [("srresnet", 2.0), ("srgan", 0.5)])
+def test_shipped_models_beat_bicubic_on_a_photo(model, margin):
+    """PSNR over bicubic on the cup: the SRResNet (distortion-oriented) by a lot, the
+    photo-realistic SRGAN by less (it trades PSNR for texture)."""
+    hr, lr, bic = _cup()
+    sr = np.asarray(Upscaler(model, device="cpu").upscale_image(lr))
+    assert psnr(sr, hr) > psnr(bic, hr) + margin
 
 
 @needs_shared("datasets", "benchmark", "Set5")
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="weights/srresnet_x4.safetensors not built")
-def test_shipped_model_quality_on_set5_baby():
-    up = Upscaler(device="cpu")
+def test_shipped_srresnet_quality_on_set5_baby():
+    up = Upscaler("srresnet", device="cpu")
     root = SHARED / "datasets" / "benchmark" / "Set5"
     lr = Image.open(root / "Set5_LR_x4" / "img_001.png").convert("RGB")
     hr = np.asarray(Image.open(root / "Set5_HR" / "img_001.png").convert("RGB"))
