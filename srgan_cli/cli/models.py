@@ -104,16 +104,17 @@ def info(model) -> None:
     from srgan_cli.models import registry, resolve_model
 
     out: list[tuple[str, str]] = []
-    path = None
+    path, known_sha256 = None, None
     with exit_on_error():
         reg = registry()
         looks_like_path = model.startswith("hf://") or "/" in model or Path(model).suffix
         if model in reg and not looks_like_path:
             out, path = _entry_rows(reg[model])
+            known_sha256 = reg[model].sha256  # a local copy was verified against it
         else:
             path = resolve_model(model)
         if path is not None:
-            out += _file_rows(path)
+            out += _file_rows(path, known_sha256)
     w = max(len(k) for k, _ in out)
     for k, v in out:
         click.echo(f"{k.ljust(w)}  {v}")
@@ -147,8 +148,9 @@ def _entry_rows(e) -> tuple[list[tuple[str, str]], Path | None]:
     return out, path
 
 
-def _file_rows(path: Path) -> list[tuple[str, str]]:
-    """``models info`` rows of a model file: size, sha256, tensors, what it holds, metadata."""
+def _file_rows(path: Path, sha256: str | None = None) -> list[tuple[str, str]]:
+    """``models info`` rows of a model file: size, sha256 (hashed unless already verified
+    as ``sha256``), tensors, what it holds, metadata."""
     from srgan_cli import hub, tensorfile
     from srgan_cli.errors import WeightsError
     from srgan_cli.weights import has_srgan_metadata, read_model_info
@@ -161,7 +163,7 @@ def _file_rows(path: Path) -> list[tuple[str, str]]:
         state = read_state_dict(path)
         n_tensors, n_params, meta = len(state), sum(t.numel() for t in state.values()), {}
     out = [("file", str(path)), ("size", f"{Path(path).stat().st_size:,} bytes"),
-           ("file sha256", hub.sha256_file(path)),
+           ("file sha256", sha256 or hub.sha256_file(path)),
            ("tensors", f"{n_tensors} ({n_params:,} values)")]
     try:
         d = read_model_info(path).descriptor
