@@ -49,6 +49,17 @@ from srgan_cli.cli.options import device_option
 @click.option("--adv-warmup", type=click.IntRange(0), default=0, show_default=True,
               help="gan: ramp the adversarial weight linearly from 0 to --adv-weight over this "
               "many iterations. 0: the paper's recipe.")
+@click.option("--d-warmup", type=click.IntRange(0), default=0, show_default=True,
+              help="gan: discriminator-only iterations before the first generator step of a "
+              "fresh discriminator (e.g. --init from a released generator): a new D first "
+              "learns the current G.")
+@click.option("--tie-phases/--no-tie-phases", default=False, show_default=True,
+              help="Tie the four sub-pixel phases of each upsampling convolution to one DC gain "
+              "and bias (at the start and after every step): flat areas cannot get a pattern "
+              "locked to the LR grid. The released weights keep the paper's layout.")
+@click.option("--grid-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Weight of the grid loss: SR's spectral peaks at the LR grid's frequencies "
+              "above HR's, in dB (the benchmark's grid score on training crops). 0: off.")
 @click.option("--d-lr", type=float, default=None, help="gan: discriminator lr (default: --lr; "
               "follows the same schedule).")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
@@ -171,7 +182,9 @@ def _on_progress(bar, task):
         elif p.event == "validate":
             bar.console.print(f"iter {p.iteration}: Set5 Y-PSNR {p.val_psnr:.3f} dB"
                               + (f", LPIPS {p.val_lpips:.4f}" if p.val_lpips is not None
-                                 else ""))
+                                 else "")
+                              + (f", grid excess {p.val_grid:+.1f} dB"
+                                 if p.val_grid is not None else ""))
         elif p.event == "loading":
             bar.update(task, completed=p.iteration)
             bar.console.print(p.message)

@@ -103,5 +103,28 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["GeneratorSpec", "INPUT_RANGE", "OUTPUT_RANGE", "SRResNet", "count_parameters",
+__all__ = ["GeneratorSpec", "INPUT_RANGE", "OUTPUT_RANGE", "SRResNet", "count_parameters", "tie_phase_dc",
            "to_unit_range"]
+
+
+@torch.no_grad()
+def tie_phase_dc(model: nn.Module) -> nn.Module:
+    """Project every sub-pixel stage of ``model`` (in place) onto the convolutions that map a
+    constant input to a constant output: the four phases of each output map get the same
+    bias, and for each input map the same sum of taps (the excess of a phase's sum is
+    taken off its taps evenly: the least-squares projection). A generator so tied cannot
+    paint a pattern locked to the LR grid on a flat area; resize-convolution (nearest x2,
+    then a 3x3 convolution) is a special case. Returns ``model``."""
+    for module in model.modules():
+        if not isinstance(module, Upsample):
+            continue
+        conv, r2 = module.conv, module.shuffle.upscale_factor ** 2
+        w = conv.weight  # (C*r2, C_in, k, k); output map c*r2 + phase
+        co, ci, kh, kw = w.shape
+        wp = w.view(co // r2, r2, ci, kh * kw)
+        sums = wp.sum(-1, keepdim=True)
+        wp.sub_((sums - sums.mean(1, keepdim=True)) / (kh * kw))
+        if conv.bias is not None:
+            b = conv.bias.view(co // r2, r2)
+            b.copy_(b.mean(1, keepdim=True).expand_as(b))
+    return model

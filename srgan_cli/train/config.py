@@ -57,6 +57,13 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of G (0: off)
     pixel_weight: float = 0.0  # gan: weight of an L1 pixel term beside the content loss
     adv_warmup: int = 0  # gan: ramp the adversarial weight linearly from 0 over N iterations
+    # gan: discriminator-only iterations before the first generator step of a fresh
+    # discriminator (a run started with --init: a new D learns the current G first)
+    d_warmup: int = 0
+    # tie each sub-pixel stage's four phases to one DC gain and bias (srgan_cli.nets.generator.
+    # tie_phase_dc), at the start and after every generator step: no LR-grid pattern on flat areas
+    tie_phases: bool = False
+    grid_weight: float = 0.0  # weight of the grid loss (train.losses.GridLoss), in dB
     vgg_weights: str | None = None
     lpips_weights: str | None = None
     # wall-clock limit in seconds (0: none), counted from the start of the training set-up

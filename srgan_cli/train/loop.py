@@ -33,7 +33,8 @@ from srgan_cli.train.losses import generator_losses
 from srgan_cli.train.state import (CHECKPOINT_VERSION, READABLE_VERSIONS, TrainState,
                                    checkpoint_dict, load_checkpoint, save_checkpoint, seed_for)
 from srgan_cli.train.steps import Nets, discriminator_step, generator_step
-from srgan_cli.train.validation import load_pairs, validate, validate_lpips
+from srgan_cli.train.validation import (load_pairs, validate, validate_lpips,
+                                         validate_metrics)
 
 # the names this module has always offered (the CLI, scripts and tests import them from here)
 __all__ = ["ADAM_BETAS", "CHECKPOINT_VERSION", "CONTENT_LOSSES", "GAN_LR_STEP",
@@ -55,6 +56,7 @@ class Progress:
     val_psnr: float | None = None
     message: str = ""
     val_lpips: float | None = None
+    val_grid: float | None = None
 
 
 ProgressFn = Callable[[Progress], None]
@@ -316,6 +318,7 @@ class _Run:
         try:
             with interrupts:  # also while the interrupted run saves
                 try:
+                    self._warm_up_discriminator()
                     while self.it < self.cfg.iters:
                         self._iteration()
                         stop = self._after_iteration()
@@ -368,18 +371,53 @@ class _Run:
         self.lr = lr = lr_at(cfg, self.it)
         state.set_lr(lr, lr * (cfg.d_lr or cfg.lr) / cfg.lr
                      if state.optimizer_d is not None else None)
+        lr_img, hr = self._batch()
+        sr, terms = generator_step(state, self.nets, self.losses, (lr_img, hr), cfg.ema,
+                                   tie_phases=cfg.tie_phases)
+        self.window.add(terms)
+        if state.discriminator is not None:
+            self.window.add(discriminator_step(state, self.nets, self.losses.adversarial,
+                                               hr, sr))
+        state.iteration += 1
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg, state = self.cfg, self.state
         lr_img, hr = sample_batch(self.bank, cfg.batch // self.info.world, cfg.crop,
                                   state.generator.spec.scale, state.data_rng,
                                   device=state.device)
         if cfg.channels_last:
             lr_img = lr_img.contiguous(memory_format=torch.channels_last)
             hr = hr.contiguous(memory_format=torch.channels_last)
-        sr, terms = generator_step(state, self.nets, self.losses, (lr_img, hr), cfg.ema)
-        self.window.add(terms)
-        if state.discriminator is not None:
-            self.window.add(discriminator_step(state, self.nets, self.losses.adversarial,
-                                               hr, sr))
-        state.iteration += 1
+        return lr_img, hr
+
+    def _warm_up_discriminator(self) -> None:
+        """``cfg.d_warmup`` discriminator-only iterations on the generator as it is, before a
+        fresh discriminator's first generator step (a run from ``--init`` weights, e.g. the
+        released generator after a new machine: the adversarial term then starts from a D
+        that already knows this G). Counted in the history, so a resumed run skips them."""
+        cfg, state = self.cfg, self.state
+        done = int(state.history.get("d_warmup", 0))
+        if state.discriminator is None or state.iteration > 0 or done >= cfg.d_warmup:
+            return
+        state.set_lr(lr_at(cfg, 0), (cfg.d_lr or cfg.lr))
+        window = _Window()
+        t = time.perf_counter()
+        for k in range(done, cfg.d_warmup):
+            lr_img, hr = self._batch()
+            with torch.no_grad(), self.nets.autocast:
+                sr = self.nets.generator(lr_img)
+            window.add(discriminator_step(state, self.nets, self.losses.adversarial, hr, sr))
+            state.history["d_warmup"] = k + 1
+            if (k + 1) % cfg.log_every == 0 or k + 1 == cfg.d_warmup:
+                n = (k + 1) % cfg.log_every or cfg.log_every
+                now = time.perf_counter()
+                losses = window.means(n)
+                self._write({"d_warmup": k + 1, **losses,
+                             "its_per_sec": n / max(now - t, 1e-9)})
+                self._report("loading", message=f"discriminator warm-up {k + 1}/"
+                             f"{cfg.d_warmup}: " + " ".join(f"{n_} {v:.4f}" for n_, v
+                                                            in losses.items()))
+                t = now
 
     def _after_iteration(self) -> bool:
         """Log, validate and checkpoint when due; True when the time limit ends the run."""
@@ -435,14 +473,13 @@ class _Run:
     def _validate(self) -> None:
         state, it = self.state, self.it
         net = state.ema if state.ema is not None else state.generator
-        self.val_psnr = validate(net, self.pairs, state.device)
-        rec = {"iteration": it, "val_psnr": self.val_psnr}
-        if self.lpips is not None:
-            rec["val_lpips"] = validate_lpips(net, self.pairs, self.lpips, state.device)
+        rec = {"iteration": it, **validate_metrics(net, self.pairs, state.device, self.lpips)}
+        self.val_psnr = rec["val_psnr"]
         state.history["val"].append([it, self.val_psnr]
                                     + ([rec["val_lpips"]] if "val_lpips" in rec else []))
         self._write(rec)
-        self._report("validate", val_psnr=self.val_psnr, val_lpips=rec.get("val_lpips"))
+        self._report("validate", val_psnr=self.val_psnr, val_lpips=rec.get("val_lpips"),
+                     val_grid=rec["val_grid"])
 
     def _time_up(self) -> bool:
         """Past the wall-clock limit (every process agrees: rank 0's clock decides)."""

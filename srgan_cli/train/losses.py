@@ -47,6 +47,56 @@ class AdversarialLoss:
         return F.binary_cross_entropy_with_logits(logits, target)
 
 
+class GridLoss:
+    """How far SR's spectrum stands above HR's at the LR grid's frequencies, in dB: the
+    training form of :func:`srgan_cli.bench.metrics.grid_score` on whole crops.
+
+    Each crop's BT.601 luma (mean removed, 2-D Hann window) gives |FFT|^2; at each of the
+    ``period``^2 - 1 grid bins, 10 log10(power / median of its 7x7 neighbourhood without the
+    bin). SR's score per bin is averaged over the batch, HR's likewise, and the loss is the
+    mean over bins of max(SR - HR, 0): nothing once SR's grid is no stronger than the real
+    images'. The neighbourhood's median is held constant in the gradient, so the generator
+    lowers the grid's power rather than raising the noise around it.
+    """
+
+    def __init__(self, period: int = 4, neighbourhood: int = 7) -> None:
+        self.period, self.half = period, neighbourhood // 2
+
+    def scores(self, img: torch.Tensor, detach_ring: bool) -> torch.Tensor:
+        """Per-bin scores (N, period^2 - 1) of RGB crops in [-1, 1], (N, 3, H, W)."""
+        x = (img.float() + 1) * 127.5
+        y = (65.481 * x[:, 0] + 128.553 * x[:, 1] + 24.966 * x[:, 2]) / 255.0
+        p = self.period
+        h, w = y.shape[-2] // p * p, y.shape[-1] // p * p
+        y = y[:, :h, :w]
+        y = y - y.mean(dim=(-2, -1), keepdim=True)
+        window = torch.outer(torch.hann_window(h, periodic=False, device=y.device),
+                             torch.hann_window(w, periodic=False, device=y.device))
+        power = torch.fft.fft2(y * window).abs().square() + 1e-12
+        rows, cols = self._indices(h, w, y.device)
+        ring = power[:, rows[1], cols[1]]  # (N, bins, neighbours)
+        ring = ring.detach() if detach_ring else ring
+        centre = power[:, rows[0], cols[0]]  # (N, bins)
+        return 10.0 * torch.log10(centre / ring.median(dim=-1).values)
+
+    def _indices(self, h: int, w: int, device) -> tuple[tuple, tuple]:
+        p, half = self.period, self.half
+        bins = [(i * h // p, j * w // p) for i in range(p) for j in range(p) if i or j]
+        offs = [(dy, dx) for dy in range(-half, half + 1) for dx in range(-half, half + 1)
+                if dy or dx]
+        centre_r = torch.tensor([u for u, _ in bins], device=device)
+        centre_c = torch.tensor([v for _, v in bins], device=device)
+        ring_r = torch.tensor([[(u + dy) % h for dy, _ in offs] for u, _ in bins], device=device)
+        ring_c = torch.tensor([[(v + dx) % w for _, dx in offs] for _, v in bins], device=device)
+        return (centre_r, ring_r), (centre_c, ring_c)
+
+    def __call__(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            real = self.scores(hr, detach_ring=True).mean(0)
+        fake = self.scores(sr, detach_ring=True).mean(0)
+        return (fake - real).clamp_min(0).mean()
+
+
 @dataclass
 class GeneratorLosses:
     """The terms of a stage's generator loss, summed in this order.
@@ -54,7 +104,7 @@ class GeneratorLosses:
     ``content``: the MSE (logged as ``l_g_pix``) or VGG loss (``l_g_percep``), weight 1;
     ``adversarial``: weighted by :func:`adv_weight_at` (``l_g_gan``; gan stage only);
     ``pixel``: an L1 term beside a VGG content loss, weighted by ``pixel_weight``
-    (``l_g_l1``). When the content loss is not the MSE, the MSE is still logged as
+    (``l_g_l1``); ``grid``: the grid loss, weighted by ``grid_weight`` (``l_g_grid``). When the content loss is not the MSE, the MSE is still logged as
     ``l_g_pix`` (no gradient).
     """
 
@@ -63,6 +113,8 @@ class GeneratorLosses:
     adversarial_weight: Callable[[int], float] | None = None  # of the 0-based iteration
     pixel: PixelLoss | None = None
     pixel_weight: float = 0.0
+    grid: GridLoss | None = None
+    grid_weight: float = 0.0
 
     @property
     def perceptual(self) -> bool:
@@ -80,4 +132,5 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None) -> Generator
         adversarial=AdversarialLoss() if gan else None,
         adversarial_weight=partial(adv_weight_at, cfg) if gan else None,
         pixel=PixelLoss("l1") if perceptual and cfg.pixel_weight else None,
-        pixel_weight=cfg.pixel_weight)
+        pixel_weight=cfg.pixel_weight,
+        grid=GridLoss() if cfg.grid_weight else None, grid_weight=cfg.grid_weight)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from srgan_cli.errors import TrainError
-from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+from srgan_cli.nets.generator import GeneratorSpec, SRResNet, tie_phase_dc
 from srgan_cli.train.config import ADAM_BETAS, TrainConfig
 from srgan_cli.train.dist import DistInfo
 from srgan_cli.weights import atomic_write
@@ -62,6 +62,8 @@ class TrainState:
         model = SRResNet(spec)
         if init is not None:
             model.load_state_dict(init.state_dict())
+        if cfg.tie_phases:
+            tie_phase_dc(model)
         model = model.to(device)
         disc = None
         if cfg.stage == "gan":

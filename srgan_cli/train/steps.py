@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from srgan_cli.nets.generator import tie_phase_dc
 from srgan_cli.train.losses import AdversarialLoss, GeneratorLosses, PixelLoss
 from srgan_cli.train.state import TrainState
 
@@ -24,9 +25,10 @@ class Nets:
 
 
 def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
-                   batch: tuple[torch.Tensor, torch.Tensor],
-                   ema_decay: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Update the generator once (and its EMA); returns SR and the loss terms to log."""
+                   batch: tuple[torch.Tensor, torch.Tensor], ema_decay: float = 0.0, *,
+                   tie_phases: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Update the generator once (projected back onto phase-tied sub-pixel stages when
+    ``tie_phases``) and its EMA; returns SR and the loss terms to log."""
     lr_img, hr = batch
     logged: dict[str, torch.Tensor] = {}
     if losses.adversarial is not None:
@@ -47,12 +49,18 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
         l_pixel = losses.pixel(sr, hr)
         logged["l_g_l1"] = l_pixel
         loss = loss + losses.pixel_weight * l_pixel
+    if losses.grid is not None:
+        l_grid = losses.grid(sr, hr)
+        logged["l_g_grid"] = l_grid
+        loss = loss + losses.grid_weight * l_grid
     if losses.perceptual:
         with torch.no_grad():
             logged["l_g_pix"] = PixelLoss("mse")(sr.detach(), hr)
     else:
         logged["l_g_pix"] = content  # the MSE content loss is the pixel loss
     _backward_and_step(loss, state.optimizer_g, state.scaler_g)
+    if tie_phases:
+        tie_phase_dc(state.generator)
     state.update_ema(ema_decay)
     return sr, logged
 

@@ -1,5 +1,5 @@
-"""Validation during training: mean Y-PSNR (the paper's protocol) and LPIPS of the
-generator's 8-bit outputs on a benchmark folder such as Set5."""
+"""Validation during training: mean Y-PSNR (the paper's protocol), LPIPS and grid excess
+of the generator's 8-bit outputs on a benchmark folder such as Set5."""
 
 from __future__ import annotations
 
@@ -56,3 +56,27 @@ def validate_lpips(model: SRResNet, pairs, lpips_model, device: torch.device) ->
               for lr, hr in pairs]
     model.train(was_training)
     return float(np.mean(scores))
+
+
+@torch.inference_mode()
+def validate_metrics(model: SRResNet, pairs, device: torch.device,
+                     lpips_model=None) -> dict[str, float]:
+    """``val_psnr`` (as :func:`validate`), ``val_grid`` (grid excess over the HR images, dB:
+    :func:`srgan_cli.bench.metrics.grid_excess`) and, with ``lpips_model``, ``val_lpips``
+    (as :func:`validate_lpips`), from one pass of the model over ``pairs``."""
+    from srgan_cli.bench.metrics import grid_excess, psnr
+
+    was_training = model.training
+    model.eval()
+    outs = [_sr_u8(model, lr, device) for lr, _ in pairs]
+    model.train(was_training)
+    hwc = [o[0].permute(1, 2, 0).numpy() for o in outs]
+    rec = {"val_psnr": float(np.mean([psnr(o, hr, crop_border=model.spec.scale)
+                                       for o, (_, hr) in zip(hwc, pairs)])),
+           "val_grid": grid_excess(hwc, [hr for _, hr in pairs])}
+    if lpips_model is not None:
+        rec["val_lpips"] = float(np.mean([
+            float(lpips_model(o.float().div(255),
+                              torch.from_numpy(hr).permute(2, 0, 1)[None].float().div(255))[0])
+            for o, (_, hr) in zip(outs, pairs)]))
+    return rec
