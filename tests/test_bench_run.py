@@ -60,26 +60,29 @@ def test_scoring_saves_outputs_and_strips_with_bicubic_even_when_not_scored(tiny
     assert strip.width > 3 * strip.height // 2  # HR | bicubic | nearest side by side
 
 
-def _record(ds, method, psnr, lpips=None):
-    return Record(ds, method, 4, psnr, 0.8, "daala", lpips, 5, [])
+def _record(ds, method, psnr, lpips=None, grid=None):
+    return Record(ds, method, 4, psnr, 0.8, "daala", lpips, 5, [], grid=grid)
 
 
 def test_the_table_shows_the_papers_numbers_only_beside_its_own_ssim():
-    records = [_record("set5", "bicubic", 28.4321, 0.3), _record("set5", "mine", 30.0, 0.2)]
+    records = [_record("set5", "bicubic", 28.4321, 0.3, -0.44),
+               _record("set5", "mine", 30.0, 0.2, 12.06)]
     table = run.quality_table(records, ["bicubic", "mine"], ["set5"], "daala", with_lpips=True)
-    assert [c for c, _ in table.columns] == ["method", "set5 PSNR", "set5 SSIM", "set5 LPIPS"]
-    assert table.rows == [["bicubic", "28.43 [28.43]", "0.8000 [0.8211]", "0.3000"],
-                          ["mine", "30.00", "0.8000", "0.2000"]]
+    assert [c for c, _ in table.columns] == ["method", "set5 PSNR", "set5 SSIM", "set5 LPIPS",
+                                             "set5 grid dB"]
+    assert table.rows == [["bicubic", "28.43 [28.43]", "0.8000 [0.8211]", "0.3000", "-0.4"],
+                          ["mine", "30.00", "0.8000", "0.2000", "+12.1"]]
     standard = run.quality_table(records, ["bicubic"], ["set5"], "standard", with_lpips=False)
-    assert standard.rows == [["bicubic", "28.43 [28.43]", "0.8000"]]
+    assert standard.rows == [["bicubic", "28.43 [28.43]", "0.8000", "-0.4"]]
 
 
 def test_csv_has_one_row_per_dataset_and_method(tmp_path):
     path = tmp_path / "r.csv"
-    run.write_csv(path, [_record("set5", "a", 30.0), _record("set14", "a", 27.0, 0.25)])
+    run.write_csv(path, [_record("set5", "a", 30.0),
+                         _record("set14", "a", 27.0, 0.25, grid=4.81234)])
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
-    assert [(r["dataset"], r["psnr"], r["lpips"]) for r in rows] == [
-        ("set5", "30.0000", ""), ("set14", "27.0000", "0.25000")]
+    assert [(r["dataset"], r["psnr"], r["lpips"], r["grid_excess"]) for r in rows] == [
+        ("set5", "30.0000", "", ""), ("set14", "27.0000", "0.25000", "4.812")]
 
 
 def test_a_model_of_another_scale_is_refused_by_name(tmp_path):

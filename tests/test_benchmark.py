@@ -44,6 +44,9 @@ def test_benchmark_cli_json(tiny_weights, data_dir, tmp_path):
     by = {r["method"]: r for r in recs}
     assert all(r["dataset"] == "tiny" and r["scale"] == 4 and r["images"] == 2 for r in recs)
     assert by["bicubic"]["psnr"] > by["nearest"]["psnr"]
+    # nearest x4 is a pattern locked to the 4-px grid; bicubic is not
+    assert by["nearest"]["grid_excess"] > by["bicubic"]["grid_excess"] + 5
+    assert all(len(r["per_image"]) == 2 and "grid_excess" in r["per_image"][0] for r in recs)
 
 
 @needs_shared("datasets", "benchmark", "Set14")

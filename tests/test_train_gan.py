@@ -326,3 +326,38 @@ def test_an_older_checkpoint_is_exported_with_an_explicit_parent_checked_against
                                   str(pretrained), "--overwrite"])
     assert r.exit_code == 0 and sha256_file(pretrained) in r.output, r.output
     assert load_generator(out)[1].metadata["parent_file"] == "pre.safetensors"
+
+
+def test_a_fresh_discriminator_is_warmed_up_before_the_first_generator_step_and_only_once(
+        data, tmp_path, pretrained, vgg_file):
+    run = tmp_path / "warm"
+    train(gan_cfg(data, run, pretrained, vgg_file, iters=2, d_warmup=3))
+    log = log_of(run)
+    warm = [r["d_warmup"] for r in log if "d_warmup" in r]
+    assert warm == [1, 2, 3]
+    first_step = next(i for i, r in enumerate(log) if "iteration" in r)
+    assert all("d_warmup" in r for r in log[:first_step])
+    assert all(0 < r["d_real"] < 1 and "l_g_percep" not in r for r in log[:first_step])
+    ckpt = load_checkpoint(run / "last.pt")
+    assert json.loads(ckpt["history"])["d_warmup"] == 3
+    train(gan_cfg(data, run, pretrained, vgg_file, iters=4, d_warmup=3), resume=run / "last.pt")
+    assert [r["d_warmup"] for r in log_of(run) if "d_warmup" in r] == [1, 2, 3]
+
+
+def test_the_generator_stays_phase_tied_and_the_log_has_the_grid_loss_and_grid_excess(
+        data, tmp_path, pretrained, vgg_file, val_dir):
+    from srgan_cli.nets.generator import tie_phase_dc
+
+    run = tmp_path / "tied"
+    train(gan_cfg(data, run, pretrained, vgg_file, val_dir=str(val_dir), tie_phases=True,
+                  grid_weight=0.01, ema=0.5))
+    log = log_of(run)
+    assert all(r["l_g_grid"] >= 0 for r in log if "l_g_percep" in r)
+    vals = [r for r in log if "val_psnr" in r]
+    assert vals and all(isinstance(r["val_grid"], float) for r in vals)
+    model, _ = load_generator(export(run / "last.pt", tmp_path / "tied.safetensors"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    after = tie_phase_dc(model).state_dict()
+    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
+    untied, _ = load_generator(pretrained)
+    assert not torch.allclose(untied.up[0].conv.bias, model.up[0].conv.bias)

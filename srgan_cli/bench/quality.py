@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from srgan_cli.bench.datasets import Pair
-from srgan_cli.bench.metrics import psnr, ssim
+from srgan_cli.bench.metrics import grid_score, psnr, ssim
 from srgan_cli.errors import BenchmarkError
 
 BASELINES = {"nearest": Image.NEAREST, "bicubic": Image.BICUBIC}
@@ -36,11 +36,15 @@ class Record:
     lpips: float | None
     images: int
     per_image: list[dict]
+    # grid excess (dB): mean grid score of the outputs minus the HR images'
+    # (srgan_cli.bench.metrics.grid_score); None where not measured
+    grid: float | None = None
 
     def as_dict(self) -> dict:
         return {"dataset": self.dataset, "method": self.method, "scale": self.scale,
                 "psnr": self.psnr, "ssim": self.ssim, "ssim_method": self.ssim_method,
-                "lpips": self.lpips, "images": self.images, "per_image": self.per_image}
+                "lpips": self.lpips, "grid_excess": self.grid, "images": self.images,
+                "per_image": self.per_image}
 
 
 # AlexNet's fifth layer, the last LPIPS reads, needs an input of at least this many pixels a side
@@ -82,8 +86,9 @@ def evaluate(dataset: str, method: str, pairs: list[Pair], scale: int,
              ssim_method: str = "daala", lpips_model=None,
              on_output: Callable[[str, np.ndarray], None] | None = None) -> Record:
     """Mean Y-PSNR and SSIM over ``pairs`` with a 4-px border crop (the paper's protocol),
-    plus LPIPS on RGB when ``lpips_model`` is given. ``on_output(name, sr)`` sees each
-    SR image (for saving)."""
+    the grid excess (whole images: each output's grid score minus its HR image's), plus
+    LPIPS on RGB when ``lpips_model`` is given. ``on_output(name, sr)`` sees each SR image
+    (for saving)."""
     rows = []
     for p in pairs:
         sr = fn(p.lr)
@@ -92,7 +97,8 @@ def evaluate(dataset: str, method: str, pairs: list[Pair], scale: int,
                                  f"{p.hr.shape}")
         row = {"image": p.name,
                "psnr": psnr(sr, p.hr, crop_border=4, test_y_channel=True),
-               "ssim": ssim(sr, p.hr, crop_border=4, test_y_channel=True, method=ssim_method)}
+               "ssim": ssim(sr, p.hr, crop_border=4, test_y_channel=True, method=ssim_method),
+               "grid_excess": _grid_excess(sr, p.hr)}
         if lpips_model is not None:
             try:
                 row["lpips"] = lpips_distance(lpips_model, sr, p.hr)
@@ -102,8 +108,18 @@ def evaluate(dataset: str, method: str, pairs: list[Pair], scale: int,
         if on_output:
             on_output(p.name, sr)
     lp = float(np.mean([r["lpips"] for r in rows])) if lpips_model is not None else None
+    grids = [r["grid_excess"] for r in rows if r["grid_excess"] is not None]
     return Record(dataset, method, scale, float(np.mean([r["psnr"] for r in rows])),
-                  float(np.mean([r["ssim"] for r in rows])), ssim_method, lp, len(pairs), rows)
+                  float(np.mean([r["ssim"] for r in rows])), ssim_method, lp, len(pairs), rows,
+                  grid=float(np.mean(grids)) if len(grids) == len(rows) else None)
+
+
+def _grid_excess(sr: np.ndarray, hr: np.ndarray) -> float | None:
+    """One image's grid score minus its HR image's (None: too small to score)."""
+    try:
+        return grid_score(sr) - grid_score(hr)
+    except ValueError:
+        return None
 
 
 def detail_box(img: np.ndarray, size: int) -> tuple[int, int, int]:

@@ -160,7 +160,8 @@ def write_comparisons(outputs: dict[tuple[str, str], dict[str, np.ndarray]],
 
 def quality_table(records: list[Record], method_names: Iterable[str], datasets: Iterable[str],
                   ssim_method: str, with_lpips: bool) -> Table:
-    """Methods down, dataset x metric across, the paper's Table 2 numbers in brackets."""
+    """Methods down, dataset x metric across, the paper's Table 2 numbers in brackets; the
+    grid excess (dB over the HR images) last for each dataset."""
     datasets = list(datasets)
     table = Table(f"x{SCALE}, Y channel, 4-px border crop, SSIM {ssim_method}; "
                   "the paper's Table 2 in brackets", [("method", False)])
@@ -168,6 +169,7 @@ def quality_table(records: list[Record], method_names: Iterable[str], datasets: 
         table.columns += [(f"{ds} PSNR", True), (f"{ds} SSIM", True)]
         if with_lpips:
             table.columns.append((f"{ds} LPIPS", True))
+        table.columns.append((f"{ds} grid dB", True))
     for name in method_names:
         row = [name]
         for ds in datasets:
@@ -178,6 +180,7 @@ def quality_table(records: list[Record], method_names: Iterable[str], datasets: 
             row.append(f"{rec.ssim:.4f}" + (f" [{paper[1]:.4f}]" if show_paper else ""))
             if with_lpips:
                 row.append(f"{rec.lpips:.4f}")
+            row.append("-" if rec.grid is None else f"{rec.grid:+.1f}")
         table.rows.append(row)
     return table
 
@@ -193,10 +196,11 @@ def write_csv(path: Path, records: list[Record]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["dataset", "method", "scale", "psnr", "ssim", "ssim_method", "lpips",
-                    "images"])
+                    "grid_excess", "images"])
         for r in records:
             w.writerow([r.dataset, r.method, r.scale, f"{r.psnr:.4f}", f"{r.ssim:.5f}",
-                        r.ssim_method, "" if r.lpips is None else f"{r.lpips:.5f}", r.images])
+                        r.ssim_method, "" if r.lpips is None else f"{r.lpips:.5f}",
+                        "" if r.grid is None else f"{r.grid:.3f}", r.images])
 
 
 # --------------------------------------------------------------------------- speed

@@ -118,6 +118,7 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
     def on_record(rec):
         err.print(f"{rec.dataset} {rec.method}: PSNR {rec.psnr:.2f} dB, SSIM {rec.ssim:.4f}"
                   + (f", LPIPS {rec.lpips:.4f}" if rec.lpips is not None else "")
+                  + (f", grid excess {rec.grid:+.1f} dB" if rec.grid is not None else "")
                   + f" ({rec.images} images)")
 
     with exit_on_error():

@@ -1,0 +1,101 @@
+"""The lattice of issue 21 as a measured quantity: the grid score of the benchmark, its
+training form (the grid loss), the phase-tied sub-pixel stages that keep flat areas flat,
+and the discriminator warm-up of a run restarted from released weights."""
+
+import numpy as np
+import pytest
+import torch
+
+from srgan_cli.bench.metrics import grid_excess, grid_score
+from srgan_cli.nets.generator import GeneratorSpec, SRResNet, tie_phase_dc
+from srgan_cli.train.losses import GridLoss
+
+
+def _smooth(h: int = 128, w: int = 160, seed: int = 0) -> np.ndarray:
+    """A smooth RGB image (low-frequency waves plus a gradient), 0-255 float."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.zeros((h, w, 3))
+    for c in range(3):
+        for _ in range(4):
+            fy, fx = rng.uniform(0.005, 0.04, 2)
+            img[..., c] += rng.uniform(10, 30) * np.sin(2 * np.pi * (fy * y + fx * x)
+                                                        + rng.uniform(0, 6))
+        img[..., c] += 128 + 0.3 * x - 0.2 * y
+    return img.clip(0, 255)
+
+
+def _lattice(h: int, w: int, amplitude: float, seed: int = 1) -> np.ndarray:
+    """A pattern that repeats every 4 pixels in both axes (the x4 models' LR grid)."""
+    tile = np.random.default_rng(seed).uniform(-1, 1, (4, 4))
+    return amplitude * np.tile(tile, (h // 4, w // 4))[..., None]
+
+
+def test_a_smooth_image_scores_near_zero_and_the_same_with_a_4px_pattern_scores_high():
+    clean = _smooth()
+    patterned = (clean + _lattice(*clean.shape[:2], 4.0)).clip(0, 255)
+    assert abs(grid_score(clean)) < 3.0
+    assert grid_score(patterned) > 20.0
+    assert grid_excess([patterned], [clean]) > 20.0
+    assert abs(grid_excess([clean], [clean])) < 1e-9
+
+
+def test_the_grid_score_crops_to_a_multiple_of_the_period_and_reads_gray_images():
+    clean = _smooth(130, 163)
+    gray = clean[..., 1]
+    assert abs(grid_score(gray)) < 3.0
+    lat = np.zeros_like(gray)
+    lat[:128, :160] = _lattice(128, 160, 4.0)[..., 0]
+    assert grid_score(gray + lat) > 20.0
+    assert np.isfinite(grid_score(np.full((64, 64, 3), 77.0)))  # a flat image: no NaN
+    with pytest.raises(ValueError, match="too small"):
+        grid_score(np.zeros((8, 8)))
+
+
+def test_the_grid_loss_is_zero_for_real_crops_and_pushes_a_lattice_down():
+    hr = torch.from_numpy(np.stack([_smooth(96, 96, s) for s in range(4)])).permute(0, 3, 1, 2)
+    hr = (hr.float() / 127.5 - 1).contiguous()
+    loss = GridLoss()
+    assert loss(hr, hr).item() == 0.0
+    lattice = torch.from_numpy(_lattice(96, 96, 4.0 / 127.5)[..., 0]).float()
+    sr = (hr + lattice).requires_grad_(True)
+    value = loss(sr, hr)
+    assert value.item() > 10.0
+    value.backward()
+    # a small step against the gradient lowers the loss: the lattice is what it pushes on
+    with torch.no_grad():
+        stepped = sr - 0.5 * sr.grad / sr.grad.abs().max()
+    assert loss(stepped, hr).item() < value.item()
+
+
+def _random_generator(seed: int = 0) -> SRResNet:
+    torch.manual_seed(seed)
+    model = SRResNet(GeneratorSpec(blocks=1, width=8)).eval()
+    with torch.no_grad():  # phases far apart, as a GAN-trained generator has them
+        for up in model.up:
+            up.conv.bias.uniform_(-0.5, 0.5)
+            up.conv.weight.mul_(3)
+    return model
+
+
+@torch.no_grad()
+def test_a_phase_tied_generator_maps_a_flat_image_to_a_flat_image():
+    model = _random_generator()
+    flat = torch.full((1, 3, 40, 40), 0.4)
+    before = model(flat)[..., 48:-48, 48:-48]  # away from the zero-padded borders
+    assert (before.amax((2, 3)) - before.amin((2, 3))).max() > 0.05
+    tie_phase_dc(model)
+    after = model(flat)[..., 48:-48, 48:-48]
+    assert (after.amax((2, 3)) - after.amin((2, 3))).max() < 1e-5
+
+
+@torch.no_grad()
+def test_tying_the_phases_is_a_projection_and_keeps_the_layout():
+    model = _random_generator(1)
+    keys = {k: v.shape for k, v in model.state_dict().items()}
+    once = {k: v.clone() for k, v in tie_phase_dc(model).state_dict().items()}
+    twice = tie_phase_dc(model).state_dict()
+    assert {k: v.shape for k, v in twice.items()} == keys
+    assert all(torch.allclose(once[k], twice[k], atol=1e-6) for k in keys)
+    w = model.up[0].conv.weight.view(8, 4, 8, -1).sum(-1)  # per output map: 4 phases' sums
+    assert torch.allclose(w, w[:, :1].expand_as(w), atol=1e-5)
