@@ -82,9 +82,15 @@ def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, ba
 @click.option("--realism", "realisms", type=click.FloatRange(0, 1), multiple=True, metavar="R",
               help="Score each GAN model blended with its parent SRResNet at realism R "
               "(repeatable; rows named 'MODEL R=0.5'); see upscale --realism.")
+@click.option("--degrade", "degrades", multiple=True, metavar="SPEC",
+              help="Score on LR remade from the HR images with degradations (repeatable; "
+              "sets named 'set14+jpeg75'): jpegQ, noiseS (Gaussian sigma S/255 on the LR), "
+              "blurS (Gaussian sigma S LR px before the bicubic downscale), clean (the "
+              "downscale alone), joined by '+' (blur1+jpeg75); none: the dataset's own LR. "
+              "docs/benchmarks.md says exactly how each is made.")
 def benchmark(datasets, models, data_dir, source, device, precision, kernels, speed, size, tile, runs, baselines,
               gemm, ssim_method, use_lpips, lpips_weights, json_path, csv_path, save_images,
-              compare_dir, realisms):
+              compare_dir, realisms, degrades):
     """Score models on benchmark sets with the paper's protocol (x4).
 
     PSNR and SSIM on the BT.601 luma (Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255) after
@@ -104,7 +110,11 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
     if not datasets:
         fail("name at least one dataset (set5, set14, bsd100, urban100), or use --speed", 2)
     from srgan_cli.bench import run
+    from srgan_cli.bench.degraded import degraded_sets, parse_degrade
 
+    with exit_on_error(2):
+        for spec in degrades:
+            parse_degrade(spec)
     data_dir, explicit = run.data_dir(data_dir)
     if source == "local" and data_dir is None:
         fail("no benchmark data: pass --data-dir DIR (../shared/datasets/benchmark not found)")
@@ -113,6 +123,8 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
                               kernels=kernels, on_note=err.print)
         loaded = run.load_datasets(datasets, data_dir, source=source, explicit=explicit,
                                    on_note=err.print)
+        if degrades:
+            loaded = degraded_sets(loaded, list(degrades), run.SCALE)
         lpips_model = run.lpips_model(use_lpips, lpips_weights)
 
     def on_record(rec):

@@ -94,6 +94,11 @@ from srgan_cli.cli.options import device_option
 @click.option("--max-seconds", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Wall-clock limit (data loading included): then checkpoint, validate, "
               "stop and --export as at the end; --resume continues. 0: none.")
+@click.option("--degradation", default="clean", show_default=True, metavar="clean|real[,K=V...]",
+              help="How LR crops are made. clean: the paper's antialiased bicubic downscale. "
+              "real: Real-ESRGAN's first-order degradations per crop (Gaussian blur, x4 "
+              "bicubic/bilinear/area, Gaussian or Poisson noise, JPEG 30-95), seeded by the "
+              "run; 'real,jpeg_quality=50:95,noise_prob=0.5' changes its ranges (README).")
 def train(resume, export_path, **options):
     """Train the generator: the paper's SRResNet stage, or its SRGAN stage (--stage gan).
 
@@ -149,6 +154,7 @@ def _config(*, data, run_dir, scale, lr_milestones, val_dir, init_path, vgg_weig
             milestones = [int(m) for m in lr_milestones.split(",") if m.strip()]
         except ValueError:
             fail(f"--lr-milestones: expected comma-separated integers, got {lr_milestones!r}")
+    _check_degradation(same["degradation"])
 
     def text(path):
         return str(path) if path else None
@@ -157,6 +163,16 @@ def _config(*, data, run_dir, scale, lr_milestones, val_dir, init_path, vgg_weig
                        lr_milestones=milestones, val_dir=text(val_dir), init=text(init_path),
                        vgg_weights=text(vgg_weights), lpips_weights=text(lpips_weights),
                        **same)
+
+
+def _check_degradation(text: str) -> None:
+    """Exit with one line (status 2) when ``--degradation`` cannot be parsed."""
+    from srgan_cli.train.degrade import DegradationError, parse_degradation
+
+    try:
+        parse_degradation(text)
+    except DegradationError as e:
+        fail(f"--degradation: {e}", 2)
 
 
 def _progress_bar(disable: bool):

@@ -69,6 +69,10 @@ class TrainConfig:
     # wall-clock limit in seconds (0: none), counted from the start of the training set-up
     # (data loading included): the run then checkpoints, validates and returns early
     max_seconds: float = 0.0
+    # how LR crops are made: 'clean' (the paper's antialiased bicubic downscale) or 'real'
+    # (srgan_cli.train.degrade: blur, random x4 kernel, noise, JPEG), 'real,KEY=VALUE,...'
+    # to change its ranges (train.degrade.parse_degradation)
+    degradation: str = "clean"
 
     def __post_init__(self) -> None:
         defaults = STAGE_DEFAULTS.get(self.stage)

@@ -146,6 +146,7 @@ def sample_batch(
     gen: torch.Generator,
     *,
     device: torch.device | str = "cpu",
+    degrade: Callable[[torch.Tensor, int, torch.Generator], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random HR crops with flips / 90-degree rotations, and their LR versions.
 
@@ -153,7 +154,11 @@ def sample_batch(
     All randomness comes from ``gen`` (a CPU generator), so a batch sequence is
     reproducible and resumable regardless of the device and of the bank's layout.
     A packed bank (:meth:`ImageBank.pack`) cuts the crops in one gather on its device.
+    ``degrade(hr, scale, gen)`` (e.g. a :class:`srgan_cli.train.degrade.Degrader`) makes
+    the LR instead of the clean antialiased bicubic downscale, drawing from ``gen`` after
+    the crops' draws.
     """
+    make_lr = downscale if degrade is None else (lambda x, s: degrade(x, s, gen))
     if crop % scale:
         raise ValueError(f"crop {crop} is not a multiple of scale {scale}")
     idx_t = torch.randint(len(bank), (batch,), generator=gen)
@@ -162,7 +167,7 @@ def sample_batch(
     if bank.packed is not None:
         hr = gather_crops(bank.packed, idx_t, u_t, aug_t, crop).to(device, non_blocking=True)
         hr = hr.float().div_(255.0)
-        lr = downscale(hr, scale)
+        lr = make_lr(hr, scale)
         return lr, hr.mul_(2.0).sub_(1.0)
     idx, u, aug = idx_t.tolist(), u_t.tolist(), aug_t.tolist()
     crops = []
@@ -180,7 +185,7 @@ def sample_batch(
             c = c.transpose(1, 2)
         crops.append(c)
     hr = torch.stack(crops).to(device, non_blocking=True).float().div_(255.0)
-    lr = downscale(hr, scale)
+    lr = make_lr(hr, scale)
     return lr, hr.mul_(2.0).sub_(1.0)
 
 

@@ -28,6 +28,7 @@ from srgan_cli.train import dist
 from srgan_cli.train.config import (ADAM_BETAS, CONTENT_LOSSES, GAN_LR_STEP, STAGE_DEFAULTS,
                                     STAGES, TrainConfig, adv_weight_at, lr_at)
 from srgan_cli.train.data import DataError, ImageBank, sample_batch
+from srgan_cli.train.degrade import Degrader, DegradationError, parse_degradation
 from srgan_cli.train.export import export
 from srgan_cli.train.losses import generator_losses
 from srgan_cli.train.state import (CHECKPOINT_VERSION, READABLE_VERSIONS, TrainState,
@@ -90,11 +91,26 @@ def _resume_checkpoint(cfg: TrainConfig, resume) -> dict[str, Any] | None:
     if not resume:
         return None
     ckpt = load_checkpoint(Path(resume))
-    done_stage = json.loads(ckpt["config"]).get("stage", "srresnet")
+    done = json.loads(ckpt["config"])
+    done_stage = done.get("stage", "srresnet")
     if done_stage != cfg.stage:
         raise TrainError(f"{resume}: a {done_stage!r} checkpoint cannot resume the "
                          f"{cfg.stage!r} stage (start the GAN stage with --init instead)")
+    done_degradation = done.get("degradation", "clean")
+    if parse_degradation(done_degradation) != parse_degradation(cfg.degradation):
+        raise TrainError(f"{resume}: the run was trained with --degradation "
+                         f"{done_degradation!r}, not {cfg.degradation!r} (pass the same "
+                         f"to resume it, or start a new run with --init)")
     return ckpt
+
+
+def _degrader(cfg: TrainConfig) -> Degrader | None:
+    """The LR degradations of ``cfg.degradation`` (None: the clean bicubic pipeline)."""
+    try:
+        spec = parse_degradation(cfg.degradation)
+    except DegradationError as e:
+        raise TrainError(f"degradation: {e}") from None
+    return Degrader(spec) if spec is not None else None
 
 
 def _init_weights(cfg: TrainConfig) -> tuple[SRResNet | None, dict[str, Any] | None]:
@@ -198,6 +214,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
         raise TrainError(f"unknown stage {cfg.stage!r} ({', '.join(STAGES)})")
     if cfg.content_loss not in CONTENT_LOSSES:
         raise TrainError(f"unknown content loss {cfg.content_loss!r} ({', '.join(CONTENT_LOSSES)})")
+    degrader = _degrader(cfg)
     info = dist.from_env()
     report = (on_progress or (lambda p: None)) if info.main else (lambda p: None)
     run = None
@@ -214,7 +231,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
             return TrainResult(state.iteration, Path(resume), val, state.history["seconds"])
         dist.init(info, device)
         try:
-            run = _Run(cfg, info, state, vgg=vgg, report=report, amp=amp)
+            run = _Run(cfg, info, state, vgg=vgg, report=report, amp=amp, degrader=degrader)
             return run.run(reseeded)
         finally:
             dist.shutdown(info)
@@ -287,7 +304,7 @@ class _Run:
 
     def __init__(self, cfg: TrainConfig, info: dist.DistInfo, state: TrainState, *,
                  vgg: torch.nn.Module | None, report: ProgressFn,
-                 amp: torch.dtype | None) -> None:
+                 amp: torch.dtype | None, degrader: Degrader | None = None) -> None:
         self.cfg, self.info, self.state, self.report = cfg, info, state, report
         self.losses = generator_losses(cfg, vgg)
         self.amp = amp
@@ -298,6 +315,7 @@ class _Run:
         self.window = _Window()
         self.log = None
         self.nets: Nets | None = None
+        self.degrader = degrader  # cfg.degradation's (None: clean bicubic LR)
         self.lr = lr_at(cfg, state.iteration)
         self.val_psnr = state.history["val"][-1][1] if state.history["val"] else None
 
@@ -384,7 +402,7 @@ class _Run:
         cfg, state = self.cfg, self.state
         lr_img, hr = sample_batch(self.bank, cfg.batch // self.info.world, cfg.crop,
                                   state.generator.spec.scale, state.data_rng,
-                                  device=state.device)
+                                  device=state.device, degrade=self.degrader)
         if cfg.channels_last:
             lr_img = lr_img.contiguous(memory_format=torch.channels_last)
             hr = hr.contiguous(memory_format=torch.channels_last)

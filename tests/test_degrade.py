@@ -1,0 +1,253 @@
+"""The training degradations (srgan_cli.train.degrade, ``srgan train --degradation``)."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import make_train_dir, photo_like
+from srgan_cli.cli import main
+from srgan_cli.errors import TrainError
+from srgan_cli.train.data import ImageBank, downscale, sample_batch
+from srgan_cli.train.degrade import (DegradationError, DegradationSpec, Degrader, blur,
+                                     format_degradation, gaussian_kernels, parse_degradation)
+from srgan_cli.train.loop import TrainConfig, load_checkpoint, train
+
+# one degradation alone: everything else off, a single resize kernel
+ONLY = dict(blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0, resize_modes=("bicubic",))
+
+
+@pytest.fixture
+def train_dir(tmp_path):
+    return make_train_dir(tmp_path / "train", 3, 64, 80, seed=30)
+
+
+def photo_batch(n=4, size=48, seed=0) -> torch.Tensor:
+    imgs = [torch.from_numpy(photo_like(size, size, seed=seed + i)).permute(2, 0, 1)
+            for i in range(n)]
+    return torch.stack(imgs).float() / 255
+
+
+def degrade(spec: DegradationSpec, hr: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    return Degrader(spec)(hr, 4, torch.Generator().manual_seed(seed))
+
+
+def tiny_cfg(data, run_dir, **kw) -> TrainConfig:
+    base = dict(data=[str(data)], run_dir=str(run_dir), iters=4, batch=4, crop=32, blocks=1,
+                width=8, lr=1e-3, ckpt_every=2, val_every=100, log_every=1, precision="fp32",
+                device="cpu", seed=5, degradation="real")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_clean_is_the_default_and_parses_to_no_degradation():
+    assert TrainConfig(data=[]).degradation == "clean"
+    assert parse_degradation("clean") is None
+    assert parse_degradation("real") == DegradationSpec()
+
+
+def test_settings_override_the_real_defaults_and_format_back_to_the_same_text():
+    spec = parse_degradation("real, jpeg_quality=50:90, noise_prob=0.5, resize_modes=area+bicubic,"
+                             "blur_sigma=1")
+    assert spec.jpeg_quality == (50, 90) and spec.noise_prob == 0.5
+    assert spec.resize_modes == ("area", "bicubic") and spec.blur_sigma == (1.0, 1.0)
+    assert spec.blur_aniso_prob == DegradationSpec().blur_aniso_prob
+    assert parse_degradation(format_degradation(spec)) == spec
+    assert format_degradation(None) == "clean" and format_degradation(DegradationSpec()) == "real"
+
+
+@pytest.mark.parametrize("text, says", [
+    ("blurry", "expected clean or real"),
+    ("clean,jpeg_prob=0", "takes no settings"),
+    ("real,jpeg=50", "KEY=VALUE with KEY one of"),
+    ("real,jpeg_prob", "KEY=VALUE"),
+    ("real,jpeg_prob=often", "a number"),
+    ("real,jpeg_quality=50:high", "LOW:HIGH"),
+    ("real,noise_prob=1.5", "probability must be in [0, 1]"),
+    ("real,noise_sigma=30:1", "low <= high"),
+    ("real,jpeg_quality=0:101", "1..100"),
+    ("real,blur_sigma=0:2", "above 0"),
+    ("real,resize_modes=lanczos", "lanczos"),
+])
+def test_bad_specs_are_one_line_errors_naming_the_problem(text, says):
+    with pytest.raises(DegradationError) as e:
+        parse_degradation(text)
+    assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_the_cli_refuses_a_bad_degradation_with_one_line_and_status_2(train_dir, tmp_path):
+    r = CliRunner().invoke(main, ["train", "--data", str(train_dir), "--run-dir",
+                                  str(tmp_path / "run"), "--degradation", "real,jpeg_prob=2"])
+    assert r.exit_code == 2
+    assert r.output.strip().splitlines() == [
+        "error: --degradation: jpeg_prob = 2: a probability must be in [0, 1]"]
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_the_library_refuses_a_bad_degradation_as_a_train_error(train_dir, tmp_path):
+    with pytest.raises(TrainError, match="degradation: .*expected clean or real"):
+        train(tiny_cfg(train_dir, tmp_path / "run", degradation="dirty"))
+
+
+def test_degraded_crops_are_reproducible_from_the_data_seed(train_dir):
+    bank = ImageBank.from_dirs([train_dir], 32)
+    deg = Degrader(DegradationSpec())
+    a = sample_batch(bank, 8, 32, 4, torch.Generator().manual_seed(1), degrade=deg)
+    b = sample_batch(bank, 8, 32, 4, torch.Generator().manual_seed(1), degrade=deg)
+    c = sample_batch(bank, 8, 32, 4, torch.Generator().manual_seed(2), degrade=deg)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], c[0])
+    assert a[0].shape == (8, 3, 8, 8) and a[0].min() >= 0 and a[0].max() <= 1
+
+
+def test_the_degraded_crops_are_the_clean_runs_crops(train_dir):
+    """The degradations draw after the crops: the same HR crops as a clean run's batch."""
+    bank = ImageBank.from_dirs([train_dir], 32)
+    _, hr_clean = sample_batch(bank, 8, 32, 4, torch.Generator().manual_seed(3))
+    lr, hr = sample_batch(bank, 8, 32, 4, torch.Generator().manual_seed(3),
+                          degrade=Degrader(DegradationSpec()))
+    assert torch.equal(hr, hr_clean)
+    assert not torch.allclose(lr, downscale((hr + 1) / 2, 4), atol=1 / 255)
+
+
+def test_a_restored_data_stream_continues_with_the_same_degraded_crops(train_dir):
+    bank = ImageBank.from_dirs([train_dir], 32)
+    deg = Degrader(DegradationSpec())
+    gen = torch.Generator().manual_seed(4)
+    sample_batch(bank, 4, 32, 4, gen, degrade=deg)
+    saved = gen.get_state()
+    want = sample_batch(bank, 4, 32, 4, gen, degrade=deg)
+    again = sample_batch(bank, 4, 32, 4, torch.Generator().set_state(saved), degrade=deg)
+    assert torch.equal(want[0], again[0]) and torch.equal(want[1], again[1])
+
+
+def test_a_real_run_resumes_exactly_and_records_its_degradation(train_dir, tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(tiny_cfg(train_dir, full))
+    train(tiny_cfg(train_dir, part, iters=2))
+    train(tiny_cfg(train_dir, part), resume=part / "last.pt")
+    logs = [[json.loads(l)["l_g_pix"] for l in (d / "log.jsonl").read_text().splitlines()
+             if "l_g_pix" in l] for d in (full, part)]
+    assert len(logs[0]) == 4 and logs[0] == logs[1]
+    a, b = load_checkpoint(full / "last.pt"), load_checkpoint(part / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert json.loads(a["config"])["degradation"] == "real"
+
+
+def test_resuming_with_another_degradation_is_refused(train_dir, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(train_dir, run, iters=2))
+    with pytest.raises(TrainError, match="trained with --degradation 'real', not 'clean'"):
+        train(tiny_cfg(train_dir, run, degradation="clean"), resume=run / "last.pt")
+
+
+def test_clean_prob_one_gives_the_clean_pipelines_lr():
+    hr = photo_batch()
+    lr = degrade(DegradationSpec(clean_prob=1.0), hr)
+    assert torch.equal(lr, downscale(hr, 4))
+
+
+def test_gaussian_kernels_have_the_drawn_sigmas_and_orientation():
+    k = gaussian_kernels(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.2]),
+                         torch.tensor([0.0, 0.0]), 21).double()
+    r = torch.arange(21, dtype=torch.float64) - 10
+    var_x = (k.sum(1) * r**2).sum(1)  # along columns (x)
+    var_y = (k.sum(2) * r**2).sum(1)
+    assert torch.allclose(k.sum((1, 2)), torch.ones(2, dtype=torch.float64))
+    assert torch.allclose(var_x, torch.tensor([1.0, 4.0], dtype=torch.float64), atol=1e-3)
+    assert torch.allclose(var_y, torch.tensor([1.0, 1.44], dtype=torch.float64), atol=1e-3)
+    turned = gaussian_kernels(torch.tensor([2.0]), torch.tensor([1.2]),
+                              torch.tensor([np.pi / 2]), 21)
+    assert torch.allclose(turned[0], k[1].float().T, atol=1e-6)
+
+
+def test_the_fft_blur_is_a_reflect_padded_convolution():
+    img = photo_batch(2, 24)
+    k = gaussian_kernels(torch.tensor([1.5, 0.7]), torch.tensor([0.6, 1.2]),
+                         torch.tensor([0.3, -1.0]), 9)
+    got = blur(img, k)
+    padded = torch.nn.functional.pad(img, (4, 4, 4, 4), mode="reflect")
+    want = torch.stack([torch.nn.functional.conv2d(padded[i : i + 1],
+                                                   k[i].flip(0, 1).expand(3, 1, 9, 9), groups=3)[0]
+                        for i in range(2)])
+    assert torch.allclose(got, want, atol=1e-5)
+
+
+def high_freq(x: torch.Tensor) -> float:
+    return float((x[..., 1:] - x[..., :-1]).abs().mean())
+
+
+def test_blur_makes_the_lr_smoother_the_more_the_larger_sigma():
+    hr = photo_batch()
+    clean = downscale(hr, 4)
+    small = degrade(DegradationSpec(**{**ONLY, "blur_prob": 1.0, "blur_sigma": (1.0, 1.0)}), hr)
+    large = degrade(DegradationSpec(**{**ONLY, "blur_prob": 1.0, "blur_sigma": (3.0, 3.0)}), hr)
+    assert high_freq(large) < high_freq(small) < high_freq(clean)
+
+
+def test_the_resize_kernels_differ_and_bicubic_alone_is_the_clean_downscale_rounded():
+    hr = photo_batch()
+    outs = {m: degrade(DegradationSpec(**{**ONLY, "resize_modes": (m,)}), hr)
+            for m in ("bicubic", "bilinear", "area")}
+    assert torch.allclose(outs["bicubic"], downscale(hr, 4), atol=0.5 / 255 + 1e-6)
+    assert not torch.equal(outs["bilinear"], outs["bicubic"])
+    assert not torch.equal(outs["area"], outs["bicubic"])
+    assert torch.allclose(outs["area"], torch.nn.functional.avg_pool2d(hr, 4),
+                          atol=0.5 / 255 + 1e-6)
+
+
+def test_gaussian_noise_has_the_drawn_sigma_in_colour_and_in_gray():
+    hr = torch.full((8, 3, 96, 96), 0.5)
+    base = dict(ONLY, noise_prob=1.0, noise_gaussian_prob=1.0, noise_sigma=(10.0, 10.0))
+    colour = degrade(DegradationSpec(**base, noise_gray_prob=0.0), hr) - 0.5
+    gray = degrade(DegradationSpec(**base, noise_gray_prob=1.0), hr) - 0.5
+    assert float(colour.std()) == pytest.approx(10 / 255, rel=0.05)
+    assert float(gray.std()) == pytest.approx(10 / 255, rel=0.05)
+    assert torch.equal(gray[:, 0], gray[:, 1]) and torch.equal(gray[:, 0], gray[:, 2])
+    assert not torch.equal(colour[:, 0], colour[:, 1])
+
+
+def test_poisson_noise_grows_with_brightness_and_scale():
+    hr = torch.cat([torch.full((4, 3, 96, 96), 0.1), torch.full((4, 3, 96, 96), 0.8)])
+    base = dict(ONLY, noise_prob=1.0, noise_gaussian_prob=0.0, noise_gray_prob=0.0)
+    one = degrade(DegradationSpec(**base, noise_poisson_scale=(1.0, 1.0)), hr) - hr[:, :, :24, :24]
+    two = degrade(DegradationSpec(**base, noise_poisson_scale=(2.0, 2.0)), hr) - hr[:, :, :24, :24]
+    dark, bright = float(one[:4].std()), float(one[4:].std())
+    assert dark == pytest.approx((0.1 / 255) ** 0.5, rel=0.15)
+    assert bright == pytest.approx((0.8 / 255) ** 0.5, rel=0.15)
+    assert float(two[4:].std()) == pytest.approx(2 * bright, rel=0.15)
+
+
+def test_jpeg_makes_the_lr_worse_the_lower_the_quality():
+    hr = photo_batch(4, 128)
+    clean = downscale(hr, 4)
+
+    def err(q):
+        spec = DegradationSpec(**{**ONLY, "jpeg_prob": 1.0, "jpeg_quality": (q, q)})
+        return float(((degrade(spec, hr) - clean) ** 2).mean())
+
+    assert err(30) > err(60) > err(95) > 0
+
+
+def test_the_drawn_settings_stay_in_their_ranges():
+    spec = parse_degradation("real,jpeg_quality=40:60,noise_sigma=2:4,blur_aniso_prob=0")
+    d = Degrader(spec).draw(2000, torch.Generator().manual_seed(0))
+    assert d.quality.min() == 40 and d.quality.max() == 60
+    gauss = d.level[d.gaussian] * 255
+    assert gauss.min() >= 2 and gauss.max() <= 4
+    assert 0.4 < float(d.gaussian.float().mean()) < 0.6
+    assert 0.35 < float(d.gray.float().mean()) < 0.45
+    assert set(d.mode.tolist()) == {0, 1, 2} and not d.clean.any() and d.jpeg.all()
+    k = d.kernels.double()
+    assert torch.allclose(k, k.transpose(1, 2), atol=1e-6)  # isotropic only
+
+
+def test_every_setting_is_documented_in_the_readme():
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for f in dataclasses.fields(DegradationSpec):
+        assert f"`{f.name}`" in readme, f.name
