@@ -164,7 +164,7 @@ def test_gaussian_kernels_have_the_drawn_sigmas_and_orientation():
     assert torch.allclose(turned[0], k[1].float().T, atol=1e-6)
 
 
-def test_the_fft_blur_is_a_reflect_padded_convolution():
+def test_the_blur_is_a_reflect_padded_convolution_with_each_crops_kernel():
     img = photo_batch(2, 24)
     k = gaussian_kernels(torch.tensor([1.5, 0.7]), torch.tensor([0.6, 1.2]),
                          torch.tensor([0.3, -1.0]), 9)
