@@ -137,6 +137,19 @@ def test_a_real_run_resumes_exactly_and_records_its_degradation(train_dir, tmp_p
     assert json.loads(a["config"])["degradation"] == "real"
 
 
+def test_an_exported_real_model_names_its_degradation_and_a_clean_one_does_not(train_dir,
+                                                                             tmp_path):
+    from srgan_cli.train.loop import export
+    from srgan_cli.weights import load_generator
+
+    for degradation in ("real,jpeg_quality=50:95", "clean"):
+        run = tmp_path / degradation.split(",")[0]
+        train(tiny_cfg(train_dir, run, iters=1, degradation=degradation))
+        _, info = load_generator(export(run / "last.pt", tmp_path / f"{run.name}.safetensors"))
+        assert info.metadata.get("degradation") == (None if degradation == "clean"
+                                                    else degradation)
+
+
 def test_resuming_with_another_degradation_is_refused(train_dir, tmp_path):
     run = tmp_path / "run"
     train(tiny_cfg(train_dir, run, iters=2))

@@ -21,8 +21,9 @@ resize (the scale is the model's) and no second-order pass.
 
 Every random draw comes from the generator passed in (the run's data stream, which
 checkpoints save), in a fixed count per batch, so a run's degraded crops are reproducible
-and a resumed run continues with the same ones. The blur, noise and JPEG run on the CPU
-or the crops' device; pixels may differ across devices by float rounding.
+and a resumed run continues with the same ones. The blur, resize and noise arithmetic
+run on the crops' device (the noise is drawn on the CPU), the JPEG on the CPU; pixels may
+differ across devices by float rounding.
 """
 
 from __future__ import annotations

@@ -97,6 +97,8 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
             prov["adv_warmup"] = str(cfg["adv_warmup"])
     if use_ema:
         prov["ema"] = str(cfg.get("ema"))
+    if cfg.get("degradation", "clean") != "clean":  # srgan train --degradation
+        prov["degradation"] = cfg["degradation"]
     if init:
         prov["init"] = (f"{init['file']} ({init['stage']}, {init['iterations']} iterations); "
                         f"then {ckpt['iteration']} iterations of this run")
