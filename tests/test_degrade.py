@@ -113,6 +113,16 @@ def test_the_degraded_crops_are_the_clean_runs_crops(train_dir):
     assert not torch.allclose(lr, downscale((hr + 1) / 2, 4), atol=1 / 255)
 
 
+def test_the_packed_layout_gives_the_same_degraded_batches_as_the_per_crop_path(train_dir):
+    bank = ImageBank.from_dirs([train_dir], 32)
+    deg = Degrader(DegradationSpec())
+    g1, g2 = torch.Generator().manual_seed(6), torch.Generator().manual_seed(6)
+    for _ in range(3):
+        a = sample_batch(bank, 8, 32, 4, g1, degrade=deg)
+        b = sample_batch(bank.pack(), 8, 32, 4, g2, degrade=deg)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
 def test_a_restored_data_stream_continues_with_the_same_degraded_crops(train_dir):
     bank = ImageBank.from_dirs([train_dir], 32)
     deg = Degrader(DegradationSpec())
