@@ -507,7 +507,7 @@ def test_the_quality_table_is_aligned_markdown_when_stdout_is_not_a_terminal(tin
     r = run_cli("benchmark", "tiny", "--data-dir", tmp_path / "bench", "-m", "bicubic", "-m",
                 tiny_weights, "--device", "cpu", "--no-lpips")
     assert r.exit_code == 0, r.output
-    rows = assert_aligned_markdown(r.output, 3)
+    rows = assert_aligned_markdown(r.output, 4)  # method, PSNR, SSIM, grid dB
     assert rows[2].startswith("| bicubic")
 
 
