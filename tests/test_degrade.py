@@ -8,13 +8,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import make_train_dir, photo_like
+from conftest import make_train_dir, make_val_dir, photo_like
 from srgan_cli.cli import main
 from srgan_cli.errors import TrainError
 from srgan_cli.train.data import ImageBank, downscale, sample_batch
 from srgan_cli.train.degrade import (DegradationError, DegradationSpec, Degrader, blur,
                                      format_degradation, gaussian_kernels, parse_degradation)
 from srgan_cli.train.loop import TrainConfig, load_checkpoint, train
+from srgan_cli.weights import load_generator
 
 # one degradation alone: everything else off, a single resize kernel
 ONLY = dict(blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0, resize_modes=("bicubic",))
@@ -150,7 +151,6 @@ def test_a_real_run_resumes_exactly_and_records_its_degradation(train_dir, tmp_p
 def test_an_exported_real_model_names_its_degradation_and_a_clean_one_does_not(train_dir,
                                                                              tmp_path):
     from srgan_cli.train.loop import export
-    from srgan_cli.weights import load_generator
 
     for degradation in ("real,jpeg_quality=50:95", "clean"):
         run = tmp_path / degradation.split(",")[0]
@@ -165,6 +165,29 @@ def test_resuming_with_another_degradation_is_refused(train_dir, tmp_path):
     train(tiny_cfg(train_dir, run, iters=2))
     with pytest.raises(TrainError, match="trained with --degradation 'real', not 'clean'"):
         train(tiny_cfg(train_dir, run, degradation="clean"), resume=run / "last.pt")
+
+
+def test_the_cli_trains_resumes_and_re_exports_a_real_run(train_dir, tmp_path):
+    run, out = tmp_path / "run", tmp_path / "w.safetensors"
+    args = ["train", "--data", str(train_dir), "--run-dir", str(run), "--batch", "2", "--crop",
+            "32", "--blocks", "1", "--width", "8", "--precision", "fp32", "--device", "cpu",
+            "--val-dir", str(make_val_dir(tmp_path / "Val", 1, 48, 48, seed=50)),
+            "--val-every", "100"]
+    real = ["--degradation", "real,jpeg_quality=40:60"]
+    r = CliRunner().invoke(main, args + real + ["--iters", "2"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, args + real + ["--iters", "4", "--resume", str(run / "last.pt")])
+    assert r.exit_code == 0, r.output
+    # a finished run re-exports whatever --degradation says (nothing is trained)
+    r = CliRunner().invoke(main, args + ["--iters", "4", "--resume", str(run / "last.pt"),
+                                         "--export", str(out)])
+    assert r.exit_code == 0, r.output
+    assert load_generator(out)[1].metadata["degradation"] == "real,jpeg_quality=40:60"
+    r = CliRunner().invoke(main, args + ["--iters", "6", "--resume", str(run / "last.pt")])
+    assert r.exit_code == 1
+    errors = [l for l in r.output.splitlines() if l.startswith("error: ")]
+    assert len(errors) == 1 and "trained with --degradation 'real,jpeg_quality=40:60', not " \
+        "'clean'" in errors[0]
 
 
 def test_clean_prob_one_gives_the_clean_pipelines_lr():

@@ -96,8 +96,9 @@ def _resume_checkpoint(cfg: TrainConfig, resume) -> dict[str, Any] | None:
     if done_stage != cfg.stage:
         raise TrainError(f"{resume}: a {done_stage!r} checkpoint cannot resume the "
                          f"{cfg.stage!r} stage (start the GAN stage with --init instead)")
-    done_degradation = done.get("degradation", "clean")
-    if parse_degradation(done_degradation) != parse_degradation(cfg.degradation):
+    done_degradation = done.get("degradation", "clean")  # (a finished run re-exports with any)
+    if (int(ckpt["iteration"]) < cfg.iters
+            and parse_degradation(done_degradation) != parse_degradation(cfg.degradation)):
         raise TrainError(f"{resume}: the run was trained with --degradation "
                          f"{done_degradation!r}, not {cfg.degradation!r} (pass the same "
                          f"to resume it, or start a new run with --init)")
