@@ -103,28 +103,64 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["GeneratorSpec", "INPUT_RANGE", "OUTPUT_RANGE", "SRResNet", "count_parameters", "tie_phase_dc",
-           "to_unit_range"]
+__all__ = ["GeneratorSpec", "INPUT_RANGE", "OUTPUT_RANGE", "SRResNet", "TIE_MODES",
+           "count_parameters", "tie_phases", "to_unit_range"]
+
+
+TIE_MODES = ("off", "dc", "resize")
 
 
 @torch.no_grad()
-def tie_phase_dc(model: nn.Module) -> nn.Module:
-    """Project every sub-pixel stage of ``model`` (in place) onto the convolutions that map a
-    constant input to a constant output: the four phases of each output map get the same
-    bias, and for each input map the same sum of taps (the excess of a phase's sum is
-    taken off its taps evenly: the least-squares projection). A generator so tied cannot
-    paint a pattern locked to the LR grid on a flat area; resize-convolution (nearest x2,
-    then a 3x3 convolution) is a special case. Returns ``model``."""
+def tie_phases(model: nn.Module, mode: str = "dc") -> nn.Module:
+    """Project every sub-pixel stage of ``model`` (in place) onto a subspace of convolutions
+    whose four phases cannot drift apart; returns ``model``.
+
+    ``dc``: the convolutions that map a constant input to a constant output: the four
+    phases of each output map get the same bias and, for each input map, the same sum of
+    taps (a phase's excess is taken off its taps evenly: the least-squares projection). A
+    generator so tied cannot paint a pattern locked to the LR grid on a flat area.
+
+    ``resize``: exactly resize-convolution (nearest x2, then one 3x3 convolution at the
+    higher resolution; Odena et al. 2016, as ESRGAN upsamples) written as a sub-pixel
+    convolution: each phase's 3x3 LR filter is a sum of the taps of one shared 3x3 kernel
+    (phase 0 of an axis sees offsets -1 | 0 and +1 merged, phase 1 sees -1 and 0 merged |
+    +1), one bias. The projection averages each shared tap over the four phases. A subset
+    of ``dc``; the weights keep the paper's layout, so every inference path runs them as
+    they are.
+    """
+    if mode not in TIE_MODES:
+        raise ValueError(f"unknown phase tie {mode!r} ({', '.join(TIE_MODES)})")
+    if mode == "off":
+        return model
     for module in model.modules():
         if not isinstance(module, Upsample):
             continue
-        conv, r2 = module.conv, module.shuffle.upscale_factor ** 2
-        w = conv.weight  # (C*r2, C_in, k, k); output map c*r2 + phase
+        conv, r = module.conv, module.shuffle.upscale_factor
+        w = conv.weight  # (C*r*r, C_in, k, k); output map c*r*r + phase
         co, ci, kh, kw = w.shape
-        wp = w.view(co // r2, r2, ci, kh * kw)
-        sums = wp.sum(-1, keepdim=True)
-        wp.sub_((sums - sums.mean(1, keepdim=True)) / (kh * kw))
+        if mode == "resize" and (r, kh, kw) == (2, 3, 3):
+            merge = _resize_merge(w.device, w.dtype)  # (4 phases, 9 LR taps, 9 kernel taps)
+            wp = w.view(co // 4, 4, ci, 9)
+            kernel = torch.einsum("oqip,qpk->oik", wp, merge) / 4  # the shared 3x3 kernel
+            wp.copy_(torch.einsum("oik,qpk->oqip", kernel, merge))
+        else:
+            wp = w.view(co // (r * r), r * r, ci, kh * kw)
+            sums = wp.sum(-1, keepdim=True)
+            wp.sub_((sums - sums.mean(1, keepdim=True)) / (kh * kw))
         if conv.bias is not None:
-            b = conv.bias.view(co // r2, r2)
+            b = conv.bias.view(co // (r * r), r * r)
             b.copy_(b.mean(1, keepdim=True).expand_as(b))
     return model
+
+
+def _resize_merge(device, dtype) -> torch.Tensor:
+    """(phase, LR tap, kernel tap) 0/1 matrix: which taps of the 3x3 kernel that follows a
+    nearest x2 upsampling fall on which tap of each phase's 3x3 LR filter."""
+    rows = ((0, 1, 1), (1, 1, 2))  # kernel offset index -> LR offset index, per phase
+    m = torch.zeros(4, 9, 9, device=device, dtype=dtype)
+    for a in range(2):
+        for b in range(2):
+            for ky in range(3):
+                for kx in range(3):
+                    m[a * 2 + b, rows[a][ky] * 3 + rows[b][kx], ky * 3 + kx] = 1
+    return m

@@ -60,9 +60,10 @@ class TrainConfig:
     # gan: discriminator-only iterations before the first generator step of a fresh
     # discriminator (a run started with --init: a new D learns the current G first)
     d_warmup: int = 0
-    # tie each sub-pixel stage's four phases to one DC gain and bias (srgan_cli.nets.generator.
-    # tie_phase_dc), at the start and after every generator step: no LR-grid pattern on flat areas
-    tie_phases: bool = False
+    # tie each sub-pixel stage's four phases (srgan_cli.nets.generator.tie_phases), at the
+    # start and after every generator step: off | dc (one DC gain and bias: flat areas stay
+    # flat) | resize (exactly nearest x2 + a 3x3 convolution, in the paper's layout)
+    tie_phases: str = "off"
     grid_weight: float = 0.0  # weight of the grid loss (train.losses.GridLoss), in dB
     vgg_weights: str | None = None
     lpips_weights: str | None = None
