@@ -91,15 +91,22 @@ def test_a_phase_tied_generator_maps_a_flat_image_to_a_flat_image(mode):
 
 
 @torch.no_grad()
-def test_tying_the_phases_is_a_projection_and_keeps_the_layout():
+@pytest.mark.parametrize("mode", ["dc", "resize"])
+def test_tying_the_phases_is_a_projection_and_keeps_the_layout(mode):
     model = _random_generator(1)
     keys = {k: v.shape for k, v in model.state_dict().items()}
-    once = {k: v.clone() for k, v in tie_phases(model).state_dict().items()}
-    twice = tie_phases(model).state_dict()
+    once = {k: v.clone() for k, v in tie_phases(model, mode).state_dict().items()}
+    for _ in range(20):  # idempotent: repeated after every step, it must not grow anything
+        twice = tie_phases(model, mode).state_dict()
     assert {k: v.shape for k, v in twice.items()} == keys
     assert all(torch.allclose(once[k], twice[k], atol=1e-6) for k in keys)
     w = model.up[0].conv.weight.view(8, 4, 8, -1).sum(-1)  # per output map: 4 phases' sums
     assert torch.allclose(w, w[:, :1].expand_as(w), atol=1e-5)
+    # orthogonal: what the projection takes away is perpendicular to what it keeps
+    orig = _random_generator(1).up[0].conv.weight.double()
+    kept = model.up[0].conv.weight.double()
+    assert abs(((orig - kept) * kept).sum()) < 1e-5 * (orig * orig).sum()
+    assert 0 < ((orig - kept) ** 2).sum() < (orig * orig).sum()
 
 
 @torch.no_grad()

@@ -139,10 +139,12 @@ def tie_phases(model: nn.Module, mode: str = "dc") -> nn.Module:
         w = conv.weight  # (C*r*r, C_in, k, k); output map c*r*r + phase
         co, ci, kh, kw = w.shape
         if mode == "resize" and (r, kh, kw) == (2, 3, 3):
-            merge = _resize_merge(w.device, w.dtype)  # (4 phases, 9 LR taps, 9 kernel taps)
-            wp = w.view(co // 4, 4, ci, 9)
-            kernel = torch.einsum("oqip,qpk->oik", wp, merge) / 4  # the shared 3x3 kernel
-            wp.copy_(torch.einsum("oik,qpk->oqip", kernel, merge))
+            merge = _resize_merge()  # (36 = 4 phases x 9 LR taps, 9 kernel taps)
+            wp = w.view(co // 4, 4, ci, 9).transpose(1, 2).reshape(co // 4, ci, 36)
+            # the shared 3x3 kernel that fits best (least squares), then its sub-pixel form
+            kernel = wp.double() @ torch.linalg.pinv(merge).T
+            fitted = (kernel @ merge.T).to(w.dtype).view(co // 4, ci, 4, 9).transpose(1, 2)
+            w.copy_(fitted.reshape(co, ci, kh, kw))
         else:
             wp = w.view(co // (r * r), r * r, ci, kh * kw)
             sums = wp.sum(-1, keepdim=True)
@@ -153,14 +155,14 @@ def tie_phases(model: nn.Module, mode: str = "dc") -> nn.Module:
     return model
 
 
-def _resize_merge(device, dtype) -> torch.Tensor:
-    """(phase, LR tap, kernel tap) 0/1 matrix: which taps of the 3x3 kernel that follows a
-    nearest x2 upsampling fall on which tap of each phase's 3x3 LR filter."""
+def _resize_merge() -> torch.Tensor:
+    """(phase x LR tap, kernel tap) 0/1 matrix, float64: which taps of the 3x3 kernel that
+    follows a nearest x2 upsampling fall on which tap of each phase's 3x3 LR filter."""
     rows = ((0, 1, 1), (1, 1, 2))  # kernel offset index -> LR offset index, per phase
-    m = torch.zeros(4, 9, 9, device=device, dtype=dtype)
+    m = torch.zeros(36, 9, dtype=torch.float64)
     for a in range(2):
         for b in range(2):
             for ky in range(3):
                 for kx in range(3):
-                    m[a * 2 + b, rows[a][ky] * 3 + rows[b][kx], ky * 3 + kx] = 1
+                    m[(a * 2 + b) * 9 + rows[a][ky] * 3 + rows[b][kx], ky * 3 + kx] = 1
     return m
