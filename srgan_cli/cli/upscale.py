@@ -96,18 +96,20 @@ def _precision_words(up, files: list[Path]) -> str:
 @click.option("--outscale", type=click.FloatRange(0, min_open=True), default=None,
               metavar="S", help="Output size as S x the input size, any positive number "
               "(e.g. 1.5, 2, 8): the model's x4 output resized with an antialiased bicubic "
-              "filter. Default: the model's scale.")
+              "filter; at most the model's output for the largest input --max-pixels allows. "
+              "Default: the model's scale.")
 @click.option("--border", type=click.Choice(["zero", "symmetric", "reflect", "edge"]),
               default="zero", show_default=True, help="Image borders: 'zero' runs the network "
               "with its zero padding, as trained (best PSNR on Set5/Set14); 'symmetric', "
               "'reflect', 'edge' mirror the image by the receptive radius first (solid colours "
               "and tiny images stay right at the corners; Set5 PSNR -0.009 dB with symmetric).")
-@click.option("--suffix", default=None, help="Name suffix when -o is omitted. Default: "
-              "_x<scale> (_x<S> with --outscale).")
+@click.option("--suffix", default=None, help="Name suffix when -o is omitted (no path "
+              "separators). Default: _x<scale> (_x<S> with --outscale).")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of input folders.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--skip-existing", is_flag=True,
-              help="Skip inputs whose output already exists (resume an interrupted batch).")
+              help="Skip inputs whose output already exists (resume an interrupted batch; "
+              "not with --overwrite).")
 @click.option("--shard", default=None, metavar="K/N",
               help="Process only the K-th of N deterministic slices of the inputs.")
 @click.option("--json", "as_json", is_flag=True,
