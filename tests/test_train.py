@@ -369,12 +369,12 @@ def test_the_library_refuses_to_resume_a_run_with_another_recipe(train_dir, tmp_
 
 @pytest.mark.parametrize("changed", [{"d_warmup": 5}, {"tie_phases": True},
                                      {"grid_weight": 0.5}, {"adv_weight": 0.1}, {"seed": 1}])
-def test_every_config_field_outside_the_changeable_ones_is_kept_on_resume(changed):
+def test_every_config_field_outside_the_changeable_ones_is_kept_on_resume(changed, tmp_path):
     from dataclasses import replace
 
     from srgan_cli.train.config import check_resumable, resumed_config
 
-    saved = TrainConfig(data=["d"], run_dir="runs/t1", batch=4)
+    saved = TrainConfig(data=["d"], run_dir=str(tmp_path), batch=4)
     name = next(iter(changed))
     with pytest.raises(TrainError, match="--" + name.replace("_", "-")):
         check_resumable(saved, replace(saved, **changed), "last.pt")
@@ -384,13 +384,15 @@ def test_every_config_field_outside_the_changeable_ones_is_kept_on_resume(change
     assert resumed_config(saved, {name: getattr(saved, name)}, "last.pt") == (saved, [])
 
 
-def test_resume_restores_all_but_the_per_invocation_fields_and_notes_the_changeable_ones():
+def test_resume_restores_all_but_the_per_invocation_fields_and_notes_the_changeable_ones(
+        tmp_path):
     from srgan_cli.train.config import RESUME_MAY_CHANGE, resumed_config, saved_config
 
-    saved = TrainConfig(data=["d"], run_dir="runs/t1", batch=4, iters=10, device="cpu",
+    run = str(tmp_path)
+    saved = TrainConfig(data=["d"], run_dir=run, batch=4, iters=10, device="cpu",
                         max_seconds=60.0, ckpt_every=5)
     cfg, notes = resumed_config(saved, {"iters": 20, "ckpt_every": 2}, "last.pt")
-    assert (cfg.iters, cfg.ckpt_every, cfg.batch, cfg.run_dir) == (20, 2, 4, "runs/t1")
+    assert (cfg.iters, cfg.ckpt_every, cfg.batch, cfg.run_dir) == (20, 2, 4, run)
     assert cfg.device == "cpu" and cfg.max_seconds == 0.0  # the limit is this invocation's
     assert notes == ["resuming with --iters 20 (the run had --iters 10)",
                      "resuming with --ckpt-every 2 (the run had --ckpt-every 5)"]
@@ -408,3 +410,19 @@ def test_init_with_a_model_of_another_scale_names_the_scales(train_dir, tmp_path
     save_generator(SRResNet(GeneratorSpec(scale=2, blocks=2, width=8)), x2, {"stage": "test"})
     with pytest.raises(TrainError, match=r"x2 model; the run asks for --scale 4"):
         train(tiny_cfg(train_dir, tmp_path / "run", init=str(x2)))
+
+
+def test_resume_from_another_folder_writes_beside_the_checkpoint_when_the_runs_folder_is_not_there(
+        train_dir, val_dir, tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    monkeypatch.chdir(first)
+    args = ["train", "--data", str(train_dir), "--val-dir", str(val_dir), "--run-dir", "runs/t1"]
+    assert CliRunner().invoke(main, args + CLI_TINY + ["--iters", "2"]).exit_code == 0
+    monkeypatch.chdir(second)
+    monkeypatch.setenv("SRGAN_SHARED_DIR", str(second))  # no default training data
+    ckpt = first / "runs" / "t1" / "last.pt"
+    r = CliRunner().invoke(main, ["train", "--resume", str(ckpt), "--iters", "3"])
+    assert r.exit_code == 0, r.output
+    assert "the run's folder runs/t1 is not here" in " ".join(r.output.split())
+    assert not (second / "runs").exists() and load_checkpoint(ckpt)["iteration"] == 3

@@ -177,12 +177,20 @@ def resumed_config(saved: TrainConfig, given: dict[str, Any],
                    source: str) -> tuple[TrainConfig, list[str]]:
     """The config of a resumed run: the checkpoint's (``saved``), with the options given
     again (``given``: field -> value) over it and ``RESUME_PER_INVOCATION`` at their
-    defaults unless given. Raises :class:`TrainError` when a given recipe field differs
+    defaults unless given; a run folder that is not there (moved, or another working
+    folder) becomes the checkpoint's (``source``) folder. Raises :class:`TrainError` when a given recipe field differs
     (see :func:`check_resumable`); returns the config and notes on what changes."""
     unknown = sorted(set(given) - {f.name for f in fields(TrainConfig)})
     if unknown:
         raise TrainError(f"not training settings: {', '.join(unknown)}")
     fresh = {f.name: f.default for f in fields(TrainConfig)
              if f.name in RESUME_PER_INVOCATION and f.default is not MISSING}
+    moved = []
+    if "run_dir" not in given and not Path(saved.run_dir).is_dir():
+        # the run was moved, or this command runs in another folder: the checkpoint's own
+        fresh["run_dir"] = str(Path(source).parent)
+        moved = [f"the run's folder {saved.run_dir} is not here: writing to "
+                 f"{fresh['run_dir']}, the checkpoint's"]
     cfg = replace(saved, **{**fresh, **given})
-    return cfg, check_resumable(saved, cfg, source)
+    kept = replace(saved, run_dir=cfg.run_dir) if moved else saved
+    return cfg, moved + check_resumable(kept, cfg, source)
