@@ -252,3 +252,15 @@ def test_overwrite_and_skip_existing_together_are_refused(tiny_weights, tmp_path
     job = FileJob(src / "p0.png", tmp_path / "o.png")
     with pytest.raises(SrganError, match="contradict"):
         list(up.upscale_files([job], overwrite=True, skip_existing=True))
+
+
+def test_what_an_early_ctrl_c_needs_to_report_loads_before_torch():
+    """``srgan upscale`` imports the tally first, then torch (the first ~2 s): an
+    interruption while torch loads must not need torch to print its summary."""
+    import subprocess
+    import sys
+
+    code = "import sys, srgan_cli.tally, srgan_cli.cli.upscale; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"

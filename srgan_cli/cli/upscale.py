@@ -139,7 +139,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     """
     import time
 
-    from srgan_cli.batch import Tally
+    from srgan_cli.tally import Tally  # torch is not loaded yet: the next lines load it
 
     t0, jobs = time.perf_counter(), []
     try:
@@ -382,5 +382,6 @@ def _print_summary(tally, seconds: float, n_jobs: int, *, interrupted: bool, qui
                   f"({summary['mp_per_s']} MP/s{rate})"
                   + (f", {skipped} skipped (output exists)" if skipped else "")
                   + (f", [bold red]{failures} failed[/]" if failures else "")
-                  + (f", [bold red]interrupted[/] ({n_jobs - tally.reported} not done)"
-                     if interrupted else ""), soft_wrap=True)  # one line, also in logs
+                  + (", [bold red]interrupted[/]" if interrupted else "")
+                  + (f" ({n_jobs - tally.reported} not done)" if interrupted and n_jobs else ""),
+                  soft_wrap=True)  # one line, also in logs
