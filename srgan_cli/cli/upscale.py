@@ -371,7 +371,6 @@ def _finished(outcomes):
 def _print_summary(tally, seconds: float, n_jobs: int, *, interrupted: bool, quiet: bool,
                    as_json: bool) -> None:
     """The summary: a JSON line on stdout with --json, one line on stderr unless quiet."""
-
     summary = tally.summary(seconds)
     done, skipped, failures, mp_out = tally.done, tally.skipped, tally.failed, tally.mp_out
     if as_json:
