@@ -13,7 +13,7 @@ import torch
 
 from srgan_cli.errors import TrainError
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet, tie_phases
-from srgan_cli.train.config import ADAM_BETAS, TrainConfig
+from srgan_cli.train.config import ADAM_BETAS, TrainConfig, saved_config
 from srgan_cli.train.dist import DistInfo
 from srgan_cli.weights import atomic_write
 
@@ -189,10 +189,11 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load our own checkpoint with ``weights_only=True`` (no arbitrary unpickling)."""
+def load_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """Load our own checkpoint with ``weights_only=True`` (no arbitrary unpickling);
+    ``mmap``: map the tensors instead of reading them (for a look at the config)."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise TrainError(f"{path}: no such checkpoint") from None
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
@@ -201,3 +202,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise TrainError(f"{path}: not an srgan checkpoint (versions "
                          f"{', '.join(map(str, READABLE_VERSIONS))})")
     return ckpt
+
+
+def checkpoint_config(path: Path) -> TrainConfig:
+    """The configuration of the run a checkpoint was written by (its tensors are not read)."""
+    ckpt = load_checkpoint(Path(path), mmap=True)
+    try:
+        return saved_config(json.loads(ckpt["config"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise TrainError(f"{path}: its run configuration is unreadable ({e})") from None
