@@ -79,7 +79,7 @@ def _random_generator(seed: int = 0) -> SRResNet:
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("mode", ["dc", "resize"])
+@pytest.mark.parametrize("mode", ["dc", "resize", "mixed"])
 def test_a_phase_tied_generator_maps_a_flat_image_to_a_flat_image(mode):
     model = _random_generator()
     flat = torch.full((1, 3, 40, 40), 0.4)
@@ -91,7 +91,7 @@ def test_a_phase_tied_generator_maps_a_flat_image_to_a_flat_image(mode):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("mode", ["dc", "resize"])
+@pytest.mark.parametrize("mode", ["dc", "resize", "mixed"])
 def test_tying_the_phases_is_a_projection_and_keeps_the_layout(mode):
     model = _random_generator(1)
     keys = {k: v.shape for k, v in model.state_dict().items()}

@@ -347,11 +347,11 @@ def test_resume_refuses_recipe_options_given_again_that_differ_naming_them(
     r = CliRunner().invoke(main, args + CLI_TINY + ["--iters", "2"])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["train", "--resume", str(run / "last.pt"), "--batch", "4",
-                                  "--crop", "32", "--tie-phases", "--iters", "3"])
+                                  "--crop", "32", "--tie-phases", "dc", "--iters", "3"])
     assert r.exit_code == 1
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), r.output
-    assert "--batch 4" in lines[0] and "--tie-phases" in lines[0] and "--batch 2" in lines[0]
+    assert "--batch 4" in lines[0] and "--tie-phases dc" in lines[0] and "--batch 2" in lines[0]
     assert "--crop" not in lines[0]  # given again, but the same
     assert load_checkpoint(run / "last.pt")["iteration"] == 2
 
@@ -367,7 +367,7 @@ def test_the_library_refuses_to_resume_a_run_with_another_recipe(train_dir, tmp_
     assert res.iteration == 3
 
 
-@pytest.mark.parametrize("changed", [{"d_warmup": 5}, {"tie_phases": True},
+@pytest.mark.parametrize("changed", [{"d_warmup": 5}, {"tie_phases": "dc"},
                                      {"grid_weight": 0.5}, {"adv_weight": 0.1}, {"seed": 1}])
 def test_every_config_field_outside_the_changeable_ones_is_kept_on_resume(changed, tmp_path):
     from dataclasses import replace

@@ -54,12 +54,13 @@ from srgan_cli.cli.options import device_option
               help="gan: discriminator-only iterations before the first generator step of a "
               "fresh discriminator (e.g. --init from a released generator): a new D first "
               "learns the current G.")
-@click.option("--tie-phases", type=click.Choice(["off", "dc", "resize"]), default="off",
+@click.option("--tie-phases", type=click.Choice(["off", "dc", "resize", "mixed"]), default="off",
               show_default=True,
               help="Tie the four sub-pixel phases of each upsampling convolution (at the start "
               "and after every step). dc: one DC gain and bias, so flat areas cannot get a "
               "pattern locked to the LR grid; resize: exactly resize-convolution (nearest x2 + "
-              "3x3 conv, as ESRGAN). The released weights keep the paper's layout.")
+              "3x3 conv, as ESRGAN); mixed: resize on the first stage, dc on the second. "
+              "The released weights keep the paper's layout.")
 @click.option("--grid-weight", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Weight of the grid loss: SR's spectral peaks at the LR grid's frequencies "
               "above HR's, in dB (the benchmark's grid score on training crops). 0: off.")

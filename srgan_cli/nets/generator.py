@@ -107,7 +107,7 @@ __all__ = ["GeneratorSpec", "INPUT_RANGE", "OUTPUT_RANGE", "SRResNet", "TIE_MODE
            "count_parameters", "tie_phases", "to_unit_range"]
 
 
-TIE_MODES = ("off", "dc", "resize")
+TIE_MODES = ("off", "dc", "resize", "mixed")
 
 
 @torch.no_grad()
@@ -124,21 +124,24 @@ def tie_phases(model: nn.Module, mode: str = "dc") -> nn.Module:
     higher resolution; Odena et al. 2016, as ESRGAN upsamples) written as a sub-pixel
     convolution: each phase's 3x3 LR filter is a sum of the taps of one shared 3x3 kernel
     (phase 0 of an axis sees offsets -1 | 0 and +1 merged, phase 1 sees -1 and 0 merged |
-    +1), one bias. The projection averages each shared tap over the four phases. A subset
-    of ``dc``; the weights keep the paper's layout, so every inference path runs them as
-    they are.
+    +1), one bias: the least-squares kernel, so the projection is orthogonal and
+    idempotent. A subset of ``dc``; the weights keep the paper's layout, so every inference
+    path runs them as they are.
+
+    ``mixed``: ``resize`` on the first (LR to 2x) stage, ``dc`` on the later ones, whose
+    phases make only the finest (2-px) part of the 4-px lattice.
     """
     if mode not in TIE_MODES:
         raise ValueError(f"unknown phase tie {mode!r} ({', '.join(TIE_MODES)})")
     if mode == "off":
         return model
-    for module in model.modules():
-        if not isinstance(module, Upsample):
-            continue
+    stages = [m for m in model.modules() if isinstance(m, Upsample)]
+    for k, module in enumerate(stages):
         conv, r = module.conv, module.shuffle.upscale_factor
         w = conv.weight  # (C*r*r, C_in, k, k); output map c*r*r + phase
         co, ci, kh, kw = w.shape
-        if mode == "resize" and (r, kh, kw) == (2, 3, 3):
+        resize = mode == "resize" or (mode == "mixed" and k == 0)
+        if resize and (r, kh, kw) == (2, 3, 3):
             merge = _resize_merge()  # (36 = 4 phases x 9 LR taps, 9 kernel taps)
             wp = w.view(co // 4, 4, ci, 9).transpose(1, 2).reshape(co // 4, ci, 36)
             # the shared 3x3 kernel that fits best (least squares), then its sub-pixel form
