@@ -355,7 +355,8 @@ def test_the_generator_stays_phase_tied_and_the_log_has_the_grid_loss_and_grid_e
     assert all(r["l_g_grid"] >= 0 for r in log if "l_g_percep" in r)
     vals = [r for r in log if "val_psnr" in r]
     assert vals and all(isinstance(r["val_grid"], float) for r in vals)
-    model, _ = load_generator(export(run / "last.pt", tmp_path / "tied.safetensors"))
+    model, info = load_generator(export(run / "last.pt", tmp_path / "tied.safetensors"))
+    assert info.metadata["tie_phases"] == "resize" and info.metadata["grid_weight"] == "0.01"
     before = {k: v.clone() for k, v in model.state_dict().items()}
     after = tie_phases(model, "resize").state_dict()
     assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
