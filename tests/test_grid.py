@@ -60,12 +60,17 @@ def test_the_grid_loss_is_zero_for_real_crops_and_pushes_a_lattice_down():
     lattice = torch.from_numpy(_lattice(96, 96, 4.0 / 127.5)[..., 0]).float()
     sr = (hr + lattice).requires_grad_(True)
     value = loss(sr, hr)
-    assert value.item() > 10.0
+    assert value.item() > 1.0  # offsets of a few levels, squared
     value.backward()
-    # a small step against the gradient lowers the loss: the lattice is what it pushes on
-    with torch.no_grad():
-        stepped = sr - 0.5 * sr.grad / sr.grad.abs().max()
-    assert loss(stepped, hr).item() < value.item()
+    # the gradient is the lattice itself (up to scale): what the loss pushes down
+    g = sr.grad[0, 0, :32, :32]
+    corr = torch.corrcoef(torch.stack([g.flatten(), lattice[:32, :32].flatten()]))[0, 1]
+    assert corr > 0.99
+    # noise and blur that are not locked to the grid cost (almost) nothing
+    noisy = hr + 0.05 * torch.randn(hr.shape, generator=torch.Generator().manual_seed(0))
+    blurred = torch.nn.functional.avg_pool2d(hr, 3, 1, 1)
+    assert loss(noisy, hr).item() < 0.1 * value.item()
+    assert loss(blurred, hr).item() < 0.05 * value.item()
 
 
 def _random_generator(seed: int = 0) -> SRResNet:
