@@ -48,6 +48,9 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=None,
                     help="HR images (default: Set14's HR images from ../shared)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--adam", choices=("fused", "default"), default="fused",
+                    help="the Adam implementation: 'fused', as srgan train uses it, or "
+                    "torch's default (the for-loop one on the CPU; what training used before)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -59,8 +62,9 @@ def main() -> int:
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     vgg = VGGFeatures.load("vgg54").to(memory_format=torch.channels_last)
     disc = Discriminator(args.crop).to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-4)
+    fused = True if args.adam == "fused" else None
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=fused)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=1e-4, fused=fused)
     amp = torch.bfloat16 if cpu_has_bf16() else None
     autocast = (torch.autocast("cpu", dtype=amp) if amp is not None
                 else contextlib.nullcontext())
@@ -119,7 +123,8 @@ def main() -> int:
     total = sum(per.values())
     hw = hardware(torch.device("cpu"))
     cpu = f"{hw['cpu']} ({', '.join(hw['cpu_bf16'])})"
-    print(f"{cpu}, {torch.get_num_threads()} threads, precision {amp or 'fp32'}, batch "
+    print(f"{cpu}, {torch.get_num_threads()} threads, precision {amp or 'fp32'}, "
+          f"{args.adam} Adam, batch "
           f"{args.batch} of {args.crop} px, mean of {args.iters} iterations after "
           f"{args.warmup} warm-up")
     print(f"| phase | ms | share |\n| --- | --- | --- |")
@@ -128,8 +133,9 @@ def main() -> int:
     print(f"| **iteration** | **{total * 1e3:.0f}** | {1 / total:.3f} it/s |")
     if args.json:
         args.json.write_text(json.dumps({"hardware": hw, "threads": torch.get_num_threads(),
-                                         "precision": str(amp), "batch": args.batch,
-                                         "crop": args.crop, "iters": args.iters,
+                                         "precision": str(amp), "adam": args.adam,
+                                         "batch": args.batch, "crop": args.crop,
+                                         "iters": args.iters,
                                          "seconds": per, "its_per_sec": 1 / total},
                                         indent=2) + "\n")
     return 0

@@ -5,12 +5,12 @@ over an input, folders that cannot be written). Never prints; ``srgan upscale`` 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from srgan_cli.errors import ImageError, SrganError
 from srgan_cli.imaging import FORMAT_SUFFIX, FORMATS, INPUT_SUFFIXES, output_format
-from srgan_cli.upscale import FileJob, FileOutcome
+from srgan_cli.tally import Tally  # noqa: F401 - where it has always been found
+from srgan_cli.upscale import FileJob
 
 Item = tuple[Path, Path | None]  # (file, the folder it was found under, or None)
 
@@ -152,42 +152,3 @@ def unwritable(folders: set[Path]) -> str | None:
         except OSError as e:
             return f"{folder}: cannot write there ({e.strerror or e})"
     return None
-
-
-@dataclass
-class Tally:
-    """The outcomes of a batch so far, counted; each one also as the JSON record that
-    ``srgan upscale --json`` prints."""
-
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
-    mp_out: float = 0.0  # megapixels written
-
-    @property
-    def reported(self) -> int:
-        return self.done + self.skipped + self.failed
-
-    def add(self, o: FileOutcome) -> dict:
-        record: dict = {"input": str(o.src)}
-        if o.dst is not None:
-            record["output"] = str(o.dst)
-        if o.status == "skipped":
-            self.skipped += 1
-            record["status"] = "skipped"
-        elif o.status == "error":
-            self.failed += 1
-            record.update(status="error", error=str(o.error))
-        else:
-            res = o.result
-            self.done += 1
-            self.mp_out += res.out_size[0] * res.out_size[1] / 1e6
-            record.update(status="ok", in_size=list(res.in_size), out_size=list(res.out_size),
-                          seconds=round(o.seconds, 3), tile=res.tile,
-                          fp32_retries=res.fp32_retries)
-        return record
-
-    def summary(self, seconds: float) -> dict:
-        return {"images": self.done, "skipped": self.skipped, "failed": self.failed,
-                "megapixels_out": round(self.mp_out, 3), "seconds": round(seconds, 3),
-                "mp_per_s": round(self.mp_out / seconds, 4) if seconds > 0 else None}

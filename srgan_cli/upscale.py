@@ -24,7 +24,8 @@ from PIL import Image
 from srgan_cli import imaging
 from srgan_cli.device import (autocast_dtype, default_precision, keep_freed_memory,
                               release_freed_memory, resolve_device)
-from srgan_cli.errors import SrganError
+from srgan_cli.errors import ImageError, SrganError
+from srgan_cli.files import remove_temporaries
 from srgan_cli.models import default_model, resolve_model
 from srgan_cli.nets.generator import to_unit_range
 from srgan_cli.tiling import MIRRORS, run_tiled
@@ -36,6 +37,7 @@ EventCallback = Callable[[str], None]
 TRIM_AFTER_BYTES = 256 << 20  # release kept activation memory after outputs this large
 CPU_TILE_BUDGET = 1.5e9  # bytes of activations per tile on the CPU (and <= 1/4 of free memory)
 MIN_TILE = 16
+MAX_OUTPUT_SIDE = 2**31 - 1  # pixels: PNG's limit, and more than any encoder here takes
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BORDERS = ("zero",) + MIRRORS
 KERNELS = ("auto", "amx", "torch")
@@ -325,16 +327,34 @@ class Upscaler:
 
     # ----------------------------------------------------------------- images
 
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of the output for an input of ``size`` (width, height)."""
+        w, h = size
+        if self.outscale is None:
+            return w * self.scale, h * self.scale
+        return max(1, round(w * self.outscale)), max(1, round(h * self.outscale))
+
+    def check_output_size(self, src: str | os.PathLike, size: tuple[int, int],
+                          max_pixels: int = imaging.DEFAULT_MAX_PIXELS) -> None:
+        """Refuse, before any model work, an output larger than the model's output for the
+        largest input ``max_pixels`` allows (0: no limit but the encoders')."""
+        w, h = self.output_size(size)
+        limit = max_pixels * self.scale ** 2
+        if max(w, h) > MAX_OUTPUT_SIDE or (max_pixels and w * h > limit):
+            raise ImageError(f"{src}: the output would be {w}x{h} pixels ({w * h / 1e6:.4g} MP), "
+                             + (f"more than --max-pixels {max_pixels} x {self.scale}x"
+                                f"{self.scale} allows" if max_pixels else "too large to write")
+                             + "; use a smaller --outscale")
+
     def upscale_decoded(self, d: imaging.Decoded, on_tile: TileCallback | None = None,
                         on_event: EventCallback | None = None) -> tuple[np.ndarray, int, int]:
         """Upscale a decoded image into (H, W, C) uint8/uint16 planes (C: L, LA, RGB, RGBA),
         resized to ``outscale`` x the input size when set. Returns (planes, tile used, fp32
         retries); see :meth:`_model_pass`."""
+        self.check_output_size("image", d.size, max_pixels=0)
         planes, tile, retries = self._model_pass(d, on_tile, on_event)
         if self.outscale is not None:
-            w, h = d.size
-            size = (max(1, round(w * self.outscale)), max(1, round(h * self.outscale)))
-            planes = resize_planes(planes, size)
+            planes = resize_planes(planes, self.output_size(d.size))
         return planes, tile, retries
 
     def _model_pass(self, d: imaging.Decoded, on_tile: TileCallback | None = None,
@@ -409,6 +429,7 @@ class Upscaler:
         if dst.exists() and not overwrite:
             raise SrganError(f"{dst}: already exists (use --overwrite)")
         d = imaging.read_image(src, max_pixels=max_pixels)
+        self.check_output_size(src, d.size, max_pixels)
         if on_event:
             for note in _notes(src, d, dst, fmt):
                 on_event(note)
@@ -433,17 +454,23 @@ class Upscaler:
         current one (at most one image ahead and one behind). On the CPU, outputs of
         ``TRIM_AFTER_BYTES`` or more are written before the next image starts, so large
         images peak at about the memory of one image (plus the next one's decoded input).
-        Errors are per file (``status == "error"``) and never stop the batch;
-        non-:class:`SrganError` exceptions propagate. Each output is written atomically.
+        Errors are per file (``status == "error"``) and never stop the batch: an
+        unexpected exception while one file is processed becomes that file's error.
+        Each output is written atomically; temporary files that an earlier, killed run
+        left beside these outputs are removed first. After a KeyboardInterrupt the jobs
+        whose writes are under way are finished and yielded, then it is raised again.
         Whether an output exists is checked before decoding and again just before
         writing, so two jobs with the same output behave as they would one after the
         other. ``on_start``, ``on_tile`` and ``on_event`` are called on this thread.
         """
+        if overwrite and skip_existing:
+            raise SrganError("--overwrite and --skip-existing contradict each other: use one")
         call = _FilesCall(overwrite=overwrite, skip_existing=skip_existing, fmt=fmt,
                           quality=quality, strip_metadata=strip_metadata,
                           max_pixels=max_pixels, png_level=png_level, on_start=on_start,
                           on_tile=on_tile, on_event=on_event)
         jobs = list(jobs)
+        remove_temporaries(job.dst for job in jobs if job.dst is not None)
         if not overlap:
             for job in jobs:
                 pending = self._file_job(job, _done(call.read, job), call,
@@ -483,6 +510,11 @@ class Upscaler:
                     yield _outcome(*queued.popleft())
             while queued:
                 yield _outcome(*queued.popleft())
+        except KeyboardInterrupt:  # here, or thrown in at a yield by the caller
+            reader.shutdown(wait=False, cancel_futures=True)
+            while queued:  # the images being written are finished, and reported
+                yield _outcome(*queued.popleft())
+            raise
         finally:
             reader.shutdown(wait=True, cancel_futures=True)
             writer.shutdown(wait=True, cancel_futures=True)
@@ -491,8 +523,10 @@ class Upscaler:
         """Model step of one file job: (job, seconds so far, result | error | None, write)."""
         try:
             d, secs = decoded.result()
-        except SrganError as e:
-            return job, 0.0, e, None
+            if d is not _SKIP:
+                self.check_output_size(job.src, d.size, call.max_pixels)
+        except Exception as e:  # noqa: BLE001 - any failure is this file's error
+            return job, 0.0, _as_error(job.src, e), None
         if d is _SKIP:
             return job, 0.0, None, None
         if call.on_start:
@@ -503,8 +537,8 @@ class Upscaler:
         t = time.perf_counter()
         try:
             planes, tile, retries = self.upscale_decoded(d, call.on_tile, call.on_event)
-        except SrganError as e:
-            return job, secs + time.perf_counter() - t, e, None
+        except Exception as e:  # noqa: BLE001 - any failure is this file's error
+            return job, secs + time.perf_counter() - t, _as_error(job.src, e), None
         secs += time.perf_counter() - t
         res = UpscaleResult(job.src, job.dst, d.size, (planes.shape[1], planes.shape[0]), tile,
                             retries)
@@ -629,11 +663,20 @@ def _outcome(job: FileJob, secs: float, res, wrote: Future | None) -> FileOutcom
         return FileOutcome(job.src, job.dst, "skipped")
     try:
         flag, wsecs = wrote.result()
-    except SrganError as e:
-        return FileOutcome(job.src, job.dst, "error", error=e, seconds=secs)
+    except Exception as e:  # noqa: BLE001 - any failure is this file's error
+        return FileOutcome(job.src, job.dst, "error", error=_as_error(job.src, e), seconds=secs)
     if flag is _SKIP:
         return FileOutcome(job.src, job.dst, "skipped")
     return FileOutcome(job.src, job.dst, "ok", result=res, seconds=secs + wsecs)
+
+
+def _as_error(src: Path, e: Exception) -> SrganError:
+    """``e`` as one file's one-line error: our own errors as they are, anything else
+    (a bug, a library's unexpected exception) named by its type."""
+    if isinstance(e, SrganError):
+        return e
+    text = " ".join(str(e).split())
+    return ImageError(f"{src}: unexpected {type(e).__name__}" + (f": {text}" if text else ""))
 
 
 def resize_planes(planes: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -163,31 +163,33 @@ def test_an_exported_real_model_names_its_degradation_and_a_clean_one_does_not(t
 def test_resuming_with_another_degradation_is_refused(train_dir, tmp_path):
     run = tmp_path / "run"
     train(tiny_cfg(train_dir, run, iters=2))
-    with pytest.raises(TrainError, match="trained with --degradation 'real', not 'clean'"):
+    with pytest.raises(TrainError, match="--degradation clean differ from the run's "
+                                         "--degradation real"):
         train(tiny_cfg(train_dir, run, degradation="clean"), resume=run / "last.pt")
 
 
-def test_the_cli_trains_resumes_and_re_exports_a_real_run(train_dir, tmp_path):
+def test_the_cli_resumes_a_real_run_with_its_degradation_and_refuses_another(train_dir,
+                                                                           tmp_path):
     run, out = tmp_path / "run", tmp_path / "w.safetensors"
     args = ["train", "--data", str(train_dir), "--run-dir", str(run), "--batch", "2", "--crop",
             "32", "--blocks", "1", "--width", "8", "--precision", "fp32", "--device", "cpu",
             "--val-dir", str(make_val_dir(tmp_path / "Val", 1, 48, 48, seed=50)),
             "--val-every", "100"]
-    real = ["--degradation", "real,jpeg_quality=40:60"]
-    r = CliRunner().invoke(main, args + real + ["--iters", "2"])
+    r = CliRunner().invoke(main, args + ["--degradation", "real,jpeg_quality=40:60",
+                                         "--iters", "2"])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, args + real + ["--iters", "4", "--resume", str(run / "last.pt")])
-    assert r.exit_code == 0, r.output
-    # a finished run re-exports whatever --degradation says (nothing is trained)
-    r = CliRunner().invoke(main, args + ["--iters", "4", "--resume", str(run / "last.pt"),
-                                         "--export", str(out)])
+    resume = ["--resume", str(run / "last.pt")]
+    r = CliRunner().invoke(main, ["train", *resume, "--iters", "4", "--export", str(out)])
     assert r.exit_code == 0, r.output
     assert load_generator(out)[1].metadata["degradation"] == "real,jpeg_quality=40:60"
-    r = CliRunner().invoke(main, args + ["--iters", "6", "--resume", str(run / "last.pt")])
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["iteration"] == 4
+    assert json.loads(ckpt["config"])["degradation"] == "real,jpeg_quality=40:60"
+    r = CliRunner().invoke(main, ["train", *resume, "--iters", "6", "--degradation", "clean"])
     assert r.exit_code == 1
     errors = [l for l in r.output.splitlines() if l.startswith("error: ")]
-    assert len(errors) == 1 and "trained with --degradation 'real,jpeg_quality=40:60', not " \
-        "'clean'" in errors[0]
+    assert len(errors) == 1 and "--degradation clean" in r.output
+    assert "--degradation real,jpeg_quality=40:60" in r.output
 
 
 def test_clean_prob_one_gives_the_clean_pipelines_lr():

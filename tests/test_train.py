@@ -166,9 +166,8 @@ def test_cli_train_resume_and_export(train_dir, val_dir, tmp_path):
     assert (run / "commands.txt").read_text().count("srgan train") == 2
     # a finished run re-exports without training or loading data
     out2 = tmp_path / "w2.safetensors"
-    r = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "nowhere"), "--iters", "4",
-                                  "--run-dir", str(run),
-                                  "--resume", str(run / "last.pt"), "--export", str(out2)])
+    r = CliRunner().invoke(main, ["train", "--resume", str(run / "last.pt"), "--export",
+                                  str(out2)])
     assert r.exit_code == 0, r.output
     assert load_generator(out2)[1].iterations == 4
 
@@ -309,3 +308,121 @@ def test_ctrl_c_while_the_images_load_says_there_is_nothing_to_save(train_dir, t
         train(tiny_cfg(train_dir, tmp_path / "run"), on_progress=events.append)
     assert "before the first iteration: nothing to save" in events[-1].message
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+CLI_TINY = ["--batch", "2", "--crop", "32", "--blocks", "1", "--width", "8", "--lr", "2e-3",
+            "--precision", "fp32", "--device", "cpu", "--ckpt-every", "2", "--val-every", "2",
+            "--log-every", "1", "--seed", "7"]
+
+
+def test_resume_restores_the_runs_data_folder_and_settings_and_continues_exactly(
+        train_dir, val_dir, tmp_path, monkeypatch):
+    full, part = tmp_path / "full", tmp_path / "part"
+    common = ["train", "--data", str(train_dir), "--val-dir", str(val_dir)] + CLI_TINY
+    assert CliRunner().invoke(main, common + ["--run-dir", str(full), "--iters", "4"]).exit_code == 0
+    r = CliRunner().invoke(main, common + ["--run-dir", str(part), "--iters", "2"])
+    assert r.exit_code == 0, r.output
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # no runs/ folder here, and no default training data:
+    monkeypatch.setenv("SRGAN_SHARED_DIR", str(elsewhere))
+    r = CliRunner().invoke(main, ["train", "--resume", str(part / "last.pt"), "--iters", "4"])
+    assert r.exit_code == 0, r.output
+    assert "resuming with --iters 4 (the run had --iters 2)" in " ".join(r.output.split())
+    assert not (elsewhere / "runs").exists()
+    a, b = load_checkpoint(full / "last.pt"), load_checkpoint(part / "last.pt")
+    assert b["iteration"] == 4
+    ca, cb = json.loads(a["config"]), json.loads(b["config"])
+    assert {k: v for k, v in ca.items() if k != "run_dir"} == {
+        k: v for k, v in cb.items() if k != "run_dir"}
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert (part / "commands.txt").read_text().count("srgan train") == 2
+
+
+def test_resume_refuses_recipe_options_given_again_that_differ_naming_them(
+        train_dir, val_dir, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--data", str(train_dir), "--val-dir", str(val_dir), "--run-dir", str(run)]
+    r = CliRunner().invoke(main, args + CLI_TINY + ["--iters", "2"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["train", "--resume", str(run / "last.pt"), "--batch", "4",
+                                  "--crop", "32", "--tie-phases", "dc", "--iters", "3"])
+    assert r.exit_code == 1
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
+    assert "--batch 4" in lines[0] and "--tie-phases dc" in lines[0] and "--batch 2" in lines[0]
+    assert "--crop" not in lines[0]  # given again, but the same
+    assert load_checkpoint(run / "last.pt")["iteration"] == 2
+
+
+def test_the_library_refuses_to_resume_a_run_with_another_recipe(train_dir, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(train_dir, run, iters=2))
+    with pytest.raises(TrainError, match="--batch 2 differ from the run's --batch 4"):
+        train(tiny_cfg(train_dir, run, batch=2), resume=run / "last.pt")
+    # what may change: more iterations, checkpoint and log intervals, another run folder
+    res = train(tiny_cfg(train_dir, tmp_path / "branch", iters=3, ckpt_every=1, log_every=2),
+                resume=run / "last.pt")
+    assert res.iteration == 3
+
+
+@pytest.mark.parametrize("changed", [{"d_warmup": 5}, {"tie_phases": "dc"},
+                                     {"grid_weight": 0.5}, {"adv_weight": 0.1}, {"seed": 1}])
+def test_every_config_field_outside_the_changeable_ones_is_kept_on_resume(changed, tmp_path):
+    from dataclasses import replace
+
+    from srgan_cli.train.config import check_resumable, resumed_config
+
+    saved = TrainConfig(data=["d"], run_dir=str(tmp_path), batch=4)
+    name = next(iter(changed))
+    with pytest.raises(TrainError, match="--" + name.replace("_", "-")):
+        check_resumable(saved, replace(saved, **changed), "last.pt")
+    with pytest.raises(TrainError, match="--" + name.replace("_", "-")):
+        resumed_config(saved, changed, "last.pt")
+    # given again with the run's value: accepted, nothing to say
+    assert resumed_config(saved, {name: getattr(saved, name)}, "last.pt") == (saved, [])
+
+
+def test_resume_restores_all_but_the_per_invocation_fields_and_notes_the_changeable_ones(
+        tmp_path):
+    from srgan_cli.train.config import RESUME_MAY_CHANGE, resumed_config, saved_config
+
+    run = str(tmp_path)
+    saved = TrainConfig(data=["d"], run_dir=run, batch=4, iters=10, device="cpu",
+                        max_seconds=60.0, ckpt_every=5)
+    cfg, notes = resumed_config(saved, {"iters": 20, "ckpt_every": 2}, "last.pt")
+    assert (cfg.iters, cfg.ckpt_every, cfg.batch, cfg.run_dir) == (20, 2, 4, run)
+    assert cfg.device == "cpu" and cfg.max_seconds == 0.0  # the limit is this invocation's
+    assert notes == ["resuming with --iters 20 (the run had --iters 10)",
+                     "resuming with --ckpt-every 2 (the run had --ckpt-every 5)"]
+    assert {"iters", "ckpt_every", "device", "precision", "run_dir"} <= set(RESUME_MAY_CHANGE)
+    # a checkpoint from before a field existed: the field's default, which the run used
+    old = saved_config({"data": ["d"], "batch": 4, "beta1": 0.9})
+    assert old.d_warmup == 0 and old.grid_weight == 0.0 and old.batch == 4
+
+
+def test_init_with_a_model_of_another_scale_names_the_scales(train_dir, tmp_path):
+    from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+    from srgan_cli.weights import save_generator
+
+    x2 = tmp_path / "x2.safetensors"
+    save_generator(SRResNet(GeneratorSpec(scale=2, blocks=2, width=8)), x2, {"stage": "test"})
+    with pytest.raises(TrainError, match=r"x2 model; the run asks for --scale 4"):
+        train(tiny_cfg(train_dir, tmp_path / "run", init=str(x2)))
+
+
+def test_resume_from_another_folder_writes_beside_the_checkpoint_when_the_runs_folder_is_not_there(
+        train_dir, val_dir, tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    monkeypatch.chdir(first)
+    args = ["train", "--data", str(train_dir), "--val-dir", str(val_dir), "--run-dir", "runs/t1"]
+    assert CliRunner().invoke(main, args + CLI_TINY + ["--iters", "2"]).exit_code == 0
+    monkeypatch.chdir(second)
+    monkeypatch.setenv("SRGAN_SHARED_DIR", str(second))  # no default training data
+    ckpt = first / "runs" / "t1" / "last.pt"
+    r = CliRunner().invoke(main, ["train", "--resume", str(ckpt), "--iters", "3"])
+    assert r.exit_code == 0, r.output
+    assert "the run's folder runs/t1 is not here" in " ".join(r.output.split())
+    assert not (second / "runs").exists() and load_checkpoint(ckpt)["iteration"] == 3

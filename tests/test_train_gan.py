@@ -346,18 +346,19 @@ def test_a_fresh_discriminator_is_warmed_up_before_the_first_generator_step_and_
 
 def test_the_generator_stays_phase_tied_and_the_log_has_the_grid_loss_and_grid_excess(
         data, tmp_path, pretrained, vgg_file, val_dir):
-    from srgan_cli.nets.generator import tie_phase_dc
+    from srgan_cli.nets.generator import tie_phases
 
     run = tmp_path / "tied"
-    train(gan_cfg(data, run, pretrained, vgg_file, val_dir=str(val_dir), tie_phases=True,
+    train(gan_cfg(data, run, pretrained, vgg_file, val_dir=str(val_dir), tie_phases="resize",
                   grid_weight=0.01, ema=0.5))
     log = log_of(run)
     assert all(r["l_g_grid"] >= 0 for r in log if "l_g_percep" in r)
     vals = [r for r in log if "val_psnr" in r]
     assert vals and all(isinstance(r["val_grid"], float) for r in vals)
-    model, _ = load_generator(export(run / "last.pt", tmp_path / "tied.safetensors"))
+    model, info = load_generator(export(run / "last.pt", tmp_path / "tied.safetensors"))
+    assert info.metadata["tie_phases"] == "resize" and info.metadata["grid_weight"] == "0.01"
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    after = tie_phase_dc(model).state_dict()
+    after = tie_phases(model, "resize").state_dict()
     assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
     untied, _ = load_generator(pretrained)
     assert not torch.allclose(untied.up[0].conv.bias, model.up[0].conv.bias)

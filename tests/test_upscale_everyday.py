@@ -191,6 +191,11 @@ def test_ctrl_c_prints_the_summary_leaves_nothing_temporary_and_exits_130(tiny_w
     for name in left:  # every output there is whole
         with Image.open(out / name) as im:
             im.load()
+    # ... and counted, the one written while Ctrl-C came included (issue 23)
+    import json
+
+    summary = json.loads(stdout.splitlines()[-1])["summary"]
+    assert summary["images"] == len(left), (summary, left)
 
 
 def test_an_interrupted_write_leaves_no_temporary_file(tiny_weights, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from srgan_cli.cli.console import err, exit_on_error, fail, print_table
+from srgan_cli.cli.console import err, exit_on_error, fail, interrupts, print_table
 from srgan_cli.cli.options import inference_options, model_option, parse_tile
 
 
@@ -104,9 +104,34 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
       srgan benchmark --speed --size 512x512 --baseline eager-fp32 --json speed.json
     """
     if speed:
-        return _speed_benchmark(models, device=device, precision=precision, kernels=kernels,
-                                size=size, tile=tile, runs=runs, baselines=baselines,
-                                gemm=gemm, json_path=json_path)
+        try:
+            with interrupts():
+                return _speed_benchmark(models, device=device, precision=precision,
+                                        kernels=kernels, size=size, tile=tile, runs=runs,
+                                        baselines=baselines, gemm=gemm, json_path=json_path)
+        except KeyboardInterrupt:
+            fail("interrupted: no speed measured", code=130)
+    done: list = []
+    try:
+        with interrupts():
+            _quality_benchmark(datasets, models, done, data_dir=data_dir, source=source,
+                               inference=dict(device=device, precision=precision,
+                                              kernels=kernels),
+                               ssim_method=ssim_method, use_lpips=use_lpips,
+                               lpips_weights=lpips_weights, json_path=json_path,
+                               csv_path=csv_path, save_images=save_images,
+                               compare_dir=compare_dir, realisms=realisms,
+                               degrades=degrades)
+    except KeyboardInterrupt:
+        fail(f"interrupted: {len(done)} result(s) (dataset x method) scored, shown above",
+             code=130)
+
+
+def _quality_benchmark(datasets, models, done: list, *, data_dir, source, inference: dict,
+                       ssim_method, use_lpips, lpips_weights, json_path, csv_path,
+                       save_images, compare_dir, realisms, degrades=()):
+    """``srgan benchmark DATASETS``: the scores, a line each as they come (also appended
+    to ``done``), then the table and the files asked for."""
     if not datasets:
         fail("name at least one dataset (set5, set14, bsd100, urban100), or use --speed", 2)
     from srgan_cli.bench import run
@@ -119,8 +144,7 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
     if source == "local" and data_dir is None:
         fail("no benchmark data: pass --data-dir DIR (../shared/datasets/benchmark not found)")
     with exit_on_error():
-        methods = run.methods(models, realisms, device=device, precision=precision,
-                              kernels=kernels, on_note=err.print)
+        methods = run.methods(models, realisms, **inference, on_note=err.print)
         loaded = run.load_datasets(datasets, data_dir, source=source, explicit=explicit,
                                    on_note=err.print)
         if degrades:
@@ -128,6 +152,7 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
         lpips_model = run.lpips_model(use_lpips, lpips_weights)
 
     def on_record(rec):
+        done.append(rec)
         err.print(f"{rec.dataset} {rec.method}: PSNR {rec.psnr:.2f} dB, SSIM {rec.ssim:.4f}"
                   + (f", LPIPS {rec.lpips:.4f}" if rec.lpips is not None else "")
                   + (f", grid excess {rec.grid:+.1f} dB" if rec.grid is not None else "")

@@ -5,7 +5,6 @@ one-line errors, plain lines, tables, and Ctrl-C/SIGTERM handling. Only the modu
 from __future__ import annotations
 
 import shlex
-import sys
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -24,10 +23,19 @@ def error_line(message: str, console: Console | None = None) -> None:
     (console or err).print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
+class Failure(SystemExit):
+    """The exit :func:`fail` raises: a SystemExit with ``code`` that keeps the message it
+    printed (``srgan upscale --json`` repeats it on stdout)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(code)
+        self.message = message
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print ``error: message`` on stderr and exit with ``code``."""
     error_line(message)
-    sys.exit(code)
+    raise Failure(code, message)
 
 
 @contextmanager
@@ -108,6 +116,21 @@ def interrupt_on_signals() -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+@contextmanager
+def interrupts() -> Iterator[None]:
+    """Inside the block SIGINT and SIGTERM raise KeyboardInterrupt (see
+    :func:`interrupt_on_signals`); the previous handlers are back after it."""
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    interrupt_on_signals()
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
 
 
 class Interrupted:

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from srgan_cli.cli.console import command_line, err, fail, interrupt_on_signals
+from srgan_cli.cli.console import (command_line, err, exit_on_error, fail,
+                                   interrupt_on_signals)
 from srgan_cli.cli.options import device_option
 
 
@@ -53,10 +54,13 @@ from srgan_cli.cli.options import device_option
               help="gan: discriminator-only iterations before the first generator step of a "
               "fresh discriminator (e.g. --init from a released generator): a new D first "
               "learns the current G.")
-@click.option("--tie-phases/--no-tie-phases", default=False, show_default=True,
-              help="Tie the four sub-pixel phases of each upsampling convolution to one DC gain "
-              "and bias (at the start and after every step): flat areas cannot get a pattern "
-              "locked to the LR grid. The released weights keep the paper's layout.")
+@click.option("--tie-phases", type=click.Choice(["off", "dc", "resize", "mixed"]), default="off",
+              show_default=True,
+              help="Tie the four sub-pixel phases of each upsampling convolution (at the start "
+              "and after every step). dc: one DC gain and bias, so flat areas cannot get a "
+              "pattern locked to the LR grid; resize: exactly resize-convolution (nearest x2 + "
+              "3x3 conv, as ESRGAN); mixed: resize on the first stage, dc on the second. "
+              "The released weights keep the paper's layout.")
 @click.option("--grid-weight", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Weight of the grid loss: SR's spectral peaks at the LR grid's frequencies "
               "above HR's, in dB (the benchmark's grid score on training crops). 0: off.")
@@ -83,7 +87,11 @@ from srgan_cli.cli.options import device_option
 @click.option("--val-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder with <Name>_HR/ and <Name>_LR_x4/. Default: Set5 from ../shared.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Continue from a checkpoint (model, optimiser, RNG and iteration restored).")
+              help="Continue from a checkpoint (model, optimiser, RNG and iteration restored), "
+              "with the run's settings (data, run folder, batch, crop, lr...). Options given "
+              "again must match, except --iters, --ckpt-every, --val-every, --log-every, "
+              "--device, --precision, --channels-last, --run-dir, --val-dir, --vgg-weights, "
+              "--lpips-weights and --max-seconds (this invocation's; not restored).")
 @click.option("--init", "init_path", default=None,
               help="Start the generator from released weights: a registered name or a "
               ".safetensors file (fresh optimiser). The gan stage defaults to 'srresnet'.")
@@ -108,7 +116,7 @@ def train(resume, export_path, **options):
     from srgan_cli.errors import SrganError
     from srgan_cli.train.loop import export, train as run_train
 
-    cfg = _config(**options)
+    cfg = _resumed(resume, options) if resume else _config(**options)
     main_process = os.environ.get("RANK", "0") == "0"
     if main_process:
         run_dir = Path(cfg.run_dir)
@@ -136,18 +144,10 @@ def train(resume, export_path, **options):
         err.print(f"exported {escape(str(export_path))}")
 
 
-def _config(*, data, run_dir, scale, lr_milestones, val_dir, init_path, vgg_weights,
-            lpips_weights, **same):
-    """The :class:`TrainConfig` of ``srgan train``'s options (``same``: those that are
+def _fields(*, data, run_dir, scale, lr_milestones, val_dir, init_path, vgg_weights,
+            lpips_weights, **same) -> dict:
+    """``srgan train``'s options as :class:`TrainConfig` fields (``same``: those that are
     its fields as they are); unset options stay None, for the stage's defaults."""
-    from srgan_cli import paths
-    from srgan_cli.train.loop import TrainConfig
-
-    data_dirs = [str(d) for d in data] or [str(d) for d in paths.default_train_dirs()]
-    if not data_dirs:
-        fail("no training data: pass --data DIR (../shared/datasets/train not found)")
-    if val_dir is None:
-        val_dir = paths.benchmark_dir("Set5")
     milestones = None
     if lr_milestones is not None:
         try:
@@ -159,10 +159,52 @@ def _config(*, data, run_dir, scale, lr_milestones, val_dir, init_path, vgg_weig
     def text(path):
         return str(path) if path else None
 
-    return TrainConfig(data=data_dirs, run_dir=text(run_dir), scale=int(scale),
-                       lr_milestones=milestones, val_dir=text(val_dir), init=text(init_path),
-                       vgg_weights=text(vgg_weights), lpips_weights=text(lpips_weights),
-                       **same)
+    return dict(data=[str(d) for d in data] or None, run_dir=text(run_dir), scale=int(scale),
+                lr_milestones=milestones, val_dir=text(val_dir), init=text(init_path),
+                vgg_weights=text(vgg_weights), lpips_weights=text(lpips_weights), **same)
+
+
+def _config(**options):
+    """The :class:`TrainConfig` of a new run: the options, the default data and Set5."""
+    from srgan_cli import paths
+    from srgan_cli.train.loop import TrainConfig
+
+    fields = _fields(**options)
+    if not fields["data"]:
+        fields["data"] = [str(d) for d in paths.default_train_dirs()]
+    if not fields["data"]:
+        fail("no training data: pass --data DIR (../shared/datasets/train not found)")
+    if fields["val_dir"] is None:
+        val_dir = paths.benchmark_dir("Set5")
+        fields["val_dir"] = str(val_dir) if val_dir else None
+    return TrainConfig(**fields)
+
+
+# the options whose TrainConfig field has another name
+_FIELD_OF_OPTION = {"init_path": "init"}
+
+
+def _resumed(resume: Path, options: dict):
+    """The :class:`TrainConfig` of a resumed run: the checkpoint's, with the options given
+    on the command line over it; refuses recipe options that differ, notes the others."""
+    from click.core import ParameterSource
+
+    from srgan_cli.train.config import resumed_config
+    from srgan_cli.train.state import checkpoint_config
+
+    ctx = click.get_current_context()
+    fields = _fields(**options)
+    given = {}
+    for name in options:
+        if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
+                                              ParameterSource.ENVIRONMENT):
+            field = _FIELD_OF_OPTION.get(name, name)
+            given[field] = fields[field]
+    with exit_on_error():
+        cfg, notes = resumed_config(checkpoint_config(resume), given, str(resume))
+    for note in notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    return cfg
 
 
 def _check_degradation(text: str) -> None:

@@ -4,13 +4,16 @@ this module parses options and shows progress."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
 import click
 from rich.markup import escape
 
-from srgan_cli.cli.console import Interrupted, err, error_line, exit_on_error, fail
+from srgan_cli.cli.console import (Failure, Interrupted, err, error_line, exit_on_error, fail,
+                                   interrupts)
 from srgan_cli.cli.options import inference_options, model_option, parse_shard, parse_tile
 from srgan_cli.files import remove_temporaries
 
@@ -93,18 +96,20 @@ def _precision_words(up, files: list[Path]) -> str:
 @click.option("--outscale", type=click.FloatRange(0, min_open=True), default=None,
               metavar="S", help="Output size as S x the input size, any positive number "
               "(e.g. 1.5, 2, 8): the model's x4 output resized with an antialiased bicubic "
-              "filter. Default: the model's scale.")
+              "filter; at most the model's output for the largest input --max-pixels allows. "
+              "Default: the model's scale.")
 @click.option("--border", type=click.Choice(["zero", "symmetric", "reflect", "edge"]),
               default="zero", show_default=True, help="Image borders: 'zero' runs the network "
               "with its zero padding, as trained (best PSNR on Set5/Set14); 'symmetric', "
               "'reflect', 'edge' mirror the image by the receptive radius first (solid colours "
               "and tiny images stay right at the corners; Set5 PSNR -0.009 dB with symmetric).")
-@click.option("--suffix", default=None, help="Name suffix when -o is omitted. Default: "
-              "_x<scale> (_x<S> with --outscale).")
+@click.option("--suffix", default=None, help="Name suffix when -o is omitted (no path "
+              "separators). Default: _x<scale> (_x<S> with --outscale).")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of input folders.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--skip-existing", is_flag=True,
-              help="Skip inputs whose output already exists (resume an interrupted batch).")
+              help="Skip inputs whose output already exists (resume an interrupted batch; "
+              "not with --overwrite).")
 @click.option("--shard", default=None, metavar="K/N",
               help="Process only the K-th of N deterministic slices of the inputs.")
 @click.option("--json", "as_json", is_flag=True,
@@ -132,20 +137,28 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     command's own earlier outputs are not inputs and existing outputs are skipped, so a
     re-run does no new work; Ctrl-C prints the summary and exits 130.
     """
-    from srgan_cli.upscale import Upscaler
+    import time
 
+    from srgan_cli.tally import Tally  # torch is not loaded yet: the next lines load it
+
+    t0, jobs = time.perf_counter(), []
     try:
-        tile_n = parse_tile(tile)
-        shard_kn = parse_shard(shard)
-    except click.BadParameter as e:
-        fail(str(e), code=2)
-    weights, jobs, earlier, single = _plan(
-        inputs, model=model, output=output, recursive=recursive, shard=shard,
-        shard_kn=shard_kn, suffix=suffix, outscale=outscale, fmt=fmt, overwrite=overwrite)
-    with exit_on_error():
-        up = Upscaler(weights, device=device, precision=precision, tile=tile_n, tile_pad=tile_pad,
-                      tile_batch=tile_batch, alpha=alpha, kernels=kernels, outscale=outscale,
-                      realism=realism, border=border)
+        with interrupts():
+            up, jobs, earlier, single = _setup(
+                inputs, jobs, model=model, output=output, tile=tile, shard=shard, suffix=suffix,
+                outscale=outscale, fmt=fmt, overwrite=overwrite, skip_existing=skip_existing,
+                recursive=recursive, upscaler=dict(
+                    device=device, precision=precision, tile_pad=tile_pad,
+                    tile_batch=tile_batch, alpha=alpha, kernels=kernels, outscale=outscale,
+                    realism=realism, border=border))
+    except Failure as e:  # nothing done yet: with --json, stdout still gets its line
+        if as_json:
+            click.echo(json.dumps({"error": e.message, "summary": Tally().summary(0.0)}))
+        raise
+    except KeyboardInterrupt:  # e.g. while the model loads
+        _print_summary(Tally(), time.perf_counter() - t0, len(jobs), interrupted=True,
+                       quiet=quiet, as_json=as_json)
+        sys.exit(130)
     if not quiet:
         _print_setup(up, jobs, earlier, realism=realism, fmt=fmt,
                      output=output if single else None)
@@ -158,6 +171,33 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         sys.exit(130)
     if tally.failed:
         sys.exit(1)
+
+
+def _setup(inputs, planned: list, *, model, output, tile, shard, suffix, outscale, fmt,
+           overwrite, skip_existing, recursive, upscaler: dict):
+    """Everything before the first image: the options checked, the jobs planned (also
+    put in ``planned``, for a summary if Ctrl-C comes next), the model loaded
+    (``upscaler``: the :class:`Upscaler` options). (upscaler, jobs, earlier outputs left
+    out, whether one file is named as such); exits on a failure."""
+    from srgan_cli.upscale import Upscaler
+
+    try:
+        tile_n = parse_tile(tile)
+        shard_kn = parse_shard(shard)
+    except click.BadParameter as e:
+        fail(str(e), code=2)
+    if overwrite and skip_existing:
+        fail("--overwrite and --skip-existing contradict each other: use one", code=2)
+    if suffix is not None and any(sep and sep in suffix for sep in ("/", os.sep, os.altsep)):
+        fail(f"--suffix {suffix!r}: a name suffix cannot contain a path separator "
+             "(use -o for another folder)", code=2)
+    weights, jobs, earlier, single = _plan(
+        inputs, model=model, output=output, recursive=recursive, shard=shard,
+        shard_kn=shard_kn, suffix=suffix, outscale=outscale, fmt=fmt, overwrite=overwrite)
+    planned.extend(jobs)
+    with exit_on_error():
+        up = Upscaler(weights, tile=tile_n, **upscaler)
+    return up, jobs, earlier, single
 
 
 def _plan(inputs, *, model, output, recursive, shard, shard_kn, suffix, outscale, fmt,
@@ -273,7 +313,6 @@ def _run(up, jobs, files: dict, *, quiet: bool, as_json: bool):
     """Upscale ``jobs`` (``files``: :meth:`Upscaler.upscale_files`'s file options) under
     the progress display; (tally, seconds, whether Ctrl-C or SIGTERM stopped it). After
     an interruption the write in flight ends and temporary files are removed."""
-    import json
     import time
     import warnings
 
@@ -295,28 +334,43 @@ def _run(up, jobs, files: dict, *, quiet: bool, as_json: bool):
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
         shown = _Display(bar, len(jobs), quiet=quiet, as_json=as_json)
         # Decoding the next image and writing the previous one overlap with the model.
-        outcomes = up.upscale_files(jobs, **files, on_start=shown.on_start,
-                                    on_tile=shown.on_tile, on_event=shown.on_event)
-        for o in outcomes:
+        def report(o) -> None:
             record = tally.add(o)
             shown.show(o, up.precision)
             if as_json:
                 click.echo(json.dumps(record))
             bar.advance(shown.images)
+
+        outcomes = up.upscale_files(jobs, **files, on_start=shown.on_start,
+                                    on_tile=shown.on_tile, on_event=shown.on_event)
+        for o in outcomes:
+            report(o)
         if len(jobs) > 1:
             bar.update(shown.tiles, visible=False)
     if interrupted:
-        outcomes.close()  # waits for the reader and the write in flight
+        for o in _finished(outcomes):  # the writes in flight end, and are counted
+            report(o)
         remove_temporaries(job.dst for job in jobs if job.dst is not None)
     interrupted.restore()
     return tally, time.perf_counter() - t0, bool(interrupted)
 
 
+def _finished(outcomes):
+    """After Ctrl-C outside the generator ``outcomes`` (of :meth:`Upscaler.upscale_files`):
+    the outcomes of the images whose writes were under way. Interrupted inside it, it has
+    yielded them already and ended."""
+    try:
+        o = outcomes.throw(KeyboardInterrupt())
+        while True:
+            yield o
+            o = next(outcomes)
+    except (KeyboardInterrupt, StopIteration):
+        return
+
+
 def _print_summary(tally, seconds: float, n_jobs: int, *, interrupted: bool, quiet: bool,
                    as_json: bool) -> None:
     """The summary: a JSON line on stdout with --json, one line on stderr unless quiet."""
-    import json
-
     summary = tally.summary(seconds)
     done, skipped, failures, mp_out = tally.done, tally.skipped, tally.failed, tally.mp_out
     if as_json:
@@ -327,5 +381,6 @@ def _print_summary(tally, seconds: float, n_jobs: int, *, interrupted: bool, qui
                   f"({summary['mp_per_s']} MP/s{rate})"
                   + (f", {skipped} skipped (output exists)" if skipped else "")
                   + (f", [bold red]{failures} failed[/]" if failures else "")
-                  + (f", [bold red]interrupted[/] ({n_jobs - tally.reported} not done)"
-                     if interrupted else ""), soft_wrap=True)  # one line, also in logs
+                  + (", [bold red]interrupted[/]" if interrupted else "")
+                  + (f" ({n_jobs - tally.reported} not done)" if interrupted and n_jobs else ""),
+                  soft_wrap=True)  # one line, also in logs

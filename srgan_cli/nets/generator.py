@@ -103,28 +103,69 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["GeneratorSpec", "INPUT_RANGE", "OUTPUT_RANGE", "SRResNet", "count_parameters", "tie_phase_dc",
-           "to_unit_range"]
+__all__ = ["GeneratorSpec", "INPUT_RANGE", "OUTPUT_RANGE", "SRResNet", "TIE_MODES",
+           "count_parameters", "tie_phases", "to_unit_range"]
+
+
+TIE_MODES = ("off", "dc", "resize", "mixed")
 
 
 @torch.no_grad()
-def tie_phase_dc(model: nn.Module) -> nn.Module:
-    """Project every sub-pixel stage of ``model`` (in place) onto the convolutions that map a
-    constant input to a constant output: the four phases of each output map get the same
-    bias, and for each input map the same sum of taps (the excess of a phase's sum is
-    taken off its taps evenly: the least-squares projection). A generator so tied cannot
-    paint a pattern locked to the LR grid on a flat area; resize-convolution (nearest x2,
-    then a 3x3 convolution) is a special case. Returns ``model``."""
-    for module in model.modules():
-        if not isinstance(module, Upsample):
-            continue
-        conv, r2 = module.conv, module.shuffle.upscale_factor ** 2
-        w = conv.weight  # (C*r2, C_in, k, k); output map c*r2 + phase
+def tie_phases(model: nn.Module, mode: str = "dc") -> nn.Module:
+    """Project every sub-pixel stage of ``model`` (in place) onto a subspace of convolutions
+    whose four phases cannot drift apart; returns ``model``.
+
+    ``dc``: the convolutions that map a constant input to a constant output: the four
+    phases of each output map get the same bias and, for each input map, the same sum of
+    taps (a phase's excess is taken off its taps evenly: the least-squares projection). A
+    generator so tied cannot paint a pattern locked to the LR grid on a flat area.
+
+    ``resize``: exactly resize-convolution (nearest x2, then one 3x3 convolution at the
+    higher resolution; Odena et al. 2016, as ESRGAN upsamples) written as a sub-pixel
+    convolution: each phase's 3x3 LR filter is a sum of the taps of one shared 3x3 kernel
+    (phase 0 of an axis sees offsets -1 | 0 and +1 merged, phase 1 sees -1 and 0 merged |
+    +1), one bias: the least-squares kernel, so the projection is orthogonal and
+    idempotent. A subset of ``dc``; the weights keep the paper's layout, so every inference
+    path runs them as they are.
+
+    ``mixed``: ``resize`` on the first (LR to 2x) stage, ``dc`` on the later ones, whose
+    phases make only the finest (2-px) part of the 4-px lattice.
+    """
+    if mode not in TIE_MODES:
+        raise ValueError(f"unknown phase tie {mode!r} ({', '.join(TIE_MODES)})")
+    if mode == "off":
+        return model
+    stages = [m for m in model.modules() if isinstance(m, Upsample)]
+    for k, module in enumerate(stages):
+        conv, r = module.conv, module.shuffle.upscale_factor
+        w = conv.weight  # (C*r*r, C_in, k, k); output map c*r*r + phase
         co, ci, kh, kw = w.shape
-        wp = w.view(co // r2, r2, ci, kh * kw)
-        sums = wp.sum(-1, keepdim=True)
-        wp.sub_((sums - sums.mean(1, keepdim=True)) / (kh * kw))
+        resize = mode == "resize" or (mode == "mixed" and k == 0)
+        if resize and (r, kh, kw) == (2, 3, 3):
+            merge = _resize_merge()  # (36 = 4 phases x 9 LR taps, 9 kernel taps)
+            wp = w.view(co // 4, 4, ci, 9).transpose(1, 2).reshape(co // 4, ci, 36)
+            # the shared 3x3 kernel that fits best (least squares), then its sub-pixel form
+            kernel = wp.double() @ torch.linalg.pinv(merge).T
+            fitted = (kernel @ merge.T).to(w.dtype).view(co // 4, ci, 4, 9).transpose(1, 2)
+            w.copy_(fitted.reshape(co, ci, kh, kw))
+        else:
+            wp = w.view(co // (r * r), r * r, ci, kh * kw)
+            sums = wp.sum(-1, keepdim=True)
+            wp.sub_((sums - sums.mean(1, keepdim=True)) / (kh * kw))
         if conv.bias is not None:
-            b = conv.bias.view(co // r2, r2)
+            b = conv.bias.view(co // (r * r), r * r)
             b.copy_(b.mean(1, keepdim=True).expand_as(b))
     return model
+
+
+def _resize_merge() -> torch.Tensor:
+    """(phase x LR tap, kernel tap) 0/1 matrix, float64: which taps of the 3x3 kernel that
+    follows a nearest x2 upsampling fall on which tap of each phase's 3x3 LR filter."""
+    rows = ((0, 1, 1), (1, 1, 2))  # kernel offset index -> LR offset index, per phase
+    m = torch.zeros(36, 9, dtype=torch.float64)
+    for a in range(2):
+        for b in range(2):
+            for ky in range(3):
+                for kx in range(3):
+                    m[(a * 2 + b) * 9 + rows[a][ky] * 3 + rows[b][kx], ky * 3 + kx] = 1
+    return m

@@ -4,7 +4,7 @@ and the schedules that follow from them (learning rate, adversarial weight)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,17 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
             "init": "srresnet"},
 }
 GAN_LR_STEP = 100_000
+# What a resumed run may do differently from the run it continues (the value given again is
+# used, and said): how long and how often, where it runs and writes, and where validation
+# and the loss networks' files are. Every other field is the run's recipe (data, batch, crop,
+# network, lr and schedule, stage, losses, seed, and any field added later): a resumed run
+# keeps the checkpoint's, and a different value given again is refused.
+RESUME_MAY_CHANGE = ("iters", "max_seconds", "ckpt_every", "val_every", "log_every", "device",
+                     "precision", "channels_last", "run_dir", "val_dir", "vgg_weights",
+                     "lpips_weights")
+# ... of which this belongs to one invocation: not restored (its default unless given)
+RESUME_PER_INVOCATION = ("max_seconds",)
+PATH_FIELDS = ("data", "run_dir", "val_dir", "vgg_weights", "lpips_weights", "init")
 ADAM_BETAS = (0.9, 0.999)  # the paper's beta1 = 0.9
 
 
@@ -60,9 +71,10 @@ class TrainConfig:
     # gan: discriminator-only iterations before the first generator step of a fresh
     # discriminator (a run started with --init: a new D learns the current G first)
     d_warmup: int = 0
-    # tie each sub-pixel stage's four phases to one DC gain and bias (srgan_cli.nets.generator.
-    # tie_phase_dc), at the start and after every generator step: no LR-grid pattern on flat areas
-    tie_phases: bool = False
+    # tie each sub-pixel stage's four phases (srgan_cli.nets.generator.tie_phases), at the
+    # start and after every generator step: off | dc (one DC gain and bias: flat areas stay
+    # flat) | resize (exactly nearest x2 + a 3x3 convolution, in the paper's layout)
+    tie_phases: str = "off"
     grid_weight: float = 0.0  # weight of the grid loss (train.losses.GridLoss), in dB
     vgg_weights: str | None = None
     lpips_weights: str | None = None
@@ -109,3 +121,81 @@ def adv_weight_at(cfg: TrainConfig, it: int) -> float:
     if cfg.adv_warmup > 0 and it < cfg.adv_warmup:
         return cfg.adv_weight * (it + 1) / cfg.adv_warmup
     return cfg.adv_weight
+
+
+def saved_config(saved: dict[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` a checkpoint's ``config`` entry records. Fields it lacks
+    (added since the run started) get their defaults, which is what the run used;
+    entries that are no longer fields are ignored."""
+    names = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in saved.items() if k in names})
+
+
+def _same(name: str, a: Any, b: Any) -> bool:
+    if name in PATH_FIELDS and a is not None and b is not None:
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return [Path(x) for x in a] == [Path(x) for x in b]
+        return Path(str(a)) == Path(str(b))
+    return a == b
+
+
+def _shown(name: str, value: Any) -> str:
+    """``--name value`` as the option would be given."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else f"--no-{name.replace('_', '-')}"
+    if isinstance(value, (list, tuple)):
+        return f"{flag} {','.join(map(str, value))}" if value else f"{flag} (none)"
+    return f"{flag} {value}"
+
+
+def resume_differences(saved: TrainConfig, cfg: TrainConfig) -> tuple[list[str], list[str]]:
+    """The fields in which ``cfg`` differs from the run it resumes (``saved``): (those of
+    the recipe, which a resumed run must keep; those in ``RESUME_MAY_CHANGE``, not
+    counting ``RESUME_PER_INVOCATION``). Every dataclass field is compared."""
+    recipe, changed = [], []
+    for f in fields(TrainConfig):
+        if _same(f.name, getattr(saved, f.name), getattr(cfg, f.name)):
+            continue
+        if f.name not in RESUME_MAY_CHANGE:
+            recipe.append(f.name)
+        elif f.name not in RESUME_PER_INVOCATION:
+            changed.append(f.name)
+    return recipe, changed
+
+
+def check_resumable(saved: TrainConfig, cfg: TrainConfig, source: str) -> list[str]:
+    """Raise a one-line :class:`TrainError` naming the recipe fields in which ``cfg``
+    differs from the run it resumes; else return a note for each changeable one."""
+    recipe, changed = resume_differences(saved, cfg)
+    if recipe:
+        given = ", ".join(_shown(n, getattr(cfg, n)) for n in recipe)
+        kept = ", ".join(_shown(n, getattr(saved, n)) for n in recipe)
+        raise TrainError(f"{source}: a resumed run keeps its settings, and {given} differ "
+                         f"from the run's {kept} (leave them out to continue the run as it "
+                         "was, or start a new run with --init)")
+    return [f"resuming with {_shown(n, getattr(cfg, n))} (the run had "
+            f"{_shown(n, getattr(saved, n))})" for n in changed]
+
+
+def resumed_config(saved: TrainConfig, given: dict[str, Any],
+                   source: str) -> tuple[TrainConfig, list[str]]:
+    """The config of a resumed run: the checkpoint's (``saved``), with the options given
+    again (``given``: field -> value) over it and ``RESUME_PER_INVOCATION`` at their
+    defaults unless given; a run folder that is not there (moved, or another working
+    folder) becomes the checkpoint's (``source``) folder. Raises :class:`TrainError` when a given recipe field differs
+    (see :func:`check_resumable`); returns the config and notes on what changes."""
+    unknown = sorted(set(given) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise TrainError(f"not training settings: {', '.join(unknown)}")
+    fresh = {f.name: f.default for f in fields(TrainConfig)
+             if f.name in RESUME_PER_INVOCATION and f.default is not MISSING}
+    moved = []
+    if "run_dir" not in given and not Path(saved.run_dir).is_dir():
+        # the run was moved, or this command runs in another folder: the checkpoint's own
+        fresh["run_dir"] = str(Path(source).parent)
+        moved = [f"the run's folder {saved.run_dir} is not here: writing to "
+                 f"{fresh['run_dir']}, the checkpoint's"]
+    cfg = replace(saved, **{**fresh, **given})
+    kept = replace(saved, run_dir=cfg.run_dir) if moved else saved
+    return cfg, moved + check_resumable(kept, cfg, source)

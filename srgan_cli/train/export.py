@@ -95,6 +95,12 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
             prov["pixel_weight"] = str(cfg["pixel_weight"])
         if cfg.get("adv_warmup"):
             prov["adv_warmup"] = str(cfg["adv_warmup"])
+        if cfg.get("d_warmup"):
+            prov["d_warmup"] = str(cfg["d_warmup"])
+    if cfg.get("tie_phases", "off") not in ("off", False):
+        prov["tie_phases"] = str(cfg["tie_phases"])
+    if cfg.get("grid_weight"):
+        prov["grid_weight"] = str(cfg["grid_weight"])
     if use_ema:
         prov["ema"] = str(cfg.get("ema"))
     if cfg.get("degradation", "clean") != "clean":  # srgan train --degradation

@@ -26,7 +26,8 @@ from srgan_cli.errors import TrainError
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
 from srgan_cli.train import dist
 from srgan_cli.train.config import (ADAM_BETAS, CONTENT_LOSSES, GAN_LR_STEP, STAGE_DEFAULTS,
-                                    STAGES, TrainConfig, adv_weight_at, lr_at)
+                                    STAGES, TrainConfig, adv_weight_at, check_resumable, lr_at,
+                                    saved_config)
 from srgan_cli.train.data import DataError, ImageBank, sample_batch
 from srgan_cli.train.degrade import Degrader, DegradationError, parse_degradation
 from srgan_cli.train.export import export
@@ -91,17 +92,12 @@ def _resume_checkpoint(cfg: TrainConfig, resume) -> dict[str, Any] | None:
     if not resume:
         return None
     ckpt = load_checkpoint(Path(resume))
-    done = json.loads(ckpt["config"])
-    done_stage = done.get("stage", "srresnet")
+    saved = json.loads(ckpt["config"])
+    done_stage = saved.get("stage", "srresnet")
     if done_stage != cfg.stage:
         raise TrainError(f"{resume}: a {done_stage!r} checkpoint cannot resume the "
                          f"{cfg.stage!r} stage (start the GAN stage with --init instead)")
-    done_degradation = done.get("degradation", "clean")  # (a finished run re-exports with any)
-    if (int(ckpt["iteration"]) < cfg.iters
-            and parse_degradation(done_degradation) != parse_degradation(cfg.degradation)):
-        raise TrainError(f"{resume}: the run was trained with --degradation "
-                         f"{done_degradation!r}, not {cfg.degradation!r} (pass the same "
-                         f"to resume it, or start a new run with --init)")
+    check_resumable(saved_config(saved), cfg, str(resume))
     return ckpt
 
 
@@ -131,6 +127,9 @@ def _init_weights(cfg: TrainConfig) -> tuple[SRResNet | None, dict[str, Any] | N
         model, winfo = load_generator(init_path)
     except WeightsError as e:
         raise TrainError(str(e)) from None
+    if winfo.spec.scale != cfg.scale:
+        raise TrainError(f"{cfg.init}: is a x{winfo.spec.scale} model; the run asks for "
+                         f"--scale {cfg.scale}")
     if winfo.spec.blocks != cfg.blocks or winfo.spec.width != cfg.width:
         raise TrainError(f"{cfg.init}: has B={winfo.spec.blocks}, width={winfo.spec.width}; "
                          f"the run asks for B={cfg.blocks}, width={cfg.width}")
@@ -146,7 +145,9 @@ def _init_weights(cfg: TrainConfig) -> tuple[SRResNet | None, dict[str, Any] | N
 
 
 def _check_spec(cfg: TrainConfig, spec: GeneratorSpec) -> None:
-    if spec.scale != cfg.scale or (cfg.crop % spec.scale):
+    if spec.scale != cfg.scale:
+        raise TrainError(f"the generator is x{spec.scale}; the run asks for --scale {cfg.scale}")
+    if cfg.crop % spec.scale:
         raise TrainError(f"crop {cfg.crop} must be a multiple of the scale {spec.scale}")
     if cfg.stage == "gan" and cfg.crop % 16:
         raise TrainError(f"the discriminator needs --crop to be a multiple of 16, got {cfg.crop}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from srgan_cli.nets.generator import tie_phase_dc
+from srgan_cli.nets.generator import tie_phases as tie
 from srgan_cli.train.losses import AdversarialLoss, GeneratorLosses, PixelLoss
 from srgan_cli.train.state import TrainState
 
@@ -26,9 +26,9 @@ class Nets:
 
 def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
                    batch: tuple[torch.Tensor, torch.Tensor], ema_decay: float = 0.0, *,
-                   tie_phases: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   tie_phases: str = "off") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Update the generator once (projected back onto phase-tied sub-pixel stages when
-    ``tie_phases``) and its EMA; returns SR and the loss terms to log."""
+    ``tie_phases`` is 'dc' or 'resize') and its EMA; returns SR and the loss terms to log."""
     lr_img, hr = batch
     logged: dict[str, torch.Tensor] = {}
     if losses.adversarial is not None:
@@ -59,8 +59,8 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
     else:
         logged["l_g_pix"] = content  # the MSE content loss is the pixel loss
     _backward_and_step(loss, state.optimizer_g, state.scaler_g)
-    if tie_phases:
-        tie_phase_dc(state.generator)
+    if tie_phases != "off":
+        tie(state.generator, tie_phases)
     state.update_ema(ema_decay)
     return sr, logged
 
