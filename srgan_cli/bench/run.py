@@ -55,11 +55,12 @@ def data_dir(given: Path | None) -> tuple[Path | None, bool]:
 
 
 def methods(models: Iterable[str], realisms: Iterable[float] = (), *, device: str = "auto",
-            precision: str = "auto", kernels: str = "auto",
+            precision: str = "auto", kernels: str = "auto", border: str | None = None,
             on_note: Note = _ignore) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Label -> LR-to-SR function for each model (baselines by name; each model once per
     realism, labelled 'MODEL R=0.5', when ``realisms`` are given). A model that is not x4
-    raises :class:`BenchmarkError`."""
+    raises :class:`BenchmarkError`. ``border``: as for :class:`Upscaler` (None: its
+    default)."""
     from PIL import Image
 
     from srgan_cli.upscale import Upscaler
@@ -71,7 +72,8 @@ def methods(models: Iterable[str], realisms: Iterable[float] = (), *, device: st
             continue
         for r in realisms or (None,):
             label = m if r is None else f"{m} R={r:g}"
-            up = Upscaler(m, device=device, precision=precision, kernels=kernels, realism=r)
+            up = Upscaler(m, device=device, precision=precision, kernels=kernels, realism=r,
+                          **({} if border is None else {"border": border}))
             if up.kernels_note:
                 on_note(f"{label}: {up.kernels_note}")
             if up.scale != SCALE:
@@ -242,7 +244,7 @@ class SpeedRun:
 def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
           precision: str = "auto", kernels: str = "auto", tile: int | None = None,
           runs: int = 5, baselines: Iterable[str] = (), gemm: bool = True,
-          on_note: Note = _ignore) -> SpeedRun:
+          border: str | None = None, on_note: Note = _ignore) -> SpeedRun:
     """Time srgan's upscale path for each model (not the baselines; 'srresnet' when none)
     on a synthetic photo of ``size`` (LR, WxH), and with ``baselines=['eager-fp32']`` a
     plain eager fp32 ``model(x)``; with ``gemm`` also the device's matmul rates."""
@@ -259,7 +261,8 @@ def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
     rgb = synthetic_photo(w, h)
     results = []
     for name in names:
-        up = Upscaler(name, device=device, precision=precision, tile=tile, kernels=kernels)
+        up = Upscaler(name, device=device, precision=precision, tile=tile, kernels=kernels,
+                      **({} if border is None else {"border": border}))
         used = up.tile_for(h, w)
         common = dict(model=name, device=up.device, in_size=(w, h), scale=up.descriptor.scale,
                       flops_per_px=up.descriptor.flops_per_lr_pixel, runs=runs)

@@ -13,7 +13,7 @@ from srgan_cli.cli.options import inference_options, model_option, parse_tile
 
 
 def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, baselines, gemm,
-                     json_path):
+                     json_path, border):
     """``srgan benchmark --speed``: the timing table, GEMM rates and speed-up."""
     from srgan_cli.bench import run
 
@@ -25,7 +25,7 @@ def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, ba
     with exit_on_error():
         timed = run.speed(models, (w, h), device=device, precision=precision, kernels=kernels,
                           tile=tile_n, runs=runs, baselines=baselines, gemm=gemm,
-                          on_note=err.print)
+                          border=border, on_note=err.print)
     results, rates, fractions = timed.results, timed.rates, timed.fractions
     print_table(timed.table())
     if rates:
@@ -79,12 +79,15 @@ def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, ba
               help="Keep the SR outputs as DIR/<dataset>/<method>/<image>.png.")
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write side-by-side crops (HR | bicubic | each model) as PNGs.")
+@click.option("--border", type=click.Choice(["zero", "symmetric", "reflect", "edge"]),
+              default="symmetric", show_default=True, help="Image borders, as for upscale: "
+              "'zero' scores the network's raw zero padding.")
 @click.option("--realism", "realisms", type=click.FloatRange(0, 1), multiple=True, metavar="R",
               help="Score each GAN model blended with its parent SRResNet at realism R "
               "(repeatable; rows named 'MODEL R=0.5'); see upscale --realism.")
 def benchmark(datasets, models, data_dir, source, device, precision, kernels, speed, size, tile, runs, baselines,
               gemm, ssim_method, use_lpips, lpips_weights, json_path, csv_path, save_images,
-              compare_dir, realisms):
+              compare_dir, border, realisms):
     """Score models on benchmark sets with the paper's protocol (x4).
 
     PSNR and SSIM on the BT.601 luma (Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255) after
@@ -100,7 +103,7 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
     if speed:
         return _speed_benchmark(models, device=device, precision=precision, kernels=kernels,
                                 size=size, tile=tile, runs=runs, baselines=baselines,
-                                gemm=gemm, json_path=json_path)
+                                gemm=gemm, json_path=json_path, border=border)
     if not datasets:
         fail("name at least one dataset (set5, set14, bsd100, urban100), or use --speed", 2)
     from srgan_cli.bench import run
@@ -110,7 +113,7 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
         fail("no benchmark data: pass --data-dir DIR (../shared/datasets/benchmark not found)")
     with exit_on_error():
         methods = run.methods(models, realisms, device=device, precision=precision,
-                              kernels=kernels, on_note=err.print)
+                              kernels=kernels, border=border, on_note=err.print)
         loaded = run.load_datasets(datasets, data_dir, source=source, explicit=explicit,
                                    on_note=err.print)
         lpips_model = run.lpips_model(use_lpips, lpips_weights)
