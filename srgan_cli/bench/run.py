@@ -223,7 +223,9 @@ class SpeedRun:
 
     def table(self) -> Table:
         w, h = self.size
-        table = Table(f"speed: {w}x{h} input, median of {self.runs} runs after 1 warm-up",
+        fewer = sorted({r.runs for r in self.results if r.runs != self.runs})
+        table = Table(f"speed: {w}x{h} input, median of {self.runs} runs after 1 warm-up"
+                      + "".join(f" ({n} for the baseline, sized by time)" for n in fewer[:1]),
                       [(c, c not in ("path", "model")) for c in
                        ("path", "model", "device", "precision", "tile", "out MP/s (min-max)",
                         "GFLOP/s", "peak RSS MB", "CUDA peak MB")])
@@ -236,9 +238,27 @@ class SpeedRun:
         return table
 
     def as_json(self) -> dict:
-        records = [{**r.as_dict(), "gemm_fraction": f}
-                   for r, f in zip(self.results, self.fractions)]
+        records = [{**r.as_dict(), "gemm_gflops": self.rates.get(r.precision),
+                    "gemm_fraction": f} for r, f in zip(self.results, self.fractions)]
         return {"results": records, **self.extra}
+
+
+def _baseline(up, rgb: np.ndarray, common: dict, on_note: Note):
+    """The eager fp32 baseline's result, its timed runs sized by time (announced first)."""
+    import torch
+
+    from srgan_cli.bench.speed import (BASELINE_BUDGET_S, baseline_plan, eager_fp32_baseline,
+                                        measure)
+    from srgan_cli.weights import load_model
+
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(up.device)
+    plain, _ = load_model(up.weights_path, up.device)  # as trained: BN unfolded
+    runs, per_run = baseline_plan(plain, x, common["runs"])
+    on_note(f"timing the eager fp32 baseline (whole image): about {per_run:.1f} s a run, "
+            f"1 warm-up + {runs} timed run{'s' * (runs > 1)} (sized to {BASELINE_BUDGET_S:.0f} "
+            f"s), about {per_run * (runs + 1):.0f} s in all...")
+    return measure("baseline eager-fp32", eager_fp32_baseline(plain, x), precision="fp32",
+                   tile=0, **{**common, "runs": runs})
 
 
 def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
@@ -250,11 +270,9 @@ def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
     plain eager fp32 ``model(x)``; with ``gemm`` also the device's matmul rates."""
     import torch
 
-    from srgan_cli.bench.speed import (eager_fp32_baseline, gemm_rates, hardware, measure,
-                                        synthetic_photo)
+    from srgan_cli.bench.speed import gemm_rates, hardware, measure, synthetic_photo
     from srgan_cli.imaging import Decoded
     from srgan_cli.upscale import Upscaler
-    from srgan_cli.weights import load_model
 
     w, h = size
     names = [m for m in models if m not in BASELINES] or ["srresnet"]
@@ -274,11 +292,7 @@ def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
                                lambda: up.upscale_decoded(d), precision=up.precision, tile=used,
                                **common))
         if "eager-fp32" in baselines:
-            x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(up.device)
-            on_note("timing the eager fp32 baseline (whole image)...")
-            plain, _ = load_model(up.weights_path, up.device)  # as trained: BN unfolded
-            results.append(measure("baseline eager-fp32", eager_fp32_baseline(plain, x),
-                                   precision="fp32", tile=0, **common))
+            results.append(_baseline(up, rgb, common, on_note))
     extra = {"hardware": hardware(torch.device(results[0].device))}
     rates = {}
     if gemm:  # each path is compared with the matmul rate of the precision it runs in
