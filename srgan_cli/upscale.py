@@ -406,7 +406,7 @@ class Upscaler:
     def upscale_file(self, src: str | os.PathLike, dst: str | os.PathLike, *,
                      overwrite: bool = False, fmt: str | None = None, quality: int = 95,
                      strip_metadata: bool = False,
-                     max_pixels: int = imaging.DEFAULT_MAX_PIXELS, png_level: int = 6,
+                     max_pixels: int = imaging.DEFAULT_MAX_PIXELS, png_level: int = imaging.DEFAULT_PNG_LEVEL,
                      on_tile: TileCallback | None = None,
                      on_event: EventCallback | None = None) -> UpscaleResult:
         """Read ``src``, upscale, write ``dst`` atomically. Raises :class:`SrganError`."""
@@ -427,7 +427,7 @@ class Upscaler:
     def upscale_files(self, jobs: Iterable[FileJob], *, overwrite: bool = False,
                       skip_existing: bool = False, fmt: str | None = None, quality: int = 95,
                       strip_metadata: bool = False,
-                      max_pixels: int = imaging.DEFAULT_MAX_PIXELS, png_level: int = 6,
+                      max_pixels: int = imaging.DEFAULT_MAX_PIXELS, png_level: int = imaging.DEFAULT_PNG_LEVEL,
                       on_start: Callable[[Path], None] | None = None,
                       on_tile: TileCallback | None = None,
                       on_event: EventCallback | None = None,

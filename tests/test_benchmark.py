@@ -262,3 +262,24 @@ def test_images_too_small_for_lpips_are_one_line_naming_the_image(tmp_path):
     r = CliRunner().invoke(main, ["benchmark", "tiny", "--data-dir", str(tmp_path / "bench"),
                                   "-m", "bicubic", "--no-lpips"])
     assert r.exit_code == 0, r.output
+
+
+def test_benchmark_without_models_scores_the_registry_default_model_too(tmp_path, tiny_weights,
+                                                                        monkeypatch):
+    """No -m: the registry's default model (whichever it is: here a user's tiny model),
+    the SRResNet and bicubic, each once."""
+    import srgan_cli.models
+
+    root = tmp_path / "bench" / "Tiny"
+    (root / "Tiny_HR").mkdir(parents=True)
+    (root / "Tiny_LR_x4").mkdir()
+    hr = photo_like(48, 48, seed=0)
+    Image.fromarray(hr).save(root / "Tiny_HR" / "a.png")
+    Image.fromarray(hr).resize((12, 12), Image.BICUBIC).save(root / "Tiny_LR_x4" / "a.png")
+    monkeypatch.setattr(srgan_cli.models, "default_model", lambda *a: str(tiny_weights))
+    out = tmp_path / "scores.json"
+    r = CliRunner().invoke(main, ["benchmark", "tiny", "--data-dir", str(tmp_path / "bench"),
+                                  "--no-lpips", "--device", "cpu", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert [rec["method"] for rec in json.loads(out.read_text())] == [
+        str(tiny_weights), "srresnet", "bicubic"]

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 
 from srgan_cli.cli.console import err, exit_on_error, fail, print_table
-from srgan_cli.cli.options import inference_options, model_option, parse_tile
+from srgan_cli.cli.options import benchmark_models, inference_options, model_option, parse_tile
 
 
 def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, baselines, gemm,
@@ -108,6 +108,7 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
         fail("name at least one dataset (set5, set14, bsd100, urban100), or use --speed", 2)
     from srgan_cli.bench import run
 
+    models = benchmark_models(models)
     data_dir, explicit = run.data_dir(data_dir)
     if source == "local" and data_dir is None:
         fail("no benchmark data: pass --data-dir DIR (../shared/datasets/benchmark not found)")
