@@ -3,8 +3,9 @@
 the same tensor, the NaN/Inf check on a 2048x2048 RGB fp32 tile, full vs through the sum,
 and the last stage's tail for a 512x512 input (256 maps at 1024x1024, bf16, channels_last):
 one 5x5 convolution into 12 maps vs the split form (1x5 into 64 maps, then a 5x1 sum);
-and writing one 2048x2048 output of the shipped model as PNG at zlib levels 6, 3 and 1
-(``imaging.write_image``), and decoding its 512x512 input (``imaging.read_image``).
+and writing one 2048x2048 output of the default model as PNG at zlib levels 6, 4 and 1
+(``imaging.write_image``; the numbers of 2026-11-23 used 6, 3 and 1: ``--png-levels
+6,3,1``), and decoding its 512x512 input (``imaging.read_image``).
 
     python scripts/perf_micro.py            # default malloc first, then keep_freed_memory()
     python scripts/perf_micro.py --size 16 --model srresnet   # toy sizes (what CI runs)

@@ -102,7 +102,7 @@ def test_every_script_has_a_smoke_test():
                                   for n in CASES])
 def test_the_script_runs_to_the_end_on_toy_sizes(name, toys, tmp_path):
     out = ok(run_script(name, *CASES[name](toys, tmp_path)))
-    assert out.strip()
+    assert out.strip() or any(tmp_path.iterdir())  # it printed or wrote something
 
 
 def test_perf_batch_makes_a_folder_and_times_it(toys, tmp_path):
