@@ -118,16 +118,14 @@ CPU_KINDS = {
 AMX_FLAGS = {"amx_bf16", "amx_tile", "avx512_bf16"}
 
 
-@pytest.fixture(params=list(CPU_KINDS))
-def cpu_kind(request, tmp_path, monkeypatch) -> str:
-    """Runs a test once per CPU kind of :data:`CPU_KINDS`, srgan seeing that CPU's flags.
-    The fused AMX kernels only run where the real CPU has AMX and the simulated one too."""
+def simulate_cpu(kind: str, folder: Path, monkeypatch) -> str:
+    """Let srgan see a CPU of ``kind`` (:data:`CPU_KINDS`). The fused AMX kernels only run
+    where the real CPU has AMX and the simulated one too."""
     from srgan_cli import device
     from srgan_cli.nets import amx
 
-    kind = request.param
     real_amx = AMX_FLAGS <= device.cpu_flags()
-    info = tmp_path / "cpuinfo"
+    info = folder / f"cpuinfo-{kind}"
     info.write_text(f"processor\t: 0\nmodel name\t: simulated {kind} CPU\n"
                     f"flags\t\t: {CPU_KINDS[kind]}\n")
     monkeypatch.setattr(device, "CPUINFO", str(info))
@@ -136,3 +134,18 @@ def cpu_kind(request, tmp_path, monkeypatch) -> str:
         monkeypatch.setattr(amx, "_reason", "the CPU has no AMX-BF16" if kind != "amx" else
                             "simulated AMX CPU: the real one cannot run the kernels")
     return kind
+
+
+@pytest.fixture(params=list(CPU_KINDS))
+def cpu_kind(request, tmp_path, monkeypatch) -> str:
+    """Runs a test once per CPU kind of :data:`CPU_KINDS`, srgan seeing that CPU's flags."""
+    return simulate_cpu(request.param, tmp_path, monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def simulated_cpu(tmp_path_factory, monkeypatch):
+    """``SRGAN_TEST_CPU=avx2`` (or avx512, amx): the whole suite in this process sees that
+    CPU kind (subprocesses and skip conditions still see the real one)."""
+    kind = os.environ.get("SRGAN_TEST_CPU")
+    if kind:
+        simulate_cpu(kind, tmp_path_factory.getbasetemp(), monkeypatch)
