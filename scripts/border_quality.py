@@ -1,8 +1,9 @@
 """Border quality of `srgan upscale` with and without reflection padding (issue 15).
 
-For each benchmark set, each border mode (``zero``: the network's own zero padding, the
-default; ``symmetric``, ``reflect``, ``edge``: the image mirrored/extended first, see
-``Upscaler(border=)``) and each padding width (LR px; ``auto`` = the receptive radius),
+For each benchmark set, each border mode (``zero``: the network's own zero padding, the default
+before issue 23; ``symmetric``, the default since, ``reflect``, ``edge``: the image
+mirrored/extended first, see ``Upscaler(border=)``) and each padding width (LR px; ``auto``
+= the receptive radius, ``default`` = Upscaler's default, 8 px),
 runs a model in fp32 on the set's LR images (whole image, no tiles) and reports, as means
 over the images:
 
@@ -50,7 +51,8 @@ def main() -> None:
     ap.add_argument("--datasets", default="Set5,Set14")
     ap.add_argument("--borders", default="zero,symmetric,reflect,edge")
     ap.add_argument("--pads", default="auto",
-                    help="comma-separated padding widths in LR px; auto = receptive radius")
+                    help="comma-separated padding widths in LR px; auto = receptive radius; "
+                    "default = Upscaler's default (8 px, or the radius when smaller)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
 
@@ -64,9 +66,11 @@ def main() -> None:
     records = []
     runs = [(b, p) for b in a.borders.split(",") for p in (["0"] if b == "zero" else
                                                            a.pads.split(","))]
+    radius = Upscaler(a.model, device="cpu", precision="fp32", border="zero").descriptor.tile_pad
     for border, pad in runs:
         up = Upscaler(a.model, device="cpu", precision="fp32", tile=0, border=border,
-                      border_pad=None if pad == "auto" else int(pad))
+                      border_pad={"auto": radius, "default": None}.get(pad) if not
+                      pad.isdigit() else int(pad))
         for name, pairs in data.items():
             t = time.perf_counter()
             whole, frame = [], []

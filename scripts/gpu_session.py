@@ -11,7 +11,8 @@ Stages, in order, each a subprocess under its own time limit; a stage that fails
 long is stopped at its planned end, so the next ones keep their time (a stage that ends
 early leaves its spare time to the next):
 
-1. ``env.json``: GPU, driver, torch, free memory, the measured bf16 matmul rate.
+1. ``env.json``: GPU, driver, torch, torchvision, numpy and Pillow versions, free memory,
+   the measured bf16 matmul rate.
 2. ``tests.log``: ``pytest -m cuda`` (tests/test_cuda.py).
 3. ``speed.json``: ``srgan benchmark --speed`` at 512x512 and 2048x2048 (default precision
    and bf16, with the eager fp32 baseline), each result's fraction of the matmul rate.
@@ -480,8 +481,22 @@ def _tail(path: Path, chars: int = 3000) -> str:
 # --------------------------------------------------------------------------- probe
 
 
+def _versions() -> dict[str, str | None]:
+    """The versions of the libraries the kit runs on beside torch (None: not importable)."""
+    import importlib
+
+    found = {}
+    for key, name in (("torchvision", "torchvision"), ("numpy", "numpy"), ("pillow", "PIL")):
+        try:
+            found[f"{key}_version"] = importlib.import_module(name).__version__
+        except ImportError:
+            found[f"{key}_version"] = None
+    return found
+
+
 def probe(path: Path, dry: bool) -> None:
-    """Write env.json: the machine, torch, the GPU and its measured bf16 matmul rate."""
+    """Write env.json: the machine, torch, torchvision, numpy and Pillow versions, the GPU
+    and its measured bf16 matmul rate."""
     import platform
 
     import torch
@@ -489,7 +504,7 @@ def probe(path: Path, dry: bool) -> None:
     from srgan_cli.bench.speed import gemm_rate, hardware
 
     dev = torch.device("cuda" if not dry and torch.cuda.is_available() else "cpu")
-    info = {"python": platform.python_version(), "torch_cuda": torch.version.cuda,
+    info = {"python": platform.python_version(), **_versions(), "torch_cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available()
             else None, "device": str(dev), **hardware(dev)}
     if dev.type == "cuda":

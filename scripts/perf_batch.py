@@ -1,9 +1,10 @@
 """Directory throughput of Upscaler.upscale_files with and without the I/O threads.
 
-    python scripts/perf_batch.py make DIR [N]          # N synthetic 512x512 PNGs (default 100)
+    python scripts/perf_batch.py make DIR [N] [--size S]  # N synthetic SxS PNGs (100, 512)
     python scripts/perf_batch.py time DIR OUT --overlap/--no-overlap [--limit N] [--png-level L]
+                                 [--model M]
 
-``time`` loads the default model once, upscales the PNGs of DIR into OUT (overwriting)
+``time`` loads the default model (or ``--model``) once, upscales the PNGs of DIR into OUT (overwriting)
 and prints one JSON line: images, wall seconds, images/s and output MP/s.
 """
 
@@ -18,21 +19,22 @@ import numpy as np
 from PIL import Image
 
 
-def make(d: Path, n: int) -> None:
+def make(d: Path, n: int, size: int = 512) -> None:
     from srgan_cli.bench.speed import synthetic_photo
 
     d.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        arr = (synthetic_photo(512, 512, seed=i) * 255 + 0.5).astype(np.uint8)
+        arr = (synthetic_photo(size, size, seed=i) * 255 + 0.5).astype(np.uint8)
         Image.fromarray(arr).save(d / f"img{i:03d}.png")
 
 
-def run(d: Path, out: Path, overlap: bool, limit: int | None, png_level: int) -> None:
+def run(d: Path, out: Path, overlap: bool, limit: int | None, png_level: int,
+        model: str | None = None) -> None:
     from srgan_cli import Upscaler
     from srgan_cli.upscale import FileJob
 
     t0 = time.perf_counter()
-    up = Upscaler()
+    up = Upscaler(model)
     srcs = sorted(d.glob("*.png"))[:limit]
     jobs = [FileJob(s, out / s.name) for s in srcs]
     t1 = time.perf_counter()
@@ -46,11 +48,18 @@ def run(d: Path, out: Path, overlap: bool, limit: int | None, png_level: int) ->
                       "mp_per_s": round(mp / (t2 - t1), 3)}))
 
 
+def _opt(args: list[str], name: str, default):
+    return type(default)(args[args.index(name) + 1]) if name in args else default
+
+
 if __name__ == "__main__":
+    from srgan_cli.imaging import DEFAULT_PNG_LEVEL
+
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "make":
-        make(Path(args[0]), int(args[1]) if len(args) > 1 else 100)
+        n = int(args[1]) if len(args) > 1 and not args[1].startswith("-") else 100
+        make(Path(args[0]), n, _opt(args, "--size", 512))
     else:
-        limit = int(args[args.index("--limit") + 1]) if "--limit" in args else None
-        level = int(args[args.index("--png-level") + 1]) if "--png-level" in args else 6
-        run(Path(args[0]), Path(args[1]), "--no-overlap" not in args, limit, level)
+        limit = _opt(args, "--limit", 0) or None
+        run(Path(args[0]), Path(args[1]), "--no-overlap" not in args, limit,
+            _opt(args, "--png-level", DEFAULT_PNG_LEVEL), _opt(args, "--model", "") or None)

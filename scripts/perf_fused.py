@@ -139,7 +139,10 @@ def main() -> None:
     if a.source is not None:
         amx.SOURCE = a.source.resolve()
     keep_freed_memory()
-    amx.library()
+    try:
+        amx.library()
+    except RuntimeError as e:
+        raise SystemExit(f"perf_fused.py: the fused AMX kernels cannot run here: {e}") from None
     if a.what == "micro":
         micro(a.size)
     else:

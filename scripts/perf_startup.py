@@ -30,8 +30,8 @@ def main() -> None:
     marks: dict[str, float] = {}
     real = U.Upscaler._forward_fn
 
-    def patched(self, retries):
-        fwd = real(self, retries)
+    def patched(self, *args, **kwargs):  # whatever Upscaler._forward_fn takes
+        fwd = real(self, *args, **kwargs)
 
         def timed(x):
             y = fwd(x)

@@ -2,6 +2,7 @@
 
     python scripts/perf_tried.py fuse-add          # residual add fused into conv2 (private op)
     python scripts/perf_tried.py band-blocks 16 32 64 128   # residual blocks in row bands
+    python scripts/perf_tried.py band-blocks 8 --size 32    # toy size (what CI runs)
 
 Each runs the default inference network (bf16 autocast, channels_last, BN folded, split
 tail, banded last stage, malloc keeping freed memory) on a whole 512x512 synthetic photo,
@@ -75,9 +76,13 @@ def timed(net: nn.Module, x: torch.Tensor) -> tuple[float, torch.Tensor]:
 
 def main() -> None:
     what, *args = sys.argv[1:]
+    size = 512
+    if "--size" in args:
+        i = args.index("--size")
+        size, args = int(args[i + 1]), args[:i] + args[i + 2:]
     keep_freed_memory()
     net0, _ = load_generator(resolve_model("srresnet"))
-    x = torch.from_numpy(synthetic_photo(512, 512)).permute(2, 0, 1)[None]
+    x = torch.from_numpy(synthetic_photo(size, size)).permute(2, 0, 1)[None]
     x = x.contiguous(memory_format=torch.channels_last)
 
     def plain() -> nn.Module:

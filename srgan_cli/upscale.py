@@ -40,6 +40,11 @@ MIN_TILE = 16
 MAX_OUTPUT_SIDE = 2**31 - 1  # pixels: PNG's limit, and more than any encoder here takes
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BORDERS = ("zero",) + MIRRORS
+DEFAULT_BORDER = "symmetric"  # solid colours and tiny images stay right at the corners
+#: LR pixels mirrored around the image by default (capped at the receptive radius): as
+#: good as the whole radius on Set5/Set14 and solid colours, for 6% more work on a 512x512
+#: image instead of 34% (docs/benchmarks.md, "Borders").
+MIRROR_PAD = 8
 KERNELS = ("auto", "amx", "torch")
 @dataclass(frozen=True)
 class UpscaleResult:
@@ -127,13 +132,13 @@ class Upscaler:
     1 = the GAN model, 0 = its parent, exactly); the parent is found by the sha256 the GAN
     file records, among the registered models, or given as ``parent`` (a file).
     ``None`` runs ``model`` as it is.
-    ``border``: ``zero`` (default) runs the network on the image as it is, with its
-    convolutions' zero padding at the borders (as trained: the training crops were
-    zero-padded too); ``symmetric``, ``reflect`` or ``edge`` first extend the image by
-    ``border_pad`` mirrored LR pixels (default: the receptive radius, so no output pixel
-    sees the zero padding) and crop them from the result. Mirroring keeps solid colours
-    and tiny images right (zero padding shifts a 64x64 solid image's corners by up to 36
-    levels) but lowers Set5/Set14 PSNR slightly (docs/benchmarks.md, "Borders").
+    ``border``: ``symmetric`` (default), ``reflect`` or ``edge`` first extend the image by
+    ``border_pad`` mirrored LR pixels (default :data:`MIRROR_PAD`, 8, or the receptive
+    radius when smaller; the radius itself, 40 for SRResNet, measured no better) and crop
+    them from the result, which keeps solid colours and tiny images right at the corners; ``zero`` runs the network on the image as it is,
+    with its convolutions' zero padding at the borders (the network's raw behaviour: a
+    64x64 solid image's corners come back up to 37 levels off, for 0.009 dB more Set5
+    PSNR; docs/benchmarks.md, "Borders").
     ``outscale``: output size as a multiple of the input size, any positive number: the
     model's output is resized to round(outscale x input size) with an antialiased bicubic
     filter (``None``: the model's scale).
@@ -144,7 +149,7 @@ class Upscaler:
                  tile_batch: int = 1, alpha: str = "bicubic", optimise: bool = True,
                  reuse_memory: bool = True, kernels: str = "auto",
                  realism: float | None = None, parent: str | os.PathLike | None = None,
-                 border: str = "zero", border_pad: int | None = None,
+                 border: str = DEFAULT_BORDER, border_pad: int | None = None,
                  outscale: float | None = None):
         try:
             self.device = resolve_device(device)
@@ -176,7 +181,8 @@ class Upscaler:
         if border == "zero":
             self.border_pad = 0
         else:
-            self.border_pad = d.tile_pad if border_pad is None else max(0, int(border_pad))
+            self.border_pad = (min(MIRROR_PAD, d.tile_pad) if border_pad is None
+                               else max(0, int(border_pad)))
         self.tile = tile
         self.tile_batch = max(1, tile_batch)
         self.alpha = alpha
@@ -420,7 +426,7 @@ class Upscaler:
     def upscale_file(self, src: str | os.PathLike, dst: str | os.PathLike, *,
                      overwrite: bool = False, fmt: str | None = None, quality: int = 95,
                      strip_metadata: bool = False,
-                     max_pixels: int = imaging.DEFAULT_MAX_PIXELS, png_level: int = 6,
+                     max_pixels: int = imaging.DEFAULT_MAX_PIXELS, png_level: int = imaging.DEFAULT_PNG_LEVEL,
                      on_tile: TileCallback | None = None,
                      on_event: EventCallback | None = None) -> UpscaleResult:
         """Read ``src``, upscale, write ``dst`` atomically. Raises :class:`SrganError`."""
@@ -442,7 +448,7 @@ class Upscaler:
     def upscale_files(self, jobs: Iterable[FileJob], *, overwrite: bool = False,
                       skip_existing: bool = False, fmt: str | None = None, quality: int = 95,
                       strip_metadata: bool = False,
-                      max_pixels: int = imaging.DEFAULT_MAX_PIXELS, png_level: int = 6,
+                      max_pixels: int = imaging.DEFAULT_MAX_PIXELS, png_level: int = imaging.DEFAULT_PNG_LEVEL,
                       on_start: Callable[[Path], None] | None = None,
                       on_tile: TileCallback | None = None,
                       on_event: EventCallback | None = None,

@@ -105,3 +105,47 @@ def make_val_dir(d: Path, n: int, h: int, w: int, seed: int) -> Path:
         Image.fromarray(hr).save(d / f"{d.name}_HR" / f"v{i}.png")
         Image.fromarray(hr).resize((w // 4, h // 4), Image.BICUBIC).save(d / f"{d.name}_LR_x4" / f"v{i}.png")
     return d
+
+
+#: The CPU kinds the suite must pass on, as /proc/cpuinfo flags (srgan reads no other
+#: source: srgan_cli.device.CPUINFO is the switch).
+CPU_KINDS = {
+    "avx2": "fpu sse4_2 avx f16c fma avx2",  # e.g. AMD Zen 2: no AVX-512, no bf16
+    "avx512": "fpu sse4_2 avx f16c fma avx2 avx512f avx512bw avx512_vnni avx512_bf16",  # Zen 4
+    "amx": "fpu sse4_2 avx f16c fma avx2 avx512f avx512bw avx512_vnni avx512_bf16 "
+           "avx512_fp16 amx_bf16 amx_tile amx_int8",  # Xeon Sapphire Rapids and later
+}
+AMX_FLAGS = {"amx_bf16", "amx_tile", "avx512_bf16"}
+
+
+def simulate_cpu(kind: str, folder: Path, monkeypatch) -> str:
+    """Let srgan see a CPU of ``kind`` (:data:`CPU_KINDS`). The fused AMX kernels only run
+    where the real CPU has AMX and the simulated one too."""
+    from srgan_cli import device
+    from srgan_cli.nets import amx
+
+    real_amx = AMX_FLAGS <= device.cpu_flags()
+    info = folder / f"cpuinfo-{kind}"
+    info.write_text(f"processor\t: 0\nmodel name\t: simulated {kind} CPU\n"
+                    f"flags\t\t: {CPU_KINDS[kind]}\n")
+    monkeypatch.setattr(device, "CPUINFO", str(info))
+    if not (kind == "amx" and real_amx):
+        monkeypatch.setattr(amx, "_lib", None)
+        monkeypatch.setattr(amx, "_reason", "the CPU has no AMX-BF16" if kind != "amx" else
+                            "simulated AMX CPU: the real one cannot run the kernels")
+    return kind
+
+
+@pytest.fixture(params=list(CPU_KINDS))
+def cpu_kind(request, tmp_path, monkeypatch) -> str:
+    """Runs a test once per CPU kind of :data:`CPU_KINDS`, srgan seeing that CPU's flags."""
+    return simulate_cpu(request.param, tmp_path, monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def simulated_cpu(tmp_path_factory, monkeypatch):
+    """``SRGAN_TEST_CPU=avx2`` (or avx512, amx): the whole suite in this process sees that
+    CPU kind (subprocesses and skip conditions still see the real one)."""
+    kind = os.environ.get("SRGAN_TEST_CPU")
+    if kind:
+        simulate_cpu(kind, tmp_path_factory.getbasetemp(), monkeypatch)

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -114,7 +115,10 @@ def test_lpips_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
         LPIPS.load(None)
 
 
-def test_speed_benchmark_json(tiny_weights, tmp_path):
+def test_speed_benchmark_json_carries_the_matmul_rate_of_each_path_precision(
+        tiny_weights, tmp_path, cpu_kind):
+    """On every CPU kind: ours runs in bf16 where the CPU has it (fp32 on AVX2-only CPUs),
+    the baseline in fp32, and each record carries the matmul rate of its own precision."""
     out = tmp_path / "speed.json"
     r = CliRunner().invoke(main, ["benchmark", "--speed", "--model", str(tiny_weights),
                                   "--device", "cpu", "--size", "40x24", "--tile", "16",
@@ -125,8 +129,47 @@ def test_speed_benchmark_json(tiny_weights, tmp_path):
     assert ours["label"].startswith("srgan upscale path (") and base["label"] == "baseline eager-fp32"
     assert ours["in_size"] == [40, 24] and ours["out_size"] == [160, 96] and ours["tile"] == 16
     assert len(ours["seconds"]) == 2 and ours["mp_per_s_min"] <= ours["mp_per_s_median"] <= ours["mp_per_s_max"]
-    assert ours["gflops"] > 0 and ours["peak_rss_mb"] > 0 and data["bf16_gemm_gflops"] > 0
+    assert ours["gflops"] > 0 and ours["peak_rss_mb"] > 0
+    has_bf16 = cpu_kind != "avx2"
+    assert ours["precision"] == ("bf16" if has_bf16 else "fp32") and base["precision"] == "fp32"
+    assert set(data["gemm_gflops"]) == {ours["precision"], "fp32"}
+    for rec in (ours, base):
+        assert rec["gemm_gflops"] == data["gemm_gflops"][rec["precision"]] > 0
+    assert ("bf16_gemm_gflops" in data) == has_bf16
     assert "speed-up over the eager fp32 baseline" in r.output
+
+
+def test_the_eager_baseline_runs_are_sized_by_time_and_announced_first(tiny_weights,
+                                                                       tmp_path, monkeypatch):
+    """A baseline slower than its time budget runs once after its warm-up, not --runs
+    times, and the command says how long it will take before it starts."""
+    from srgan_cli.bench import speed
+
+    monkeypatch.setattr(speed, "BASELINE_BUDGET_S", 1e-9)
+    out = tmp_path / "speed.json"
+    r = CliRunner().invoke(main, ["benchmark", "--speed", "--model", str(tiny_weights),
+                                  "--device", "cpu", "--size", "40x24", "--runs", "3",
+                                  "--no-gemm", "--baseline", "eager-fp32", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    ours, base = json.loads(out.read_text())["results"]
+    assert len(ours["seconds"]) == 3 and len(base["seconds"]) == 1 and base["runs"] == 1
+    flat = " ".join(r.output.split())  # the note may wrap
+    note = re.search(r"timing the eager fp32 baseline \(whole image\): about [\d.]+ s a run, "
+                     r"1 warm-up \+ 1 timed run \(sized to \d+ s\), about \d+ s in all", flat)
+    assert note and note.start() < flat.index("speed-up")
+
+
+def test_the_baseline_plan_fits_the_budget_between_one_run_and_runs(tiny_weights):
+    import torch
+
+    from srgan_cli.bench.speed import baseline_plan
+    from srgan_cli.weights import load_model
+
+    net, _ = load_model(tiny_weights, "cpu")
+    x = torch.rand(1, 3, 20, 30)
+    runs, per_run = baseline_plan(net, x, 5, budget_s=1e6)
+    assert runs == 5 and per_run > 0
+    assert baseline_plan(net, x, 5, budget_s=0)[0] == 1
 
 
 def test_benchmark_needs_datasets_or_speed():
@@ -222,3 +265,24 @@ def test_images_too_small_for_lpips_are_one_line_naming_the_image(tmp_path):
     r = CliRunner().invoke(main, ["benchmark", "tiny", "--data-dir", str(tmp_path / "bench"),
                                   "-m", "bicubic", "--no-lpips"])
     assert r.exit_code == 0, r.output
+
+
+def test_benchmark_without_models_scores_the_registry_default_model_too(tmp_path, tiny_weights,
+                                                                        monkeypatch):
+    """No -m: the registry's default model (whichever it is: here a user's tiny model),
+    the SRResNet and bicubic, each once."""
+    import srgan_cli.models
+
+    root = tmp_path / "bench" / "Tiny"
+    (root / "Tiny_HR").mkdir(parents=True)
+    (root / "Tiny_LR_x4").mkdir()
+    hr = photo_like(48, 48, seed=0)
+    Image.fromarray(hr).save(root / "Tiny_HR" / "a.png")
+    Image.fromarray(hr).resize((12, 12), Image.BICUBIC).save(root / "Tiny_LR_x4" / "a.png")
+    monkeypatch.setattr(srgan_cli.models, "default_model", lambda *a: str(tiny_weights))
+    out = tmp_path / "scores.json"
+    r = CliRunner().invoke(main, ["benchmark", "tiny", "--data-dir", str(tmp_path / "bench"),
+                                  "--no-lpips", "--device", "cpu", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert [rec["method"] for rec in json.loads(out.read_text())] == [
+        str(tiny_weights), "srresnet", "bicubic"]

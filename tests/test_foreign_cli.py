@@ -35,7 +35,7 @@ def test_upscale_runs_a_community_model_file(tmp_path, suffix):
     rgb = photo_like(21, 30, seed=1)
     Image.fromarray(rgb).save(tmp_path / "photo.png")
     r = run_cli("upscale", tmp_path / "photo.png", "--model", model, "-o", tmp_path / "out.png",
-                "--device", "cpu", "--precision", "fp32")
+                "--device", "cpu", "--precision", "fp32", "--border", "zero")
     assert r.exit_code == 0, r.output
     assert "ESRGAN" in r.output and "recognised by spandrel" in r.output
     out = np.asarray(Image.open(tmp_path / "out.png"))
@@ -48,7 +48,8 @@ def test_tiles_of_a_community_model_are_blended_into_the_whole_image(tmp_path):
     rgb = photo_like(45, 70, seed=2)
     Image.fromarray(rgb).save(tmp_path / "photo.png")
     r = run_cli("upscale", tmp_path / "photo.png", "--model", model, "-o", tmp_path / "t.png",
-                "--device", "cpu", "--precision", "fp32", "--tile", "20", "--tile-batch", "2")
+                "--device", "cpu", "--precision", "fp32", "--tile", "20", "--tile-batch", "2",
+                "--border", "zero")
     assert r.exit_code == 0, r.output
     tiled = np.asarray(Image.open(tmp_path / "t.png")).astype(int)
     assert tiled.shape == (90, 140, 3)

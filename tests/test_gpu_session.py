@@ -68,7 +68,13 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
 
-    assert json.loads((out / "env.json").read_text())["bf16_matmul_gflops"] > 0
+    machine = json.loads((out / "env.json").read_text())
+    assert machine["bf16_matmul_gflops"] > 0
+    import numpy
+    import torchvision
+
+    assert machine["numpy_version"] == numpy.__version__  # what the GPU machine must have
+    assert machine["torchvision_version"] == torchvision.__version__
     assert "skipped" in (out / "tests.log").read_text()  # no GPU here: the CUDA tests skip
     speed = json.loads((out / "speed.json").read_text())
     assert speed["runs"][0]["exit"] == 0 and speed["runs"][0]["results"][0]["mp_per_s_median"] > 0

@@ -234,3 +234,33 @@ def test_read_errors_name_the_file(tmp_path):
         imaging.read_image(tmp_path / "nope.png")
     with pytest.raises(ImageError, match="is a directory"):
         imaging.read_image(tmp_path)
+
+
+def _zlib_level_class(png) -> int:
+    """FLEVEL of the first IDAT's zlib header: 0 for levels 0-1, 1 for 2-5, 2 for 6, 3 above."""
+    import struct
+
+    data = png.read_bytes()[8:]
+    while data:
+        n, kind = struct.unpack(">I4s", data[:8])
+        if kind == b"IDAT":
+            return data[9] >> 6
+        data = data[12 + n:]
+    raise AssertionError("no IDAT")
+
+
+def test_png_outputs_are_written_at_the_measured_default_level_4(tmp_path):
+    """Level 4 by default (as small as 6 on photos, 2.6x faster: docs/performance.md),
+    from the library and the command line; --png-level still chooses."""
+    planes = photo_like(64, 64)
+    assert imaging.DEFAULT_PNG_LEVEL == 4
+    imaging.write_image(tmp_path / "lib.png", planes)
+    assert _zlib_level_class(tmp_path / "lib.png") == 1  # levels 2-5
+    src = tmp_path / "in.png"
+    Image.fromarray(photo_like(8, 8)).save(src)
+    for extra, want in (((), 1), (("--png-level", "6"), 2), (("--png-level", "1"), 0)):
+        out = tmp_path / f"out{len(extra)}{want}.png"
+        r = CliRunner().invoke(main, ["upscale", str(src), "-o", str(out), "-m", "srresnet",
+                                      "--device", "cpu", "-q", *extra])
+        assert r.exit_code == 0, r.output
+        assert _zlib_level_class(out) == want

@@ -67,7 +67,7 @@ def direct(path: Path, x: torch.Tensor) -> torch.Tensor:
 def test_realism_one_is_the_gan_model_and_zero_its_parent_bit_for_bit(pair, optimise):
     parent, gan = pair
     x = lr_batch()
-    kw = dict(device="cpu", precision="fp32", optimise=optimise, kernels="torch")
+    kw = dict(device="cpu", precision="fp32", optimise=optimise, kernels="torch", border="zero")
     at1 = Upscaler("gan", realism=1.0, **kw)
     at0 = Upscaler("gan", realism=0.0, **kw)
     assert at0.parent_path == parent and at1.weights_path == gan
@@ -91,7 +91,7 @@ def test_realism_in_between_runs_the_interpolated_weights_batchnorm_statistics_i
         want = to_unit_range(ref.eval()(x))
     for optimise in (False, True):  # the BN fold is built from the blended statistics
         up = Upscaler("gan", realism=0.25, device="cpu", precision="fp32", optimise=optimise,
-                      kernels="torch")
+                      kernels="torch", border="zero")
         got = up.upscale_tensor(x)
         assert torch.allclose(got, want, atol=2e-5), (optimise, (got - want).abs().max())
     assert (got - direct(gan, x)).abs().max() > 1e-3 and (got - direct(parent, x)).abs().max() > 1e-3

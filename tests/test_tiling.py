@@ -198,20 +198,32 @@ def test_out_of_memory_halves_the_tile_and_never_returns_a_partial_image(tiny_we
         up.upscale_decoded(d)
 
 
-def test_auto_tile_fits_memory(tiny_weights, monkeypatch):
+def test_auto_tile_fits_memory_on_every_cpu_kind(tiny_weights, monkeypatch, cpu_kind):
+    """The auto tile is the largest that fits the CPU budget in the precision auto picks
+    on each CPU kind (bf16 where the CPU has it, fp32 on AVX2-only CPUs); bands, which
+    take the full-resolution tensors out of the estimate, give larger tiles in bf16 (in
+    fp32 the tiny test network's measured heap slack can outweigh them)."""
     import srgan_cli.upscale as U
 
     up = Upscaler(tiny_weights, device="cpu")
+    assert up.precision == ("fp32" if cpu_kind == "avx2" else "bf16")
     monkeypatch.setattr(U, "available_memory", lambda dev: 8 << 30)
     t = up.tile_for(4000, 3000)
     assert up.banded  # optimised CPU path: the last stage runs in bands
-    side = t + 2 * up.tile_pad
-    vb = up._value_bytes()  # 2 where auto precision is bf16, else 4
-    assert U.activation_bytes(up.info, side, side, True, vb) <= U.CPU_TILE_BUDGET
-    assert U.activation_bytes(up.info, side + 8, side + 8, True, vb) > U.CPU_TILE_BUDGET
-    # bands take the full-resolution tensors out of the estimate: larger tiles
+    vb = up._value_bytes()
+    assert vb == (4 if cpu_kind == "avx2" else 2)
+    for u, tile in ((up, t),
+                    (Upscaler(tiny_weights, device="cpu", optimise=False), None)):
+        tile = u.tile_for(4000, 3000) if tile is None else tile
+        side = tile + 2 * u.tile_pad
+        assert U.activation_bytes(u.info, side, side, u.banded, vb) <= U.CPU_TILE_BUDGET
+        assert U.activation_bytes(u.info, side + 8, side + 8, u.banded, vb) > U.CPU_TILE_BUDGET
     plain = Upscaler(tiny_weights, device="cpu", optimise=False)
-    assert not plain.banded and plain.tile_for(4000, 3000) < t
+    assert not plain.banded
+    dev = up.device
+    assert U.auto_tile(up.info, dev, up.tile_pad, True, 2) > plain.tile_for(4000, 3000)
     assert up.tile_for(10, 10) == 0  # small images run whole
     monkeypatch.setattr(U, "available_memory", lambda dev: 64 << 20)
     assert up.tile_for(4000, 3000) < t
+
+

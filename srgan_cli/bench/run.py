@@ -55,11 +55,12 @@ def data_dir(given: Path | None) -> tuple[Path | None, bool]:
 
 
 def methods(models: Iterable[str], realisms: Iterable[float] = (), *, device: str = "auto",
-            precision: str = "auto", kernels: str = "auto",
+            precision: str = "auto", kernels: str = "auto", border: str | None = None,
             on_note: Note = _ignore) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Label -> LR-to-SR function for each model (baselines by name; each model once per
     realism, labelled 'MODEL R=0.5', when ``realisms`` are given). A model that is not x4
-    raises :class:`BenchmarkError`."""
+    raises :class:`BenchmarkError`. ``border``: as for :class:`Upscaler` (None: its
+    default)."""
     from PIL import Image
 
     from srgan_cli.upscale import Upscaler
@@ -71,7 +72,8 @@ def methods(models: Iterable[str], realisms: Iterable[float] = (), *, device: st
             continue
         for r in realisms or (None,):
             label = m if r is None else f"{m} R={r:g}"
-            up = Upscaler(m, device=device, precision=precision, kernels=kernels, realism=r)
+            up = Upscaler(m, device=device, precision=precision, kernels=kernels, realism=r,
+                          **({} if border is None else {"border": border}))
             if up.kernels_note:
                 on_note(f"{label}: {up.kernels_note}")
             if up.scale != SCALE:
@@ -225,7 +227,9 @@ class SpeedRun:
 
     def table(self) -> Table:
         w, h = self.size
-        table = Table(f"speed: {w}x{h} input, median of {self.runs} runs after 1 warm-up",
+        fewer = sorted({r.runs for r in self.results if r.runs != self.runs})
+        table = Table(f"speed: {w}x{h} input, median of {self.runs} runs after 1 warm-up"
+                      + "".join(f" ({n} for the baseline, sized by time)" for n in fewer[:1]),
                       [(c, c not in ("path", "model")) for c in
                        ("path", "model", "device", "precision", "tile", "out MP/s (min-max)",
                         "GFLOP/s", "peak RSS MB", "CUDA peak MB")])
@@ -238,32 +242,49 @@ class SpeedRun:
         return table
 
     def as_json(self) -> dict:
-        records = [{**r.as_dict(), "gemm_fraction": f}
-                   for r, f in zip(self.results, self.fractions)]
+        records = [{**r.as_dict(), "gemm_gflops": self.rates.get(r.precision),
+                    "gemm_fraction": f} for r, f in zip(self.results, self.fractions)]
         return {"results": records, **self.extra}
+
+
+def _baseline(up, rgb: np.ndarray, common: dict, on_note: Note):
+    """The eager fp32 baseline's result, its timed runs sized by time (announced first)."""
+    import torch
+
+    from srgan_cli.bench.speed import (BASELINE_BUDGET_S, baseline_plan, eager_fp32_baseline,
+                                        measure)
+    from srgan_cli.weights import load_model
+
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(up.device)
+    plain, _ = load_model(up.weights_path, up.device)  # as trained: BN unfolded
+    runs, per_run = baseline_plan(plain, x, common["runs"])
+    on_note(f"timing the eager fp32 baseline (whole image): about {per_run:.1f} s a run, "
+            f"1 warm-up + {runs} timed run{'s' * (runs > 1)} (sized to {BASELINE_BUDGET_S:.0f} "
+            f"s), about {per_run * (runs + 1):.0f} s in all...")
+    return measure("baseline eager-fp32", eager_fp32_baseline(plain, x), precision="fp32",
+                   tile=0, **{**common, "runs": runs})
 
 
 def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
           precision: str = "auto", kernels: str = "auto", tile: int | None = None,
           runs: int = 5, baselines: Iterable[str] = (), gemm: bool = True,
-          on_note: Note = _ignore) -> SpeedRun:
+          border: str | None = None, on_note: Note = _ignore) -> SpeedRun:
     """Time srgan's upscale path for each model (not the baselines; 'srresnet' when none)
     on a synthetic photo of ``size`` (LR, WxH), and with ``baselines=['eager-fp32']`` a
     plain eager fp32 ``model(x)``; with ``gemm`` also the device's matmul rates."""
     import torch
 
-    from srgan_cli.bench.speed import (eager_fp32_baseline, gemm_rates, hardware, measure,
-                                        synthetic_photo)
+    from srgan_cli.bench.speed import gemm_rates, hardware, measure, synthetic_photo
     from srgan_cli.imaging import Decoded
     from srgan_cli.upscale import Upscaler
-    from srgan_cli.weights import load_model
 
     w, h = size
     names = [m for m in models if m not in BASELINES] or ["srresnet"]
     rgb = synthetic_photo(w, h)
     results = []
     for name in names:
-        up = Upscaler(name, device=device, precision=precision, tile=tile, kernels=kernels)
+        up = Upscaler(name, device=device, precision=precision, tile=tile, kernels=kernels,
+                      **({} if border is None else {"border": border}))
         used = up.tile_for(h, w)
         common = dict(model=name, device=up.device, in_size=(w, h), scale=up.descriptor.scale,
                       flops_per_px=up.descriptor.flops_per_lr_pixel, runs=runs)
@@ -275,11 +296,7 @@ def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
                                lambda: up.upscale_decoded(d), precision=up.precision, tile=used,
                                **common))
         if "eager-fp32" in baselines:
-            x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(up.device)
-            on_note("timing the eager fp32 baseline (whole image)...")
-            plain, _ = load_model(up.weights_path, up.device)  # as trained: BN unfolded
-            results.append(measure("baseline eager-fp32", eager_fp32_baseline(plain, x),
-                                   precision="fp32", tile=0, **common))
+            results.append(_baseline(up, rgb, common, on_note))
     extra = {"hardware": hardware(torch.device(results[0].device))}
     rates = {}
     if gemm:  # each path is compared with the matmul rate of the precision it runs in

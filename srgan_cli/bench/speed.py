@@ -127,6 +127,27 @@ def eager_fp32_baseline(net: torch.nn.Module, x: torch.Tensor) -> Callable[[], o
     return run
 
 
+#: Seconds of timed runs the eager fp32 baseline gets (at least one run, at most ``--runs``):
+#: on a CPU without bf16 one 512x512 pass can take minutes (175 s on a 2-core Zen 2).
+BASELINE_BUDGET_S = 60.0
+CALIBRATION_SIDE = 64  # LR px: the crop the baseline's time per run is estimated from
+
+
+def baseline_plan(net: torch.nn.Module, x: torch.Tensor, runs: int,
+                  budget_s: float | None = None) -> tuple[int, float]:
+    """(timed runs, estimated seconds per run) of :func:`eager_fp32_baseline` on ``x``:
+    one pass over a corner crop of at most ``CALIBRATION_SIDE`` px, scaled by the pixel
+    count, then as many runs as fit ``budget_s`` (default :data:`BASELINE_BUDGET_S`),
+    between 1 and ``runs``."""
+    budget = BASELINE_BUDGET_S if budget_s is None else budget_s
+    h, w = x.shape[-2:]
+    c = x[..., :min(h, CALIBRATION_SIDE), :min(w, CALIBRATION_SIDE)]
+    run = eager_fp32_baseline(net, c)
+    run()  # the first call sets oneDNN up
+    per_run = _time(run, x.device) * (h * w) / (c.shape[-2] * c.shape[-1])
+    return max(1, min(runs, int(budget // per_run) if per_run > 0 else runs)), per_run
+
+
 def gemm_rate(device: torch.device, dtype: torch.dtype = torch.bfloat16, n: int = 2048,
               repeats: int = 5) -> float:
     """Measured dense matmul rate in GFLOP/s (median of ``repeats``), the hardware yardstick."""

@@ -9,11 +9,11 @@ import click
 from rich.console import Console
 
 from srgan_cli.cli.console import err, exit_on_error, fail, interrupts, print_table
-from srgan_cli.cli.options import inference_options, model_option, parse_tile
+from srgan_cli.cli.options import benchmark_models, inference_options, model_option, parse_tile
 
 
 def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, baselines, gemm,
-                     json_path):
+                     json_path, border):
     """``srgan benchmark --speed``: the timing table, GEMM rates and speed-up."""
     from srgan_cli.bench import run
 
@@ -25,7 +25,7 @@ def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, ba
     with exit_on_error():
         timed = run.speed(models, (w, h), device=device, precision=precision, kernels=kernels,
                           tile=tile_n, runs=runs, baselines=baselines, gemm=gemm,
-                          on_note=err.print)
+                          border=border, on_note=err.print)
     results, rates, fractions = timed.results, timed.rates, timed.fractions
     print_table(timed.table())
     if rates:
@@ -79,6 +79,9 @@ def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, ba
               help="Keep the SR outputs as DIR/<dataset>/<method>/<image>.png.")
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write side-by-side crops (HR | bicubic | each model) as PNGs.")
+@click.option("--border", type=click.Choice(["zero", "symmetric", "reflect", "edge"]),
+              default="symmetric", show_default=True, help="Image borders, as for upscale: "
+              "'zero' scores the network's raw zero padding.")
 @click.option("--realism", "realisms", type=click.FloatRange(0, 1), multiple=True, metavar="R",
               help="Score each GAN model blended with its parent SRResNet at realism R "
               "(repeatable; rows named 'MODEL R=0.5'); see upscale --realism.")
@@ -90,7 +93,7 @@ def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, ba
               "docs/benchmarks.md says exactly how each is made.")
 def benchmark(datasets, models, data_dir, source, device, precision, kernels, speed, size, tile, runs, baselines,
               gemm, ssim_method, use_lpips, lpips_weights, json_path, csv_path, save_images,
-              compare_dir, realisms, degrades):
+              compare_dir, border, realisms, degrades):
     """Score models on benchmark sets with the paper's protocol (x4).
 
     PSNR and SSIM on the BT.601 luma (Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255) after
@@ -108,7 +111,8 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
             with interrupts():
                 return _speed_benchmark(models, device=device, precision=precision,
                                         kernels=kernels, size=size, tile=tile, runs=runs,
-                                        baselines=baselines, gemm=gemm, json_path=json_path)
+                                        baselines=baselines, gemm=gemm, json_path=json_path,
+                                        border=border)
         except KeyboardInterrupt:
             fail("interrupted: no speed measured", code=130)
     done: list = []
@@ -116,7 +120,7 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
         with interrupts():
             _quality_benchmark(datasets, models, done, data_dir=data_dir, source=source,
                                inference=dict(device=device, precision=precision,
-                                              kernels=kernels),
+                                              kernels=kernels, border=border),
                                ssim_method=ssim_method, use_lpips=use_lpips,
                                lpips_weights=lpips_weights, json_path=json_path,
                                csv_path=csv_path, save_images=save_images,
@@ -140,6 +144,7 @@ def _quality_benchmark(datasets, models, done: list, *, data_dir, source, infere
     with exit_on_error(2):
         for spec in degrades:
             parse_degrade(spec)
+    models = benchmark_models(models)
     data_dir, explicit = run.data_dir(data_dir)
     if source == "local" and data_dir is None:
         fail("no benchmark data: pass --data-dir DIR (../shared/datasets/benchmark not found)")

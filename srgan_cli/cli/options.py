@@ -33,17 +33,27 @@ def model_option(*, several: bool):
     several, where the baselines count as models (``benchmark``)."""
     if several:
         return click.option("-m", "--model", "models", multiple=True,
-                            default=("srresnet", "bicubic"), show_default=True,
                             help="Registered model name, .safetensors path or "
                             "hf://owner/repo/file.safetensors[@revision], a community model "
                             "file (.pth/.safetensors of any x4 SR model spandrel recognises), "
-                            "or the baselines 'nearest' / 'bicubic' (repeatable).")
+                            "or the baselines 'nearest' / 'bicubic' (repeatable). Default: "
+                            "the registry's default model, srresnet and bicubic.")
     return click.option("-m", "--model", default=None,
                         help="Registered model name, path to a .safetensors file, "
                         "hf://owner/repo/file.safetensors[@revision], or a community model "
                         "file (.pth/.pt/.ckpt/.safetensors: ESRGAN, Real-ESRGAN, SwinIR, HAT, "
                         "... x2/x3/x4/x8, recognised by spandrel). Default: the registry's "
                         "default model (`srgan models list` shows it).")
+
+
+def benchmark_models(models: tuple[str, ...]) -> tuple[str, ...]:
+    """``benchmark``'s models: those given, else the registry's default model (whatever it
+    is), the SRResNet and bicubic, each once."""
+    if models:
+        return models
+    from srgan_cli.models import default_model
+
+    return tuple(dict.fromkeys((default_model(), "srresnet", "bicubic")))
 
 
 def parse_tile(value: str) -> int | None:
