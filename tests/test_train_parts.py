@@ -170,3 +170,27 @@ def test_a_first_ctrl_c_waits_for_the_iteration_end_and_a_second_stops_at_once_u
             os.kill(os.getpid(), signal.SIGINT)
             signal.getsignal(signal.SIGINT)  # the handler runs between bytecodes
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_training_uses_the_fused_adam_which_matches_the_default_one_to_rounding():
+    from srgan_cli.nets.discriminator import Discriminator
+
+    state = TrainState.build(TrainConfig(data=[], stage="gan", crop=32, blocks=1, width=8),
+                             TrainConfig(data=[], blocks=1, width=8).spec(),
+                             torch.device("cpu"))
+    assert state.optimizer_g.defaults["fused"] and state.optimizer_d.defaults["fused"]
+    finals = []
+    for fused in (None, True):
+        torch.manual_seed(0)
+        d = Discriminator(32)
+        opt = torch.optim.Adam(d.parameters(), lr=1e-4, fused=fused)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(10):
+            for p in d.parameters():
+                p.grad = torch.randn(p.shape, generator=g) * 1e-3
+            opt.step()
+        finals.append(torch.cat([p.detach().flatten() for p in d.parameters()]))
+    torch.manual_seed(0)
+    start = torch.cat([p.detach().flatten() for p in Discriminator(32).parameters()])
+    assert (finals[0] - start).abs().max() > 1e-4  # the steps moved the weights
+    assert (finals[0] - finals[1]).abs().max() < 1e-6

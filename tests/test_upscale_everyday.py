@@ -295,12 +295,14 @@ def test_upscale_border_from_the_command_line_reaches_the_upscaler(tmp_path):
 
 
 SRGAN_SHIPPED = REPO / "weights" / "srgan_x4.safetensors"
+SRGAN_RESIZE = REPO / "weights" / "srgan_resize_x4.safetensors"
 LATTICE = pytest.mark.xfail(strict=False, reason="issue 21: the lattice of the shipped srgan")
 
 
 @pytest.mark.parametrize("name,weights", [
     pytest.param("srresnet", SHIPPED, id="srresnet"),
-    pytest.param("srgan", SRGAN_SHIPPED, marks=LATTICE, id="srgan")])
+    pytest.param("srgan", SRGAN_SHIPPED, marks=LATTICE, id="srgan"),
+    pytest.param("srgan-resize", SRGAN_RESIZE, id="srgan-resize")])
 def test_default_options_keep_a_solid_colour_within_3_levels_everywhere(tmp_path, name,
                                                                        weights):
     """`srgan upscale in.png -o out.png -m NAME` with nothing else: a 64x64 solid colour
@@ -316,6 +318,23 @@ def test_default_options_keep_a_solid_colour_within_3_levels_everywhere(tmp_path
     off = np.abs(np.asarray(Image.open(out)).astype(int) - colour).max(axis=2)
     assert off.shape == (256, 256)
     assert off.max() <= 3, f"largest error {off.max()} levels"
+
+
+def test_the_default_model_with_default_options_keeps_a_solid_colour_flat(tmp_path):
+    """Issue 21: `srgan upscale flat.png -o out.png`, nothing else: the default model (one
+    that shows no lattice) gives a 64x64 solid colour back within 3 levels everywhere,
+    the corners included."""
+    from srgan_cli.models import default_model, lookup
+
+    if not (REPO / "weights" / lookup(default_model()).filename).is_file():
+        pytest.skip("the default model's weights are not shipped")
+    for colour in ([20, 180, 240], [128, 128, 128], [250, 5, 90]):
+        src, out = tmp_path / "flat.png", tmp_path / "flat_x4.png"
+        Image.new("RGB", (64, 64), tuple(colour)).save(src)
+        r = run_cli("upscale", src, "-o", out, "-q", "--overwrite")
+        assert r.exit_code == 0, r.output
+        off = np.abs(np.asarray(Image.open(out)).astype(int) - np.array(colour)).max()
+        assert off <= 3, f"{colour}: largest error {off} levels"
 
 
 def test_the_default_border_leaves_the_srgan_corners_no_worse_than_its_interior(tmp_path):

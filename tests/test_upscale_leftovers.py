@@ -148,7 +148,7 @@ def benchmark_parts(monkeypatch, score):
 def test_ctrl_c_in_a_benchmark_exits_130_with_the_summary(monkeypatch, tmp_path):
     def score(loaded, methods, *, on_record, **kw):
         on_record(SimpleNamespace(dataset="Set5", method="srresnet", psnr=30.0, ssim=0.9,
-                                  lpips=None, images=5))
+                                  lpips=None, grid=None, images=5))
         raise KeyboardInterrupt
 
     benchmark_parts(monkeypatch, score)
