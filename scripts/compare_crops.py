@@ -2,6 +2,8 @@
 
     python scripts/compare_crops.py                      # registered srresnet and srgan
     python scripts/compare_crops.py --srgan weights/srgan_x4.safetensors --out /tmp/crops
+    python scripts/compare_crops.py --extra SRGAN-resize=srgan-resize --window flat --zoom 3 \
+        --size 64 --out docs/images/lattice --prefix flat_    # the lattice on flat areas
 
 Three images with fine texture: Set14's baboon (img_001) and comic (img_005), with the
 benchmark's own LR images, and one photograph from ../shared/datasets/train/photos
@@ -11,7 +13,9 @@ truth. That photograph is one of the training images (the models saw crops of it
 
 Each model runs in fp32 (the paper protocol of ``srgan benchmark``). Each strip shows the
 same window of every output: the ``--size`` x ``--size`` HR window with the most detail
-(``srgan_cli.bench.quality.detail_box``), enlarged ``--zoom`` times by pixel repetition.
+(``srgan_cli.bench.quality.detail_box``; ``--window flat``: the one with the least, where a
+lattice shows most), enlarged ``--zoom`` times by pixel repetition; ``--extra LABEL=MODEL``
+adds panels.
 Writes ``<out>/compare_baboon.png``, ``compare_comic.png``, ``compare_<photo stem>.png`` and prints each image's full-image Y-PSNR per method.
 """
 
@@ -46,6 +50,23 @@ def photo_pair(path: Path, scale: int = 4) -> Pair:
     return Pair(path.stem, lr_u8.permute(1, 2, 0).numpy().copy(), hr.permute(1, 2, 0).numpy().copy())
 
 
+def flat_box(img: np.ndarray, size: int) -> tuple[int, int, int]:
+    """``(y, x, size)`` of the size x size window with the least detail (mean absolute
+    difference of neighbouring pixels) that is not saturated, on a grid of size/4 steps."""
+    g = img.astype(np.float32) if img.ndim == 2 else img.astype(np.float32).mean(2)
+    h, w = g.shape
+    size = min(size, h, w)
+    best, by, bx = np.inf, 0, 0
+    step = max(size // 4, 1)
+    for y in range(0, h - size + 1, step):
+        for x in range(0, w - size + 1, step):
+            win = g[y : y + size, x : x + size]
+            v = float(np.abs(np.diff(win, axis=1)).mean() + np.abs(np.diff(win, axis=0)).mean())
+            if 16 < win.mean() < 240 and v < best:
+                best, by, bx = v, y, x
+    return by, bx, size
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--srresnet", default="srresnet", help="SRResNet model (name or file)")
@@ -53,7 +74,12 @@ def main() -> int:
     ap.add_argument("--photo", default="photo_001.jpg",
                     help="file name in ../shared/datasets/train/photos, or a path")
     ap.add_argument("--out", type=Path, default=Path("docs/images"))
-    ap.add_argument("--size", type=int, default=200, help="HR pixels per panel side (>= 160)")
+    ap.add_argument("--extra", action="append", default=[], metavar="LABEL=MODEL",
+                    help="another panel: a label and a model (name or file); repeatable")
+    ap.add_argument("--window", choices=("detail", "flat"), default="detail",
+                    help="the window shown: the most detailed one, or the flattest")
+    ap.add_argument("--prefix", default="", help="prefix of the strips' file names")
+    ap.add_argument("--size", type=int, default=200, help="HR pixels per panel side")
     ap.add_argument("--zoom", type=int, default=1, help="enlarge panels by pixel repetition")
     ap.add_argument("--font-size", type=int, default=16)
     ap.add_argument("--device", default="auto")
@@ -75,6 +101,11 @@ def main() -> int:
         images[photo.stem] = photo_pair(photo)
         models = {"SRResNet": Upscaler(args.srresnet, device=args.device, precision="fp32"),
                   "SRGAN": Upscaler(args.srgan, device=args.device, precision="fp32")}
+        for item in args.extra:
+            label, sep, model = item.partition("=")
+            if not sep or not label or not model:
+                raise SrganError(f"--extra {item!r}: expected LABEL=MODEL")
+            models[label] = Upscaler(model, device=args.device, precision="fp32")
     except (SrganError, KeyError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -83,14 +114,15 @@ def main() -> int:
     bicubic = baseline("bicubic", 4)
     args.out.mkdir(parents=True, exist_ok=True)
     for label, pair in images.items():
-        dst = args.out / f"compare_{label}.png"
+        dst = args.out / f"{args.prefix}compare_{label}.png"
         if dst.exists() and not args.overwrite:
             print(f"error: {dst}: already exists (use --overwrite)", file=sys.stderr)
             return 1
         outputs = {"bicubic": bicubic(pair.lr)}
         for name, up in models.items():
             outputs[name] = np.asarray(up.upscale_image(Image.fromarray(pair.lr)))
-        y, x, s = detail_box(pair.hr, args.size)
+        y, x, s = (detail_box(pair.hr, args.size) if args.window == "detail"
+                   else flat_box(pair.hr, args.size))
         panels = {"HR": pair.hr, **outputs}
         strip = labelled_row({k: v[y : y + s, x : x + s] for k, v in panels.items()},
                              font_size=args.font_size, zoom=args.zoom)

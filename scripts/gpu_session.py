@@ -21,7 +21,8 @@ early leaves its spare time to the next):
    --max-seconds``), exported (the EMA weights).
 5. ``srgan_x4.safetensors`` + ``srgan_log.jsonl``: the GAN stage from the SRResNet of
    stage 4 (the shipped one if stage 4 left none), with the recipe of the CPU run
-   (``--ema 0.999 --pixel-weight 0.5 --adv-warmup 500``), exported.
+   (``--ema 0.999 --pixel-weight 0.5 --adv-warmup 500``) and issue 21's lattice-free
+   additions (``--tie-phases resize --grid-weight 0.3 --d-warmup 100``), exported.
 
 Each export's metadata names its parent (``init`` and ``parent_sha256``); each stage log is
 the run's own ``log.jsonl`` between a header record (command, parent and its sha256) and a
@@ -58,6 +59,8 @@ MiB = 1 << 20
 # what comes back from the device: at most 8 files (docs/gpu.md)
 OUTPUTS = ("env.json", "tests.log", "speed.json", "srresnet_x4.safetensors",
            "srresnet_log.jsonl", "srgan_x4.safetensors", "srgan_log.jsonl", "session.log")
+# issue 21: the GAN stage without the 4-px lattice (weights/README.md, "The lattice")
+GAN_LATTICE_FREE = ("--tie-phases", "resize", "--grid-weight", "0.3", "--d-warmup", "100")
 
 
 def lr_for(batch: int) -> float:
@@ -561,7 +564,7 @@ def session(args) -> int:
         parent = sr if sr is not None else args.init
         try:
             s.train_stage("gan", parent, ["--ema", "0.999", "--pixel-weight", "0.5",
-                                          "--adv-warmup", "500",
+                                          "--adv-warmup", "500", *GAN_LATTICE_FREE,
                                           "--vgg-weights", str(args.pack_dir / VGG_NAME)])
         except Exception as e:  # noqa: BLE001
             s.say(f"srgan: failed in the kit: {type(e).__name__}: {e}")
