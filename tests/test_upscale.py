@@ -139,13 +139,17 @@ def _cup() -> tuple[np.ndarray, Image.Image, np.ndarray]:
 
 @pytest.mark.skipif(not SHIPPED.is_file() or not SHIPPED_GAN.is_file(),
                     reason="weights/srresnet_x4.safetensors or srgan_x4.safetensors not built")
-def test_the_shipped_srgan_is_the_default_and_its_parent_is_the_shipped_srresnet():
+def test_the_shipped_srresnet_is_the_default_and_the_srgan_parent_is_the_shipped_srresnet():
+    """Issue 21: the default is a model without the lattice (srresnet until a
+    photo-realistic release passes the gate); srgan's --realism parent is the SRResNet."""
     from srgan_cli.hub import sha256_file
 
     up = Upscaler(device="cpu")  # default model
-    assert up.weights_path.resolve() == SHIPPED_GAN.resolve()
-    assert up.info.stage == "gan" and up.info.scale == 4 and up.info.spec.blocks == 16
-    assert up.info.metadata["parent_sha256"] == sha256_file(SHIPPED)
+    assert up.weights_path.resolve() == SHIPPED.resolve()
+    gan = Upscaler("srgan", device="cpu")
+    assert gan.weights_path.resolve() == SHIPPED_GAN.resolve()
+    assert gan.info.stage == "gan" and gan.info.scale == 4 and gan.info.spec.blocks == 16
+    assert gan.info.metadata["parent_sha256"] == sha256_file(SHIPPED)
 
 
 @pytest.mark.skipif(not SHIPPED.is_file() or not SHIPPED_GAN.is_file(),
