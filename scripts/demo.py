@@ -3,7 +3,8 @@
     python scripts/demo.py [IMAGE] [OUT_DIR]
 
 Runs ``srgan upscale IMAGE -m NAME -o OUT_DIR/<stem>_x4_NAME.png`` for ``srresnet`` (the
-distortion-oriented SRResNet, highest PSNR) and ``srgan`` (the photo-realistic GAN model),
+distortion-oriented SRResNet, highest PSNR), ``srgan`` (the photo-realistic GAN model, with
+its 4-px lattice) and ``srgan-resize`` (issue 21's lattice-free GAN model),
 each when it is registered, then writes ``OUT_DIR/<stem>_x4_side_by_side.png``: the same
 window of bicubic and each model's output, labelled. A model that is not registered (the
 ``srgan`` model before its release) is reported and left out; the demo fails only when
@@ -25,7 +26,8 @@ from srgan_cli.models import default_model, registry, registry_path
 from srgan_cli.weights import atomic_write
 
 MODELS = {"srresnet": "srresnet: distortion-oriented (MSE)",
-          "srgan": "srgan: photo-realistic (GAN)"}
+          "srgan": "srgan: photo-realistic (GAN), with a 4-px lattice",
+          "srgan-resize": "srgan-resize: photo-realistic, no lattice"}
 
 
 def srgan(args: list[str]) -> int:
