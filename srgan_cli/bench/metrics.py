@@ -13,10 +13,15 @@ import math
 import numpy as np
 
 
+# BT.601 luma weights of R, G, B on the 0-255 scale (the paper's protocol)
+Y_WEIGHTS = (65.481, 128.553, 24.966)
+
+
 def rgb_to_y(img: np.ndarray) -> np.ndarray:
     """BT.601 luma, 16-235 range: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255."""
     img = np.asarray(img, dtype=np.float64)
-    return 16.0 + (65.481 * img[..., 0] + 128.553 * img[..., 1] + 24.966 * img[..., 2]) / 255.0
+    r, g, b = Y_WEIGHTS
+    return 16.0 + (r * img[..., 0] + g * img[..., 1] + b * img[..., 2]) / 255.0
 
 
 def _prepare(img: np.ndarray, crop_border: int, test_y_channel: bool) -> np.ndarray:

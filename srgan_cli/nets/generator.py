@@ -16,6 +16,8 @@ raw [-1, 1] prediction; use :func:`to_unit_range` to map it back to [0, 1].
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
@@ -142,11 +144,10 @@ def tie_phases(model: nn.Module, mode: str = "dc") -> nn.Module:
         co, ci, kh, kw = w.shape
         resize = mode == "resize" or (mode == "mixed" and k == 0)
         if resize and (r, kh, kw) == (2, 3, 3):
-            merge = _resize_merge()  # (36 = 4 phases x 9 LR taps, 9 kernel taps)
             wp = w.view(co // 4, 4, ci, 9).transpose(1, 2).reshape(co // 4, ci, 36)
             # the shared 3x3 kernel that fits best (least squares), then its sub-pixel form
-            kernel = wp.double() @ torch.linalg.pinv(merge).T
-            fitted = (kernel @ merge.T).to(w.dtype).view(co // 4, ci, 4, 9).transpose(1, 2)
+            fitted = (wp.double() @ _resize_projection().to(w.device).T).to(w.dtype)
+            fitted = fitted.view(co // 4, ci, 4, 9).transpose(1, 2)
             w.copy_(fitted.reshape(co, ci, kh, kw))
         else:
             wp = w.view(co // (r * r), r * r, ci, kh * kw)
@@ -156,6 +157,14 @@ def tie_phases(model: nn.Module, mode: str = "dc") -> nn.Module:
             b = conv.bias.view(co // (r * r), r * r)
             b.copy_(b.mean(1, keepdim=True).expand_as(b))
     return model
+
+
+@functools.cache
+def _resize_projection() -> torch.Tensor:
+    """(36, 36) orthogonal projection onto the sub-pixel forms of resize-convolutions
+    (computed once: ``tie_phases`` runs after every training step)."""
+    merge = _resize_merge()
+    return merge @ torch.linalg.pinv(merge)
 
 
 def _resize_merge() -> torch.Tensor:

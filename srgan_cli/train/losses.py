@@ -68,8 +68,10 @@ class GridLoss:
     def offsets(self, img: torch.Tensor) -> torch.Tensor:
         """(N, period^2, H/(period*window), W/(period*window)) phase offsets of RGB crops
         in [-1, 1]."""
+        from srgan_cli.bench.metrics import Y_WEIGHTS
+
         x = (img.float() + 1) * 127.5
-        y = (65.481 * x[:, 0] + 128.553 * x[:, 1] + 24.966 * x[:, 2]) / 255.0
+        y = sum(wc * x[:, c] for c, wc in enumerate(Y_WEIGHTS)) / 255.0
         p, n, h, w = self.period, *y.shape
         k = self.window or min(h, w) // p
         h, w = h // (p * k) * (p * k), w // (p * k) * (p * k)
@@ -91,8 +93,9 @@ class GeneratorLosses:
     ``content``: the MSE (logged as ``l_g_pix``) or VGG loss (``l_g_percep``), weight 1;
     ``adversarial``: weighted by :func:`adv_weight_at` (``l_g_gan``; gan stage only);
     ``pixel``: an L1 term beside a VGG content loss, weighted by ``pixel_weight``
-    (``l_g_l1``); ``grid``: the grid loss, weighted by ``grid_weight`` (``l_g_grid``). When the content loss is not the MSE, the MSE is still logged as
-    ``l_g_pix`` (no gradient).
+    (``l_g_l1``); ``grid``: the grid loss, weighted by ``grid_weight`` (``l_g_grid``).
+    When the content loss is not the MSE, the MSE is still logged as ``l_g_pix`` (no
+    gradient).
     """
 
     content: PixelLoss | PerceptualLoss

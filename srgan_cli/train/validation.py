@@ -51,11 +51,16 @@ def validate_lpips(model: SRResNet, pairs, lpips_model, device: torch.device) ->
     """Mean LPIPS (AlexNet) of the 8-bit SR outputs against HR, on the CPU."""
     was_training = model.training
     model.eval()
-    scores = [float(lpips_model(_sr_u8(model, lr, device).float().div(255),
-                                torch.from_numpy(hr).permute(2, 0, 1)[None].float().div(255))[0])
-              for lr, hr in pairs]
+    outs = [_sr_u8(model, lr, device) for lr, _ in pairs]
     model.train(was_training)
-    return float(np.mean(scores))
+    return _mean_lpips(lpips_model, outs, pairs)
+
+
+def _mean_lpips(lpips_model, outs: list[torch.Tensor], pairs) -> float:
+    return float(np.mean([
+        float(lpips_model(o.float().div(255),
+                          torch.from_numpy(hr).permute(2, 0, 1)[None].float().div(255))[0])
+        for o, (_, hr) in zip(outs, pairs)]))
 
 
 @torch.inference_mode()
@@ -75,8 +80,5 @@ def validate_metrics(model: SRResNet, pairs, device: torch.device,
                                        for o, (_, hr) in zip(hwc, pairs)])),
            "val_grid": grid_excess(hwc, [hr for _, hr in pairs])}
     if lpips_model is not None:
-        rec["val_lpips"] = float(np.mean([
-            float(lpips_model(o.float().div(255),
-                              torch.from_numpy(hr).permute(2, 0, 1)[None].float().div(255))[0])
-            for o, (_, hr) in zip(outs, pairs)]))
+        rec["val_lpips"] = _mean_lpips(lpips_model, outs, pairs)
     return rec
