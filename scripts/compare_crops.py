@@ -4,6 +4,8 @@
     python scripts/compare_crops.py --srgan weights/srgan_x4.safetensors --out /tmp/crops
     python scripts/compare_crops.py --extra SRGAN-resize=srgan-resize --window flat --zoom 3 \
         --size 64 --out docs/images/lattice --prefix flat_    # the lattice on flat areas
+    python scripts/compare_crops.py --degrade jpeg75 --extra SRResNet-real=srresnet-real \
+        --out docs/images/real --prefix jpeg75_    # JPEG inputs (issue 22)
 
 Three images with fine texture: Set14's baboon (img_001) and comic (img_005), with the
 benchmark's own LR images, and one photograph from ../shared/datasets/train/photos
@@ -15,7 +17,9 @@ Each model runs in fp32 (the paper protocol of ``srgan benchmark``). Each strip 
 same window of every output: the ``--size`` x ``--size`` HR window with the most detail
 (``srgan_cli.bench.quality.detail_box``; ``--window flat``: the one with the least, where a
 lattice shows most), enlarged ``--zoom`` times by pixel repetition; ``--extra LABEL=MODEL``
-adds panels.
+adds panels. ``--degrade SPEC`` (as ``srgan benchmark --degrade``, e.g. ``jpeg75``) remakes
+every LR from its HR with those degradations (``srgan_cli.bench.degraded``) before the models
+see it; the HR panel and the scores stay those of the clean HR.
 Writes ``<out>/compare_baboon.png``, ``compare_comic.png``, ``compare_<photo stem>.png`` and prints each image's full-image Y-PSNR per method.
 """
 
@@ -31,6 +35,7 @@ from PIL import Image
 
 from srgan_cli import paths
 from srgan_cli.bench.datasets import Pair, load_dataset
+from srgan_cli.bench.degraded import degrade_pair, parse_degrade
 from srgan_cli.bench.metrics import psnr
 from srgan_cli.bench.quality import baseline, detail_box, labelled_row
 from srgan_cli.errors import SrganError
@@ -82,6 +87,9 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=200, help="HR pixels per panel side")
     ap.add_argument("--zoom", type=int, default=1, help="enlarge panels by pixel repetition")
     ap.add_argument("--font-size", type=int, default=16)
+    ap.add_argument("--degrade", default="none",
+                    help="remake the LR images with these degradations (as srgan benchmark "
+                         "--degrade: jpeg75, noise5, blur1+jpeg75...); default: none")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--overwrite", action="store_true", help="replace existing strips")
     args = ap.parse_args()
@@ -99,6 +107,9 @@ def main() -> int:
         if not photo.is_file():
             raise SrganError(f"{photo}: no such photograph")
         images[photo.stem] = photo_pair(photo)
+        steps = parse_degrade(args.degrade)
+        if steps is not None:
+            images = {k: degrade_pair(v, steps) for k, v in images.items()}
         models = {"SRResNet": Upscaler(args.srresnet, device=args.device, precision="fp32"),
                   "SRGAN": Upscaler(args.srgan, device=args.device, precision="fp32")}
         for item in args.extra:
