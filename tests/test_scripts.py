@@ -1,8 +1,8 @@
 """Every script under scripts/ runs, on toy sizes, as CI runs the suite (issue 23: scripts
 that rot). Each is run as a person runs it, ``python scripts/NAME.py ARGS``, in a
 subprocess; what it measures is not checked, only that it runs to the end and prints.
-scripts/demo.py, perception_plot.py and gpu_session.py have their own tests
-(test_release_scripts.py, test_gpu_session.py)."""
+scripts/demo.py, perception_plot.py, gpu_session.py and choose_default.py have their own tests
+(test_release_scripts.py, test_gpu_session.py, test_default_rule.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from srgan_cli.nets.generator import GeneratorSpec, SRResNet
 from srgan_cli.weights import save_generator
 
 SCRIPTS = REPO / "scripts"
-TESTED_ELSEWHERE = {"demo.py", "perception_plot.py", "gpu_session.py"}
+TESTED_ELSEWHERE = {"demo.py", "perception_plot.py", "gpu_session.py", "choose_default.py"}
 BENCH = SHARED / "datasets" / "benchmark"
 PHOTOS = SHARED / "datasets" / "train" / "photos"
 needs_sets = pytest.mark.skipif(not (BENCH / "Set14").is_dir(), reason=f"needs {BENCH}")

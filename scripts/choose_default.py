@@ -1,0 +1,58 @@
+"""Apply the written rule for the default model (README, "Which model is the default")
+to benchmark results: ``srgan_cli.bench.default_rule``.
+
+    python scripts/choose_default.py docs/results/degraded_x4.json            # print the choice
+    python scripts/choose_default.py docs/results/degraded_x4.json --check    # exit 1 unless
+                                                    # weights/models.json's default is it
+
+Reads one or more ``srgan benchmark --json`` files (their rows together), runs every
+candidate model on the solid colours with default options (``Upscaler(name)``), prints one
+line per model and the choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from srgan_cli.bench.default_rule import candidates, choose, flat_error
+from srgan_cli.errors import SrganError
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", nargs="+", type=Path, help="srgan benchmark --json files")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 unless the registry's default is the rule's choice")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    from srgan_cli import Upscaler
+    from srgan_cli.models import default_model
+
+    try:
+        rows = [r for p in args.results for r in json.loads(p.read_text())]
+        cands = candidates(rows)
+        for name, c in cands.items():
+            up = Upscaler(name, device=args.device)
+            err = flat_error(lambda a: up.upscale_image(Image.fromarray(a)))
+            cands[name] = type(c)(c.name, c.grid, c.lpips, err)
+        best, lines = choose(cands)
+    except (SrganError, OSError, ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    print(f"default by the rule: {best}")
+    if args.check and default_model() != best:
+        print(f"error: weights/models.json's default is {default_model()!r}, the rule says "
+              f"{best!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
