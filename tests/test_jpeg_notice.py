@@ -1,0 +1,70 @@
+"""JPEG inputs saved at low quality (issue 22): the quality estimated from the quantisation
+tables."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from conftest import photo_like
+from srgan_cli import imaging
+from srgan_cli.imaging import file_jpeg_quality, ijg_luma_table, jpeg_quality
+
+def jpeg_bytes(quality: int, **save) -> bytes:
+    b = io.BytesIO()
+    Image.fromarray(photo_like(24, 32)).save(b, "JPEG", quality=quality, **save)
+    return b.getvalue()
+
+
+# --------------------------------------------------------------------------- estimate
+
+
+@pytest.mark.parametrize("q", [10, 30, 50, 75, 90, 95])
+def test_the_estimate_is_the_quality_pillow_saved_at(q):
+    assert jpeg_quality(Image.open(io.BytesIO(jpeg_bytes(q)))) == q
+
+
+def test_every_quality_from_1_to_100_has_its_own_table_and_is_estimated_exactly():
+    assert len({ijg_luma_table(q) for q in range(1, 101)}) == 100
+    wrong = [(q, jpeg_quality(Image.open(io.BytesIO(jpeg_bytes(q))))) for q in range(1, 101)]
+    assert [(q, e) for q, e in wrong if e != q] == []
+
+
+def test_pillow_gives_the_tables_in_natural_order():
+    # at quality 50 libjpeg writes the standard table itself; zigzag order would start
+    # 16, 11, 12, 14, 12, 10
+    table = Image.open(io.BytesIO(jpeg_bytes(50))).quantization[0]
+    assert list(table[:8]) == [16, 11, 10, 16, 24, 40, 51, 61]
+    assert tuple(table) == imaging.IJG_LUMINANCE
+
+
+def test_grayscale_and_progressive_jpegs_are_estimated_too():
+    gray = io.BytesIO()
+    Image.fromarray(photo_like(16, 16)).convert("L").save(gray, "JPEG", quality=40)
+    assert jpeg_quality(Image.open(gray)) == 40
+    assert jpeg_quality(Image.open(io.BytesIO(jpeg_bytes(60, progressive=True)))) == 60
+
+
+def test_another_encoders_tables_give_the_nearest_ijg_quality():
+    table = list(ijg_luma_table(70))
+    table[10] += 3  # a camera's own table, close to IJG quality 70
+    table[40] -= 2
+    b = io.BytesIO()
+    Image.fromarray(photo_like(16, 16)).save(b, "JPEG", qtables=[table, table])
+    im = Image.open(b)
+    assert list(im.quantization[0]) == table
+    assert jpeg_quality(im) == 70
+
+
+def test_non_jpeg_and_unreadable_files_have_no_quality(tmp_path):
+    png = tmp_path / "a.png"
+    Image.fromarray(photo_like(16, 16)).save(png)
+    assert jpeg_quality(Image.open(png)) is None and file_jpeg_quality(png) is None
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff not really")
+    assert file_jpeg_quality(broken) is None
+    assert file_jpeg_quality(tmp_path / "absent.jpg") is None
+    header_only = tmp_path / "cut.jpg"
+    data = jpeg_bytes(30)
+    header_only.write_bytes(data[:data.index(b"\xff\xda") + 20])  # tables, no pixels
+    assert file_jpeg_quality(header_only) == 30
