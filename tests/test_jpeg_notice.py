@@ -1,14 +1,20 @@
 """JPEG inputs saved at low quality (issue 22): the quality estimated from the quantisation
-tables."""
+tables, and the registry's record of which models were trained for real-world photos."""
 
 import io
+import json
 
 import pytest
+import torch
 from PIL import Image
 
 from conftest import photo_like
 from srgan_cli import imaging
 from srgan_cli.imaging import file_jpeg_quality, ijg_luma_table, jpeg_quality
+from srgan_cli.models import real_model_for, register_file
+from srgan_cli.nets.generator import SRResNet
+from srgan_cli.weights import save_generator
+
 
 def jpeg_bytes(quality: int, **save) -> bytes:
     b = io.BytesIO()
@@ -68,3 +74,66 @@ def test_non_jpeg_and_unreadable_files_have_no_quality(tmp_path):
     data = jpeg_bytes(30)
     header_only.write_bytes(data[:data.index(b"\xff\xda") + 20])  # tables, no pixels
     assert file_jpeg_quality(header_only) == 30
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def weights(path, tiny_spec, **provenance):
+    torch.manual_seed(0)
+    save_generator(SRResNet(tiny_spec), path, {"stage": "srresnet", "iterations": 1,
+                                               **provenance})
+    return path
+
+
+def real_entry(filename, **extra):
+    return {"arch": "srresnet", "scale": 4, "blocks": 2, "width": 8, "filename": filename,
+            "sha256": "a" * 64, "degradation": "real", **extra}
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    """An empty registry of its own (``$SRGAN_REGISTRY``); ``registry(**entries)`` fills it."""
+    path = tmp_path / "models.json"
+    monkeypatch.setenv("SRGAN_REGISTRY", str(path))
+
+    def write(**entries):
+        path.write_text(json.dumps({"models": entries}), encoding="utf-8")
+        return path
+
+    write()
+    return write
+
+
+def test_register_copies_the_training_degradation_and_stage_from_the_file(
+        tmp_path, tiny_spec, registry):
+    reg = registry()
+    real = weights(tmp_path / "real.safetensors", tiny_spec,
+                   degradation="real,noise_prob=0.5,clean_prob=0.1")
+    e = register_file(real, "sr-real", registry_file=reg).entry
+    assert e["degradation"] == "real,noise_prob=0.5,clean_prob=0.1" and e["stage"] == "srresnet"
+    assert real_model_for("srresnet").name == "sr-real"
+    # the same name re-registered with a clean file: no longer a real model
+    clean = weights(tmp_path / "real.safetensors", tiny_spec)
+    e = register_file(clean, "sr-real", registry_file=reg).entry
+    assert "degradation" not in e and real_model_for("srresnet") is None
+
+
+def test_the_suggested_real_model_is_of_the_kind_in_use(registry):
+    registry(clean=dict(real_entry("c.safetensors"), degradation="clean"),
+             sr=real_entry("sr.safetensors", stage="srresnet"),
+             gan=real_entry("gan.safetensors", stage="gan"))
+    assert real_model_for("gan").name == "gan"
+    assert real_model_for("srresnet").name == "sr"
+    assert real_model_for("bare state dict").name == "sr"
+    registry(gan=real_entry("gan.safetensors", stage="gan"))
+    assert real_model_for("srresnet").name == "gan"  # the only one there is
+
+
+def test_a_registry_entry_with_a_degradation_that_is_not_text_is_refused(registry):
+    from srgan_cli.errors import WeightsError
+    from srgan_cli.models import registry as read_registry
+
+    registry(bad=real_entry("b.safetensors", degradation=["real"]))
+    with pytest.raises(WeightsError, match="degradation must be a string"):
+        read_registry()
