@@ -141,6 +141,15 @@ IJG_LUMINANCE = (
     72, 92, 95, 98, 112, 100, 103, 99,
 )
 JPEG_SUFFIXES = {".jpg", ".jpeg"}  # the JPEG names among INPUT_SUFFIXES
+#: ``srgan upscale`` suggests a model trained for compressed photos for JPEG inputs whose
+#: estimated quality is below this. Phones and cameras save at 85-95, web pages and
+#: messengers at 60-85. A model trained on clean LR magnifies JPEG's 8-px blocks into
+#: 32-px ones: on a photo crop upscaled by `srresnet` they are faint at 90, show in flat
+#: texture at 85 and are plain at 80 and below, and on Set5 its lead over bicubic shrinks
+#: from 2.96 dB (clean LR) to 1.08 at 85, 0.77 at 80 and 0.48 at 75 (docs/benchmarks.md,
+#: "Which JPEGs get the notice"). 85 spares camera originals and catches what was
+#: recompressed for the web.
+LOW_JPEG_QUALITY = 85
 
 
 def ijg_luma_table(quality: int) -> tuple[int, ...]:
@@ -173,10 +182,14 @@ def jpeg_quality(im: Image.Image) -> int | None:
 def file_jpeg_quality(path: str | os.PathLike) -> int | None:
     """:func:`jpeg_quality` of the file at ``path``, from its header only (no pixels are
     decoded); None for a file that is not a readable JPEG (its error is
-    :func:`read_image`'s to report)."""
+    :func:`read_image`'s to report, and so are Pillow's warnings about it)."""
+    import warnings
+
     try:
-        with Image.open(path) as im:
-            return jpeg_quality(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                return jpeg_quality(im)
     except Exception:  # noqa: BLE001 - a header that cannot be read is read_image's error
         return None
 

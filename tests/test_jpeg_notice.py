@@ -1,25 +1,39 @@
 """JPEG inputs saved at low quality (issue 22): the quality estimated from the quantisation
-tables, and the registry's record of which models were trained for real-world photos."""
+tables, the registry's record of which models were trained for real-world photos, and
+``srgan upscale``'s one notice per batch that names such a model."""
 
 import io
 import json
 
 import pytest
 import torch
+from click.testing import CliRunner
 from PIL import Image
 
 from conftest import photo_like
 from srgan_cli import imaging
-from srgan_cli.imaging import file_jpeg_quality, ijg_luma_table, jpeg_quality
+from srgan_cli.cli import main
+from srgan_cli.imaging import LOW_JPEG_QUALITY, file_jpeg_quality, ijg_luma_table, jpeg_quality
 from srgan_cli.models import real_model_for, register_file
 from srgan_cli.nets.generator import SRResNet
 from srgan_cli.weights import save_generator
+
+NOTICE = "trained for compressed photos"
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def jpeg_bytes(quality: int, **save) -> bytes:
     b = io.BytesIO()
     Image.fromarray(photo_like(24, 32)).save(b, "JPEG", quality=quality, **save)
     return b.getvalue()
+
+
+def save_jpeg(path, quality: int, seed: int = 0):
+    Image.fromarray(photo_like(20, 24, seed=seed)).save(path, "JPEG", quality=quality)
+    return path
 
 
 # --------------------------------------------------------------------------- estimate
@@ -137,3 +151,109 @@ def test_a_registry_entry_with_a_degradation_that_is_not_text_is_refused(registr
     registry(bad=real_entry("b.safetensors", degradation=["real"]))
     with pytest.raises(WeightsError, match="degradation must be a string"):
         read_registry()
+
+
+# --------------------------------------------------------------------------- the notice
+
+
+@pytest.fixture
+def with_real_model(registry):
+    registry(**{"srresnet-real": real_entry("srresnet_real.safetensors", stage="srresnet")})
+
+
+def notices(r) -> list[str]:
+    return [ln for ln in r.stderr.splitlines() if NOTICE in ln]
+
+
+def test_a_folder_with_two_low_quality_jpegs_gets_one_notice_naming_the_real_model(
+        tiny_weights, tmp_path, with_real_model):
+    d = tmp_path / "in"
+    d.mkdir()
+    save_jpeg(d / "a.jpg", 60)
+    save_jpeg(d / "b.jpg", 70, seed=1)
+    save_jpeg(d / "c.jpg", 95, seed=2)
+    Image.fromarray(photo_like(20, 24)).save(d / "d.png")
+    r = run_cli("upscale", d, "-o", tmp_path / "out", "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    [line] = notices(r)
+    assert f"2 inputs were saved as JPEG below quality {LOW_JPEG_QUALITY}" in line
+    assert "a.jpg: ~60" in line and "b.jpg" not in line
+    assert "'srresnet-real' model" in line and "(--model srresnet-real)" in line
+    assert "4 image(s) upscaled" in r.stderr
+
+
+def test_one_low_quality_jpeg_is_named_with_its_quality(tiny_weights, tmp_path,
+                                                        with_real_model):
+    src = save_jpeg(tmp_path / "photo.jpg", 62)
+    r = run_cli("upscale", src, "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    [line] = notices(r)
+    assert "photo.jpg: saved as JPEG at quality ~62" in line
+
+
+def test_json_output_stays_json_and_the_notice_goes_to_stderr(tiny_weights, tmp_path,
+                                                             with_real_model):
+    src = save_jpeg(tmp_path / "photo.jpg", 50)
+    r = run_cli("upscale", src, "-m", tiny_weights, "--json")
+    assert r.exit_code == 0, r.output
+    assert len(notices(r)) == 1
+    assert [json.loads(ln) for ln in r.stdout.splitlines()][-1]["summary"]["images"] == 1
+
+
+@pytest.mark.parametrize("make", ["jpeg95", "jpeg-at-the-threshold", "png", "png-named-jpg"])
+def test_no_notice_for_good_jpegs_or_other_formats(tiny_weights, tmp_path, with_real_model,
+                                                   make):
+    src = tmp_path / ("x.png" if make == "png" else "x.jpg")
+    if make.startswith("png"):
+        Image.fromarray(photo_like(20, 24)).save(src, "PNG")
+    else:
+        save_jpeg(src, 95 if make == "jpeg95" else LOW_JPEG_QUALITY)
+    r = run_cli("upscale", src, "-o", tmp_path / "out.png", "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert notices(r) == []
+
+
+def test_no_notice_when_no_real_model_is_registered(tiny_weights, tmp_path, registry):
+    registry(clean=dict(real_entry("c.safetensors", stage="srresnet"), degradation="clean"))
+    src = save_jpeg(tmp_path / "photo.jpg", 40)
+    r = run_cli("upscale", src, "-m", tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert notices(r) == [] and "quality" not in r.stderr
+
+
+def test_no_notice_when_the_model_in_use_is_a_real_model(tmp_path, tiny_spec, with_real_model):
+    model = weights(tmp_path / "mine_real.safetensors", tiny_spec, degradation="real")
+    src = save_jpeg(tmp_path / "photo.jpg", 40)
+    r = run_cli("upscale", src, "-m", model)
+    assert r.exit_code == 0, r.output
+    assert notices(r) == []
+
+
+def test_inputs_skipped_because_their_outputs_exist_get_no_notice(tiny_weights, tmp_path,
+                                                                  with_real_model):
+    d = tmp_path / "in"
+    d.mkdir()
+    save_jpeg(d / "a.jpg", 50)
+    assert len(notices(run_cli("upscale", d, "-m", tiny_weights))) == 1
+    r = run_cli("upscale", d, "-m", tiny_weights)  # the re-run has nothing to do
+    assert r.exit_code == 0 and "1 skipped" in r.stderr, r.output
+    assert notices(r) == []
+
+
+def test_quiet_runs_print_no_notice(tiny_weights, tmp_path, with_real_model):
+    src = save_jpeg(tmp_path / "photo.jpg", 40)
+    r = run_cli("upscale", src, "-m", tiny_weights, "-q")
+    assert r.exit_code == 0 and r.output == "", r.output
+
+
+def test_a_community_model_gets_no_notice_since_how_it_was_trained_is_unknown(
+        tiny_weights, tmp_path, with_real_model):
+    import dataclasses
+
+    from srgan_cli.upscale import compressed_inputs_note
+    from srgan_cli.weights import BARE, read_model_info
+
+    src = save_jpeg(tmp_path / "photo.jpg", 40)
+    info = read_model_info(tiny_weights)
+    assert "photo.jpg: saved as JPEG at quality ~40" in compressed_inputs_note([src], info)
+    assert compressed_inputs_note([src], dataclasses.replace(info, stage=BARE)) is None
