@@ -146,7 +146,7 @@ JPEG_SUFFIXES = {".jpg", ".jpeg"}  # the JPEG names among INPUT_SUFFIXES
 #: messengers at 60-85. A model trained on clean LR magnifies JPEG's 8-px blocks into
 #: 32-px ones: on a photo crop upscaled by `srresnet` they are faint at 90, show in flat
 #: texture at 85 and are plain at 80 and below, and on Set5 its lead over bicubic shrinks
-#: from 2.96 dB (clean LR) to 1.08 at 85, 0.77 at 80 and 0.48 at 75 (docs/benchmarks.md,
+#: from 2.97 dB (clean LR) to 1.08 at 85, 0.77 at 80 and 0.48 at 75 (docs/benchmarks.md,
 #: "Which JPEGs get the notice"). 85 spares camera originals and catches what was
 #: recompressed for the web.
 LOW_JPEG_QUALITY = 85
