@@ -109,6 +109,13 @@ def plan_jobs(items: list[Item], output: Path | None, *, single: bool, suffix: s
     return kept, earlier
 
 
+def to_upscale(jobs: list[FileJob], skip_existing: bool) -> list[Path]:
+    """The inputs of ``jobs`` that will be upscaled as things stand: not those with a
+    planning error, nor those skipped because their output exists."""
+    return [job.src for job in jobs if job.error is None and job.dst is not None
+            and not ((skip_existing or job.skip_existing) and job.dst.exists())]
+
+
 def conflicts(jobs: list[FileJob]) -> list[str]:
     """One line per output that would be written twice, or over an input of this command
     (refused whatever the flags)."""

@@ -388,7 +388,19 @@ def registry_entry(*, name: str, repo_id: str, filename: str, revision: str | No
         "sha256": sha256,
         "license": license,
         "psnr": {"Set5": psnr.get("Set5"), "Set14": psnr.get("Set14")},
+        **training_fields(metadata),
     }}
+
+
+def training_fields(metadata: dict[str, str]) -> dict[str, str]:
+    """A registry entry's ``stage`` and ``degradation``, from a file's metadata (a run on
+    the clean pipeline, or a file without them, has none)."""
+    out = {}
+    if metadata.get("stage"):
+        out["stage"] = metadata["stage"]
+    if metadata.get("degradation") and metadata["degradation"] != "clean":
+        out["degradation"] = metadata["degradation"]
+    return out
 
 
 def _publish_failure(e: Exception, repo_id: str) -> str:

@@ -126,6 +126,74 @@ def bit_depth(path: str | os.PathLike) -> int:
         return 8
 
 
+# --------------------------------------------------------------------------- JPEG quality
+
+#: The IJG (libjpeg) standard luminance quantisation table, ITU-T T.81 Annex K.1, Table
+#: K.1, in natural (row-major) order: what libjpeg scales by the quality setting.
+IJG_LUMINANCE = (
+    16, 11, 10, 16, 24, 40, 51, 61,
+    12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77,
+    24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101,
+    72, 92, 95, 98, 112, 100, 103, 99,
+)
+JPEG_SUFFIXES = {".jpg", ".jpeg"}  # the JPEG names among INPUT_SUFFIXES
+#: ``srgan upscale`` suggests a model trained for compressed photos for JPEG inputs whose
+#: estimated quality is below this. Phones and cameras save at 85-95, web pages and
+#: messengers at 60-85. A model trained on clean LR magnifies JPEG's 8-px blocks into
+#: 32-px ones: on a photo crop upscaled by `srresnet` they are faint at 90, show in flat
+#: texture at 85 and are plain at 80 and below, and on Set5 its lead over bicubic shrinks
+#: from 2.97 dB (clean LR) to 1.08 at 85, 0.77 at 80 and 0.48 at 75 (docs/benchmarks.md,
+#: "Which JPEGs get the notice"). 85 spares camera originals and catches what was
+#: recompressed for the web.
+LOW_JPEG_QUALITY = 85
+
+
+def ijg_luma_table(quality: int) -> tuple[int, ...]:
+    """The luminance table libjpeg writes at ``quality`` (1-100; baseline, as Pillow
+    saves): jpeg_quality_scaling's percentage (5000 / q below 50, else 200 - 2q) applied to
+    :data:`IJG_LUMINANCE`, rounded, clamped to 1..255."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return tuple(min(max((b * scale + 50) // 100, 1), 255) for b in IJG_LUMINANCE)
+
+
+_IJG_TABLES = {q: np.array(ijg_luma_table(q)) for q in range(1, 101)}
+
+
+def jpeg_quality(im: Image.Image) -> int | None:
+    """The libjpeg quality (1-100) a JPEG was most likely saved at, from its luminance
+    quantisation table (``im.quantization[0]``, which Pillow gives in natural order): the
+    quality whose IJG table is nearest (least sum of absolute differences; the higher
+    quality on a tie). Exact for files libjpeg or Pillow wrote; for encoders with tables of
+    their own (cameras, phones) the IJG quality of about the same coarseness. None for
+    images that are not JPEGs or carry no usable table."""
+    jpeg = im.format in ("JPEG", "MPO")  # MPO: cameras' multi-picture JPEGs
+    tables = getattr(im, "quantization", None) if jpeg else None
+    table = tables.get(0) if isinstance(tables, dict) else None
+    if table is None or len(table) != 64:
+        return None
+    t = np.asarray(table, dtype=np.int64)
+    return min(_IJG_TABLES, key=lambda q: (int(np.abs(_IJG_TABLES[q] - t).sum()), -q))
+
+
+def file_jpeg_quality(path: str | os.PathLike) -> int | None:
+    """:func:`jpeg_quality` of the file at ``path``, from its header only (no pixels are
+    decoded); None for a file that is not a readable JPEG (its error is
+    :func:`read_image`'s to report, and so are Pillow's warnings about it)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                return jpeg_quality(im)
+    except Exception:  # noqa: BLE001 - a header that cannot be read is read_image's error
+        return None
+
+
 def _check_pixels(path: Path, w: int, h: int, max_pixels: int) -> None:
     if max_pixels and w * h > max_pixels:
         raise ImageError(f"{path}: {w}x{h} = {w * h} pixels exceeds --max-pixels {max_pixels}")

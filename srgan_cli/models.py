@@ -14,7 +14,11 @@ The registry is data. Its ``default`` key names the model ``srgan upscale`` and
 ``Upscaler`` use when none is given (:func:`default_model`; ``srresnet`` when the key is
 absent). An entry's ``parent`` (``{"sha256": ..., "file": ...}``) is the SRResNet a GAN
 model was fine-tuned from, copied from the file's metadata by ``register_file``;
-``--realism`` finds it by that sha256 (:func:`find_by_sha256`). An entry whose ``revision`` is null is not published yet: its
+``--realism`` finds it by that sha256 (:func:`find_by_sha256`). An entry's ``stage``
+(``srresnet``, ``gan``) and ``degradation`` (the ``srgan train --degradation`` spec of a
+model trained for real-world photos, ``real,...``; absent for the paper's clean pipeline)
+come from the file's metadata too; :func:`real_model_for` picks the model to suggest for
+compressed photos by them. An entry whose ``revision`` is null is not published yet: its
 ``repo_id`` is only the intended publishing target, and the model is served from the
 shipped copy alone. ``register_file`` (``srgan models register FILE``) recomputes a file's
 sha256, reads its metadata and updates its entry.
@@ -46,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from srgan_cli.errors import ChecksumError, ModelUnavailableError, WeightsError
-from srgan_cli.hub import HEX40, HEX64
+from srgan_cli.hub import HEX40, HEX64, training_fields
 from srgan_cli.paths import REPO_DIR
 
 DEFAULT_MODEL = "srresnet"  # when the registry names no default
@@ -140,11 +144,18 @@ class RegistryEntry:
     psnr: dict[str, float | None] = field(default_factory=dict)  # Set5/Set14 Y-PSNR (dB)
     parent_sha256: str | None = None  # the SRResNet a GAN model was fine-tuned from
     parent_file: str | None = None
+    stage: str | None = None  # the file's training stage (srresnet, gan); None = not recorded
+    degradation: str | None = None  # srgan train --degradation of a real model ('real,...')
     registry_file: Path | None = field(default=None, compare=False)  # where it was read
 
     @property
     def published(self) -> bool:
         return bool(self.repo_id and self.revision)
+
+    @property
+    def real(self) -> bool:
+        """Trained on real-world degradations (``srgan train --degradation real...``)."""
+        return bool(self.degradation) and self.degradation != "clean"
 
     @property
     def verifiable(self) -> bool:
@@ -210,13 +221,17 @@ def _entry(name: str, raw: Any, where: Path) -> RegistryEntry:
             parent.get("sha256"), str) and HEX64.fullmatch(parent["sha256"])):
         raise bad(f"parent must be {{\"sha256\": <64 hex>, \"file\": NAME}} or absent, "
                   f"got {parent!r}")
+    for key in ("stage", "degradation"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise bad(f"{key} must be a string or absent, got {raw[key]!r}")
     return RegistryEntry(
         name=name, filename=filename, scale=scale, description=str(raw.get("description", "")),
         arch=str(raw.get("arch", "srresnet")), repo_id=repo_id, revision=revision,
         sha256=sha.lower() if sha and HEX64.fullmatch(sha.lower()) else sha,
         license=raw.get("license"), psnr=psnr, registry_file=where,
         parent_sha256=parent["sha256"] if parent else None,
-        parent_file=str(parent.get("file")) if parent and parent.get("file") else None, **arch,
+        parent_file=str(parent.get("file")) if parent and parent.get("file") else None,
+        stage=raw.get("stage"), degradation=raw.get("degradation"), **arch,
     )
 
 
@@ -264,6 +279,23 @@ def default_model(path: str | os.PathLike | None = None) -> str:
 def find_by_sha256(sha256: str, path: str | os.PathLike | None = None) -> RegistryEntry | None:
     """The registered model whose file has this sha256, if any."""
     return next((e for e in registry(path).values() if e.sha256 == sha256), None)
+
+
+def real_models(path: str | os.PathLike | None = None) -> list[RegistryEntry]:
+    """The registered models trained for real-world photos (:attr:`RegistryEntry.real`), in
+    registry order."""
+    return [e for e in registry(path).values() if e.real]
+
+
+def real_model_for(stage: str | None,
+                   path: str | os.PathLike | None = None) -> RegistryEntry | None:
+    """The registered real model to suggest in place of a model of training ``stage``: the
+    first of the same kind (a GAN model for a GAN model, one without GAN for any other, so
+    the suggestion keeps the look the user chose), else the first real model; None when
+    none is registered."""
+    found = real_models(path)
+    same = [e for e in found if (e.stage == "gan") == (stage == "gan")]
+    return (same or found or [None])[0]
 
 
 def lookup(name: str, path: str | os.PathLike | None = None) -> RegistryEntry:
@@ -428,8 +460,9 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
     ``set5`` or the file's ``val_set5_psnr`` metadata, Set14 by ``set14`` or null.
     Other keys (repo_id, licence, description, unknown keys) are kept unless given.
     The entry's ``parent`` comes from the file's ``parent_sha256``/``parent_file``
-    metadata (removed when the file has none). ``make_default`` makes ``name`` the
-    registry's ``default`` model.
+    metadata, its ``stage`` and ``degradation`` from the file's ``stage`` and
+    ``degradation`` (each removed when the file has none). ``make_default`` makes ``name``
+    the registry's ``default`` model.
     """
     from srgan_cli.hub import sha256_file
     from srgan_cli.weights import load_generator
@@ -458,11 +491,13 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
     entry["psnr"], more = _psnr(old, info.metadata, changed, set5=set5, set14=set14,
                                 path=path)
     notes += more
-    entry.pop("parent", None)
+    for key in ("parent", "stage", "degradation"):
+        entry.pop(key, None)
     parent, more = _parent(info, models, name)
     if parent is not None:
         entry["parent"] = parent
     notes += more
+    entry.update(training_fields(info.metadata))
     _entry(name, entry, reg_path)  # validate before writing
     notes += _where_served(entry, path, reg_path)
     models[name] = entry

@@ -26,7 +26,7 @@ from srgan_cli.device import (autocast_dtype, default_precision, keep_freed_memo
                               release_freed_memory, resolve_device)
 from srgan_cli.errors import ImageError, SrganError
 from srgan_cli.files import remove_temporaries
-from srgan_cli.models import default_model, resolve_model
+from srgan_cli.models import default_model, real_model_for, resolve_model
 from srgan_cli.nets.generator import to_unit_range
 from srgan_cli.tiling import MIRRORS, run_tiled
 from srgan_cli.weights import BARE, ModelInfo, load_model
@@ -652,6 +652,39 @@ def _notes(src: Path, d: imaging.Decoded, dst: Path, fmt: str | None) -> list[st
     return notes
 
 
+def compressed_inputs_note(sources: Iterable[str | os.PathLike], info: ModelInfo,
+                           threshold: int = imaging.LOW_JPEG_QUALITY) -> str | None:
+    """The notice for a batch whose inputs include JPEGs saved at low quality (estimated
+    from their quantisation tables, :func:`srgan_cli.imaging.jpeg_quality`, below
+    ``threshold``), whose compression blocks a model trained on clean LR magnifies: the
+    first such file, how many there are, and the registered model trained for real-world
+    photos to use instead (:func:`srgan_cli.models.real_model_for`). None when there is no
+    such input, when no registered model was trained with a real degradation (nothing to
+    suggest), when ``info``'s model itself was, or when it is a community model (a file
+    without srgan's metadata, which may be one). Only files named as JPEGs are opened,
+    and only their headers; this is done once for the whole batch."""
+    if info.metadata.get("degradation", "clean") != "clean" or info.stage == BARE:
+        return None  # a real model already, or a community model: how it was trained is unknown
+    try:
+        model = real_model_for(info.stage)
+    except SrganError:  # an unreadable registry is not this notice's to report
+        return None
+    if model is None:
+        return None
+    low = []
+    for src in map(Path, sources):
+        q = imaging.file_jpeg_quality(src) if src.suffix.lower() in imaging.JPEG_SUFFIXES else None
+        if q is not None and q < threshold:
+            low.append((src, q))
+    if not low:
+        return None
+    src, q = low[0]
+    which = (f"{src}: saved as JPEG at quality ~{q}" if len(low) == 1 else
+             f"{len(low)} inputs were saved as JPEG below quality {threshold} ({src}: ~{q})")
+    return (f"{which}, whose blocks this model magnifies; the {model.name!r} model is "
+            f"trained for compressed photos (--model {model.name})")
+
+
 def _done(fn, *args) -> Future:
     """Run ``fn`` now; its result or exception in a completed Future."""
     f: Future = Future()
@@ -706,4 +739,4 @@ def describe(info: ModelInfo) -> str:
     return f"{info.stage} x{d.scale} ({d.summary}), {info.iterations or '?'} iterations"
 
 
-__all__ = ["Upscaler", "UpscaleResult", "describe", "auto_tile"]
+__all__ = ["Upscaler", "UpscaleResult", "describe", "auto_tile", "compressed_inputs_note"]

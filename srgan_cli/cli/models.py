@@ -137,6 +137,10 @@ def _entry_rows(e) -> tuple[list[tuple[str, str]], Path | None]:
         parent = find_by_sha256(e.parent_sha256)
         out.append(("parent", f"{parent.name if parent else 'not registered'} "
                               f"({e.parent_file or '?'}, sha256 {e.parent_sha256})"))
+    if e.stage:
+        out.append(("stage", e.stage))
+    if e.real:
+        out.append(("degradation", f"{e.degradation} (trained for real-world photos)"))
     out.append(("default", "yes" if default_model() == e.name else "no"))
     source, path, problem = local_source(e)
     out.append(("source", source))

@@ -162,7 +162,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
         sys.exit(130)
     if not quiet:
         _print_setup(up, jobs, earlier, realism=realism, fmt=fmt,
-                     output=output if single else None)
+                     output=output if single else None, skip_existing=skip_existing)
     files = dict(overwrite=overwrite, skip_existing=skip_existing, fmt=fmt, quality=quality,
                  strip_metadata=strip_metadata, max_pixels=max_pixels, png_level=png_level)
     tally, seconds, interrupted = _run(up, jobs, files, quiet=quiet, as_json=as_json)
@@ -240,12 +240,14 @@ def _plan(inputs, *, model, output, recursive, shard, shard_kn, suffix, outscale
     return weights, jobs, earlier, single
 
 
-def _print_setup(up, jobs, earlier, *, realism, fmt, output) -> None:
+def _print_setup(up, jobs, earlier, *, realism, fmt, output, skip_existing) -> None:
     """The first line (model, device, precision, kernels) and notes about the run:
     fp16 on the CPU, a --format the extension of ``output`` (the output file of a single
-    input, else None) contradicts, inputs left out as earlier outputs."""
+    input, else None) contradicts, inputs left out as earlier outputs, inputs saved as
+    low-quality JPEGs when a model trained for them is registered (once for the batch)."""
+    from srgan_cli.batch import to_upscale
     from srgan_cli.imaging import FORMATS, output_format
-    from srgan_cli.upscale import describe
+    from srgan_cli.upscale import compressed_inputs_note, describe
 
     err.print(f"model: {escape(str(up.weights_path))} ({describe(up.info)})"
               + (f" at realism {realism:g} with {escape(str(up.parent_path))}"
@@ -266,6 +268,9 @@ def _print_setup(up, jobs, earlier, *, realism, fmt, output) -> None:
     if earlier:
         err.print(f"[yellow]note:[/] {len(earlier)} file(s) named as this command's outputs "
                   f"(e.g. {escape(str(earlier[0]))}) are not taken as inputs", soft_wrap=True)
+    jpeg_note = compressed_inputs_note(to_upscale(jobs, skip_existing), up.info)
+    if jpeg_note:
+        err.print(f"[yellow]note:[/] {escape(jpeg_note)}", soft_wrap=True)
 
 
 class _Display:
