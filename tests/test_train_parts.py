@@ -83,8 +83,8 @@ def _step(cfg: TrainConfig, state: TrainState) -> dict[str, torch.Tensor]:
     losses = generator_losses(cfg, None)
     hr = _images(10 + state.iteration)
     lr = torch.nn.functional.avg_pool2d((hr + 1) / 2, 4)
-    sr, terms = generator_step(state, nets, losses, (lr, hr), cfg.ema)
-    terms.update(discriminator_step(state, nets, losses.adversarial, hr, sr))
+    sr, terms, fake = generator_step(state, nets, losses, (lr, hr), cfg.ema)
+    terms.update(discriminator_step(state, nets, losses.adversarial, hr, sr, fake))
     state.iteration += 1
     return terms
 
@@ -194,3 +194,165 @@ def test_training_uses_the_fused_adam_which_matches_the_default_one_to_rounding(
     start = torch.cat([p.detach().flatten() for p in Discriminator(32).parameters()])
     assert (finals[0] - start).abs().max() > 1e-4  # the steps moved the weights
     assert (finals[0] - finals[1]).abs().max() < 1e-6
+
+
+# --------------------------------------------------------------------------- the shared D forward
+
+
+def _shared_or_not_run(share: bool, iters: int = 4, adv_weight: float = 0.1,
+                       grid_weight: float = 0.0, nets_of=None, data_seed: int = 20,
+                       scaled: bool = False):
+    """``iters`` gan iterations of a tiny generator, discriminator and random VGG22 with the
+    released recipe's generator loss (VGG content, adversarial on a warm-up ramp, L1; the
+    grid term with ``grid_weight``), the discriminator step reusing the generator step's D
+    forward on SR (``share``) or running its own; returns the logged terms of each
+    iteration (floats), the state, and D's gradients before and after each generator step.
+    ``scaled``: both grad scalers on (as fp16 training has them), the scale doubling every
+    second step."""
+    from srgan_cli.nets.vgg import VGGFeatures
+
+    cfg, state = _gan_state(5, pixel_weight=0.5, grid_weight=grid_weight,
+                            adv_weight=adv_weight, adv_warmup=2, batch=4)
+    if scaled:
+        state.scaler_g, state.scaler_d = (torch.amp.GradScaler("cpu", init_scale=2.0**10,
+                                                               growth_interval=2)
+                                          for _ in range(2))
+    torch.manual_seed(6)
+    losses = generator_losses(cfg, VGGFeatures("vgg22").eval())
+    nets = (nets_of or (lambda st: Nets(st.generator, st.discriminator,
+                                        contextlib.nullcontext())))(state)
+    logs, d_grads = [], []
+    for i in range(iters):
+        hr = _images(data_seed + i, n=4)
+        lr = torch.nn.functional.avg_pool2d((hr + 1) / 2, 4)
+        before = [None if p.grad is None else p.grad.clone()
+                  for p in state.discriminator.parameters()]
+        sr, terms, fake = generator_step(state, nets, losses, (lr, hr), cfg.ema,
+                                         share_d_forward=share)
+        d_grads.append((before, [p.grad for p in state.discriminator.parameters()]))
+        assert (fake is not None) == share
+        terms.update(discriminator_step(state, nets, losses.adversarial, hr, sr, fake))
+        state.iteration += 1
+        logs.append({k: float(v.detach()) for k, v in terms.items()})
+    return logs, state, d_grads
+
+
+def _assert_same_run(x: tuple, y: tuple, rtol: float = 1e-5) -> None:
+    """The same logged terms and the same G, D and EMA weights, to ``rtol`` in fp32."""
+    (logs_x, a, _), (logs_y, b, _) = x, y
+    assert [d.keys() for d in logs_x] == [d.keys() for d in logs_y]
+    for i, (u, v) in enumerate(zip(logs_x, logs_y)):
+        for k in v:
+            assert u[k] == pytest.approx(v[k], rel=rtol, abs=1e-7), (i, k)
+    for name in ("generator", "discriminator", "ema"):
+        params = dict(getattr(a, name).named_parameters())
+        for k, v in getattr(b, name).named_parameters():
+            torch.testing.assert_close(params[k], v, rtol=rtol, atol=1e-7,
+                                       msg=lambda m: f"{name}.{k}: {m}")
+
+
+def _flat(net: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+
+def test_the_d_step_reusing_the_g_steps_d_forward_gives_the_same_losses_and_weights():
+    shared, old = _shared_or_not_run(True), _shared_or_not_run(False)
+    assert shared[0][0].keys() >= {"l_g_percep", "l_g_gan", "l_g_l1", "l_g_pix", "l_d",
+                                   "l_d_real", "l_d_fake", "d_real", "d_fake"}
+    _assert_same_run(shared, old)  # (bitwise equal on this CPU: the same ops in the same order)
+    # ... where the adversarial term alone moves the weights by far more than that
+    _, without, _ = _shared_or_not_run(False, adv_weight=0.0)
+    g_old = _flat(old[1].generator)
+    assert (g_old - _flat(without.generator)).abs().max() > 1e-3 * g_old.abs().max()
+    # the generator's backward left D's gradients alone (None at first, then the D step's)
+    for before, after in shared[2]:
+        assert all((u is None and v is None) or torch.equal(u, v)
+                   for u, v in zip(before, after))
+    # BatchNorm's running statistics see the fake batch once per iteration, not twice
+    bn = lambda st: next(m for m in st.discriminator.modules()
+                         if isinstance(m, torch.nn.BatchNorm2d)).num_batches_tracked
+    assert (int(bn(shared[1])), int(bn(old[1]))) == (2 * 4, 3 * 4)
+
+
+def test_with_the_grid_term_too_the_shared_d_forward_changes_the_gradients_only_by_rounding():
+    """Four terms meet at SR: summed in another order (the adversarial one first), so equal
+    to rounding, not bitwise; Adam would turn that into +-lr steps of the conv biases
+    before BatchNorm (whose gradient is zero but for rounding), so the first step's
+    gradients are compared, and D's weights after it (the same SR: bitwise)."""
+    (shared, a, _), (old, b, _) = (_shared_or_not_run(s, iters=1, grid_weight=0.01)
+                                   for s in (True, False))
+    assert shared[0]["l_g_grid"] > 0
+    assert shared == old
+    grads = [torch.cat([p.grad.flatten() for p in st.generator.parameters()]) for st in (a, b)]
+    assert (grads[0] - grads[1]).abs().max() <= 1e-5 * grads[1].abs().max()
+    assert torch.equal(_flat(a.discriminator), _flat(b.discriminator))
+
+
+def test_with_the_grad_scalers_on_the_shared_d_forward_scales_and_steps_each_network_once():
+    shared, old = _shared_or_not_run(True, scaled=True), _shared_or_not_run(False, scaled=True)
+    _assert_same_run(shared, old)
+    for name in ("scaler_g", "scaler_d"):
+        assert getattr(shared[1], name).get_scale() == getattr(old[1], name).get_scale() == 2.0**12
+    # scaling by powers of two is exact: as if unscaled (a gradient scaled twice, or not
+    # unscaled, would not be)
+    _assert_same_run(shared, _shared_or_not_run(True))
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    """Both paths in one of ``world`` gloo processes, the networks DDP-wrapped as the loop
+    wraps them, each process on its own batches; D's all-reduces counted by a comm hook."""
+    import os
+
+    import torch.distributed as dist
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        result = {}
+        for share in (True, False):
+            calls = [0]
+
+            def counted(_, bucket):
+                calls[0] += 1
+                return allreduce_hook(None, bucket)
+
+            def nets_of(st):
+                d = DDP(st.discriminator)
+                d.register_comm_hook(None, counted)
+                return Nets(DDP(st.generator), d, contextlib.nullcontext(), distributed=True)
+
+            logs, st, _ = _shared_or_not_run(share, iters=3, nets_of=nets_of,
+                                             data_seed=20 + 100 * rank)
+            result[share] = {"logs": logs, "g": _flat(st.generator), "d": _flat(st.discriminator),
+                             "d_allreduces": calls[0]}
+        torch.save(result, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_under_ddp_the_shared_d_forward_trains_the_same_and_averages_d_once(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for share in (True, False):  # the replicas stay identical: every gradient was averaged
+        assert torch.equal(ranks[0][share]["g"], ranks[1][share]["g"])
+        assert torch.equal(ranks[0][share]["d"], ranks[1][share]["d"])
+    assert ranks[0][True]["logs"] != ranks[1][True]["logs"]  # on different batches
+    for r in ranks:
+        for i, (u, v) in enumerate(zip(r[True]["logs"], r[False]["logs"])):
+            assert u.keys() == v.keys()
+            for k in v:
+                assert u[k] == pytest.approx(v[k], rel=1e-5, abs=1e-7), (i, k)
+        for part in ("g", "d"):
+            torch.testing.assert_close(r[True][part], r[False][part], rtol=1e-5, atol=1e-7)
+        # the real and fake gradients summed, then one all-reduce per bucket and iteration
+        assert r[True]["d_allreduces"] == r[False]["d_allreduces"] > 0

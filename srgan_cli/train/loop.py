@@ -392,12 +392,12 @@ class _Run:
         state.set_lr(lr, lr * (cfg.d_lr or cfg.lr) / cfg.lr
                      if state.optimizer_d is not None else None)
         lr_img, hr = self._batch()
-        sr, terms = generator_step(state, self.nets, self.losses, (lr_img, hr), cfg.ema,
-                                   tie_phases=cfg.tie_phases)
+        sr, terms, fake = generator_step(state, self.nets, self.losses, (lr_img, hr),
+                                         cfg.ema, tie_phases=cfg.tie_phases)
         self.window.add(terms)
-        if state.discriminator is not None:
+        if state.discriminator is not None:  # its fake pass: the G step's D forward on SR
             self.window.add(discriminator_step(state, self.nets, self.losses.adversarial,
-                                               hr, sr))
+                                               hr, sr, fake))
         state.iteration += 1
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
