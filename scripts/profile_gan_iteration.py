@@ -6,12 +6,17 @@ the generator forward, VGG19 to relu5_4 on HR (no grad) and on SR, the discrimin
 for the adversarial term, the generator's backward and Adam step (+ EMA), and the
 discriminator's real and fake passes (forward + backward) and its Adam step. Same
 networks, precision (bf16 autocast where the CPU has it), channels_last, batch and crop
-as the training defaults; the generator starts from the shipped SRResNet.
+as the training defaults; the generator starts from the shipped SRResNet. ``--d-fake
+shared`` (the default, as srgan_cli/train/steps.py does it): the D forward on SR of the
+adversarial term is also the D update's fake pass, which is then a backward only;
+``recomputed``: D frozen for the generator's step and run again on SR for the D update
+(what training did before).
 
     python scripts/profile_gan_iteration.py --iters 6 --warmup 2 [--json out.json]
 
-Prints a table (ms per phase, share of the iteration, GFLOP/s where counted) and the
-iterations/s it implies. Stop other work first (a training run: kill -STOP its pid).
+Prints a table (ms per phase, share of the iteration, GFLOP/s where counted), the
+iterations/s it implies and the process's peak RSS. Stop other work first (a training
+run: kill -STOP its pid).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import contextlib
 import copy
 import json
+import resource
 import sys
 import time
 from collections import defaultdict
@@ -51,7 +57,12 @@ def main() -> int:
     ap.add_argument("--adam", choices=("fused", "default"), default="fused",
                     help="the Adam implementation: 'fused', as srgan train uses it, or "
                     "torch's default (the for-loop one on the CPU; what training used before)")
+    ap.add_argument("--d-fake", choices=("shared", "recomputed"), default="shared",
+                    help="the D update's fake pass: 'shared', the adversarial term's D forward "
+                    "reused, as srgan train does it, or 'recomputed', a second D forward on SR "
+                    "(what training did before)")
     args = ap.parse_args()
+    share = args.d_fake == "shared"
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -68,6 +79,7 @@ def main() -> int:
     amp = torch.bfloat16 if cpu_has_bf16() else None
     autocast = (torch.autocast("cpu", dtype=amp) if amp is not None
                 else contextlib.nullcontext())
+    g_params, d_params = list(model.parameters()), list(disc.parameters())
     rng = torch.Generator().manual_seed(0)
     times: dict[str, list[float]] = defaultdict(list)
 
@@ -85,7 +97,7 @@ def main() -> int:
             lr_img, hr = sample_batch(bank, args.batch, args.crop, 4, rng)
             lr_img = lr_img.contiguous(memory_format=torch.channels_last)
             hr = hr.contiguous(memory_format=torch.channels_last)
-        disc.requires_grad_(False)
+        disc.requires_grad_(share)  # shared: D's graph on SR is kept for the D update
         with autocast:
             with timed("G forward", i):
                 sr = model(lr_img)
@@ -96,26 +108,36 @@ def main() -> int:
                 fs = vgg((sr + 1) * 0.5)
                 l_content = torch.mean((fs.float() - fh.float()) ** 2)
             with timed("D on SR (adversarial term)", i):
-                logits = disc(sr).float()
+                d_in = sr.detach().requires_grad_(True) if share else sr
+                logits = disc(d_in).float()
                 l_gan = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
         loss = l_content + 1e-3 * l_gan + 0.5 * F.l1_loss(sr.float(), hr)
         with timed("G backward (through D, VGG, G)", i):
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if share:  # the gradient at SR through D, then G's with it joined at SR
+                (grad_sr,) = torch.autograd.grad(loss, d_in, retain_graph=True)
+                torch.autograd.backward([loss, sr], [None, grad_sr], inputs=g_params)
+            else:
+                loss.backward()
         with timed("G Adam step + EMA", i):
             opt.step()
             with torch.no_grad():
                 torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1e-3)
         disc.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)
+        if share:
+            with timed("D fake backward (its forward shared)", i):
+                torch.autograd.backward(F.binary_cross_entropy_with_logits(
+                    logits, torch.zeros_like(logits)), inputs=d_params)
         with timed("D real forward+backward", i):
             with autocast:
                 real = disc(hr).float()
             F.binary_cross_entropy_with_logits(real, torch.ones_like(real)).backward()
-        with timed("D fake forward+backward", i):
-            with autocast:
-                fake = disc(sr.detach()).float()
-            F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)).backward()
+        if not share:
+            with timed("D fake forward+backward", i):
+                with autocast:
+                    fake = disc(sr.detach()).float()
+                F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)).backward()
         with timed("D Adam step", i):
             opt_d.step()
 
@@ -124,16 +146,19 @@ def main() -> int:
     hw = hardware(torch.device("cpu"))
     cpu = f"{hw['cpu']} ({', '.join(hw['cpu_bf16'])})"
     print(f"{cpu}, {torch.get_num_threads()} threads, precision {amp or 'fp32'}, "
-          f"{args.adam} Adam, batch "
+          f"{args.adam} Adam, D fake pass {args.d_fake}, batch "
           f"{args.batch} of {args.crop} px, mean of {args.iters} iterations after "
           f"{args.warmup} warm-up")
     print(f"| phase | ms | share |\n| --- | --- | --- |")
     for k, v in per.items():
         print(f"| {k} | {v * 1e3:.0f} | {v / total:.1%} |")
     print(f"| **iteration** | **{total * 1e3:.0f}** | {1 / total:.3f} it/s |")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"peak RSS of the process: {peak_mib:.0f} MiB")
     if args.json:
         args.json.write_text(json.dumps({"hardware": hw, "threads": torch.get_num_threads(),
                                          "precision": str(amp), "adam": args.adam,
+                                         "d_fake": args.d_fake, "peak_rss_mib": peak_mib,
                                          "batch": args.batch, "crop": args.crop,
                                          "iters": args.iters,
                                          "seconds": per, "its_per_sec": 1 / total},
