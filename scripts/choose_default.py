@@ -6,8 +6,10 @@ to benchmark results: ``srgan_cli.bench.default_rule``.
                                                     # weights/models.json's default is it
 
 Reads one or more ``srgan benchmark --json`` files (their rows together), runs every
-candidate model on the solid colours with default options (``Upscaler(name)``), prints one
-line per model and the choice.
+candidate model on the solid colours (``Upscaler(name, precision='fp32')``: default border,
+the benchmark's precision, the same on every CPU), prints one
+line per model and the choice. A model benchmarked as a file is named by the registry entry
+with the same sha256, when there is one.
 """
 
 from __future__ import annotations
@@ -32,13 +34,22 @@ def main() -> int:
     args = ap.parse_args()
 
     from srgan_cli import Upscaler
-    from srgan_cli.models import default_model
+    from srgan_cli.hub import sha256_file
+    from srgan_cli.models import default_model, find_by_sha256
+
+    def registered_name(method: str) -> str:
+        path = Path(method)
+        if path.suffix == ".safetensors" and path.is_file():
+            entry = find_by_sha256(sha256_file(path))
+            return entry.name if entry is not None else method
+        return method
 
     try:
-        rows = [r for p in args.results for r in json.loads(p.read_text())]
+        rows = [{**r, "method": registered_name(r["method"])}
+                for p in args.results for r in json.loads(p.read_text())]
         cands = candidates(rows)
         for name, c in cands.items():
-            up = Upscaler(name, device=args.device)
+            up = Upscaler(name, device=args.device, precision="fp32")
             err = flat_error(lambda a: up.upscale_image(Image.fromarray(a)))
             cands[name] = type(c)(c.name, c.grid, c.lpips, err)
         best, lines = choose(cands)

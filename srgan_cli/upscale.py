@@ -42,9 +42,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BORDERS = ("zero",) + MIRRORS
 DEFAULT_BORDER = "symmetric"  # solid colours and tiny images stay right at the corners
 #: LR pixels mirrored around the image by default (capped at the receptive radius): as
-#: good as the whole radius on Set5/Set14 and solid colours, for 6% more work on a 512x512
-#: image instead of 34% (docs/benchmarks.md, "Borders").
-MIRROR_PAD = 8
+#: good as the whole radius on Set5/Set14 and solid colours (8 px left a saturated magenta's
+#: corner 4 levels off in fp32), for 10% more work on a 512x512 image instead of 34%
+#: (docs/benchmarks.md, "Borders").
+MIRROR_PAD = 12
 KERNELS = ("auto", "amx", "torch")
 @dataclass(frozen=True)
 class UpscaleResult:
@@ -133,7 +134,7 @@ class Upscaler:
     file records, among the registered models, or given as ``parent`` (a file).
     ``None`` runs ``model`` as it is.
     ``border``: ``symmetric`` (default), ``reflect`` or ``edge`` first extend the image by
-    ``border_pad`` mirrored LR pixels (default :data:`MIRROR_PAD`, 8, or the receptive
+    ``border_pad`` mirrored LR pixels (default :data:`MIRROR_PAD`, 12, or the receptive
     radius when smaller; the radius itself, 40 for SRResNet, measured no better) and crop
     them from the result, which keeps solid colours and tiny images right at the corners; ``zero`` runs the network on the image as it is,
     with its convolutions' zero padding at the borders (the network's raw behaviour: a

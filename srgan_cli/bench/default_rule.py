@@ -4,8 +4,8 @@ Among the measured models, the **eligible** ones show no lattice and keep flat c
 
 - grid excess at most :data:`GRID_BOUND` dB on Set5 and on Set14 (their own LR images), the
   lattice issue's bound;
-- a 64x64 solid image in each of :data:`FLAT_COLOURS`, upscaled with default options, comes
-  back within :data:`FLAT_LEVELS` levels of its colour everywhere, corners included (a GAN's
+- a 64x64 solid image in each of :data:`FLAT_COLOURS`, upscaled with the default border in
+  fp32 (the benchmark's precision, so the choice is the same on every CPU), comes back within :data:`FLAT_LEVELS` levels of its colour everywhere, corners included (a GAN's
   colour bias or texture on flat areas fails it).
 
 The default is the eligible model with the lowest **mean LPIPS over Set14, clean and
