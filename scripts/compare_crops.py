@@ -19,7 +19,9 @@ same window of every output: the ``--size`` x ``--size`` HR window with the most
 lattice shows most), enlarged ``--zoom`` times by pixel repetition; ``--extra LABEL=MODEL``
 adds panels. ``--degrade SPEC`` (as ``srgan benchmark --degrade``, e.g. ``jpeg75``) remakes
 every LR from its HR with those degradations (``srgan_cli.bench.degraded``) before the models
-see it; the HR panel and the scores stay those of the clean HR.
+see it; the HR panel and the scores stay those of the clean HR. ``--highpass`` shows each
+panel's luma minus its Gaussian blur (sigma 2 HR px), x8 around mid-grey: what is left of
+fine texture, noise and any pattern locked to the LR grid, made visible.
 Writes ``<out>/compare_baboon.png``, ``compare_comic.png``, ``compare_<photo stem>.png`` and prints each image's full-image Y-PSNR per method.
 """
 
@@ -72,6 +74,19 @@ def flat_box(img: np.ndarray, size: int) -> tuple[int, int, int]:
     return by, bx, size
 
 
+def highpass(img: np.ndarray, sigma: float = 2.0, gain: float = 8.0) -> np.ndarray:
+    """Luma (mean of the channels) minus its Gaussian blur (reflect padding), times
+    ``gain`` around 128, as uint8."""
+    y = torch.from_numpy(img.astype(np.float32))
+    y = (y.mean(2) if y.ndim == 3 else y)[None, None]
+    r = int(3 * sigma)
+    g = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sigma) ** 2)
+    g = g / g.sum()
+    pad = torch.nn.functional.pad(y, (r, r, r, r), mode="reflect")
+    low = torch.nn.functional.conv2d(pad, (g[:, None] * g[None, :])[None, None])
+    return ((y - low) * gain + 128).clamp(0, 255).round().to(torch.uint8)[0, 0].numpy()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--srresnet", default="srresnet", help="SRResNet model (name or file)")
@@ -87,6 +102,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=200, help="HR pixels per panel side")
     ap.add_argument("--zoom", type=int, default=1, help="enlarge panels by pixel repetition")
     ap.add_argument("--font-size", type=int, default=16)
+    ap.add_argument("--highpass", action="store_true",
+                    help="show luma minus its Gaussian blur (sigma 2 px), x8 around mid-grey")
     ap.add_argument("--degrade", default="none",
                     help="remake the LR images with these degradations (as srgan benchmark "
                          "--degrade: jpeg75, noise5, blur1+jpeg75...); default: none")
@@ -135,7 +152,10 @@ def main() -> int:
         y, x, s = (detail_box(pair.hr, args.size) if args.window == "detail"
                    else flat_box(pair.hr, args.size))
         panels = {"HR": pair.hr, **outputs}
-        strip = labelled_row({k: v[y : y + s, x : x + s] for k, v in panels.items()},
+        crops = {k: v[y : y + s, x : x + s] for k, v in panels.items()}
+        if args.highpass:
+            crops = {k: highpass(v) for k, v in crops.items()}
+        strip = labelled_row(crops,
                              font_size=args.font_size, zoom=args.zoom)
         atomic_write(dst, lambda tmp: strip.save(tmp, format="PNG", optimize=True))
         scores = ", ".join(f"{k} {psnr(v, pair.hr, crop_border=4, test_y_channel=True):.2f} dB"

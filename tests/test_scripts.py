@@ -65,7 +65,7 @@ CASES = {
                                       "--device", "cpu", "--extra",
                                       f"third={t / 'tiny.safetensors'}", "--window", "flat",
                                       "--zoom", "2", "--prefix", "flat_",
-                                      "--degrade", "jpeg75"],
+                                      "--degrade", "jpeg75", "--highpass"],
     "make_4000x3000.py": lambda t, o: [o / "big.jpg"],
     "outscale_quality.py": lambda t, o: ["--model", t / "tiny.safetensors", "--datasets",
                                          "Set5"],
