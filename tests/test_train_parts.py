@@ -84,7 +84,7 @@ def _step(cfg: TrainConfig, state: TrainState) -> dict[str, torch.Tensor]:
     hr = _images(10 + state.iteration)
     lr = torch.nn.functional.avg_pool2d((hr + 1) / 2, 4)
     sr, terms, fake = generator_step(state, nets, losses, (lr, hr), cfg.ema)
-    terms.update(discriminator_step(state, nets, losses.adversarial, hr, sr, fake))
+    terms.update(discriminator_step(state, nets, losses.adversarial, hr, sr, fake=fake))
     state.iteration += 1
     return terms
 
@@ -231,7 +231,7 @@ def _shared_or_not_run(share: bool, iters: int = 4, adv_weight: float = 0.1,
                                          share_d_forward=share)
         d_grads.append((before, [p.grad for p in state.discriminator.parameters()]))
         assert (fake is not None) == share
-        terms.update(discriminator_step(state, nets, losses.adversarial, hr, sr, fake))
+        terms.update(discriminator_step(state, nets, losses.adversarial, hr, sr, fake=fake))
         state.iteration += 1
         logs.append({k: float(v.detach()) for k, v in terms.items()})
     return logs, state, d_grads

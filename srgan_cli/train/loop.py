@@ -397,7 +397,7 @@ class _Run:
         self.window.add(terms)
         if state.discriminator is not None:  # its fake pass: the G step's D forward on SR
             self.window.add(discriminator_step(state, self.nets, self.losses.adversarial,
-                                               hr, sr, fake))
+                                               hr, sr, fake=fake))
         state.iteration += 1
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:

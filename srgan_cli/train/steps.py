@@ -93,7 +93,7 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
 
 
 def discriminator_step(state: TrainState, nets: Nets, adversarial: AdversarialLoss,
-                       hr: torch.Tensor, sr: torch.Tensor,
+                       hr: torch.Tensor, sr: torch.Tensor, *,
                        fake: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Update the discriminator once on -log D(HR) - log(1 - D(SR)); the real and generated
     batches go through D separately (each with its own batch statistics).
