@@ -15,6 +15,8 @@ with the same sha256, when there is one.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import sys
 from pathlib import Path
@@ -37,6 +39,7 @@ def main() -> int:
     from srgan_cli.hub import sha256_file
     from srgan_cli.models import default_model, find_by_sha256
 
+    @functools.cache  # a file's sha256 once, not once per row
     def registered_name(method: str) -> str:
         path = Path(method)
         if path.suffix == ".safetensors" and path.is_file():
@@ -51,7 +54,7 @@ def main() -> int:
         for name, c in cands.items():
             up = Upscaler(name, device=args.device, precision="fp32")
             err = flat_error(lambda a: up.upscale_image(Image.fromarray(a)))
-            cands[name] = type(c)(c.name, c.grid, c.lpips, err)
+            cands[name] = dataclasses.replace(c, flat_error=err)
         best, lines = choose(cands)
     except (SrganError, OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)

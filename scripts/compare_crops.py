@@ -42,6 +42,7 @@ from srgan_cli.bench.metrics import psnr
 from srgan_cli.bench.quality import baseline, detail_box, labelled_row
 from srgan_cli.errors import SrganError
 from srgan_cli.train.data import downscale, load_rgb_u8
+from srgan_cli.train.degrade import blur, gaussian_kernels, kernel_size
 from srgan_cli.upscale import Upscaler
 from srgan_cli.weights import atomic_write
 
@@ -75,15 +76,12 @@ def flat_box(img: np.ndarray, size: int) -> tuple[int, int, int]:
 
 
 def highpass(img: np.ndarray, sigma: float = 2.0, gain: float = 8.0) -> np.ndarray:
-    """Luma (mean of the channels) minus its Gaussian blur (reflect padding), times
-    ``gain`` around 128, as uint8."""
+    """Luma (mean of the channels) minus its Gaussian blur (the training degradations'
+    kernel and reflect-padded blur), times ``gain`` around 128, as uint8."""
     y = torch.from_numpy(img.astype(np.float32))
     y = (y.mean(2) if y.ndim == 3 else y)[None, None]
-    r = int(3 * sigma)
-    g = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sigma) ** 2)
-    g = g / g.sum()
-    pad = torch.nn.functional.pad(y, (r, r, r, r), mode="reflect")
-    low = torch.nn.functional.conv2d(pad, (g[:, None] * g[None, :])[None, None])
+    s = torch.tensor([sigma])
+    low = blur(y, gaussian_kernels(s, s, torch.zeros(1), kernel_size(sigma)))
     return ((y - low) * gain + 128).clamp(0, 255).round().to(torch.uint8)[0, 0].numpy()
 
 
