@@ -46,7 +46,7 @@ DEFAULT_BORDER = "symmetric"  # solid colours and tiny images stay right at the 
 #: corner 4 levels off in fp32), for 10% more work on a 512x512 image instead of 34%
 #: (docs/benchmarks.md, "Borders").
 MIRROR_PAD = 12
-KERNELS = ("auto", "amx", "torch")
+KERNELS = ("auto", "amx", "avx2", "torch")  # srgan_cli.nets.kernel_choice.KERNELS
 @dataclass(frozen=True)
 class UpscaleResult:
     source: Path | None
@@ -118,9 +118,11 @@ class Upscaler:
     ``kernels``: ``auto`` runs the 3x3 convolutions through the fused AMX-BF16 kernels
     (:mod:`srgan_cli.nets.fused`: PReLU, residual adds and pixel shuffles folded into the
     convolutions) where they can run: CPU, bf16, ``optimise``, a CPU with AMX-BF16 and a
-    C compiler to build them on first use; otherwise PyTorch's own operators, with the
-    reason in :attr:`kernels_note`. ``amx`` insists (raises if they cannot run); ``torch``
-    never uses them. :attr:`kernels` says which path runs.
+    C compiler to build them on first use; on CPUs without AMX, in fp32, the fused AVX2
+    fp32 kernels (:mod:`srgan_cli.nets.fused_fp32`); otherwise PyTorch's own operators,
+    with the reason in :attr:`kernels_note` (:mod:`srgan_cli.nets.kernel_choice`).
+    ``amx`` and ``avx2`` insist (raise if they cannot run); ``torch`` never uses them.
+    :attr:`kernels` says which path runs.
     ``tile``: LR pixels per tile, ``None`` = chosen from free memory, ``0`` = whole image.
     ``tile_pad``: context per side (default: the model descriptor's ``tile_pad``, its
     receptive radius, which makes tiling exact).
@@ -203,33 +205,19 @@ class Upscaler:
         self.auto_precision = precision == "auto"
 
     def _set_kernels(self, kernels: str) -> None:
-        """:attr:`kernels` (``amx`` where the fused kernels run, else ``torch``) and
-        :attr:`kernels_note`; with ``amx``, kernels that cannot run are an error."""
-        self.kernels, self.kernels_note = "torch", None
-        if kernels == "torch":
-            return
-        # Settings that rule the kernels out are the caller's choice (no note); a CPU,
-        # a network or a build that cannot run them is worth a note.
-        why = self._fused_blocker()
-        if why is None:
-            self.net, why = self.descriptor.fused_or_reason(self.net)
-            if why is not None:
-                self.kernels_note = f"fused AMX kernels not used: {why}"
-        if why is None:
-            self.kernels = "amx"
-        elif kernels == "amx":
-            raise SrganError(f"--kernels amx: the fused kernels cannot run: {why}")
+        """:attr:`kernels` (``amx``, ``avx2`` or ``torch``) and :attr:`kernels_note`
+        (:func:`srgan_cli.nets.kernel_choice.choose`); an insisted path that cannot run is
+        an error."""
+        from srgan_cli.nets.kernel_choice import Setting, choose
 
-    def _fused_blocker(self) -> str | None:
-        if self.descriptor.inference.fused is None:
-            return f"no fused kernels exist for {self.descriptor.arch}"
-        if self.device.type != "cpu":
-            return f"they run on the CPU, not {self.device.type}"
-        if self.precision != "bf16":
-            return f"they compute in bf16, not {self.precision}"
-        if not self.optimise:
-            return "optimise=False runs the network as trained"
-        return None
+        d = self.descriptor
+        setting = Setting(self.device.type, self.precision, self.optimise,
+                          d.inference.fused is not None, d.arch)
+        try:
+            c = choose(self.net, kernels, setting, d)
+        except ValueError as e:
+            raise SrganError(str(e)) from None
+        self.net, self.kernels, self.kernels_note = c.net, c.kernels, c.note
 
     @property
     def scale(self) -> int:

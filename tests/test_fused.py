@@ -207,7 +207,7 @@ def test_a_non_finite_fused_tile_is_redone_in_fp32_without_the_kernels(monkeypat
 def test_upscaler_kernel_choice(tiny_weights):
     """auto: settings that rule the kernels out give no note; a network they cannot run
     gives one; amx insists; torch never uses them."""
-    up = Upscaler(tiny_weights, device="cpu", precision="fp32")
+    up = Upscaler(tiny_weights, device="cpu", precision="fp32", optimise=False)
     assert up.kernels == "torch" and up.kernels_note is None
     with pytest.raises(SrganError, match="bf16, not fp32"):
         Upscaler(tiny_weights, device="cpu", precision="fp32", kernels="amx")

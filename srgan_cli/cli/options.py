@@ -16,11 +16,12 @@ def device_option(f):
 def inference_options(f):
     """``--device``, ``--precision`` and ``--kernels``, declared once for every command
     that runs a model for inference (``upscale``, ``benchmark``)."""
-    f = click.option("--kernels", type=click.Choice(["auto", "amx", "torch"]), default="auto",
-                     show_default=True, help="auto: on CPUs with AMX-BF16 in bf16, run the 3x3 "
-                     "convolutions through srgan's fused kernels (PReLU, residual adds and pixel "
-                     "shuffles folded in; built with the C compiler on first use), else "
-                     "PyTorch's operators; amx: insist; torch: never.")(f)
+    f = click.option("--kernels", type=click.Choice(["auto", "amx", "avx2", "torch"]),
+                     default="auto", show_default=True, help="auto: run the 3x3 convolutions "
+                     "through srgan's fused kernels (PReLU, residual adds and pixel shuffles "
+                     "folded in; built with the C compiler on first use): AMX in bf16 on CPUs "
+                     "with AMX-BF16, AVX2 in fp32 on CPUs without AMX; else PyTorch's "
+                     "operators. amx, avx2: insist on that path; torch: never.")(f)
     f = click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
                      default="auto", show_default=True, help="auto: bf16 on CPUs with "
                      "AMX/AVX512-BF16 (fp32 on other CPUs), fp16 on CUDA. A reduced-precision "

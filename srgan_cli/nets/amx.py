@@ -34,6 +34,7 @@ SOURCE = Path(__file__).with_name("amx.c")
 FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-mamx-tile", "-mamx-bf16", "-mavx512f",
          "-mavx512bw", "-mavx512vl", "-mavx512bf16"]
 MIN_WIDTH = 32  # the kernel works on 32-pixel blocks of a row
+DTYPE = torch.bfloat16  # what the kernels read and write
 
 
 class ConvArgs(ctypes.Structure):
@@ -59,14 +60,16 @@ def cache_dir() -> Path:
     return srgan_cache() / "kernels"
 
 
-def _build(dst: Path) -> None:
+def _build(dst: Path, source: Path = SOURCE, flags: list[str] = FLAGS) -> None:
+    """Compile ``source`` with ``flags`` into the shared object ``dst`` (atomically);
+    RuntimeError with the compiler's first error line (also used by :mod:`.simd`)."""
     cc = shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc") or ""]
     if not cc[0]:
         raise RuntimeError("no C compiler (set CC, or install gcc)")
 
     def compile_to(tmp: Path) -> None:
         try:
-            proc = subprocess.run([*cc, *FLAGS, str(SOURCE), "-o", str(tmp)],
+            proc = subprocess.run([*cc, *flags, str(source), "-o", str(tmp)],
                                   capture_output=True, text=True)
         except OSError as e:
             raise RuntimeError(f"cannot run the C compiler {cc[0]!r}: {e.strerror}") from None

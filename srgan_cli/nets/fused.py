@@ -68,26 +68,33 @@ def _nchw(t: torch.Tensor) -> torch.Tensor:
 
 
 class FusedSRResNet(nn.Module):
-    """``net`` (an inference copy) with its 3x3 convolutions run by the AMX kernels in bf16."""
+    """``net`` (an inference copy) with its 3x3 convolutions run by the AMX kernels in bf16.
+
+    ``ops`` is the kernel module (``padded``, ``Conv3x3``, ``library``, ``DTYPE``): a
+    subclass swaps it (:class:`srgan_cli.nets.fused_fp32.Fp32SRResNet`, the AVX2 fp32
+    kernels) together with :meth:`uses_kernels`."""
+
+    ops = amx
 
     def __init__(self, net: SRResNet) -> None:
         super().__init__()
         why = supported(net)
         if why:
             raise ValueError(f"fused kernels cannot run this network: {why}")
-        amx.library()  # raises RuntimeError with the reason when the kernels cannot run
+        ops = self.ops
+        ops.library()  # raises RuntimeError with the reason when the kernels cannot run
         self.net = net
         self.spec = net.spec
         c = net.spec.width
-        self.blocks = [(amx.Conv3x3(b.conv1.weight, b.conv1.bias, _slope(b.act, c)),
-                        amx.Conv3x3(b.conv2.weight, b.conv2.bias)) for b in net.body]
-        self.fuse = amx.Conv3x3(net.fuse.conv.weight, net.fuse.conv.bias)
-        self.ups = [amx.Conv3x3(u.conv.weight, u.conv.bias,
+        self.blocks = [(ops.Conv3x3(b.conv1.weight, b.conv1.bias, _slope(b.act, c)),
+                        ops.Conv3x3(b.conv2.weight, b.conv2.bias)) for b in net.body]
+        self.fuse = ops.Conv3x3(net.fuse.conv.weight, net.fuse.conv.bias)
+        self.ups = [ops.Conv3x3(u.conv.weight, u.conv.bias,
                                 _slope(u.act, c).repeat_interleave(4), shuffle=True)
                     for u in net.up[:-1]]
         last: SubpixelTail = net.up[-1]
         self.last = last
-        self.last_conv = amx.Conv3x3(last.conv.weight, last.conv.bias,
+        self.last_conv = ops.Conv3x3(last.conv.weight, last.conv.bias,
                                      _slope(last.act, last.conv.out_channels))
 
     @staticmethod
@@ -106,10 +113,10 @@ class FusedSRResNet(nn.Module):
 
     def _one(self, x: torch.Tensor) -> torch.Tensor:
         _, _, h, w = x.shape
-        c = self.spec.width
-        head = amx.padded(h, w, c)
+        c, padded = self.spec.width, self.ops.padded
+        head = padded(h, w, c)
         _interior(head).copy_(_nchw_to_hwc(self.net.head(x)))
-        t, a, b = amx.padded(h, w, c), amx.padded(h, w, c), amx.padded(h, w, c)
+        t, a, b = padded(h, w, c), padded(h, w, c), padded(h, w, c)
         cur = head
         for conv1, conv2 in self.blocks:
             conv1(cur, _interior(t))
@@ -121,14 +128,14 @@ class FusedSRResNet(nn.Module):
         del head, a, b, cur
         for up in self.ups:
             hh, ww = y.shape[0] - 2, y.shape[1] - 2
-            z = amx.padded(2 * hh, 2 * ww, c)
+            z = padded(2 * hh, 2 * ww, c)
             up(y, _interior(z))
             y = z
         hh, ww = y.shape[0] - 2, y.shape[1] - 2
         conv = self.last_conv
 
         def maps(r0: int, r1: int) -> torch.Tensor:
-            out = torch.empty(r1 - r0, ww, conv.cout, dtype=torch.bfloat16)
+            out = torch.empty(r1 - r0, ww, conv.cout, dtype=self.ops.DTYPE)
             conv(y, out, rows=(r0, r1), out_row0=r0)
             return _nchw(out)
 

@@ -1,0 +1,190 @@
+"""Fused fp32 3x3 convolutions for CPUs without AMX (``simd.c``, AVX2 + FMA), built on
+first use with the system's C compiler.
+
+The fp32 counterpart of :mod:`srgan_cli.nets.amx`: one kernel computes a 3x3 convolution
+with the bias, per-channel PReLU, residual add and 2x pixel shuffle folded into its
+epilogue, on fp32 "padded NHWC" images ((H + 2, W + 2, C) with a stored zero border,
+:func:`padded`). It needs an x86-64 CPU with AVX2 and FMA (every one since about 2013,
+AMX ones included) and a C compiler (``$CC``, else ``cc``); :func:`available` and
+:func:`unavailable_reason` say whether and why not. The shared object is cached beside the
+AMX one (:func:`srgan_cli.nets.amx.cache_dir`), keyed by the source's hash, written
+atomically.
+
+The library also holds :func:`clock_ghz`, a measured core clock (a chain of dependent
+integer adds, one a cycle), used by the speed benchmark's peak FMA rate.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from srgan_cli.device import cpu_flags
+from srgan_cli.nets import amx
+
+SOURCE = Path(__file__).with_name("simd.c")
+FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-mavx2", "-mfma"]
+NEEDS = {"avx2", "fma"}
+BLOCK = 16  # output channels per block of the kernel (CB in simd.c)
+DTYPE = torch.float32
+
+
+class ConvArgs(ctypes.Structure):
+    _fields_ = amx.ConvArgs._fields_  # the same struct as amx.c's, with float pointers
+
+
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_reason: str | None = None
+
+
+def _load() -> ctypes.CDLL:
+    missing = NEEDS - cpu_flags()
+    if missing:
+        raise RuntimeError(f"the CPU has no {' + '.join(sorted(missing)).upper()}")
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
+    path = amx.cache_dir() / f"srgan_simd_{digest}.so"
+    if not path.exists():
+        amx._build(path, SOURCE, FLAGS)
+    lib = ctypes.CDLL(str(path))
+    lib.srgan_conv3x3_f32.argtypes = [ctypes.POINTER(ConvArgs)]
+    lib.srgan_conv3x3_f32.restype = None
+    lib.srgan_add_chains.argtypes = [ctypes.c_int64, ctypes.c_int64]
+    lib.srgan_add_chains.restype = ctypes.c_int64
+    if lib.srgan_simd_block() != BLOCK:
+        raise RuntimeError(f"{path.name}: channel block {lib.srgan_simd_block()}, not {BLOCK}")
+    return lib
+
+
+def library() -> ctypes.CDLL:
+    """The loaded kernels; raises RuntimeError with the reason when they cannot run here."""
+    global _lib, _reason
+    with _lock:
+        if _lib is None and _reason is None:
+            try:
+                _lib = _load()
+            except (RuntimeError, OSError) as e:
+                _reason = str(e)
+        if _lib is None:
+            raise RuntimeError(_reason)
+        return _lib
+
+
+def unavailable_reason() -> str | None:
+    try:
+        library()
+    except RuntimeError as e:
+        return str(e)
+    return None
+
+
+def available() -> bool:
+    return unavailable_reason() is None
+
+
+def clock_ghz(threads: int | None = None, adds: int = 40_000_000) -> float:
+    """The core clock in GHz while ``threads`` cores (default: torch's threads) each run a
+    chain of ``adds`` dependent integer adds (one a cycle on every x86-64 core since the
+    P6); the median of 3. RuntimeError where the library cannot run."""
+    lib = library()
+    n = torch.get_num_threads() if threads is None else threads
+    lib.srgan_add_chains(adds // 10, n)  # wake the cores up to their running clock
+    secs = []
+    for _ in range(3):
+        t = time.perf_counter()
+        lib.srgan_add_chains(adds, n)
+        secs.append(time.perf_counter() - t)
+    return adds / sorted(secs)[1] / 1e9
+
+
+def padded(h: int, w: int, c: int) -> torch.Tensor:
+    """An (h + 2, w + 2, c) fp32 image with a zero border; its interior is left
+    uninitialised for a kernel to fill."""
+    t = torch.empty(h + 2, w + 2, c, dtype=DTYPE)
+    t[0].zero_()
+    t[-1].zero_()
+    t[:, 0].zero_()
+    t[:, -1].zero_()
+    return t
+
+
+def pack_weight(weight: torch.Tensor) -> torch.Tensor:
+    """(O, C, 3, 3) -> fp32 [O / 16][9][C][16], the order the kernel reads its weights in."""
+    o, c, kh, kw = weight.shape
+    if (kh, kw) != (3, 3) or o % BLOCK:
+        raise ValueError(f"need a 3x3 kernel with output channels in multiples of {BLOCK}, "
+                         f"got {tuple(weight.shape)}")
+    w = weight.detach().float().permute(2, 3, 1, 0).reshape(9, c, o // BLOCK, BLOCK)
+    return w.permute(2, 0, 1, 3).contiguous()
+
+
+class Conv3x3:
+    """A 3x3 convolution (+ bias, PReLU, residual) on padded fp32 NHWC images; the same
+    interface as :class:`srgan_cli.nets.amx.Conv3x3` (``shuffle=True``: stored through a 2x
+    pixel shuffle, ``slope`` with O entries in the order of the maps before the shuffle)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, slope: torch.Tensor | None = None,
+                 *, shuffle: bool = False) -> None:
+        o = weight.shape[0]
+        if shuffle and (o // 4) % BLOCK:
+            raise ValueError(f"a shuffled convolution needs output channels in multiples of "
+                             f"{4 * BLOCK}, got {o}")
+        self.cin, self.cout, self.shuffle = weight.shape[1], o, shuffle
+        if shuffle:
+            # Reorder maps to (i, j, c) so that each block of 16 lands contiguously.
+            perm = torch.arange(o).view(o // 4, 2, 2).permute(1, 2, 0).reshape(-1)
+            weight, bias = weight[perm], bias[perm]
+            slope = None if slope is None else slope[perm]
+        self.w = pack_weight(weight)
+        self.bias = bias.detach().float().contiguous()
+        self.slope = None if slope is None else slope.detach().float().contiguous()
+        self._offsets: dict[tuple[int, int], torch.Tensor] = {}
+
+    def _chunk_off(self, out: torch.Tensor) -> torch.Tensor:
+        key = (out.stride(0), out.stride(1))
+        if key not in self._offsets:
+            blocks = torch.arange(self.cout // BLOCK)
+            if self.shuffle:
+                per = self.cout // 4 // BLOCK  # blocks per sub-pixel (i, j)
+                g, part = blocks // per, blocks % per
+                off = (g // 2) * out.stride(0) + (g % 2) * out.stride(1) + part * BLOCK
+            else:
+                off = blocks * BLOCK
+            self._offsets[key] = off.to(torch.int64).contiguous()
+        return self._offsets[key]
+
+    def __call__(self, x: torch.Tensor, out: torch.Tensor, res: torch.Tensor | None = None,
+                 rows: tuple[int, int] | None = None, out_row0: int = 0) -> torch.Tensor:
+        """Compute into ``out`` (see :meth:`srgan_cli.nets.amx.Conv3x3.__call__`; fp32)."""
+        h, w = x.shape[0] - 2, x.shape[1] - 2
+        if (x.dtype != DTYPE or x.dim() != 3 or x.shape[2] != self.cin
+                or x.stride(2) != 1 or x.stride(1) != self.cin):
+            raise ValueError("input must be a padded fp32 NHWC image")
+        if w < 1:
+            raise ValueError(f"width {w} < 1")
+        r0, r1 = rows or (0, h)
+        step = 2 if self.shuffle else 1
+        if not 0 <= r0 <= r1 <= h or out_row0 > r0:
+            raise ValueError(f"rows {r0}:{r1} outside 0:{h} or before the output's first row")
+        need = ((r1 - out_row0) * step, w * step, self.cout // (4 if self.shuffle else 1))
+        if (out.dtype != DTYPE or out.dim() != 3 or out.stride(2) != 1
+                or any(have < n for have, n in zip(out.shape, need))):
+            raise ValueError(f"output must be an fp32 view of at least {need} with contiguous channels")
+        if res is not None and (res.dtype != DTYPE or res.stride(2) != 1
+                                or tuple(res.shape) != (h, w, self.cout)):
+            raise ValueError(f"residual must be an fp32 ({h}, {w}, {self.cout}) view")
+        off = self._chunk_off(out)
+        base = out.data_ptr() - out_row0 * out.stride(0) * step * out.element_size()
+        args = ConvArgs(
+            x.data_ptr(), x.stride(0), self.cin, w, r0, r1, self.w.data_ptr(), self.cout,
+            self.bias.data_ptr(), 0 if self.slope is None else self.slope.data_ptr(),
+            0 if res is None else res.data_ptr(), 0 if res is None else res.stride(0),
+            0 if res is None else res.stride(1), base, out.stride(0) * step,
+            out.stride(1) * step, off.data_ptr(), torch.get_num_threads())
+        library().srgan_conv3x3_f32(ctypes.byref(args))
+        return out
