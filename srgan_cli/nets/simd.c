@@ -19,6 +19,7 @@
  */
 #include <immintrin.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define VEC 8
 #define NP 6
@@ -131,6 +132,167 @@ void srgan_conv3x3_f32(const conv_args *a)
     for (int64_t h = a->row0; h < a->row1; h++)
         row(a, h);
 }
+
+/* ---------------------------------------------------------------------------------
+ * Winograd F(2x2, 3x3): each 2x2 output tile from a 4x4 input patch d and the transformed
+ * weights U = G g G^T (4x4 per input/output channel pair, computed by simd.py):
+ * Y = A^T [ sum_c U_c (.) (B^T d_c B) ] A. The 16 elementwise products summed over the
+ * input channels are 16 small matrix products (tiles x cin) (cin x cout), 2.25x fewer
+ * multiplies than the direct 3x3 convolution (16 instead of 36 per tile and channel
+ * pair). B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1].
+ *
+ * A row pair is walked in groups of NP tiles (2 NP output pixels): the group's patches
+ * are transformed once for every input channel (V: [16][NP][cin], in L1), then for each
+ * channel block the 16 products run on the same register blocking as the direct kernel
+ * (NP tiles x CB maps) into M ([16][NP][CB]), which the output transform and the same
+ * epilogue turn into pixels. Patches reaching past the image (odd heights and widths, the
+ * rows below a band) read zeros, never memory outside the input.
+ */
+#define WMAX_CIN 1024
+
+static const float zeros[WMAX_CIN] __attribute__((aligned(64)));
+
+/* V[k][t][c] of the group's nt tiles, from 4 input rows (NULL: a row of zeros). */
+static void wino_input(const conv_args *a, const float *rows[4], int64_t x0, int nt, float *V)
+{
+    const int64_t cin = a->cin, wmax = a->width + 2; /* input pixels per row */
+    for (int t = 0; t < nt; t++) {
+        const float *px[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) {
+                const int64_t x = x0 + 2 * t + j;
+                px[i][j] = rows[i] && x < wmax ? rows[i] + x * cin : zeros;
+            }
+        for (int64_t c = 0; c < cin; c += VEC) {
+            vec d[4][4], u[4][4];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    d[i][j] = vload(px[i][j] + c);
+            for (int j = 0; j < 4; j++) { /* B^T d */
+                u[0][j] = _mm256_sub_ps(d[0][j], d[2][j]);
+                u[1][j] = _mm256_add_ps(d[1][j], d[2][j]);
+                u[2][j] = _mm256_sub_ps(d[2][j], d[1][j]);
+                u[3][j] = _mm256_sub_ps(d[1][j], d[3][j]);
+            }
+            for (int i = 0; i < 4; i++) { /* (B^T d) B */
+                vec v[4];
+                v[0] = _mm256_sub_ps(u[i][0], u[i][2]);
+                v[1] = _mm256_add_ps(u[i][1], u[i][2]);
+                v[2] = _mm256_sub_ps(u[i][2], u[i][1]);
+                v[3] = _mm256_sub_ps(u[i][1], u[i][3]);
+                for (int j = 0; j < 4; j++)
+                    vstore(V + ((i * 4 + j) * NP + t) * cin + c, v[j]);
+            }
+        }
+    }
+}
+
+#define WFMA(p)                                                                        \
+    if (np > p) {                                                                      \
+        const vec xv = vbcast(vp + p * cin);                                           \
+        a##p##0 = vfma(xv, w0, a##p##0);                                               \
+        a##p##1 = vfma(xv, w1, a##p##1);                                               \
+    }
+
+/* M[k][t][CB] = sum_c V[k][t][c] U[nb][k][c][CB] for the group's np tiles. */
+static inline __attribute__((always_inline)) void wino_gemm(const conv_args *a, const float *V,
+                                                            int64_t nb, float *M, const int np)
+{
+    const int64_t cin = a->cin;
+    const float *wp = a->w + nb * 16 * cin * CB;
+    for (int k = 0; k < 16; k++) {
+        EACH(ACC)
+        const float *vp = V + k * NP * cin;
+        for (int64_t c = 0; c < cin; c++, wp += CB, vp++) {
+            const vec w0 = vload(wp), w1 = vload(wp + VEC);
+            EACH(WFMA)
+        }
+        float *acc = M + k * NP * CB;
+        EACH(SAVE)
+    }
+}
+
+/* Output transform of M for the group's nt tiles, channel block nb, then the epilogue;
+ * output row h (and h + 1 when two), pixels from x0, at most `cols` of them. */
+static void wino_output(const conv_args *a, const float *M, int64_t h, int two, int64_t x0,
+                        int nt, int64_t cols, int64_t nb)
+{
+    const int64_t n0 = nb * CB;
+    const vec zero = vzero();
+    for (int v = 0; v < NV; v++) {
+        const vec b = vload(a->bias + n0 + v * VEC);
+        const vec s = a->slope ? vload(a->slope + n0 + v * VEC) : zero;
+        for (int t = 0; t < nt; t++) {
+            vec m[4][4], u[2][4], y[2][2];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    m[i][j] = vload(M + ((i * 4 + j) * NP + t) * CB + v * VEC);
+            for (int j = 0; j < 4; j++) { /* A^T m */
+                u[0][j] = vadd(vadd(m[0][j], m[1][j]), m[2][j]);
+                u[1][j] = _mm256_sub_ps(_mm256_sub_ps(m[1][j], m[2][j]), m[3][j]);
+            }
+            for (int i = 0; i < 2; i++) { /* (A^T m) A */
+                y[i][0] = vadd(vadd(u[i][0], u[i][1]), u[i][2]);
+                y[i][1] = _mm256_sub_ps(_mm256_sub_ps(u[i][1], u[i][2]), u[i][3]);
+            }
+            for (int i = 0; i < 1 + two; i++)
+                for (int j = 0; j < 2; j++) {
+                    const int64_t x = x0 + 2 * t + j;
+                    if (x - x0 >= cols)
+                        continue;
+                    vec r = vadd(y[i][j], b);
+                    if (a->slope)
+                        r = vfma(s, vmin(r, zero), vmax(r, zero));
+                    if (a->res)
+                        r = vadd(r, vload(a->res + (h + i) * a->res_row + x * a->res_px + n0 + v * VEC));
+                    vstore(a->out + (h + i) * a->out_row + a->chunk_off[nb] + x * a->out_px + v * VEC, r);
+                }
+        }
+    }
+}
+
+/* Output rows h and h + 1 (h + 1 only when two). */
+static void wino_rows(const conv_args *a, int64_t h, int two, float *V, float *M)
+{
+    const int64_t hin = a->row1 + 2; /* input rows that may be read: up to row1 + 1 */
+    const float *rows[4];
+    for (int i = 0; i < 4; i++)
+        rows[i] = h + i < hin ? a->in + (h + i) * a->in_row : NULL;
+    for (int64_t x0 = 0; x0 < a->width; x0 += 2 * NP) {
+        const int64_t cols = a->width - x0 < 2 * NP ? a->width - x0 : 2 * NP;
+        const int nt = (int)((cols + 1) / 2);
+        wino_input(a, rows, x0, nt, V);
+        for (int64_t nb = 0; nb < a->cout / CB; nb++) {
+            switch (nt) {
+#define WTAIL(n) case n: wino_gemm(a, V, nb, M, n); break;
+            WTAIL(1) WTAIL(2) WTAIL(3) WTAIL(4) WTAIL(5) WTAIL(6)
+            default: break;
+            }
+            wino_output(a, M, h, two, x0, nt, cols, nb);
+        }
+    }
+}
+
+/* The kernel of srgan_conv3x3_f32 with Winograd weights ([cout / CB][16][cin][CB]);
+ * cin a multiple of VEC, at most WMAX_CIN. */
+void srgan_conv3x3_wino_f32(const conv_args *a)
+{
+    const int64_t pairs = (a->row1 - a->row0 + 1) / 2;
+#pragma omp parallel num_threads(a->threads)
+    {
+        float *V = aligned_alloc(64, sizeof(float) * 16 * NP * a->cin);
+        float *M = aligned_alloc(64, sizeof(float) * 16 * NP * CB);
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < pairs; p++) {
+            const int64_t h = a->row0 + 2 * p;
+            wino_rows(a, h, h + 1 < a->row1, V, M);
+        }
+        free(V);
+        free(M);
+    }
+}
+
+int64_t srgan_wino_max_cin(void) { return WMAX_CIN; }
 
 /* n dependent integer adds, 8 per loop turn (one a cycle: the measured clock of
  * srgan_cli/bench/speed.py's peak FMA rate). Returns the sum, so nothing is optimised away. */
