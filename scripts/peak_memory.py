@@ -6,6 +6,7 @@ estimate ``Upscaler`` plans tiles with (docs/memory.md).
     python scripts/peak_memory.py fp32 512 --band-rows 0   # last stage whole, as before
     python scripts/peak_memory.py bf16 1024 --keep-output  # a caller holding the last output
     python scripts/peak_memory.py bf16 1024 --kernels amx  # the fused AMX kernels (Upscaler's default in bf16)
+    python scripts/peak_memory.py fp32 512 --kernels avx2  # the fused AVX2 fp32 kernels
 
 Runs the default inference copy of the shipped SRResNet (BatchNorm folded, split tail,
 last stage in row bands) the way ``Upscaler`` does on the CPU (glibc keeping freed memory,
@@ -23,6 +24,7 @@ import torch
 from srgan_cli.device import keep_freed_memory
 from srgan_cli.models import resolve_model
 from srgan_cli.nets.fused import FusedSRResNet
+from srgan_cli.nets.fused_fp32 import Fp32SRResNet
 from srgan_cli.nets.inference import inference_copy
 from srgan_cli.upscale import activation_bytes
 from srgan_cli.weights import load_generator
@@ -46,16 +48,21 @@ def main() -> None:
                     help="keep each pass's output alive while the next pass runs")
     ap.add_argument("--band-rows", type=int, default=None,
                     help="rows per band of the last stage; 0 = whole stage (default: auto)")
-    ap.add_argument("--kernels", choices=["torch", "amx"], default="torch",
-                    help="amx: run the network through the fused AMX kernels (bf16 only)")
+    ap.add_argument("--kernels", choices=["torch", "amx", "avx2"], default="torch",
+                    help="amx: run the network through the fused AMX kernels (bf16 only); "
+                    "avx2: the fused AVX2 kernels (fp32 only)")
     a = ap.parse_args()
     if a.kernels == "amx" and a.precision != "bf16":
         ap.error("--kernels amx computes in bf16")
+    if a.kernels == "avx2" and a.precision != "fp32":
+        ap.error("--kernels avx2 computes in fp32")
     keep_freed_memory()
     net, info = load_generator(resolve_model(a.model))
     net = inference_copy(net, band_rows=a.band_rows).to(memory_format=torch.channels_last)
     if a.kernels == "amx":
         net = FusedSRResNet(net)
+    elif a.kernels == "avx2":
+        net = Fp32SRResNet(net)
     x = torch.rand(1, 3, a.size, a.size).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         base = _status("VmRSS")

@@ -242,7 +242,11 @@ class Upscaler:
         return auto_tile(self.info, self.device, self.tile_pad, self.banded, vb)
 
     def _value_bytes(self, precision: str | None = None) -> int:
-        return 4 if autocast_dtype(precision or self.precision, self.device) is None else 2
+        if autocast_dtype(precision or self.precision, self.device) is not None:
+            return 2
+        # The fused fp32 path keeps no PyTorch intermediates: its peak (895 MB for a whole
+        # 536x536 pass) is under the 2-byte estimate (1197 MB; docs/performance.md).
+        return 2 if self.kernels == "avx2" else 4
 
     def _fp32(self, x: torch.Tensor) -> torch.Tensor:
         """The network in fp32 on ``x``, in sub-tiles when a tile sized for 2-byte values
