@@ -58,6 +58,12 @@ def cpu_model() -> str | None:
     return _cpuinfo_field("model name")
 
 
+def cpu_vendor() -> tuple[str | None, int | None]:
+    """The CPU's vendor id (GenuineIntel, AuthenticAMD) and family number, or None each."""
+    family = _cpuinfo_field("cpu family")
+    return _cpuinfo_field("vendor_id"), int(family) if family and family.isdigit() else None
+
+
 def cpu_has_bf16() -> bool:
     """True when the CPU has native bf16 matrix support (AMX-BF16 or AVX512-BF16)."""
     return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())

@@ -216,7 +216,9 @@ class SpeedRun:
     runs: int
     results: list  # of bench.speed.SpeedResult
     rates: dict[str, float]  # GEMM GFLOP/s by precision (empty without --gemm)
-    extra: dict  # hardware and GEMM rates, for the JSON
+    extra: dict  # hardware, GEMM and peak rates, for the JSON
+    peak: object = None  # bench.speed.Peak: the CPU's peak FMA rate (None: not known)
+    peak_note: str | None = None  # why there is no peak FMA rate
 
     @property
     def fractions(self) -> list[float | None]:
@@ -224,6 +226,14 @@ class SpeedRun:
         from srgan_cli.bench.speed import gemm_fraction
 
         return [gemm_fraction(r.gflops, self.rates.get(r.precision)) for r in self.results]
+
+    @property
+    def peak_fractions(self) -> list[float | None]:
+        """Each path's GFLOP/s as a fraction of the CPU's peak FMA rate in its precision."""
+        from srgan_cli.bench.speed import peak_fraction
+
+        return [peak_fraction(r.gflops, self.peak and self.peak.gflops(r.precision))
+                for r in self.results]
 
     def table(self) -> Table:
         w, h = self.size
@@ -243,7 +253,10 @@ class SpeedRun:
 
     def as_json(self) -> dict:
         records = [{**r.as_dict(), "gemm_gflops": self.rates.get(r.precision),
-                    "gemm_fraction": f} for r, f in zip(self.results, self.fractions)]
+                    "gemm_fraction": f,
+                    "peak_gflops": self.peak and self.peak.gflops(r.precision),
+                    "peak_fraction": pf}
+                   for r, f, pf in zip(self.results, self.fractions, self.peak_fractions)]
         return {"results": records, **self.extra}
 
 
@@ -265,16 +278,40 @@ def _baseline(up, rgb: np.ndarray, common: dict, on_note: Note):
                    tile=0, **{**common, "runs": runs})
 
 
+def _openvino(up, rgb: np.ndarray, common: dict, on_note: Note):
+    """The same network (as trained, fp32) through OpenVINO f32, latency hint, whole image."""
+    import torch
+
+    from srgan_cli.bench.speed import measure, openvino_baseline
+    from srgan_cli.weights import load_model
+
+    if up.device.type != "cpu":
+        raise BenchmarkError(f"--baseline openvino runs on the CPU, not {up.device.type}")
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+    plain, _ = load_model(up.weights_path, "cpu")
+    run, version = openvino_baseline(plain, x)
+    on_note(f"timing OpenVINO {version.split('-')[0]} (f32, latency hint, "
+            f"{torch.get_num_threads()} threads, whole image)...")
+    return measure(f"baseline openvino {version.split('-')[0]} f32", run, precision="fp32",
+                   tile=0, **common)
+
+
 def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
           precision: str = "auto", kernels: str = "auto", tile: int | None = None,
           runs: int = 5, baselines: Iterable[str] = (), gemm: bool = True,
           border: str | None = None, on_note: Note = _ignore) -> SpeedRun:
     """Time srgan's upscale path for each model (not the baselines; 'srresnet' when none)
-    on a synthetic photo of ``size`` (LR, WxH), and with ``baselines=['eager-fp32']`` a
-    plain eager fp32 ``model(x)``; with ``gemm`` also the device's matmul rates."""
+    on a synthetic photo of ``size`` (LR, WxH), and with ``baselines`` ``eager-fp32`` a
+    plain eager fp32 ``model(x)``, ``openvino`` the network through OpenVINO f32 (when the
+    package is installed; BenchmarkError otherwise); with ``gemm`` also the device's matmul
+    rates and the CPU's peak FMA rate."""
     import torch
 
-    from srgan_cli.bench.speed import gemm_rates, hardware, measure, synthetic_photo
+    from srgan_cli.bench.speed import (gemm_rates, hardware, measure, openvino_reason,
+                                        peak_fma, synthetic_photo)
+
+    if "openvino" in baselines and openvino_reason():
+        raise BenchmarkError(openvino_reason())
     from srgan_cli.imaging import Decoded
     from srgan_cli.upscale import Upscaler
 
@@ -295,13 +332,18 @@ def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
         results.append(measure(f"srgan upscale path ({up.kernels} kernels)",
                                lambda: up.upscale_decoded(d), precision=up.precision, tile=used,
                                **common))
+        if "openvino" in baselines:
+            results.append(_openvino(up, rgb, common, on_note))
         if "eager-fp32" in baselines:
             results.append(_baseline(up, rgb, common, on_note))
-    extra = {"hardware": hardware(torch.device(results[0].device))}
-    rates = {}
+    dev = torch.device(results[0].device)
+    extra = {"hardware": hardware(dev)}
+    rates, peak, peak_note = {}, None, None
     if gemm:  # each path is compared with the matmul rate of the precision it runs in
-        rates = gemm_rates(torch.device(results[0].device), [r.precision for r in results])
+        rates = gemm_rates(dev, [r.precision for r in results])
         extra["gemm_gflops"] = rates
         if "bf16" in rates:
             extra["bf16_gemm_gflops"] = rates["bf16"]
-    return SpeedRun((w, h), runs, results, rates, extra)
+        peak, peak_note = peak_fma(dev, [r.precision for r in results])
+        extra["peak_fma"] = peak.as_dict() if peak else {"unknown": peak_note}
+    return SpeedRun((w, h), runs, results, rates, extra, peak, peak_note)

@@ -9,9 +9,11 @@ overlap recomputed between tiles is not counted).
 
 from __future__ import annotations
 
+import copy
 import resource
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -195,3 +197,121 @@ def hardware(device: torch.device) -> dict:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+# --------------------------------------------------------------------------- peak FMA rate
+
+#: FMA pipes per core: two on every x86-64 core with AVX2 + FMA since Haswell (Intel) and
+#: Zen 2 (AMD). Some AVX-512 Xeons (Silver, Bronze) have one 512-bit pipe: there the
+#: peak below is twice the real one, still an upper limit.
+FMA_PIPES = 2
+#: bf16 FLOP per cycle and core of Intel's AMX tile unit (TDPBF16PS), Intel's figure.
+AMX_BF16_FLOP_PER_CYCLE = 1024
+
+
+def flop_per_cycle(precision: str, flags: set[str], vendor: tuple[str | None, int | None]
+                   ) -> int | None:
+    """Peak FLOP per cycle and core for work in ``precision``, from the CPU's flags (None:
+    no AVX2 + FMA, or not an x86 CPU). fp32: ``FMA_PIPES`` x the FMA's fp32 lanes x 2 (a
+    multiply and an add): 16 lanes with AVX-512F, except AMD before Zen 5 (family 25 and
+    older), which runs a 512-bit FMA as two 256-bit halves, so 8 as with AVX2. bf16: the
+    AMX tile unit's rate where AMX-BF16 is, twice fp32 with AVX512-BF16 (a dot product of
+    pairs), else fp32's (bf16 is converted). fp16 on a CPU: fp32's."""
+    if not {"avx2", "fma"} <= flags:
+        return None
+    name, family = vendor
+    full_512 = "avx512f" in flags and not (name == "AuthenticAMD" and (family or 0) <= 25)
+    fp32 = FMA_PIPES * (16 if full_512 else 8) * 2
+    if precision == "bf16":
+        if {"amx_bf16", "amx_tile"} <= flags:
+            return AMX_BF16_FLOP_PER_CYCLE
+        if "avx512_bf16" in flags:
+            return 2 * fp32
+    return fp32
+
+
+@dataclass
+class Peak:
+    """The CPU's peak FMA rate: ``threads`` cores x FLOP per cycle (by precision, from the
+    flags: :func:`flop_per_cycle`) x the clock measured while ``threads`` cores run."""
+
+    ghz: float
+    threads: int
+    flop_per_cycle: dict[str, int]
+
+    def gflops(self, precision: str) -> float | None:
+        fpc = self.flop_per_cycle.get(precision)
+        return None if fpc is None else self.threads * fpc * self.ghz
+
+    def as_dict(self) -> dict:
+        return {"measured_ghz": self.ghz, "threads": self.threads,
+                "flop_per_cycle_per_core": self.flop_per_cycle,
+                "gflops": {p: self.gflops(p) for p in self.flop_per_cycle}}
+
+
+def peak_fma(device: torch.device, precisions) -> tuple[Peak | None, str | None]:
+    """The peak FMA rate of the CPU for each precision in ``precisions`` (on torch's
+    threads), or None and why not (another device, a CPU without AVX2 + FMA, no compiler
+    for the clock loop)."""
+    from srgan_cli.device import cpu_flags, cpu_vendor
+
+    if device.type != "cpu":
+        return None, f"no peak FMA rate for {device.type} devices"
+    flags, vendor = cpu_flags(), cpu_vendor()
+    fpc = {p: flop_per_cycle(p, flags, vendor) for p in dict.fromkeys(precisions)}
+    if any(v is None for v in fpc.values()):
+        return None, "no peak FMA rate: the CPU has no AVX2 + FMA"
+    from srgan_cli.nets import simd
+
+    try:
+        ghz = simd.clock_ghz()
+    except RuntimeError as e:
+        return None, f"no peak FMA rate: the clock loop cannot run ({e})"
+    return Peak(ghz, torch.get_num_threads(), fpc), None
+
+
+def peak_fraction(gflops: float | None, peak: float | None) -> float | None:
+    """A path's GFLOP/s (from the direct-convolution FLOP count) over the peak FMA rate of
+    its precision; None without both. It may pass 1 for kernels that do fewer multiplies
+    than the FLOP count (Winograd)."""
+    if gflops is None or peak is None or not peak > 0:
+        return None
+    return gflops / peak
+
+
+# --------------------------------------------------------------------------- OpenVINO
+
+def openvino_reason() -> str | None:
+    """Why the OpenVINO baseline cannot run (the package is not importable), or None."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError as e:
+        return (f"--baseline openvino needs the openvino package (pip install "
+                f"'srgan[openvino]'): {e}")
+    return None
+
+
+def openvino_baseline(net: torch.nn.Module, x: torch.Tensor,
+                      threads: int | None = None) -> tuple[Callable[[], object], str]:
+    """The same network through OpenVINO on the CPU, f32 (``INFERENCE_PRECISION_HINT``),
+    latency hint, ``threads`` inference threads (default torch's), the whole image ``x``
+    in one request; and OpenVINO's version. The network as trained is converted from a
+    16x16 example (tracing it at full size would run eager fp32 once) and reshaped to
+    ``x``'s size; OpenVINO folds the BatchNorms itself. Compiling is not timed."""
+    import openvino as ov
+
+    plain = copy.deepcopy(net).float().eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notices from the converter
+        model = ov.convert_model(plain, example_input=torch.zeros(1, 3, 16, 16))
+    model.reshape([1, 3, x.shape[2], x.shape[3]])
+    compiled = ov.Core().compile_model(model, "CPU", {
+        "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_NUM_THREADS": str(threads or torch.get_num_threads())})
+    request = compiled.create_infer_request()
+    xn = x.detach().float().cpu().numpy()
+
+    def run():
+        return request.infer({0: xn})
+
+    return run, ov.__version__

@@ -35,9 +35,23 @@ def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, ba
             + "; ".join(f"{r.label}: " + ("n/a" if f is None else
                                           f"{f:.0%} of the {r.precision} GEMM rate")
                         for r, f in zip(results, fractions)), soft_wrap=True)
-    if len(results) > 1 and results[1].label.startswith("baseline"):
-        Console().print(f"speed-up over the eager fp32 baseline: "
-                        f"{results[0].mp_per_s_median / results[1].mp_per_s_median:.2f}x")
+    if timed.peak is not None:
+        p = timed.peak
+        Console().print(
+            f"peak FMA ({p.threads} cores x FLOP/cycle from the CPU flags x {p.ghz:.2f} GHz "
+            f"measured): " + ", ".join(f"{q} {p.gflops(q):.0f} GFLOP/s" for q in p.flop_per_cycle)
+            + "; " + "; ".join(f"{r.label}: " + ("n/a" if f is None else
+                                                f"{f:.0%} of the {r.precision} peak")
+                               for r, f in zip(results, timed.peak_fractions)), soft_wrap=True)
+    elif timed.peak_note:
+        Console().print(timed.peak_note, soft_wrap=True)
+    for base in results[1:]:
+        if base.label.startswith("baseline"):
+            name = base.label.removeprefix("baseline ")
+            name = ("the eager fp32 baseline" if name == "eager-fp32"
+                    else name.replace("openvino", "OpenVINO"))
+            Console().print(f"speed-up over {name}: "
+                            f"{results[0].mp_per_s_median / base.mp_per_s_median:.2f}x")
     if json_path:
         run.write_json(json_path, timed.as_json())
 
@@ -58,11 +72,16 @@ def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, ba
 @click.option("--tile", default="auto", show_default=True, help="--speed: as for upscale.")
 @click.option("--runs", type=click.IntRange(1), default=5, show_default=True,
               help="--speed: timed runs (after one warm-up run).")
-@click.option("--baseline", "baselines", multiple=True, type=click.Choice(["eager-fp32"]),
-              help="--speed: also time a plain eager fp32 model(x) on the same input.")
+@click.option("--baseline", "baselines", multiple=True,
+              type=click.Choice(["eager-fp32", "openvino"]),
+              help="--speed: also time a plain eager fp32 model(x) on the same input "
+              "(eager-fp32), or the same network through OpenVINO f32 with the latency hint "
+              "on the whole image (openvino; needs the openvino package: srgan[openvino]). "
+              "Repeatable.")
 @click.option("--gemm/--no-gemm", default=True, show_default=True,
-              help="--speed: also measure the device's matmul rate in each precision timed, "
-              "as a yardstick for the paths run in it.")
+              help="--speed: also measure the device's matmul rate in each precision timed "
+              "and the CPU's peak FMA rate (cores x FLOP per cycle from the CPU flags x a "
+              "measured clock), as yardsticks for the paths run in it.")
 @click.option("--ssim", "ssim_method", type=click.Choice(["daala", "standard"]), default="daala",
               show_default=True, help="daala: the paper's SSIM (Gaussian sigma 1.5*H/256, "
               "in-image taps); standard: the common 11x11 sigma-1.5 SSIM.")
@@ -105,6 +124,7 @@ def benchmark(datasets, models, data_dir, source, device, precision, kernels, sp
       srgan benchmark set5 set14
       srgan benchmark set5 --model nearest --model bicubic --model weights/mine.safetensors
       srgan benchmark --speed --size 512x512 --baseline eager-fp32 --json speed.json
+      srgan benchmark --speed --precision fp32 --baseline openvino --runs 3
     """
     if speed:
         try:
