@@ -30,6 +30,9 @@ typedef __m256 vec;
 #define vbcast(p) _mm256_broadcast_ss(p)
 #define vfma(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define vadd(a, b) _mm256_add_ps((a), (b))
+#define vsub(a, b) _mm256_sub_ps((a), (b))
+#define vset(x) _mm256_set1_ps(x)
+#define vfnma(a, b, c) _mm256_fnmadd_ps((a), (b), (c)) /* c - a b */
 #define vmax(a, b) _mm256_max_ps((a), (b))
 #define vmin(a, b) _mm256_min_ps((a), (b))
 
@@ -134,54 +137,96 @@ void srgan_conv3x3_f32(const conv_args *a)
 }
 
 /* ---------------------------------------------------------------------------------
- * Winograd F(2x2, 3x3): each 2x2 output tile from a 4x4 input patch d and the transformed
- * weights U = G g G^T (4x4 per input/output channel pair, computed by simd.py):
- * Y = A^T [ sum_c U_c (.) (B^T d_c B) ] A. The 16 elementwise products summed over the
- * input channels are 16 small matrix products (tiles x cin) (cin x cout), 2.25x fewer
- * multiplies than the direct 3x3 convolution (16 instead of 36 per tile and channel
- * pair). B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1].
+ * Winograd F(m x m, 3x3), m = 2 or 4: each m x m output tile from a t x t input patch d
+ * (t = m + 2) and the transformed weights U = G g G^T (t x t per input/output channel
+ * pair, computed by simd.py): Y = A^T [ sum_c U_c (.) (B^T d_c B) ] A. The t^2
+ * elementwise products summed over the input channels are t^2 small matrix products
+ * (tiles x cin) (cin x cout): per output pixel 16 / 4 = 4 (m = 2) or 36 / 16 = 2.25
+ * (m = 4) multiplies per channel pair instead of the direct convolution's 9.
+ *   m = 2: B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], A^T = [1 1 1 0; 0 1 -1 -1].
+ *   m = 4: B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
+ *                 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+ *          A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1].
  *
- * A row pair is walked in groups of NP tiles (2 NP output pixels): the group's patches
- * are transformed once for every input channel (V: [16][NP][cin], in L1), then for each
- * channel block the 16 products run on the same register blocking as the direct kernel
- * (NP tiles x CB maps) into M ([16][NP][CB]), which the output transform and the same
- * epilogue turn into pixels. Patches reaching past the image (odd heights and widths, the
- * rows below a band) read zeros, never memory outside the input.
+ * A band of m output rows is walked in groups of NP tiles (m NP output pixels): the
+ * group's patches are transformed once for every input channel (V: [t^2][NP][cin]), then
+ * the t^2 products run on the same register blocking as the direct kernel (NP tiles x CB
+ * maps) into M ([cout / CB][t^2][NP][CB]), which the output transform and the same
+ * epilogue turn into pixels. Patches reaching past the image (heights and
+ * widths that are not multiples of m, the rows below a band) read zeros, never memory
+ * outside the input.
  */
 #define WMAX_CIN 1024
+#define TMAX 6
 
 static const float zeros[WMAX_CIN] __attribute__((aligned(64)));
 
-/* V[k][t][c] of the group's nt tiles, from 4 input rows (NULL: a row of zeros). */
-static void wino_input(const conv_args *a, const float *rows[4], int64_t x0, int nt, float *V)
+/* B^T x of a column x[0..t) (vectors of channels), into y[0..t). */
+static inline __attribute__((always_inline)) void bt(const int m, const vec *x, vec *y)
 {
+    if (m == 2) {
+        y[0] = vsub(x[0], x[2]);
+        y[1] = vadd(x[1], x[2]);
+        y[2] = vsub(x[2], x[1]);
+        y[3] = vsub(x[1], x[3]);
+    } else {
+        const vec four = vset(4.0f), five = vset(5.0f), two = vset(2.0f);
+        const vec d13 = vsub(x[3], x[1]), d42 = vsub(x[4], x[2]);
+        y[0] = vfma(four, x[0], vfnma(five, x[2], x[4]));
+        y[1] = vfnma(four, vadd(x[1], x[2]), vadd(x[3], x[4]));
+        y[2] = vfma(four, vsub(x[1], x[2]), vsub(x[4], x[3]));
+        y[3] = vfma(two, d13, d42);
+        y[4] = vfnma(two, d13, d42);
+        y[5] = vfma(four, x[1], vfnma(five, x[3], x[5]));
+    }
+}
+
+/* A^T x of a column x[0..t), into y[0..m). */
+static inline __attribute__((always_inline)) void at(const int m, const vec *x, vec *y)
+{
+    if (m == 2) {
+        y[0] = vadd(vadd(x[0], x[1]), x[2]);
+        y[1] = vsub(vsub(x[1], x[2]), x[3]);
+    } else {
+        const vec two = vset(2.0f), four = vset(4.0f), eight = vset(8.0f);
+        const vec s12 = vadd(x[1], x[2]), d12 = vsub(x[1], x[2]);
+        const vec s34 = vadd(x[3], x[4]), d34 = vsub(x[3], x[4]);
+        y[0] = vadd(vadd(x[0], s12), s34);
+        y[1] = vfma(two, d34, d12);
+        y[2] = vfma(four, s34, s12);
+        y[3] = vadd(vfma(eight, d34, d12), x[5]);
+    }
+}
+
+/* V[k][tile][c] of the group's nt tiles, from t input rows (NULL: a row of zeros). */
+static inline __attribute__((always_inline)) void wino_input(const int m, const conv_args *a,
+                                                             const float *const *rows,
+                                                             int64_t x0, int nt, float *V)
+{
+    const int t = m + 2;
     const int64_t cin = a->cin, wmax = a->width + 2; /* input pixels per row */
-    for (int t = 0; t < nt; t++) {
-        const float *px[4][4];
-        for (int i = 0; i < 4; i++)
-            for (int j = 0; j < 4; j++) {
-                const int64_t x = x0 + 2 * t + j;
+    for (int tile = 0; tile < nt; tile++) {
+        const float *px[TMAX][TMAX];
+        for (int i = 0; i < t; i++)
+            for (int j = 0; j < t; j++) {
+                const int64_t x = x0 + m * tile + j;
                 px[i][j] = rows[i] && x < wmax ? rows[i] + x * cin : zeros;
             }
         for (int64_t c = 0; c < cin; c += VEC) {
-            vec d[4][4], u[4][4];
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++)
-                    d[i][j] = vload(px[i][j] + c);
-            for (int j = 0; j < 4; j++) { /* B^T d */
-                u[0][j] = _mm256_sub_ps(d[0][j], d[2][j]);
-                u[1][j] = _mm256_add_ps(d[1][j], d[2][j]);
-                u[2][j] = _mm256_sub_ps(d[2][j], d[1][j]);
-                u[3][j] = _mm256_sub_ps(d[1][j], d[3][j]);
+            vec u[TMAX][TMAX]; /* u[j][i]: B^T of column j, row i */
+            for (int j = 0; j < t; j++) {
+                vec col[TMAX];
+                for (int i = 0; i < t; i++)
+                    col[i] = vload(px[i][j] + c);
+                bt(m, col, u[j]);
             }
-            for (int i = 0; i < 4; i++) { /* (B^T d) B */
-                vec v[4];
-                v[0] = _mm256_sub_ps(u[i][0], u[i][2]);
-                v[1] = _mm256_add_ps(u[i][1], u[i][2]);
-                v[2] = _mm256_sub_ps(u[i][2], u[i][1]);
-                v[3] = _mm256_sub_ps(u[i][1], u[i][3]);
-                for (int j = 0; j < 4; j++)
-                    vstore(V + ((i * 4 + j) * NP + t) * cin + c, v[j]);
+            for (int i = 0; i < t; i++) { /* (B^T d) B: B^T along each row i */
+                vec row[TMAX], v[TMAX];
+                for (int j = 0; j < t; j++)
+                    row[j] = u[j][i];
+                bt(m, row, v);
+                for (int j = 0; j < t; j++)
+                    vstore(V + ((i * t + j) * NP + tile) * cin + c, v[j]);
             }
         }
     }
@@ -194,50 +239,58 @@ static void wino_input(const conv_args *a, const float *rows[4], int64_t x0, int
         a##p##1 = vfma(xv, w1, a##p##1);                                               \
     }
 
-/* M[k][t][CB] = sum_c V[k][t][c] U[nb][k][c][CB] for the group's np tiles. */
+/* M[nb][k][tile][CB] = sum_c V[k][tile][c] U[nb][k][c][CB] for the group's np tiles, every
+ * channel block nb and k < kk: k outermost, so V[k] (NP x cin, 1.5 KB for 64 channels)
+ * stays in L1 for every channel block while the rest of V (55 KB for F(4x4)) waits. */
 static inline __attribute__((always_inline)) void wino_gemm(const conv_args *a, const float *V,
-                                                            int64_t nb, float *M, const int np)
+                                                            float *M, const int kk, const int np)
 {
-    const int64_t cin = a->cin;
-    const float *wp = a->w + nb * 16 * cin * CB;
-    for (int k = 0; k < 16; k++) {
-        EACH(ACC)
-        const float *vp = V + k * NP * cin;
-        for (int64_t c = 0; c < cin; c++, wp += CB, vp++) {
-            const vec w0 = vload(wp), w1 = vload(wp + VEC);
-            EACH(WFMA)
+    const int64_t cin = a->cin, nbs = a->cout / CB;
+    for (int k = 0; k < kk; k++) {
+        for (int64_t nb = 0; nb < nbs; nb++) {
+            EACH(ACC)
+            const float *vp = V + k * NP * cin;
+            const float *wp = a->w + (nb * kk + k) * cin * CB;
+            for (int64_t c = 0; c < cin; c++, wp += CB, vp++) {
+                const vec w0 = vload(wp), w1 = vload(wp + VEC);
+                EACH(WFMA)
+            }
+            float *acc = M + (nb * kk + k) * NP * CB;
+            EACH(SAVE)
         }
-        float *acc = M + k * NP * CB;
-        EACH(SAVE)
     }
 }
 
-/* Output transform of M for the group's nt tiles, channel block nb, then the epilogue;
- * output row h (and h + 1 when two), pixels from x0, at most `cols` of them. */
-static void wino_output(const conv_args *a, const float *M, int64_t h, int two, int64_t x0,
-                        int nt, int64_t cols, int64_t nb)
+/* Output transform of M for the group's nt tiles, channel block nb, then the epilogue:
+ * output rows h .. h + nrows - 1, pixels x0 .. x0 + cols - 1. */
+static inline __attribute__((always_inline)) void wino_output(const int m, const conv_args *a,
+                                                              const float *M, int64_t h,
+                                                              int nrows, int64_t x0, int nt,
+                                                              int64_t cols, int64_t nb)
 {
+    const int t = m + 2;
     const int64_t n0 = nb * CB;
     const vec zero = vzero();
     for (int v = 0; v < NV; v++) {
         const vec b = vload(a->bias + n0 + v * VEC);
         const vec s = a->slope ? vload(a->slope + n0 + v * VEC) : zero;
-        for (int t = 0; t < nt; t++) {
-            vec m[4][4], u[2][4], y[2][2];
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++)
-                    m[i][j] = vload(M + ((i * 4 + j) * NP + t) * CB + v * VEC);
-            for (int j = 0; j < 4; j++) { /* A^T m */
-                u[0][j] = vadd(vadd(m[0][j], m[1][j]), m[2][j]);
-                u[1][j] = _mm256_sub_ps(_mm256_sub_ps(m[1][j], m[2][j]), m[3][j]);
+        for (int tile = 0; tile < nt; tile++) {
+            vec u[TMAX][4], y[4][4]; /* u[j][i]: A^T of column j, row i */
+            for (int j = 0; j < t; j++) {
+                vec col[TMAX];
+                for (int i = 0; i < t; i++)
+                    col[i] = vload(M + ((i * t + j) * NP + tile) * CB + v * VEC);
+                at(m, col, u[j]);
             }
-            for (int i = 0; i < 2; i++) { /* (A^T m) A */
-                y[i][0] = vadd(vadd(u[i][0], u[i][1]), u[i][2]);
-                y[i][1] = _mm256_sub_ps(_mm256_sub_ps(u[i][1], u[i][2]), u[i][3]);
+            for (int i = 0; i < m; i++) {
+                vec row[TMAX];
+                for (int j = 0; j < t; j++)
+                    row[j] = u[j][i];
+                at(m, row, y[i]);
             }
-            for (int i = 0; i < 1 + two; i++)
-                for (int j = 0; j < 2; j++) {
-                    const int64_t x = x0 + 2 * t + j;
+            for (int i = 0; i < nrows; i++)
+                for (int j = 0; j < m; j++) {
+                    const int64_t x = x0 + m * tile + j;
                     if (x - x0 >= cols)
                         continue;
                     vec r = vadd(y[i][j], b);
@@ -251,45 +304,72 @@ static void wino_output(const conv_args *a, const float *M, int64_t h, int two, 
     }
 }
 
-/* Output rows h and h + 1 (h + 1 only when two). */
-static void wino_rows(const conv_args *a, int64_t h, int two, float *V, float *M)
+/* Output rows h .. h + nrows - 1 (nrows <= m). */
+static inline __attribute__((always_inline)) void wino_rows(const int m, const conv_args *a,
+                                                            int64_t h, int nrows, float *V,
+                                                            float *M)
 {
+    const int t = m + 2, kk = t * t;
     const int64_t hin = a->row1 + 2; /* input rows that may be read: up to row1 + 1 */
-    const float *rows[4];
-    for (int i = 0; i < 4; i++)
+    const float *rows[TMAX];
+    for (int i = 0; i < t; i++)
         rows[i] = h + i < hin ? a->in + (h + i) * a->in_row : NULL;
-    for (int64_t x0 = 0; x0 < a->width; x0 += 2 * NP) {
-        const int64_t cols = a->width - x0 < 2 * NP ? a->width - x0 : 2 * NP;
-        const int nt = (int)((cols + 1) / 2);
-        wino_input(a, rows, x0, nt, V);
-        for (int64_t nb = 0; nb < a->cout / CB; nb++) {
-            switch (nt) {
-#define WTAIL(n) case n: wino_gemm(a, V, nb, M, n); break;
-            WTAIL(1) WTAIL(2) WTAIL(3) WTAIL(4) WTAIL(5) WTAIL(6)
-            default: break;
-            }
-            wino_output(a, M, h, two, x0, nt, cols, nb);
+    for (int64_t x0 = 0; x0 < a->width; x0 += m * NP) {
+        const int64_t cols = a->width - x0 < m * NP ? a->width - x0 : m * NP;
+        const int nt = (int)((cols + m - 1) / m);
+        wino_input(m, a, rows, x0, nt, V);
+        switch (nt) {
+#define WTAIL(n) case n: wino_gemm(a, V, M, kk, n); break;
+        WTAIL(1) WTAIL(2) WTAIL(3) WTAIL(4) WTAIL(5) WTAIL(6)
+        default: break;
         }
+        for (int64_t nb = 0; nb < a->cout / CB; nb++)
+            wino_output(m, a, M + nb * kk * NP * CB, h, nrows, x0, nt, cols, nb);
     }
 }
 
-/* The kernel of srgan_conv3x3_f32 with Winograd weights ([cout / CB][16][cin][CB]);
- * cin a multiple of VEC, at most WMAX_CIN. */
-void srgan_conv3x3_wino_f32(const conv_args *a)
+static void wino_rows2(const conv_args *a, int64_t h, int nrows, float *V, float *M)
 {
-    const int64_t pairs = (a->row1 - a->row0 + 1) / 2;
-#pragma omp parallel num_threads(a->threads)
+    wino_rows(2, a, h, nrows, V, M);
+}
+
+static void wino_rows4(const conv_args *a, int64_t h, int nrows, float *V, float *M)
+{
+    wino_rows(4, a, h, nrows, V, M);
+}
+
+static float *alloc_floats(int64_t n)
+{
+    return aligned_alloc(64, (sizeof(float) * n + 63) / 64 * 64);
+}
+
+/* The kernel of srgan_conv3x3_f32 as Winograd F(m x m, 3x3), m = 2 or 4, with weights
+ * [cout / CB][(m + 2)^2][cin][CB]; cin a multiple of VEC, at most WMAX_CIN. Returns 0, or
+ * -1 when a thread's buffers could not be allocated (the output is then incomplete). */
+int srgan_conv3x3_wino_f32(const conv_args *a, int64_t m)
+{
+    const int64_t t = m + 2, bands = (a->row1 - a->row0 + m - 1) / m;
+    int failed = 0;
+#pragma omp parallel num_threads(a->threads) reduction(| : failed)
     {
-        float *V = aligned_alloc(64, sizeof(float) * 16 * NP * a->cin);
-        float *M = aligned_alloc(64, sizeof(float) * 16 * NP * CB);
+        float *V = alloc_floats(t * t * NP * a->cin);
+        float *M = alloc_floats(t * t * NP * a->cout);
+        failed = !V || !M;
 #pragma omp for schedule(static)
-        for (int64_t p = 0; p < pairs; p++) {
-            const int64_t h = a->row0 + 2 * p;
-            wino_rows(a, h, h + 1 < a->row1, V, M);
+        for (int64_t p = 0; p < bands; p++) {
+            const int64_t h = a->row0 + m * p;
+            const int nrows = (int)(a->row1 - h < m ? a->row1 - h : m);
+            if (!V || !M)
+                continue;
+            if (m == 4)
+                wino_rows4(a, h, nrows, V, M);
+            else
+                wino_rows2(a, h, nrows, V, M);
         }
         free(V);
         free(M);
     }
+    return failed ? -1 : 0;
 }
 
 int64_t srgan_wino_max_cin(void) { return WMAX_CIN; }

@@ -54,8 +54,8 @@ def _load() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
     lib.srgan_conv3x3_f32.argtypes = [ctypes.POINTER(ConvArgs)]
     lib.srgan_conv3x3_f32.restype = None
-    lib.srgan_conv3x3_wino_f32.argtypes = [ctypes.POINTER(ConvArgs)]
-    lib.srgan_conv3x3_wino_f32.restype = None
+    lib.srgan_conv3x3_wino_f32.argtypes = [ctypes.POINTER(ConvArgs), ctypes.c_int64]
+    lib.srgan_conv3x3_wino_f32.restype = ctypes.c_int
     lib.srgan_add_chains.argtypes = [ctypes.c_int64, ctypes.c_int64]
     lib.srgan_add_chains.restype = ctypes.c_int64
     if lib.srgan_simd_block() != BLOCK:
@@ -126,23 +126,33 @@ def pack_weight(weight: torch.Tensor) -> torch.Tensor:
     return w.permute(2, 0, 1, 3).contiguous()
 
 
-#: Winograd F(2x2, 3x3): U = G g G^T (simd.c has B and A).
-WINO_G = torch.tensor([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]],
-                      dtype=torch.float64)
+#: Winograd F(m x m, 3x3) by output tile side m: G of U = G g G^T (simd.c has B and A).
+WINO_G = {
+    2: torch.tensor([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+                    dtype=torch.float64),
+    4: torch.tensor([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                     [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+                    dtype=torch.float64),
+}
 WINO_MAX_CIN = 1024  # WMAX_CIN in simd.c
+#: The tile the kernels use by default (docs/performance.md: F(4x4) measured faster than
+#: F(2x2), and within the tolerance of the fp32 path on Set5/Set14).
+WINO_DEFAULT = 4
 
 
-def pack_winograd(weight: torch.Tensor) -> torch.Tensor:
-    """(O, C, 3, 3) -> the Winograd weights U = G g G^T in fp32, [O / 16][16][C][16]
-    (computed in float64)."""
+def pack_winograd(weight: torch.Tensor, m: int = WINO_DEFAULT) -> torch.Tensor:
+    """(O, C, 3, 3) -> the Winograd F(m x m, 3x3) weights U = G g G^T in fp32,
+    [O / 16][(m + 2)^2][C][16] (computed in float64)."""
     o, c, kh, kw = weight.shape
+    if m not in WINO_G:
+        raise ValueError(f"Winograd tiles are {' or '.join(map(str, WINO_G))} pixels, not {m}")
     if (kh, kw) != (3, 3) or o % BLOCK or c % 8 or c > WINO_MAX_CIN:
         raise ValueError(f"Winograd needs a 3x3 kernel, output channels in multiples of "
                          f"{BLOCK}, input channels in multiples of 8 up to {WINO_MAX_CIN}, "
                          f"got {tuple(weight.shape)}")
-    g = WINO_G
-    u = torch.einsum("ik,ockl,jl->ijco", g, weight.detach().double(), g)  # (4, 4, C, O)
-    u = u.reshape(16, c, o // BLOCK, BLOCK).permute(2, 0, 1, 3)
+    g, t = WINO_G[m], m + 2
+    u = torch.einsum("ik,ockl,jl->ijco", g, weight.detach().double(), g)  # (t, t, C, O)
+    u = u.reshape(t * t, c, o // BLOCK, BLOCK).permute(2, 0, 1, 3)
     return u.float().contiguous()
 
 
@@ -150,15 +160,16 @@ class Conv3x3:
     """A 3x3 convolution (+ bias, PReLU, residual) on padded fp32 NHWC images; the same
     interface as :class:`srgan_cli.nets.amx.Conv3x3` (``shuffle=True``: stored through a 2x
     pixel shuffle, ``slope`` with O entries in the order of the maps before the shuffle).
-    ``winograd``: computed as Winograd F(2x2, 3x3) (2.25x fewer multiplies; None: where
-    the channels allow it), else directly."""
+    ``winograd``: the output tile m of Winograd F(m x m, 3x3), 2 or 4 (2.25x or 4x fewer
+    multiplies), 0 for the direct convolution; None: :data:`WINO_DEFAULT` where the
+    channels allow it, else direct."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, slope: torch.Tensor | None = None,
-                 *, shuffle: bool = False, winograd: bool | None = None) -> None:
+                 *, shuffle: bool = False, winograd: int | None = None) -> None:
         o, c = weight.shape[:2]
         if winograd is None:
-            winograd = c % 8 == 0 and c <= WINO_MAX_CIN
-        self.winograd = winograd
+            winograd = WINO_DEFAULT if c % 8 == 0 and c <= WINO_MAX_CIN else 0
+        self.winograd = int(winograd)
         if shuffle and (o // 4) % BLOCK:
             raise ValueError(f"a shuffled convolution needs output channels in multiples of "
                              f"{4 * BLOCK}, got {o}")
@@ -168,7 +179,7 @@ class Conv3x3:
             perm = torch.arange(o).view(o // 4, 2, 2).permute(1, 2, 0).reshape(-1)
             weight, bias = weight[perm], bias[perm]
             slope = None if slope is None else slope[perm]
-        self.w = pack_winograd(weight) if winograd else pack_weight(weight)
+        self.w = pack_winograd(weight, self.winograd) if self.winograd else pack_weight(weight)
         self.bias = bias.detach().float().contiguous()
         self.slope = None if slope is None else slope.detach().float().contiguous()
         self._offsets: dict[tuple[int, int], torch.Tensor] = {}
@@ -215,5 +226,9 @@ class Conv3x3:
             0 if res is None else res.stride(1), base, out.stride(0) * step,
             out.stride(1) * step, off.data_ptr(), torch.get_num_threads())
         lib = library()
-        (lib.srgan_conv3x3_wino_f32 if self.winograd else lib.srgan_conv3x3_f32)(ctypes.byref(args))
+        if self.winograd:
+            if lib.srgan_conv3x3_wino_f32(ctypes.byref(args), self.winograd) != 0:
+                raise MemoryError("the Winograd kernel could not allocate its buffers")
+        else:
+            lib.srgan_conv3x3_f32(ctypes.byref(args))
         return out
