@@ -17,6 +17,7 @@ from PIL import Image
 
 from conftest import AMX_FLAGS, REPO, SHARED, photo_like
 from srgan_cli.device import cpu_flags
+from srgan_cli.nets import simd
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
 from srgan_cli.weights import save_generator
 
@@ -89,9 +90,15 @@ CASES = {
                                    "--inits", "default", "--image", t / "imgs" / "p0.png"],
     "sixteen_bit.py": lambda t, o: ["--only", "hibit", "--size", "32x24", "--repeat", "1"],
     "skip_existing_race.py": lambda t, o: ["3"],
+    "kernel_agreement.py": lambda t, o: ["--models", REPO / "weights" / "srresnet_x4.safetensors",
+                                         "--datasets", "set5", "--data-dir", BENCH],
+    "perf_simd.py": lambda t, o: ["--size", "16", "--runs", "1", "--paths", "torch", "avx2"],
 }
+needs_simd = pytest.mark.skipif(simd.unavailable_reason() is not None,
+                                reason=f"the AVX2 kernels cannot run here: {simd.unavailable_reason()}")
 MARKS = {"compare_crops.py": needs_sets, "outscale_quality.py": needs_sets,
-         "make_4000x3000.py": needs_photos, "profile_gan_iteration.py": needs_vgg}
+         "make_4000x3000.py": needs_photos, "profile_gan_iteration.py": needs_vgg,
+         "kernel_agreement.py": [needs_sets, needs_simd], "perf_simd.py": needs_simd}
 
 
 def test_every_script_has_a_smoke_test():
