@@ -186,13 +186,16 @@ def hardware(device: torch.device) -> dict:
     import os
     import platform
 
-    from srgan_cli.device import cpu_flags, cpu_model
+    from srgan_cli.device import cpu_flags, cpu_model, cpu_vendor
 
     cpu, flags = platform.processor() or platform.machine(), cpu_flags()
     if cpu in ("", platform.machine()):
         cpu = cpu_model() or cpu
-    info = {"cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    vendor, family = cpu_vendor()
+    info = {"cpu": cpu, "cpu_vendor": vendor, "cpu_family": family,
+            "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "cpu_bf16": sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16", "avx512f"}),
+            "cpu_simd": sorted(flags & {"avx2", "fma", "avx512f"}),
             "torch": torch.__version__}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
