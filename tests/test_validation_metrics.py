@@ -82,3 +82,16 @@ def test_one_score_row_has_every_metric_and_means_skip_what_was_not_scored():
     means = mean_scores([row, {**row, "psnr": row["psnr"] + 2, "grid_excess": None}])
     assert means["psnr"] == pytest.approx(row["psnr"] + 1)
     assert means["grid_excess"] is None and means["lpips"] is None
+
+
+@needs_shared("weights", "lpips-alexnet.safetensors")
+def test_validation_images_too_small_for_lpips_after_the_crop_are_scored_without_it(model,
+                                                                                      lpips):
+    from conftest import photo_like
+
+    hr = photo_like(36, 48, seed=3)  # 28 px high after the 4-px crop: AlexNet needs 31
+    lr = hr[::4, ::4].copy()
+    val = validate_metrics(model, [(lr, hr)], torch.device("cpu"), lpips)
+    assert "val_lpips" not in val and np.isfinite(val["val_psnr"])
+    with pytest.raises(ValueError, match="too small for LPIPS"):
+        score(sr_image(model, lr, torch.device("cpu")), hr, lpips_model=lpips)

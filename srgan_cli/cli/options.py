@@ -1,35 +1,53 @@
 """Options shared by several commands, declared once (``--device``, ``--precision``,
-``--kernels``, ``--model``), and the parsers of option values that are not click types."""
+``--kernels``, ``--border``, ``--model``), and the parsers of option values that are not
+click types. Their choices come from the library's constants where those load without
+torch, else are repeated here and checked against them by tests/test_cli_options.py."""
 
 from __future__ import annotations
 
 import click
 
+from srgan_cli.arch.base import PRECISIONS as MODEL_PRECISIONS
+
+
+# What --precision and --kernels accept: the model precisions the architectures declare
+# (srgan_cli.arch.base, no torch), and the kernel choices of srgan_cli.upscale (which imports
+# torch; the CLI loads it inside its commands). tests/test_cli_options.py checks that they
+# agree with srgan_cli.upscale's PRECISIONS and KERNELS.
+PRECISIONS = ("auto", *MODEL_PRECISIONS)
+KERNELS = ("auto", "amx", "torch")
+DEVICE_DEFAULT = "auto"
+
 
 def device_option(f):
     """``--device``, for every command that runs a model (``upscale``, ``benchmark``,
     ``train``)."""
-    return click.option("--device", default="auto", show_default=True,
+    return click.option("--device", default=DEVICE_DEFAULT, show_default=True,
                         help="auto, cpu, cuda, cuda:N, mps.")(f)
+
+
+def precision_choice() -> click.Choice:
+    """The values of every ``--precision`` (inference and training)."""
+    return click.Choice(PRECISIONS)
 
 
 def inference_options(f):
     """``--device``, ``--precision`` and ``--kernels``, declared once for every command
     that runs a model for inference (``upscale``, ``benchmark``)."""
-    f = click.option("--kernels", type=click.Choice(["auto", "amx", "torch"]), default="auto",
+    f = click.option("--kernels", type=click.Choice(KERNELS), default="auto",
                      show_default=True, help="auto: on CPUs with AMX-BF16 in bf16, run the 3x3 "
                      "convolutions through srgan's fused kernels (PReLU, residual adds and pixel "
                      "shuffles folded in; built with the C compiler on first use), else "
                      "PyTorch's operators; amx: insist; torch: never.")(f)
-    f = click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    f = click.option("--precision", type=precision_choice(),
                      default="auto", show_default=True, help="auto: bf16 on CPUs with "
                      "AMX/AVX512-BF16 (fp32 on other CPUs), fp16 on CUDA. A reduced-precision "
                      "tile that yields NaN/Inf is redone in fp32.")(f)
     return device_option(f)
 
 
-# srgan_cli.upscale's BORDERS and MIRROR_PAD, which import torch (the CLI loads it inside
-# its commands); tests/test_cli_options.py checks that they agree
+# srgan_cli.upscale's BORDERS, DEFAULT_BORDER and MIRROR_PAD, which import torch;
+# tests/test_cli_options.py checks that they agree
 BORDERS = ("zero", "symmetric", "reflect", "edge")
 DEFAULT_BORDER = "symmetric"
 MIRROR_PAD = 12

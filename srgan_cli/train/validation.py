@@ -43,16 +43,19 @@ def validate(model: SRResNet, pairs, device: torch.device) -> float:
 
 
 @torch.inference_mode()
-def validate_lpips(model: SRResNet, pairs, lpips_model, device: torch.device) -> float:
-    """Mean LPIPS (AlexNet) of the 8-bit SR outputs against HR, as the benchmark scores it."""
-    return validate_metrics(model, pairs, device, lpips_model)["val_lpips"]
+def validate_lpips(model: SRResNet, pairs, lpips_model,
+                   device: torch.device) -> float | None:
+    """Mean LPIPS (AlexNet) of the 8-bit SR outputs against HR, as the benchmark scores it
+    (None when an image is too small for it)."""
+    return validate_metrics(model, pairs, device, lpips_model).get("val_lpips")
 
 
 @torch.inference_mode()
 def validate_metrics(model: SRResNet, pairs, device: torch.device,
                      lpips_model=None) -> dict[str, float | None]:
     """``val_psnr``, ``val_grid`` (grid excess over the HR images, dB; None when an image
-    is too small to score) and, with ``lpips_model``, ``val_lpips``, from one pass of the
+    is too small to score) and, with ``lpips_model``, ``val_lpips`` (left out when an image
+    is too small for LPIPS after the crop, under 39 px a side), from one pass of the
     model over ``pairs``: each output scored by the benchmark's own
     :func:`srgan_cli.bench.quality.score` (same crops and preprocessing; no SSIM), so the
     numbers are what ``srgan benchmark`` reports for the same outputs."""
@@ -65,10 +68,10 @@ def validate_metrics(model: SRResNet, pairs, device: torch.device,
     try:
         rows = [score(o, hr, ssim_method=None, lpips_model=lpips_model)
                 for o, (_, hr) in zip(outs, pairs)]
-    except ValueError as e:  # LPIPS of an image too small for it
-        raise TrainError(f"validation: {e}") from None
+    except ValueError:  # an image too small for LPIPS after the crop: scored without it
+        rows = [score(o, hr, ssim_method=None) for o, (_, hr) in zip(outs, pairs)]
     means = mean_scores(rows)
     rec = {"val_psnr": means["psnr"], "val_grid": means["grid_excess"]}
-    if lpips_model is not None:
+    if means["lpips"] is not None:
         rec["val_lpips"] = means["lpips"]
     return rec
