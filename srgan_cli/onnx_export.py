@@ -30,7 +30,7 @@ from typing import Any
 from srgan_cli.errors import ExportError, SrganError
 from srgan_cli.files import atomic_write
 
-OPSET = 18  # the exporter's own minimum; onnxruntime, OpenVINO and TensorRT 8.6+ run it
+OPSET = 18  # what torch's dynamo exporter writes natively (lower: through a version converter)
 INPUT_NAME = "lr"
 OUTPUT_NAME = "sr"
 CONVENTION = ("input 'lr': float32 NCHW RGB in [0, 1], shape (N, 3, H, W); output 'sr': "
@@ -128,11 +128,13 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, *,
     net, info = load_model(source)
     d = info.descriptor
     graph, pad = _image_net(d.inference_net(net, on_cpu=False), d, border)
-    meta = {"srgan.model": str(model), "srgan.source": source.name,
+    meta = {"srgan.source": source.name,
             "srgan.sha256": sha256_file(source), "srgan.arch": d.arch,
             "srgan.summary": d.summary, "srgan.scale": str(d.scale),
             "srgan.convention": CONVENTION, "srgan.opset": str(OPSET),
             "srgan.border": f"{border} ({pad} px)" if pad else border}
+    if str(model) != str(source):  # a registered name or hf:// URL (not a local path)
+        meta["srgan.model"] = str(model)
     if info.stage != "unknown":
         meta["srgan.stage"] = info.stage
     program = _trace(graph, d, source)
@@ -150,7 +152,7 @@ def _trace(graph: Any, d: Any, source: Path):
     from torch.export import Dim
 
     h, w = _example_sides(d.size_rule())
-    x = torch.rand(1, d.in_channels, h, w)
+    x = torch.rand(2, d.in_channels, h, w)  # not 1: torch.export specialises sizes of 1
     side = Dim("height", min=MIN_SIDE)
     dims = {0: Dim("batch", min=1), 2: side,
             3: side if d.square else Dim("width", min=MIN_SIDE)}
@@ -160,10 +162,13 @@ def _trace(graph: Any, d: Any, source: Path):
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            return torch.onnx.export(graph, (x,), dynamo=True, verbose=False,
+            # non-strict torch.export only: torch.onnx.export would retry a failed trace in
+            # strict mode, a minute longer, to the same end for the networks tried
+            program = torch.export.export(graph, (x,), dynamic_shapes={"x": dims},
+                                          strict=False)
+            return torch.onnx.export(program, (x,), dynamo=True, verbose=False,
                                      opset_version=OPSET, input_names=[INPUT_NAME],
-                                     output_names=[OUTPUT_NAME],
-                                     dynamic_shapes={"x": dims}, optimize=True)
+                                     output_names=[OUTPUT_NAME], optimize=True)
     except SrganError:
         raise
     except Exception as e:  # noqa: BLE001 - the exporter fails in many ways
