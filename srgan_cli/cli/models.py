@@ -325,8 +325,8 @@ def export_cmd(source, out, onnx_out, parent, which, border, overwrite) -> None:
     with --border built in: what `srgan upscale --border BORDER` computes, untiled.
     """
     if onnx_out is not None:
-        _export_onnx(source, onnx_out, out=out, checkpoint_options=(parent, which),
-                     border=border, overwrite=overwrite)
+        _export_onnx(source, onnx_out, out=out, parent=parent, which=which, border=border,
+                     overwrite=overwrite)
         return
     if border != DEFAULT_BORDER:
         fail("--border is for --onnx (a weights file has no border)")
@@ -353,12 +353,12 @@ def export_cmd(source, out, onnx_out, parent, which, border, overwrite) -> None:
              "file; export again with --parent FILE (the --init file of the run)")
 
 
-def _export_onnx(source: str, onnx_out: Path, *, out: Path | None,
-                 checkpoint_options: tuple, border: str, overwrite: bool) -> None:
-    """``srgan models export SOURCE --onnx FILE``."""
+def _export_onnx(source: str, onnx_out: Path, *, out: Path | None, parent: Path | None,
+                 which: str, border: str, overwrite: bool) -> None:
+    """``srgan models export SOURCE --onnx FILE`` (``out``, ``parent``, ``which``: the
+    checkpoint export's arguments, refused here)."""
     from srgan_cli.onnx_export import export_onnx
 
-    parent, which = checkpoint_options
     if out is not None:
         fail(f"give either OUT ({out}) or --onnx FILE, not both")
     if parent is not None or which != "auto":

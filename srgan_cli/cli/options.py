@@ -54,8 +54,8 @@ MIRROR_PAD = 12
 
 
 def border_option(f):
-    """``--border``, for the commands that run a model on whole images (``upscale``, and
-    ``models export --onnx``, which builds it into the graph)."""
+    """``--border``, for the commands that run a model on whole images (``upscale``,
+    ``benchmark``, and ``models export --onnx``, which builds it into the graph)."""
     return click.option(
         "--border", type=click.Choice(BORDERS), default=DEFAULT_BORDER, show_default=True,
         help=f"Image borders: {', '.join(repr(b) for b in BORDERS[1:])} mirror the image by "
