@@ -35,3 +35,8 @@ class PublishError(SrganError):
 
 class BenchmarkError(SrganError):
     """A benchmark cannot be run as asked (e.g. a model of a scale the benchmark lacks)."""
+
+
+class ExportError(SrganError):
+    """A model cannot be exported as asked (e.g. to ONNX: a missing optional package, an
+    existing output file, a network the exporter cannot trace)."""

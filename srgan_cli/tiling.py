@@ -159,7 +159,8 @@ def mirror_index(n: int, margin: int, mode: str = "symmetric") -> torch.Tensor:
     if mode == "edge" or n == 1:
         return i.clamp(0, n - 1)
     period = 2 * n if mode == "symmetric" else 2 * (n - 1)
-    i = i.remainder(period)
+    # a tensor divisor: torch's ONNX exporter cannot take a symbolic size as a scalar one
+    i = i.remainder(torch.full((), period, dtype=i.dtype))
     return torch.where(i >= n, period - i - (1 if mode == "symmetric" else 0), i)
 
 

@@ -49,9 +49,13 @@ class Record:
 
 # AlexNet's fifth layer, the last LPIPS reads, needs an input of at least this many pixels a side
 LPIPS_MIN_SIDE = 31
+# Pixels left out on every side by PSNR, SSIM and LPIPS (the paper's protocol for x4; the
+# grid score reads whole images)
+CROP_BORDER = 4
 
 
-def lpips_distance(model, sr: np.ndarray, hr: np.ndarray, crop_border: int = 4) -> float:
+def lpips_distance(model, sr: np.ndarray, hr: np.ndarray,
+                   crop_border: int = CROP_BORDER) -> float:
     """LPIPS between two uint8 images (gray replicated to RGB), same border crop as PSNR.
     Raises ValueError for images too small for AlexNet."""
     import torch
@@ -71,6 +75,34 @@ def lpips_distance(model, sr: np.ndarray, hr: np.ndarray, crop_border: int = 4) 
     return float(model(t(sr), t(hr))[0])
 
 
+def score(sr: np.ndarray, hr: np.ndarray, *, ssim_method: str | None = "daala",
+          lpips_model=None) -> dict[str, float | None]:
+    """One 8-bit SR image's scores against its HR image, as the benchmark reports them and
+    training validation logs them: ``psnr`` and ``ssim`` (BT.601 Y, :data:`CROP_BORDER`
+    crop; no ``ssim`` when ``ssim_method`` is None), ``grid_excess`` (whole images; None
+    when too small to score) and, with ``lpips_model``, ``lpips`` (RGB, same crop; a
+    ValueError for an image too small for it)."""
+    row: dict[str, float | None] = {
+        "psnr": psnr(sr, hr, crop_border=CROP_BORDER, test_y_channel=True)}
+    if ssim_method is not None:
+        row["ssim"] = ssim(sr, hr, crop_border=CROP_BORDER, test_y_channel=True,
+                           method=ssim_method)
+    row["grid_excess"] = _grid_excess(sr, hr)
+    if lpips_model is not None:
+        row["lpips"] = lpips_distance(lpips_model, sr, hr)
+    return row
+
+
+def mean_scores(rows: list[dict]) -> dict[str, float | None]:
+    """The means of :func:`score` rows: ``psnr``, ``ssim`` and ``lpips`` (None when not
+    scored) and ``grid_excess`` (None unless every image was scored)."""
+    def mean(key: str) -> float | None:
+        values = [r.get(key) for r in rows]
+        return float(np.mean(values)) if values and None not in values else None
+
+    return {k: mean(k) for k in ("psnr", "ssim", "lpips", "grid_excess")}
+
+
 def baseline(kind: str, scale: int) -> Callable[[np.ndarray], np.ndarray]:
     resample = BASELINES[kind]
 
@@ -87,7 +119,7 @@ def evaluate(dataset: str, method: str, pairs: list[Pair], scale: int,
              on_output: Callable[[str, np.ndarray], None] | None = None) -> Record:
     """Mean Y-PSNR and SSIM over ``pairs`` with a 4-px border crop (the paper's protocol),
     the grid excess (whole images: each output's grid score minus its HR image's), plus
-    LPIPS on RGB when ``lpips_model`` is given. ``on_output(name, sr)`` sees each SR image
+    LPIPS on RGB when ``lpips_model`` is given: :func:`score` per image, :func:`mean_scores`. ``on_output(name, sr)`` sees each SR image
     (for saving)."""
     rows = []
     for p in pairs:
@@ -95,23 +127,16 @@ def evaluate(dataset: str, method: str, pairs: list[Pair], scale: int,
         if sr.shape != p.hr.shape:
             raise BenchmarkError(f"{dataset}/{p.name}: {method} gave {sr.shape}, HR is "
                                  f"{p.hr.shape}")
-        row = {"image": p.name,
-               "psnr": psnr(sr, p.hr, crop_border=4, test_y_channel=True),
-               "ssim": ssim(sr, p.hr, crop_border=4, test_y_channel=True, method=ssim_method),
-               "grid_excess": _grid_excess(sr, p.hr)}
-        if lpips_model is not None:
-            try:
-                row["lpips"] = lpips_distance(lpips_model, sr, p.hr)
-            except ValueError as e:
-                raise BenchmarkError(f"{dataset}/{p.name}: {e}") from None
-        rows.append(row)
+        try:
+            rows.append({"image": p.name, **score(sr, p.hr, ssim_method=ssim_method,
+                                                  lpips_model=lpips_model)})
+        except ValueError as e:  # LPIPS of an image too small for it
+            raise BenchmarkError(f"{dataset}/{p.name}: {e}") from None
         if on_output:
             on_output(p.name, sr)
-    lp = float(np.mean([r["lpips"] for r in rows])) if lpips_model is not None else None
-    grids = [r["grid_excess"] for r in rows if r["grid_excess"] is not None]
-    return Record(dataset, method, scale, float(np.mean([r["psnr"] for r in rows])),
-                  float(np.mean([r["ssim"] for r in rows])), ssim_method, lp, len(pairs), rows,
-                  grid=float(np.mean(grids)) if len(grids) == len(rows) else None)
+    means = mean_scores(rows)
+    return Record(dataset, method, scale, means["psnr"], means["ssim"], ssim_method,
+                  means["lpips"], len(pairs), rows, grid=means["grid_excess"])
 
 
 def _grid_excess(sr: np.ndarray, hr: np.ndarray) -> float | None:

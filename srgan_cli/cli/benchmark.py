@@ -9,7 +9,8 @@ import click
 from rich.console import Console
 
 from srgan_cli.cli.console import err, exit_on_error, fail, interrupts, print_table
-from srgan_cli.cli.options import benchmark_models, inference_options, model_option, parse_tile
+from srgan_cli.cli.options import (benchmark_models, border_option, inference_options,
+                                   model_option, parse_tile)
 
 
 def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, baselines, gemm,
@@ -98,9 +99,7 @@ def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, ba
               help="Keep the SR outputs as DIR/<dataset>/<method>/<image>.png.")
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write side-by-side crops (HR | bicubic | each model) as PNGs.")
-@click.option("--border", type=click.Choice(["zero", "symmetric", "reflect", "edge"]),
-              default="symmetric", show_default=True, help="Image borders, as for upscale: "
-              "'zero' scores the network's raw zero padding.")
+@border_option
 @click.option("--realism", "realisms", type=click.FloatRange(0, 1), multiple=True, metavar="R",
               help="Score each GAN model blended with its parent SRResNet at realism R "
               "(repeatable; rows named 'MODEL R=0.5'); see upscale --realism.")

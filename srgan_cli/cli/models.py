@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from srgan_cli.cli.console import error_line, exit_on_error, fail, say
+from srgan_cli.cli.options import DEFAULT_BORDER, border_option
 
 
 def _psnr(v: float | None) -> str:
@@ -290,31 +291,52 @@ def publish(file, repo_id, name, filename, branch, private, license_, set5, set1
 
 
 @models.command("export")
-@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("source")
+@click.argument("out", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--onnx", "onnx_out", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write SOURCE (a registered name or model file) as this "
+              "ONNX file instead (fp32, dynamic batch, height and width; RGB in [0, 1] -> "
+              "RGB in [0, 1]); needs pip install 'srgan[onnx]'.")
 @click.option("--parent", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The --init file the run started from, for checkpoints made before runs "
               "recorded its sha256 (checked against what the run did record).")
 @click.option("--weights", "which", type=click.Choice(["auto", "ema", "model"]), default="auto",
               show_default=True, help="The generator's EMA ('auto': when the run kept one) "
               "or the generator as trained ('model').")
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-def export_cmd(checkpoint, out, parent, which, overwrite) -> None:
-    """Write a training checkpoint's generator (its EMA when kept) as a weights file.
+@border_option
+@click.option("--overwrite", is_flag=True, help="Replace OUT (or the --onnx file) if it exists.")
+def export_cmd(source, out, onnx_out, parent, which, border, overwrite) -> None:
+    """Write a training checkpoint's generator (its EMA when kept) as a weights file, or a
+    model as an ONNX file (--onnx).
 
     \b
       srgan models export runs/srgan/last.pt weights/srgan_x4.safetensors
       srgan models export runs/srgan/last.pt weights/srgan_x4.safetensors \\
           --parent weights/srresnet_x4.safetensors
+      srgan models export srgan --onnx srgan_x4.onnx
 
     A run started from --init weights names them in the file's metadata (parent_sha256,
     parent_file): --realism blends the file with that parent. Reads the checkpoint only,
     so it is safe beside the run still writing it (checkpoints are replaced atomically).
+
+    With --onnx, SOURCE is a registered name, hf:// URL or model file (ours or a community
+    model); the graph takes float32 NCHW RGB in [0, 1] (input "lr") and returns float32
+    NCHW RGB in [0, 1], SCALE times larger (output "sr"), in the exact inference form,
+    with --border built in: what `srgan upscale --border BORDER` computes, untiled.
     """
+    if onnx_out is not None:
+        _export_onnx(source, onnx_out, out=out, parent=parent, which=which, border=border,
+                     overwrite=overwrite)
+        return
+    if border != DEFAULT_BORDER:
+        fail("--border is for --onnx (a weights file has no border)")
     from srgan_cli.errors import SrganError
     from srgan_cli.train.loop import export
     from srgan_cli.weights import read_info
 
+    checkpoint = Path(source)
+    if out is None:
+        fail("missing OUT: the weights file to write (or --onnx FILE)")
     if out.exists() and not overwrite:
         fail(f"{out}: already exists (use --overwrite)")
     try:
@@ -329,6 +351,24 @@ def export_cmd(checkpoint, out, parent, which, overwrite) -> None:
     elif meta.get("stage") == "gan":
         say("note: no parent recorded (the run predates it): --realism cannot use this "
              "file; export again with --parent FILE (the --init file of the run)")
+
+
+def _export_onnx(source: str, onnx_out: Path, *, out: Path | None, parent: Path | None,
+                 which: str, border: str, overwrite: bool) -> None:
+    """``srgan models export SOURCE --onnx FILE`` (``out``, ``parent``, ``which``: the
+    checkpoint export's arguments, refused here)."""
+    from srgan_cli.onnx_export import export_onnx
+
+    if out is not None:
+        fail(f"give either OUT ({out}) or --onnx FILE, not both")
+    if parent is not None or which != "auto":
+        fail("--parent and --weights choose a training checkpoint's generator; "
+             "--onnx exports a model file or registered name")
+    with exit_on_error():
+        res = export_onnx(source, onnx_out, border=border, overwrite=overwrite)
+    say(f"exported {res.source} -> {res.path}: ONNX opset {res.metadata['srgan.opset']}, "
+        f"x{res.scale}, border {res.metadata['srgan.border']}, "
+        f"{res.path.stat().st_size:,} bytes; {res.metadata['srgan.convention']}")
 
 
 @models.command()

@@ -1,32 +1,69 @@
 """Options shared by several commands, declared once (``--device``, ``--precision``,
-``--kernels``, ``--model``), and the parsers of option values that are not click types."""
+``--kernels``, ``--border``, ``--model``), and the parsers of option values that are not
+click types. Their choices come from the library's constants where those load without
+torch, else are repeated here and checked against them by tests/test_cli_options.py."""
 
 from __future__ import annotations
 
 import click
 
+from srgan_cli.arch.base import PRECISIONS as MODEL_PRECISIONS
+
+
+# What --precision and --kernels accept: the model precisions the architectures declare
+# (srgan_cli.arch.base, no torch), and the kernel choices of srgan_cli.upscale (which imports
+# torch; the CLI loads it inside its commands). tests/test_cli_options.py checks that they
+# agree with srgan_cli.upscale's PRECISIONS and KERNELS.
+PRECISIONS = ("auto", *MODEL_PRECISIONS)
+KERNELS = ("auto", "amx", "avx2", "torch")
+DEVICE_DEFAULT = "auto"
+
 
 def device_option(f):
     """``--device``, for every command that runs a model (``upscale``, ``benchmark``,
     ``train``)."""
-    return click.option("--device", default="auto", show_default=True,
+    return click.option("--device", default=DEVICE_DEFAULT, show_default=True,
                         help="auto, cpu, cuda, cuda:N, mps.")(f)
+
+
+def precision_choice() -> click.Choice:
+    """The values of every ``--precision`` (inference and training)."""
+    return click.Choice(PRECISIONS)
 
 
 def inference_options(f):
     """``--device``, ``--precision`` and ``--kernels``, declared once for every command
     that runs a model for inference (``upscale``, ``benchmark``)."""
-    f = click.option("--kernels", type=click.Choice(["auto", "amx", "avx2", "torch"]),
-                     default="auto", show_default=True, help="auto: run the 3x3 convolutions "
-                     "through srgan's fused kernels (PReLU, residual adds and pixel shuffles "
-                     "folded in; built with the C compiler on first use): AMX in bf16 on CPUs "
-                     "with AMX-BF16, AVX2 in fp32 on CPUs without AMX; else PyTorch's "
-                     "operators. amx, avx2: insist on that path; torch: never.")(f)
-    f = click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    f = click.option("--kernels", type=click.Choice(KERNELS), default="auto",
+                     show_default=True, help="auto: run the 3x3 convolutions through srgan's "
+                     "fused kernels (PReLU, residual adds and pixel shuffles folded in; built "
+                     "with the C compiler on first use): AMX in bf16 on CPUs with AMX-BF16, AVX2 "
+                     "in fp32 on CPUs without AMX; else PyTorch's operators. amx, avx2: insist "
+                     "on that path; torch: never.")(f)
+    f = click.option("--precision", type=precision_choice(),
                      default="auto", show_default=True, help="auto: bf16 on CPUs with "
                      "AMX/AVX512-BF16 (fp32 on other CPUs), fp16 on CUDA. A reduced-precision "
                      "tile that yields NaN/Inf is redone in fp32.")(f)
     return device_option(f)
+
+
+# srgan_cli.upscale's BORDERS, DEFAULT_BORDER and MIRROR_PAD, which import torch;
+# tests/test_cli_options.py checks that they agree
+BORDERS = ("zero", "symmetric", "reflect", "edge")
+DEFAULT_BORDER = "symmetric"
+MIRROR_PAD = 12
+
+
+def border_option(f):
+    """``--border``, for the commands that run a model on whole images (``upscale``,
+    ``benchmark``, and ``models export --onnx``, which builds it into the graph)."""
+    return click.option(
+        "--border", type=click.Choice(BORDERS), default=DEFAULT_BORDER, show_default=True,
+        help=f"Image borders: {', '.join(repr(b) for b in BORDERS[1:])} mirror the image by "
+        f"{MIRROR_PAD} LR px first (fewer for a network that reaches fewer; solid colours "
+        "and tiny images stay right at the corners); 'zero' runs the network with its zero "
+        "padding, its raw behaviour (corners of flat areas off by up to ~40 levels; Set5 "
+        "PSNR +0.009 dB).")(f)
 
 
 def model_option(*, several: bool):

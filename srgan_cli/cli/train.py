@@ -11,14 +11,31 @@ from rich.markup import escape
 
 from srgan_cli.cli.console import (command_line, err, exit_on_error, fail,
                                    interrupt_on_signals)
-from srgan_cli.cli.options import device_option
+from srgan_cli.cli.options import device_option, precision_choice
+from srgan_cli.train.config import (CONTENT_LOSSES, GAN_LR_STEP, LR_SCHEDULES, STAGE_DEFAULTS,
+                                    STAGES, TrainConfig, field_defaults)
+
+# Every default below is TrainConfig's (field_defaults), every choice the training modules'
+# constant, so the options cannot drift from what a TrainConfig built in Python trains;
+# tests/test_cli_options.py checks it. Two lists repeat modules that import torch:
+TIE_MODES = ("off", "dc", "resize", "mixed")  # srgan_cli.nets.generator.TIE_MODES
+SCALES = ("2", "4", "8")  # the scales GeneratorSpec builds
+DEFAULTS = field_defaults()
+GAN = STAGE_DEFAULTS["gan"]
+
+
+def _per_stage(key: str, show=str) -> str:
+    """'A (srresnet), B (gan)': the stages' defaults for a field left at None."""
+    return ", ".join(f"{show(STAGE_DEFAULTS[s][key])} ({s})" for s in STAGES)
 
 
 @click.command()
-@click.option("--stage", type=click.Choice(["srresnet", "gan"]), default="srresnet",
+@click.option("--stage", type=click.Choice(STAGES), default=DEFAULTS["stage"],
               show_default=True, help="'srresnet': the paper's MSE pre-training. 'gan': SRGAN "
-              "(generator from --init, default the registered 'srresnet'; VGG54 content loss "
-              "+ 1e-3 x adversarial loss; 10^5 iterations at --lr then 10^5 at lr/10).")
+              f"(generator from --init, default the registered '{GAN['init']}'; "
+              f"{GAN['content_loss'].upper()} content loss + {DEFAULTS['adv_weight']:g} x adversarial "
+              f"loss; {GAN_LR_STEP:,} iterations at --lr then "
+              f"{GAN['iters'] - GAN_LR_STEP:,} at lr/10).")
 @click.option("--data", "data", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder of HR training images (repeatable). Default: ../shared/datasets/train "
                    "when present.")
@@ -26,47 +43,53 @@ from srgan_cli.cli.options import device_option
               default=None, help="Where checkpoints (last.pt) and the log (log.jsonl) go. "
               "Default: runs/<stage>.")
 @click.option("--iters", type=click.IntRange(1), default=None,
-              help="Total iterations. Default: the paper's, 10^6 (srresnet) or 2x10^5 (gan).")
-@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--crop", type=click.IntRange(8), default=96, show_default=True,
+              help=f"Total iterations. Default: the paper's, {_per_stage('iters', '{:,}'.format)}.")
+@click.option("--batch", type=click.IntRange(1), default=DEFAULTS["batch"], show_default=True)
+@click.option("--crop", type=click.IntRange(8), default=DEFAULTS["crop"], show_default=True,
               help="HR crop size in pixels (LR crops are crop/scale).")
-@click.option("--scale", type=click.Choice(["2", "4", "8"]), default="4", show_default=True)
-@click.option("--blocks", type=click.IntRange(1), default=16, show_default=True,
+@click.option("--scale", type=click.Choice(SCALES),
+              default=str(DEFAULTS["scale"]), show_default=True)
+@click.option("--blocks", type=click.IntRange(1), default=DEFAULTS["blocks"], show_default=True,
               help="Residual blocks B.")
-@click.option("--width", type=click.IntRange(1), default=64, show_default=True,
+@click.option("--width", type=click.IntRange(1), default=DEFAULTS["width"], show_default=True,
               help="Feature maps per conv.")
-@click.option("--lr", type=float, default=1e-4, show_default=True, help="Adam learning rate.")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "step"]),
-              default=None, help="Default: constant (srresnet); step at 10^5 (gan).")
+@click.option("--lr", type=float,
+              default=DEFAULTS["lr"], show_default=True, help="Adam learning rate.")
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=None,
+              help=f"Default: {_per_stage('lr_schedule')}; the gan stage's step is at "
+              f"{GAN_LR_STEP:,}.")
 @click.option("--lr-milestones", default=None, help="For 'step': comma-separated iterations at "
-              "which the lr is multiplied by 0.1 (gan default: 100000).")
-@click.option("--content-loss", type=click.Choice(["mse", "vgg22", "vgg54"]), default=None,
-              help="The paper's Table 1 variants. Default: mse (srresnet), vgg54 (gan).")
-@click.option("--adv-weight", type=float, default=1e-3, show_default=True,
+              f"which the lr is multiplied by 0.1 (gan default: {GAN_LR_STEP}).")
+@click.option("--content-loss", type=click.Choice(CONTENT_LOSSES), default=None,
+              help=f"The paper's Table 1 variants. Default: {_per_stage('content_loss')}.")
+@click.option("--adv-weight", type=float, default=DEFAULTS["adv_weight"], show_default=True,
               help="gan: weight of the adversarial loss -log D(G(LR)).")
-@click.option("--pixel-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--pixel-weight", type=click.FloatRange(0), default=DEFAULTS["pixel_weight"],
+              show_default=True,
               help="gan: weight of an L1 pixel loss (on [-1, 1] images) added to the VGG content "
               "loss, as ESRGAN does; keeps colour and structure. 0: the paper's recipe.")
-@click.option("--adv-warmup", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--adv-warmup", type=click.IntRange(0),
+              default=DEFAULTS["adv_warmup"], show_default=True,
               help="gan: ramp the adversarial weight linearly from 0 to --adv-weight over this "
               "many iterations. 0: the paper's recipe.")
-@click.option("--d-warmup", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--d-warmup", type=click.IntRange(0), default=DEFAULTS["d_warmup"], show_default=True,
               help="gan: discriminator-only iterations before the first generator step of a "
               "fresh discriminator (e.g. --init from a released generator): a new D first "
               "learns the current G.")
-@click.option("--tie-phases", type=click.Choice(["off", "dc", "resize", "mixed"]), default="off",
+@click.option("--tie-phases", type=click.Choice(TIE_MODES), default=DEFAULTS["tie_phases"],
               show_default=True,
               help="Tie the four sub-pixel phases of each upsampling convolution (at the start "
               "and after every step). dc: one DC gain and bias, so flat areas cannot get a "
               "pattern locked to the LR grid; resize: exactly resize-convolution (nearest x2 + "
               "3x3 conv, as ESRGAN); mixed: resize on the first stage, dc on the second. "
               "The released weights keep the paper's layout.")
-@click.option("--grid-weight", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--grid-weight", type=click.FloatRange(0), default=DEFAULTS["grid_weight"],
+              show_default=True,
               help="Weight of the grid loss: SR's spectral peaks at the LR grid's frequencies "
               "above HR's, in dB (the benchmark's grid score on training crops). 0: off.")
 @click.option("--d-lr", type=float, default=None, help="gan: discriminator lr (default: --lr; "
               "follows the same schedule).")
-@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=DEFAULTS["ema"],
               show_default=True, help="Keep an exponential moving average of the generator "
               "with this decay (e.g. 0.999); validation and --export use it. 0: off.")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -75,14 +98,17 @@ from srgan_cli.cli.options import device_option
               "download.")
 @click.option("--lpips-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="gan: LPIPS weights for validation (default as for benchmark).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+@click.option("--precision", type=precision_choice(), default=DEFAULTS["precision"],
               show_default=True, help="Autocast dtype. auto: bf16 on CPUs with AMX/AVX512-BF16 and "
               "on CUDA (fp16 where bf16 is unsupported), else fp32.")
-@click.option("--channels-last/--no-channels-last", default=True, show_default=True)
+@click.option("--channels-last/--no-channels-last", default=DEFAULTS["channels_last"],
+              show_default=True)
 @device_option
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--ckpt-every", type=click.IntRange(1), default=1000, show_default=True)
-@click.option("--val-every", type=click.IntRange(1), default=1000, show_default=True,
+@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True)
+@click.option("--ckpt-every", type=click.IntRange(1),
+              default=DEFAULTS["ckpt_every"], show_default=True)
+@click.option("--val-every", type=click.IntRange(1),
+              default=DEFAULTS["val_every"], show_default=True,
               help="Validate (Set5 Y-PSNR) every N iterations when Set5 is available.")
 @click.option("--val-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder with <Name>_HR/ and <Name>_LR_x4/. Default: Set5 from ../shared.")
@@ -94,15 +120,18 @@ from srgan_cli.cli.options import device_option
               "--lpips-weights and --max-seconds (this invocation's; not restored).")
 @click.option("--init", "init_path", default=None,
               help="Start the generator from released weights: a registered name or a "
-              ".safetensors file (fresh optimiser). The gan stage defaults to 'srresnet'.")
+              f".safetensors file (fresh optimiser). The gan stage defaults to '{GAN['init']}'.")
 @click.option("--export", "export_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="At the end, write the generator as a safetensors release file.")
-@click.option("--log-every", type=click.IntRange(1), default=10, show_default=True,
+@click.option("--log-every", type=click.IntRange(1),
+              default=DEFAULTS["log_every"], show_default=True,
               help="Log the mean losses every N iterations (each log waits for the device).")
-@click.option("--max-seconds", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--max-seconds", type=click.FloatRange(0), default=DEFAULTS["max_seconds"],
+              show_default=True,
               help="Wall-clock limit (data loading included): then checkpoint, validate, "
               "stop and --export as at the end; --resume continues. 0: none.")
-@click.option("--degradation", default="clean", show_default=True, metavar="clean|real[,K=V...]",
+@click.option("--degradation", default=DEFAULTS["degradation"], show_default=True,
+              metavar="clean|real[,K=V...]",
               help="How LR crops are made. clean: the paper's antialiased bicubic downscale. "
               "real: Real-ESRGAN's first-order degradations per crop (Gaussian blur, x4 "
               "bicubic/bilinear/area, Gaussian or Poisson noise, JPEG 30-95), seeded by the "
@@ -167,7 +196,6 @@ def _fields(*, data, run_dir, scale, lr_milestones, val_dir, init_path, vgg_weig
 def _config(**options):
     """The :class:`TrainConfig` of a new run: the options, the default data and Set5."""
     from srgan_cli import paths
-    from srgan_cli.train.loop import TrainConfig
 
     fields = _fields(**options)
     if not fields["data"]:

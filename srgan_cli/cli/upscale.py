@@ -14,7 +14,8 @@ from rich.markup import escape
 
 from srgan_cli.cli.console import (Failure, Interrupted, err, error_line, exit_on_error, fail,
                                    interrupts)
-from srgan_cli.cli.options import inference_options, model_option, parse_shard, parse_tile
+from srgan_cli.cli.options import (border_option, inference_options, model_option, parse_shard,
+                                   parse_tile)
 from srgan_cli.files import remove_temporaries
 
 
@@ -98,12 +99,7 @@ def _precision_words(up, files: list[Path]) -> str:
               "(e.g. 1.5, 2, 8): the model's x4 output resized with an antialiased bicubic "
               "filter; at most the model's output for the largest input --max-pixels allows. "
               "Default: the model's scale.")
-@click.option("--border", type=click.Choice(["zero", "symmetric", "reflect", "edge"]),
-              default="symmetric", show_default=True, help="Image borders: 'symmetric', "
-              "'reflect', 'edge' mirror the image by 8 LR px first (solid colours "
-              "and tiny images stay right at the corners); 'zero' runs the network with its "
-              "zero padding, its raw behaviour (corners of flat areas off by up to ~40 levels; "
-              "Set5 PSNR +0.009 dB).")
+@border_option
 @click.option("--suffix", default=None, help="Name suffix when -o is omitted (no path "
               "separators). Default: _x<scale> (_x<S> with --outscale).")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders of input folders.")

@@ -6,13 +6,19 @@ from __future__ import annotations
 import math
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from srgan_cli.errors import TrainError
-from srgan_cli.nets.generator import GeneratorSpec
+
+if TYPE_CHECKING:
+    from srgan_cli.nets.generator import GeneratorSpec
+
+# No torch here (the network's spec is imported where it is built): ``srgan train``'s
+# options take their defaults and choices from this module when the CLI starts.
 
 STAGES = ("srresnet", "gan")
 CONTENT_LOSSES = ("mse", "vgg22", "vgg54")
+LR_SCHEDULES = ("constant", "cosine", "step")
 # what a stage trains when the config leaves a field at None (the paper's recipes);
 # the gan stage also gets lr_milestones [100000] when its schedule is 'step'
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -73,7 +79,8 @@ class TrainConfig:
     d_warmup: int = 0
     # tie each sub-pixel stage's four phases (srgan_cli.nets.generator.tie_phases), at the
     # start and after every generator step: off | dc (one DC gain and bias: flat areas stay
-    # flat) | resize (exactly nearest x2 + a 3x3 convolution, in the paper's layout)
+    # flat) | resize (exactly nearest x2 + a 3x3 convolution, in the paper's layout) | mixed
+    # (resize on the first stage, dc on the later ones)
     tie_phases: str = "off"
     grid_weight: float = 0.0  # weight of the grid loss (train.losses.GridLoss), in dB
     vgg_weights: str | None = None
@@ -100,7 +107,15 @@ class TrainConfig:
                                   and self.lr_schedule == "step" else [])
 
     def spec(self) -> GeneratorSpec:
+        from srgan_cli.nets.generator import GeneratorSpec
+
         return GeneratorSpec(scale=self.scale, blocks=self.blocks, width=self.width)
+
+
+def field_defaults() -> dict[str, Any]:
+    """Each :class:`TrainConfig` field's default (None for a stage default; ``data``, which
+    has none, left out): what ``srgan train``'s options default to."""
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def lr_at(cfg: TrainConfig, it: int) -> float:
@@ -112,7 +127,7 @@ def lr_at(cfg: TrainConfig, it: int) -> float:
     if cfg.lr_schedule == "cosine":
         t = min(it / max(cfg.iters, 1), 1.0)
         return 0.5 * cfg.lr * (1 + math.cos(math.pi * t))
-    raise TrainError(f"unknown lr schedule {cfg.lr_schedule!r} (constant, cosine, step)")
+    raise TrainError(f"unknown lr schedule {cfg.lr_schedule!r} ({', '.join(LR_SCHEDULES)})")
 
 
 def adv_weight_at(cfg: TrainConfig, it: int) -> float:
