@@ -25,7 +25,7 @@ from srgan_cli.models import resolve_model
 from srgan_cli.nets.fused import FusedSRResNet
 from srgan_cli.nets.inference import inference_copy
 from srgan_cli.upscale import activation_bytes
-from srgan_cli.weights import load_generator
+from srgan_cli.loading import load_file
 
 
 def _status(key: str) -> int:
@@ -52,7 +52,8 @@ def main() -> None:
     if a.kernels == "amx" and a.precision != "bf16":
         ap.error("--kernels amx computes in bf16")
     keep_freed_memory()
-    net, info = load_generator(resolve_model(a.model))
+    info = load_file(resolve_model(a.model), ours_only=True)
+    net = info.net
     net = inference_copy(net, band_rows=a.band_rows).to(memory_format=torch.channels_last)
     if a.kernels == "amx":
         net = FusedSRResNet(net)

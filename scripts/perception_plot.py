@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from srgan_cli.bench.quality import PAPER
 from srgan_cli.errors import SrganError
-from srgan_cli.weights import atomic_write
+from srgan_cli.files import atomic_write
 
 SETS = ("set5", "set14")
 TITLES = {"set5": "Set5", "set14": "Set14"}

@@ -12,7 +12,7 @@ from srgan_cli.errors import ChecksumError, ModelUnavailableError, WeightsError
 from srgan_cli.hub import cache_dir, parse_hf_url
 from srgan_cli.models import register_file, resolve_model
 from srgan_cli.nets.generator import GeneratorSpec
-from srgan_cli.weights import load_generator
+from srgan_cli.loading import load_file
 
 
 # --------------------------------------------------------------------------- downloads
@@ -24,7 +24,8 @@ def test_first_download_then_cache_then_server_stopped(env, tiny_weights):
     assert path.read_bytes() == data
     assert Path(env.tmp / "hf" / "hub") in path.parents and path.parent.name == commit
     assert ("GET", f"/{REPO_ID}/resolve/{commit}/{FILENAME}") in env.server.requests
-    model, info = load_generator(path)
+    info = load_file(path, ours_only=True)
+    model = info.net
     assert info.spec == GeneratorSpec(scale=4, blocks=2, width=8)
 
     n = env.server.request_count

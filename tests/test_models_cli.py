@@ -234,9 +234,10 @@ def test_publish_refuses_non_generator_files(env, tmp_path):
 
 
 def test_cli_convert(env, tmp_path, tiny_weights):
-    from srgan_cli.weights import load_generator
+    from srgan_cli.loading import load_file
 
-    model, _ = load_generator(tiny_weights)
+    _ = load_file(tiny_weights, ours_only=True)
+    model = _.net
     src = tmp_path / "sd.pth"
     torch.save({"model": model.state_dict()}, src)
     r = run_cli("models", "convert", src, tmp_path / "out.safetensors")

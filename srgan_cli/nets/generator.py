@@ -21,8 +21,8 @@ import functools
 import torch
 from torch import nn
 
-# The spec and the layout's numbers are declared by the architecture (srgan_cli.arch.srresnet).
-from srgan_cli.arch.srresnet_layout import INPUT_RANGE, OUTPUT_RANGE, GeneratorSpec
+# The spec and the layout's numbers (no torch; the architecture reads them too).
+from srgan_cli.nets.srresnet_spec import INPUT_RANGE, OUTPUT_RANGE, GeneratorSpec
 
 
 class ResidualBlock(nn.Module):

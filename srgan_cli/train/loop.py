@@ -118,13 +118,12 @@ def _init_weights(cfg: TrainConfig) -> tuple[SRResNet | None, dict[str, Any] | N
                              "NAME|PATH (e.g. --init srresnet)")
         return None, None
     from srgan_cli.errors import WeightsError
-    from srgan_cli.hub import sha256_file
+    from srgan_cli.loading import load_file
     from srgan_cli.models import resolve_model
-    from srgan_cli.weights import load_generator
 
     try:
         init_path = resolve_model(cfg.init)
-        model, winfo = load_generator(init_path)
+        winfo = load_file(init_path, ours_only=True)
     except WeightsError as e:
         raise TrainError(str(e)) from None
     if winfo.spec.scale != cfg.scale:
@@ -133,14 +132,14 @@ def _init_weights(cfg: TrainConfig) -> tuple[SRResNet | None, dict[str, Any] | N
     if winfo.spec.blocks != cfg.blocks or winfo.spec.width != cfg.width:
         raise TrainError(f"{cfg.init}: has B={winfo.spec.blocks}, width={winfo.spec.width}; "
                          f"the run asks for B={cfg.blocks}, width={cfg.width}")
-    return model, {
+    return winfo.net, {
         "file": Path(str(cfg.init)).name,
         "iterations": winfo.iterations or 0,
         "seconds": float(winfo.metadata.get("train_seconds", 0) or 0),
         "stage": winfo.stage,
         # the exact parent: export writes it as parent_sha256 (--realism pairs by it)
         "filename": init_path.name,
-        "sha256": sha256_file(init_path),
+        "sha256": winfo.sha256,
     }
 
 
