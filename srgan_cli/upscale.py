@@ -26,9 +26,7 @@ from srgan_cli.files import remove_temporaries
 from srgan_cli.api import load
 from srgan_cli.model import Model
 from srgan_cli.models import real_model_for
-from srgan_cli.runner import (BORDERS, DEFAULT_BORDER, KERNELS, MIRROR_PAD,  # noqa: F401
-                              PRECISIONS, TRIM_AFTER_BYTES, EventCallback, Runner,
-                              TileCallback)
+from srgan_cli.runner import EventCallback, Runner, TileCallback
 
 
 @dataclass(frozen=True)

@@ -116,13 +116,11 @@ def test_convert_refusals(tmp_path):
 
 
 def test_convert_our_own_state_dict(tmp_path, tiny_weights):
-    _ = load_file(tiny_weights, ours_only=True)
-    model = _.net
+    model = load_file(tiny_weights, ours_only=True).net
     src = tmp_path / "ours.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, src)
     layout, info = convert(src, tmp_path / "ours.safetensors")
-    _ = load_file(tmp_path / "ours.safetensors", ours_only=True)
-    back = _.net
+    back = load_file(tmp_path / "ours.safetensors", ours_only=True).net
     x = torch.rand(1, 3, 9, 9)
     with torch.no_grad():
         assert layout == "srgan" and torch.equal(back(x), model(x))

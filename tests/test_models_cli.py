@@ -236,8 +236,7 @@ def test_publish_refuses_non_generator_files(env, tmp_path):
 def test_cli_convert(env, tmp_path, tiny_weights):
     from srgan_cli.loading import load_file
 
-    _ = load_file(tiny_weights, ours_only=True)
-    model = _.net
+    model = load_file(tiny_weights, ours_only=True).net
     src = tmp_path / "sd.pth"
     torch.save({"model": model.state_dict()}, src)
     r = run_cli("models", "convert", src, tmp_path / "out.safetensors")

@@ -205,8 +205,7 @@ def test_init_from_a_release_file_continues_its_weights_and_counts(train_dir, tm
     first = tmp_path / "first"
     train(tiny_cfg(train_dir, first))
     release = export(first / "last.pt", tmp_path / "first.safetensors")
-    _ = load_file(release, ours_only=True)
-    start = _.net
+    start = load_file(release, ours_only=True).net
 
     second = tmp_path / "second"
     train(tiny_cfg(train_dir, second, iters=1, lr=0.0, init=str(release)))

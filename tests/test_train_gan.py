@@ -79,8 +79,7 @@ def test_gan_stage_updates_both_networks_and_logs_the_named_losses(data, tmp_pat
     ckpt = load_checkpoint(run / "last.pt")
     assert {"disc", "optim_d", "scaler_d"} <= ckpt.keys()
     assert ckpt["optim_d"]["state"], "the discriminator was never stepped"
-    _ = load_file(pretrained, ours_only=True)
-    start = _.net
+    start = load_file(pretrained, ours_only=True).net
     moved = [k for k, v in start.state_dict().items()
              if v.is_floating_point() and not torch.equal(ckpt["model"][k], v)]
     assert moved, "the generator did not move from its --init weights"
@@ -364,6 +363,5 @@ def test_the_generator_stays_phase_tied_and_the_log_has_the_grid_loss_and_grid_e
     before = {k: v.clone() for k, v in model.state_dict().items()}
     after = tie_phases(model, "resize").state_dict()
     assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
-    _ = load_file(pretrained, ours_only=True)
-    untied = _.net
+    untied = load_file(pretrained, ours_only=True).net
     assert not torch.allclose(untied.up[0].conv.bias, model.up[0].conv.bias)

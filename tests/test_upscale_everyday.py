@@ -242,7 +242,7 @@ def test_a_mirrored_border_is_the_network_on_the_mirrored_image(tiny_weights, h,
     import torch
 
     from srgan_cli import Upscaler
-    from srgan_cli.upscale import MIRROR_PAD
+    from srgan_cli.runner import MIRROR_PAD
 
     x = torch.from_numpy(photo_like(h, w, seed=3)).permute(2, 0, 1)[None].float() / 255
     up = Upscaler(tiny_weights, device="cpu", precision="fp32", tile=tile, border=mode)
