@@ -364,7 +364,7 @@ class Session:
         exported = None
         if ckpt.is_file():
             try:
-                from srgan_cli.train.loop import export
+                from srgan_cli.train.export import export
 
                 # the run itself recorded its --init file: export writes parent_sha256
                 export(ckpt, export_path, extra={

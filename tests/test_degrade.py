@@ -14,7 +14,9 @@ from srgan_cli.errors import TrainError
 from srgan_cli.train.data import ImageBank, downscale, sample_batch
 from srgan_cli.train.degrade import (DegradationError, DegradationSpec, Degrader, blur,
                                      format_degradation, gaussian_kernels, parse_degradation)
-from srgan_cli.train.loop import TrainConfig, load_checkpoint, train
+from srgan_cli.train.config import TrainConfig
+from srgan_cli.train.loop import train
+from srgan_cli.train.state import load_checkpoint
 from srgan_cli.loading import load_file
 
 # one degradation alone: everything else off, a single resize kernel
@@ -150,7 +152,7 @@ def test_a_real_run_resumes_exactly_and_records_its_degradation(train_dir, tmp_p
 
 def test_an_exported_real_model_names_its_degradation_and_a_clean_one_does_not(train_dir,
                                                                              tmp_path):
-    from srgan_cli.train.loop import export
+    from srgan_cli.train.export import export
 
     for degradation in ("real,jpeg_quality=50:95", "clean"):
         run = tmp_path / degradation.split(",")[0]

@@ -15,7 +15,10 @@ from safetensors.torch import save_file
 from conftest import make_train_dir, make_val_dir
 from srgan_cli.cli import main
 from srgan_cli.errors import TrainError
-from srgan_cli.train.loop import TrainConfig, export, load_checkpoint, train
+from srgan_cli.train.config import TrainConfig
+from srgan_cli.train.export import export
+from srgan_cli.train.loop import train
+from srgan_cli.train.state import load_checkpoint
 from srgan_cli.loading import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -225,7 +228,7 @@ def test_ddp_two_cpu_processes_stay_identical(data, tmp_path, pretrained, vgg_fi
 
 
 def test_adversarial_weight_ramps_linearly_over_the_warmup_then_holds():
-    from srgan_cli.train.loop import adv_weight_at
+    from srgan_cli.train.config import adv_weight_at
 
     cfg = TrainConfig(data=[], stage="gan", adv_weight=1e-3, adv_warmup=4)
     assert [adv_weight_at(cfg, i) for i in range(6)] == pytest.approx(

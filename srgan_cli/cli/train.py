@@ -114,7 +114,8 @@ def train(resume, export_path, **options):
     --resume continues exactly where it stopped.
     """
     from srgan_cli.errors import SrganError
-    from srgan_cli.train.loop import export, train as run_train
+    from srgan_cli.train.export import export
+    from srgan_cli.train.loop import train as run_train
 
     cfg = _resumed(resume, options) if resume else _config(**options)
     main_process = os.environ.get("RANK", "0") == "0"
@@ -167,7 +168,7 @@ def _fields(*, data, run_dir, scale, lr_milestones, val_dir, init_path, vgg_weig
 def _config(**options):
     """The :class:`TrainConfig` of a new run: the options, the default data and Set5."""
     from srgan_cli import paths
-    from srgan_cli.train.loop import TrainConfig
+    from srgan_cli.train.config import TrainConfig
 
     fields = _fields(**options)
     if not fields["data"]:

@@ -1,5 +1,6 @@
 """The SRResNet / SRGAN generator of Ledig et al. (CVPR 2017), Figure 4, as torch modules;
-its spec and numbers are declared in :mod:`srgan_cli.arch.srresnet`.
+its spec and numbers are in :mod:`srgan_cli.nets.srresnet_spec`, its facts in
+:mod:`srgan_cli.arch.srresnet`.
 
 Layout (names are the state-dict prefixes)::
 

@@ -99,3 +99,17 @@ class GeneratorSpec:
                      9 * c * 4 ** (n - 2) if n >= 2 else 0,
                      c * 4 ** max(n - 1, 0) + 2 * self.channels * self.scale**2)
         return 3 * c * self.scale**2, banded
+
+
+def output_to_unit(y, peak: float = 1.0):
+    """A generator output (a tensor in :data:`OUTPUT_RANGE`) as ``[0, peak]``, not clamped:
+    ``(y - lo) * (peak / (hi - lo))`` (``(y + 1) * peak / 2`` for [-1, 1], exactly)."""
+    lo, hi = OUTPUT_RANGE
+    return (y - lo) * (peak / (hi - lo))
+
+
+def unit_to_output_(x):
+    """A tensor in [0, 1] mapped in place to :data:`OUTPUT_RANGE` (training targets):
+    ``x * (hi - lo) + lo`` (``2x - 1`` for [-1, 1], exactly)."""
+    lo, hi = OUTPUT_RANGE
+    return x.mul_(hi - lo).add_(lo)

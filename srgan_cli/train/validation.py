@@ -10,6 +10,7 @@ import torch
 
 from srgan_cli.errors import TrainError
 from srgan_cli.nets.generator import SRResNet
+from srgan_cli.nets.srresnet_spec import output_to_unit
 
 
 def load_pairs(val_dir: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -30,7 +31,7 @@ def _rgb(a: np.ndarray) -> np.ndarray:
 def _sr_u8(model: SRResNet, lr: np.ndarray, device: torch.device) -> torch.Tensor:
     """The model's 8-bit output (1, 3, H, W) for an (h, w, 3) uint8 LR image, on the CPU."""
     x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(device)
-    return ((model(x).float() + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).cpu()
+    return output_to_unit(model(x).float(), 255.0).clamp(0, 255).round().to(torch.uint8).cpu()
 
 
 @torch.inference_mode()
