@@ -133,8 +133,7 @@ class Model:
     def describe(self) -> str:
         """One line: what it is (the CLI's first line)."""
         if self.bare:  # a file without our metadata: its architecture's words
-            return self.summary if self.arch == "spandrel" else (
-                f"{self.arch} x{self.scale} ({self.summary})")
+            return f"{self.arch} x{self.scale} ({self.summary})"
         return f"{self.stage} x{self.scale} ({self.summary}), {self.iterations or '?'} iterations"
 
     def with_net(self, net: Any, provenance: Provenance | None = None) -> "Model":
@@ -151,8 +150,10 @@ class Model:
     def prepare(self, device: Any, precision: str, *, optimise: bool = True,
                 kernels: str = "auto") -> Prepared:
         """The network made ready for ``device`` (a ``torch.device``) in ``precision``:
-        its inference form when ``optimise`` (computed on the CPU), moved there in
-        channels-last order, run by the kernels :func:`srgan_cli.kernels.choose` picks."""
+        its inference form when ``optimise`` (computed on the CPU, a copy), moved there in
+        channels-last order, run by the kernels :func:`srgan_cli.kernels.choose` picks.
+        Without an inference copy (a community model, or not ``optimise``) the model's own
+        network is the one moved: prepare one model for one device at a time."""
         import torch
 
         from srgan_cli.kernels import choose

@@ -26,7 +26,7 @@ from srgan_cli.files import remove_temporaries
 from srgan_cli.api import load
 from srgan_cli.model import Model
 from srgan_cli.models import real_model_for
-from srgan_cli.runner import EventCallback, Runner, TileCallback
+from srgan_cli.runner import DEFAULT_BORDER, EventCallback, Runner, TileCallback
 
 
 @dataclass(frozen=True)
@@ -54,16 +54,23 @@ class Upscaler(Runner):
     ``None`` runs ``model`` as it is.
     """
 
-    def __init__(self, model: Model | str | os.PathLike | None = None, *,
+    def __init__(self, model: Model | str | os.PathLike | None = None, *, device: str = "auto",
+                 precision: str = "auto", tile: int | None = None, tile_pad: int | None = None,
+                 tile_batch: int = 1, alpha: str = "bicubic", optimise: bool = True,
+                 reuse_memory: bool = True, kernels: str = "auto",
                  realism: float | None = None, parent: str | os.PathLike | None = None,
-                 **options):
+                 border: str = DEFAULT_BORDER, border_pad: int | None = None,
+                 outscale: float | None = None):
         loaded = model if isinstance(model, Model) else load(model)
         self.realism, self.parent_path = realism, None
         if realism is not None:  # blended before any inference form is built from it
             from srgan_cli.realism import blended
 
             loaded, self.parent_path = blended(loaded, realism, parent)
-        super().__init__(loaded, **options)
+        super().__init__(loaded, device=device, precision=precision, tile=tile,
+                         tile_pad=tile_pad, tile_batch=tile_batch, alpha=alpha,
+                         optimise=optimise, reuse_memory=reuse_memory, kernels=kernels,
+                         border=border, border_pad=border_pad, outscale=outscale)
 
     @property
     def weights_path(self) -> Path | None:

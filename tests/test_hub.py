@@ -35,7 +35,7 @@ def test_first_download_then_cache_then_server_stopped(env, tiny_weights):
     assert resolve_model("tiny").read_bytes() == data
     from srgan_cli import Upscaler
 
-    assert Upscaler("tiny", device="cpu").info.spec.width == 8
+    assert Upscaler("tiny", device="cpu").model.spec.width == 8
 
 
 def test_offline_mode_uses_cache_and_explains_missing(env, tiny_weights, monkeypatch):

@@ -124,7 +124,8 @@ def test_register_records_hash_and_metadata(env):
     assert r.exit_code == 0, r.output
     e = json.loads(r.stdout)["ship"]
     assert e["sha256"] == sha256_file(f) and e["filename"] == f.name
-    assert (e["arch"], e["scale"], e["blocks"], e["width"]) == ("srresnet", 4, 2, 8)
+    assert e["spec"] == {"arch": "srresnet", "scale": 4, "blocks": 2, "width": 8, "channels": 3}
+    assert not {"arch", "scale", "blocks", "width"} & set(e)  # SRResNet's keys live in the spec
     assert e["revision"] is None and e["repo_id"] == "tester/ship-x4"
     assert e["psnr"] == {"Set5": 29.84, "Set14": None} and e["license"] == "MIT"
     assert "val_set5_psnr" in r.stderr and "intended publishing target" in r.stderr

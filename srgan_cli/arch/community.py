@@ -46,8 +46,7 @@ class SpandrelSpec:
 
     def describe(self) -> str:
         tags = f" ({', '.join(self.tags)})" if self.tags else ""
-        return (f"{self.arch_name}{tags} x{self.scale}, {self.parameters:,} parameters "
-                "(recognised by spandrel)")
+        return f"{self.arch_name}{tags}, {self.parameters:,} parameters, recognised by spandrel"
 
 
 class SpandrelArchitecture(Architecture):
