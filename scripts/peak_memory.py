@@ -21,11 +21,11 @@ import argparse
 import torch
 
 from srgan_cli.device import keep_freed_memory
+from srgan_cli.loading import load_file
+from srgan_cli.model import Prepared
 from srgan_cli.models import resolve_model
 from srgan_cli.nets.fused import FusedSRResNet
 from srgan_cli.nets.inference import inference_copy
-from srgan_cli.loading import load_file
-from srgan_cli.model import Prepared
 
 
 def _status(key: str) -> int:

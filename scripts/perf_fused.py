@@ -77,10 +77,10 @@ def micro(size: int) -> None:
 
 
 def stages(size: int, profile: bool = False) -> None:
+    from srgan_cli.loading import load_file
     from srgan_cli.models import resolve_model
     from srgan_cli.nets.fused import FusedSRResNet
     from srgan_cli.nets.inference import inference_copy
-    from srgan_cli.loading import load_file
 
     info = load_file(resolve_model("srresnet"), ours_only=True)
     net = info.net

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from srgan_cli.bench.speed import peak_rss_mb, synthetic_photo
+from srgan_cli.loading import load_file
 from srgan_cli.models import resolve_model
 from srgan_cli.nets.inference import inference_copy
 from srgan_cli.tiling import run_tiled
-from srgan_cli.loading import load_file
 
 
 def build(config: str, weights: str):

@@ -20,7 +20,6 @@ import os
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from srgan_cli.errors import WeightsError
 from srgan_cli.loading import load_file

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from srgan_cli import imaging
+from srgan_cli.api import load
 from srgan_cli.errors import ImageError, SrganError
 from srgan_cli.files import remove_temporaries
-from srgan_cli.api import load
 from srgan_cli.model import Model
 from srgan_cli.models import real_model_for
 from srgan_cli.runner import DEFAULT_BORDER, EventCallback, Runner, TileCallback
@@ -37,7 +37,6 @@ class UpscaleResult:
     out_size: tuple[int, int]
     tile: int  # the tile size actually used (0 = whole image)
     fp32_retries: int  # tiles recomputed in fp32 after a non-finite reduced-precision result
-
 
 
 class Upscaler(Runner):

@@ -6,8 +6,8 @@ from torch import nn
 
 from srgan_cli.convert import convert
 from srgan_cli.errors import ConvertError
-from srgan_cli.nets.generator import GeneratorSpec
 from srgan_cli.loading import load_file
+from srgan_cli.nets.generator import GeneratorSpec
 
 
 class _TwtyBlock(nn.Module):

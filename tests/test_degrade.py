@@ -14,10 +14,10 @@ from srgan_cli.errors import TrainError
 from srgan_cli.train.data import ImageBank, downscale, sample_batch
 from srgan_cli.train.degrade import (DegradationError, DegradationSpec, Degrader, blur,
                                      format_degradation, gaussian_kernels, parse_degradation)
+from srgan_cli.loading import load_file
 from srgan_cli.train.config import TrainConfig
 from srgan_cli.train.loop import train
 from srgan_cli.train.state import load_checkpoint
-from srgan_cli.loading import load_file
 
 # one degradation alone: everything else off, a single resize kernel
 ONLY = dict(blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0, resize_modes=("bicubic",))

@@ -16,8 +16,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from conftest import make_train_dir, make_val_dir, photo_like, trained_looking
-from srgan_cli.nets.generator import GeneratorSpec
 from srgan_cli.loading import load_file
+from srgan_cli.nets.generator import GeneratorSpec
 from srgan_cli.weights import save_generator
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ from hubenv import (FILENAME, REPO_ID, entry, env, other_weights, published,  # 
 from hubserver import hub_server  # noqa: F401  (fixture)
 from srgan_cli.errors import ChecksumError, ModelUnavailableError, WeightsError
 from srgan_cli.hub import cache_dir, parse_hf_url
+from srgan_cli.loading import load_file
 from srgan_cli.models import register_file, resolve_model
 from srgan_cli.nets.generator import GeneratorSpec
-from srgan_cli.loading import load_file
 
 
 # --------------------------------------------------------------------------- downloads

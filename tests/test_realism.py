@@ -14,11 +14,11 @@ from conftest import REPO, make_val_dir, photo_like, trained_looking
 from srgan_cli.cli import main
 from srgan_cli.errors import SrganError, WeightsError
 from srgan_cli.hub import sha256_file
+from srgan_cli.loading import load_file
 from srgan_cli.models import default_model, register_file, registry
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet, to_unit_range
 from srgan_cli.realism import blend_state
 from srgan_cli.upscale import Upscaler
-from srgan_cli.loading import load_file
 from srgan_cli.weights import save_generator
 
 SPEC = GeneratorSpec(scale=4, blocks=2, width=8)

@@ -10,12 +10,12 @@ from PIL import Image
 from conftest import make_train_dir, make_val_dir, photo_like
 from srgan_cli.cli import main
 from srgan_cli.errors import TrainError
-from srgan_cli.train.data import ImageBank, downscale, sample_batch
+from srgan_cli.loading import load_file
 from srgan_cli.train.config import TrainConfig, lr_at
+from srgan_cli.train.data import ImageBank, downscale, sample_batch
 from srgan_cli.train.export import export
 from srgan_cli.train.loop import train
 from srgan_cli.train.state import load_checkpoint
-from srgan_cli.loading import load_file
 
 
 @pytest.fixture

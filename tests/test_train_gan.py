@@ -15,11 +15,11 @@ from safetensors.torch import save_file
 from conftest import make_train_dir, make_val_dir
 from srgan_cli.cli import main
 from srgan_cli.errors import TrainError
+from srgan_cli.loading import load_file
 from srgan_cli.train.config import TrainConfig
 from srgan_cli.train.export import export
 from srgan_cli.train.loop import train
 from srgan_cli.train.state import load_checkpoint
-from srgan_cli.loading import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

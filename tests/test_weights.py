@@ -5,9 +5,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from srgan_cli import loading
 from srgan_cli.errors import WeightsError
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-from srgan_cli import loading
 from srgan_cli.tensorfile import metadata
 from srgan_cli.weights import save_generator
 
