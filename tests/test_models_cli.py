@@ -117,6 +117,19 @@ def test_publish_roundtrip(env, tiny_weights):
     assert resolve_model("pub").read_bytes() == tiny_weights.read_bytes()
 
 
+def test_register_rewrites_an_old_format_entry_with_its_spec_block_and_keeps_the_rest(env):
+    f = shipped_weights(env, width=16)
+    old = {k: v for k, v in entry("a" * 64, None, filename=f.name).items() if k != "spec"}
+    old.update(arch="srresnet", scale=4, blocks=2, width=8, channels=3, custom="kept")
+    write_registry(env.registry, ship=old)
+    r = run_cli("models", "register", f, "--name", "ship")
+    assert r.exit_code == 0, r.output
+    e = json.loads(env.registry.read_text(encoding="utf-8"))["models"]["ship"]
+    assert e["spec"] == {"arch": "srresnet", "scale": 4, "blocks": 2, "width": 16, "channels": 3}
+    assert not {"arch", "scale", "blocks", "width", "channels"} & set(e)
+    assert e["custom"] == "kept" and e["description"] == "tiny test model"
+
+
 def test_register_records_hash_and_metadata(env):
     f = shipped_weights(env, val=29.8364)
     write_registry(env.registry, other=entry("a" * 64, None))
