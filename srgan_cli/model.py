@@ -167,7 +167,9 @@ class Model:
     def upscale(self, image, **options):
         """``image`` (a PIL image of any mode) upscaled, as ``srgan upscale`` does it (tiled,
         exact borders, alpha and gray kept); ``options`` are :class:`~srgan_cli.runner.Runner`'s
-        (``device``, ``precision``, ``tile``, ``border``, ``outscale``, ...)."""
+        (``device``, ``precision``, ``tile``, ``border``, ``outscale``, ...). The model is
+        prepared on each call: for many images, prepare it once with
+        ``srgan_cli.Upscaler(model, ...)``."""
         from srgan_cli.runner import Runner
 
         return Runner(self, **options).upscale_image(image)
