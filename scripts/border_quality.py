@@ -66,7 +66,7 @@ def main() -> None:
     records = []
     runs = [(b, p) for b in a.borders.split(",") for p in (["0"] if b == "zero" else
                                                            a.pads.split(","))]
-    radius = Upscaler(a.model, device="cpu", precision="fp32", border="zero").descriptor.tile_pad
+    radius = Upscaler(a.model, device="cpu", precision="fp32", border="zero").model.tile_pad
     for border, pad in runs:
         up = Upscaler(a.model, device="cpu", precision="fp32", tile=0, border=border,
                       border_pad={"auto": radius, "default": None}.get(pad) if not

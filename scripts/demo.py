@@ -22,8 +22,8 @@ from PIL import Image
 
 from srgan_cli.bench.quality import detail_box, labelled_row
 from srgan_cli.errors import SrganError
+from srgan_cli.files import atomic_write
 from srgan_cli.models import default_model, registry, registry_path
-from srgan_cli.weights import atomic_write
 
 MODELS = {"srresnet": "srresnet: distortion-oriented (MSE)",
           "srgan": "srgan: photo-realistic (GAN), with a 4-px lattice",

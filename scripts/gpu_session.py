@@ -322,9 +322,9 @@ class Session:
         shutil.rmtree(run_dir, ignore_errors=True)
         limit = self.left(name)
         parent_sha = sha256(parent)
-        from srgan_cli.weights import read_info
+        from srgan_cli.loading import facts_of_file
 
-        spec = read_info(parent).spec
+        spec = facts_of_file(parent).spec
         if self.plan.dry:
             batch, lr, crop = 2, 1e-4, 32
             budget = a.dry_train_seconds
@@ -364,7 +364,7 @@ class Session:
         exported = None
         if ckpt.is_file():
             try:
-                from srgan_cli.train.loop import export
+                from srgan_cli.train.export import export
 
                 # the run itself recorded its --init file: export writes parent_sha256
                 export(ckpt, export_path, extra={

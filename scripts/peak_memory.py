@@ -12,7 +12,7 @@ Runs the default inference copy of the shipped SRResNet (BatchNorm folded, split
 last stage in row bands) the way ``Upscaler`` does on the CPU (glibc keeping freed memory,
 channels_last, autocast for bf16) on a random S x S image, and prints the growth of the
 process's peak resident set (``VmHWM`` after ``clear_refs``, over the resident set before
-the first pass) next to ``srgan_cli.upscale.activation_bytes`` (the unbanded estimate with ``--band-rows 0``).
+the first pass) next to ``srgan_cli.model.Prepared.activation_bytes`` (the unbanded estimate with ``--band-rows 0``).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ import argparse
 import torch
 
 from srgan_cli.device import keep_freed_memory
+from srgan_cli.loading import load_file
+from srgan_cli.model import Prepared
 from srgan_cli.models import resolve_model
 from srgan_cli.nets.fused import FusedSRResNet
 from srgan_cli.nets.fused_fp32 import Fp32SRResNet
 from srgan_cli.nets.inference import inference_copy
-from srgan_cli.upscale import activation_bytes
-from srgan_cli.weights import load_generator
 
 
 def _status(key: str) -> int:
@@ -57,7 +57,8 @@ def main() -> None:
     if a.kernels == "avx2" and a.precision != "fp32":
         ap.error("--kernels avx2 computes in fp32")
     keep_freed_memory()
-    net, info = load_generator(resolve_model(a.model))
+    info = load_file(resolve_model(a.model), ours_only=True)
+    net = info.net
     net = inference_copy(net, band_rows=a.band_rows).to(memory_format=torch.channels_last)
     if a.kernels == "amx":
         net = FusedSRResNet(net)
@@ -77,7 +78,8 @@ def main() -> None:
             del y
         peak = _status("VmHWM") - base
     banded = a.band_rows != 0
-    est = activation_bytes(info, a.size, a.size, banded, 2 if a.precision == "bf16" else 4)
+    est = Prepared(net, info.facts.memory, banded).activation_bytes(
+        a.size, a.size, 2 if a.precision == "bf16" else 4)
     print(f"{a.precision} ({a.kernels} kernels) {a.size}x{a.size}, bands {a.band_rows}, {a.passes} passes"
           f"{' (outputs kept)' if a.keep_output else ''}: peak growth {peak / 1e6:.0f} MB, "
           f"estimate {est / 1e6:.0f} MB, ratio {peak / est:.2f}")

@@ -27,10 +27,9 @@ def main() -> None:
     from PIL import Image
     from torchvision.transforms import ToPILImage, ToTensor
 
-    from srgan_cli.models import default_model, resolve_model
-    from srgan_cli.weights import load_model
+    import srgan_cli
 
-    net, _ = load_model(resolve_model(a.model or default_model()), "cpu")
+    net = srgan_cli.load(a.model).net
     net.eval()
     x = ToTensor()(Image.open(a.src).convert("RGB"))[None]
     with torch.no_grad():

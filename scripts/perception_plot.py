@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from srgan_cli.bench.quality import PAPER
 from srgan_cli.errors import SrganError
-from srgan_cli.weights import atomic_write
+from srgan_cli.files import atomic_write
 
 SETS = ("set5", "set14")
 TITLES = {"set5": "Set5", "set14": "Set14"}
@@ -64,10 +64,10 @@ def run_benchmark(model: str, realisms, device: str) -> tuple[list[dict], str]:
 def model_provenance(model: str) -> dict:
     from srgan_cli.hub import sha256_file
     from srgan_cli.models import resolve_model
-    from srgan_cli.weights import read_info
+    from srgan_cli.tensorfile import metadata
 
     path = resolve_model(model)
-    meta = read_info(path).metadata
+    meta = metadata(path)
     return {"model": model, "file": str(path), "sha256": sha256_file(path),
             "iterations": meta.get("iterations"), "parent_file": meta.get("parent_file"),
             "parent_sha256": meta.get("parent_sha256")}

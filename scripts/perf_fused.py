@@ -77,12 +77,13 @@ def micro(size: int) -> None:
 
 
 def stages(size: int, profile: bool = False) -> None:
+    from srgan_cli.loading import load_file
     from srgan_cli.models import resolve_model
     from srgan_cli.nets.fused import FusedSRResNet
     from srgan_cli.nets.inference import inference_copy
-    from srgan_cli.weights import load_generator
 
-    net, info = load_generator(resolve_model("srresnet"))
+    info = load_file(resolve_model("srresnet"), ours_only=True)
+    net = info.net
     fused = FusedSRResNet(inference_copy(net).to(memory_format=torch.channels_last))
     x = torch.rand(1, 3, size, size).contiguous(memory_format=torch.channels_last)
     spent: dict[str, float] = {}

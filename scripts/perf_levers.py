@@ -31,14 +31,15 @@ import numpy as np
 import torch
 
 from srgan_cli.bench.speed import peak_rss_mb, synthetic_photo
+from srgan_cli.loading import load_file
 from srgan_cli.models import resolve_model
 from srgan_cli.nets.inference import inference_copy
 from srgan_cli.tiling import run_tiled
-from srgan_cli.weights import load_generator
 
 
 def build(config: str, weights: str):
-    net, info = load_generator(resolve_model(weights))
+    info = load_file(resolve_model(weights), ours_only=True)
+    net = info.net
     if config == "eager-fp32":
         return net, None, False, True, info
     prec, *flags = config.split("-")

@@ -23,7 +23,7 @@ from srgan_cli.bench.speed import hardware, measure, openvino_baseline, syntheti
 from srgan_cli.device import cpu_model
 from srgan_cli.imaging import Decoded
 from srgan_cli.upscale import Upscaler
-from srgan_cli.weights import load_model
+from srgan_cli.loading import load_file
 
 PATHS = {"torch": ("fp32", "torch"), "avx2": ("fp32", "avx2"), "bf16": ("bf16", "torch")}
 
@@ -45,7 +45,7 @@ def main() -> None:
     for name in a.paths:
         if name == "openvino":
             up = Upscaler(a.model, device="cpu", precision="fp32")
-            net, _ = load_model(up.weights_path, "cpu")
+            net = load_file(up.weights_path).net
             x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
             run, version = openvino_baseline(net.eval(), x)
             results[name] = measure(f"OpenVINO {version.split('-')[0]} f32", run, model=a.model,

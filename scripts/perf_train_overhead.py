@@ -30,7 +30,9 @@ def main() -> None:
     from safetensors.torch import save_file
 
     from srgan_cli.nets.vgg import vgg19_features
-    from srgan_cli.train.loop import TrainConfig, export, train
+    from srgan_cli.train.config import TrainConfig
+    from srgan_cli.train.export import export
+    from srgan_cli.train.loop import train
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -28,9 +28,9 @@ from torch import nn
 
 from srgan_cli.bench.speed import synthetic_photo
 from srgan_cli.device import keep_freed_memory
+from srgan_cli.loading import load_file
 from srgan_cli.models import resolve_model
 from srgan_cli.nets.inference import inference_copy
-from srgan_cli.weights import load_generator
 
 
 class FusedAddBlock(nn.Module):
@@ -81,7 +81,7 @@ def main() -> None:
         i = args.index("--size")
         size, args = int(args[i + 1]), args[:i] + args[i + 2:]
     keep_freed_memory()
-    net0, _ = load_generator(resolve_model("srresnet"))
+    net0 = load_file(resolve_model("srresnet"), ours_only=True).net
     x = torch.from_numpy(synthetic_photo(size, size)).permute(2, 0, 1)[None]
     x = x.contiguous(memory_format=torch.channels_last)
 

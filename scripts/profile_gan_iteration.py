@@ -34,14 +34,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from srgan_cli.device import cpu_has_bf16
 from srgan_cli.bench.speed import hardware
+from srgan_cli.device import cpu_has_bf16
+from srgan_cli.loading import load_file
 from srgan_cli.models import resolve_model
 from srgan_cli.nets.discriminator import Discriminator
 from srgan_cli.nets.vgg import VGGFeatures
 from srgan_cli.paths import benchmark_dir
 from srgan_cli.train.data import ImageBank, sample_batch
-from srgan_cli.weights import load_generator
 
 
 def main() -> int:
@@ -68,7 +68,7 @@ def main() -> int:
 
     data = args.data or (benchmark_dir("Set14") / "Set14_HR")
     bank = ImageBank.from_dirs([str(data)], args.crop)
-    gen_model, _ = load_generator(resolve_model("srresnet"))
+    gen_model = load_file(resolve_model("srresnet"), ours_only=True).net
     model = gen_model.train().to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     vgg = VGGFeatures.load("vgg54").to(memory_format=torch.channels_last)

@@ -88,12 +88,17 @@ def _calibrated(model: torch.nn.Module, x: torch.Tensor):
 
 
 def _load(name: str, init: str, seed: int, tmp: Path):
-    """(ForeignNet, ForeignInfo, description): built and saved, then read back through
-    srgan_cli.foreign exactly as a user's file would be."""
+    """(ForeignNet, its SpandrelSpec, description): built and saved, then read back through
+    srgan_cli.load exactly as a user's file would be."""
+    import srgan_cli
     from srgan_cli import foreign
 
+    def read(path):
+        model = srgan_cli.load(path)
+        return model.net, model.spec
+
     if Path(name).suffix in foreign.SUFFIXES:
-        net, info = foreign.load(name)
+        net, info = read(name)
         return net, info, f"{info.describe()} from {name}"
     desc, build = _nets()[name]
     torch.manual_seed(seed)
@@ -102,7 +107,7 @@ def _load(name: str, init: str, seed: int, tmp: Path):
         model = _he(model)
     path = tmp / f"{name}.pth"
     torch.save(model.state_dict(), path)
-    net, info = foreign.load(path)
+    net, info = read(path)
     return net, info, f"{desc}, random weights ({init} init, seed {seed})"
 
 

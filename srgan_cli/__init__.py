@@ -1,11 +1,13 @@
 """srgan: photo-realistic 4x single-image super-resolution (SRResNet / SRGAN).
 
-``from srgan_cli import Upscaler`` is the Python API; torch is imported lazily so the
+The Python API: ``srgan_cli.load(name_or_path)`` returns a :class:`~srgan_cli.model.Model`
+(the network, its facts and provenance; ``model.upscale(image)``), and
+``srgan_cli.Upscaler`` upscales images and files with one. torch is imported lazily so the
 command line starts fast. ``srgan_cli.__version__`` is the installed package's version
 (from its metadata; pyproject.toml is the one place it is written).
 """
 
-__all__ = ["Upscaler", "__version__"]
+__all__ = ["Model", "Upscaler", "__version__", "load"]
 
 
 def __getattr__(name: str):
@@ -13,6 +15,14 @@ def __getattr__(name: str):
         from srgan_cli.upscale import Upscaler
 
         return Upscaler
+    if name == "load":
+        from srgan_cli.api import load
+
+        return load
+    if name == "Model":
+        from srgan_cli.model import Model
+
+        return Model
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 

@@ -3,11 +3,11 @@
 Files are read with ``torch.load(weights_only=True)`` (tensors and plain containers only;
 no pickled code runs) or as safetensors, and checkpoint wrappers (``model``,
 ``state_dict``, ``params_ema``, ``generator``, ...) and a ``module.`` prefix (DataParallel)
-are unwrapped, as for community models (:func:`srgan_cli.foreign.read_state_dict`). The layouts, and how each maps onto our names, belong to the architectures
-(:func:`srgan_cli.arch.layouts`; SRResNet's ``twtygqyy`` and ``srgan`` are documented in
-:mod:`srgan_cli.arch.srresnet`). Every source tensor must be used and every shape must
-match the network rebuilt from them; anything else is refused with a message naming the
-first offender.
+are unwrapped, as for community models (:func:`srgan_cli.foreign.read_state_dict`). The
+layouts, and how each maps onto an architecture's names, are :mod:`srgan_cli.layouts`
+(one module per layout). Every source tensor must be used and every shape must match the
+network rebuilt from them; anything else is refused with a message naming the first
+offender.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from srgan_cli import arch
+from srgan_cli import arch, layouts
 from srgan_cli.errors import ConvertError
-
-LAYOUTS = tuple(arch.layouts())  # the built-in ones; arch.layouts() is asked at call time
 
 
 def _load_state(path: Path) -> dict:
@@ -29,19 +27,35 @@ def _load_state(path: Path) -> dict:
     return read_state_dict(path, error=ConvertError)
 
 
-def detect_layout(state: dict) -> str | None:
-    """The first registered layout that recognises ``state``, or None."""
-    from srgan_cli import arch
-
-    found = arch.recognise(state)
-    return found[1] if found and found[1] in arch.layouts() else None
+def _layout_of(state: dict, layout: str, src: Path) -> layouts.Layout:
+    """The layout to convert ``state`` with: the one it has (``auto``) or the one named,
+    which it must have."""
+    found = layouts.recognise(state)
+    if layout != "auto":
+        named = layouts.get(layout)
+        if found is not named:
+            raise ConvertError(f"{src}: does not look like the {layout} layout")
+        return named
+    if found is not None:
+        return found
+    other = arch.recognise(state)
+    if other is not None:  # e.g. an ESRGAN file: nothing to convert
+        raise ConvertError(
+            f"{src}: a {other[1]} model ({other[0].name}), not a convertible layout; "
+            f"it runs as it is: srgan upscale --model {src}")
+    keys = ", ".join(sorted(state)[:4])
+    raise ConvertError(
+        f"{src}: unrecognised state-dict layout (first keys: {keys}, ...); supported: "
+        f"{', '.join(layouts.NAMES)} (see `srgan models convert --help`)")
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike, layout: str = "auto",
-            overwrite: bool = False) -> tuple[str, "object"]:
-    """Convert ``src`` to our safetensors format at ``dst``; returns ``(layout, ModelInfo)``."""
+            overwrite: bool = False):
+    """Convert ``src`` to our safetensors format at ``dst``; returns ``(layout name, the
+    written file loaded as a Model)``."""
     from srgan_cli.hub import sha256_file
-    from srgan_cli.weights import read_info, save_generator
+    from srgan_cli.loading import load_file
+    from srgan_cli.weights import save_generator
 
     src, dst = Path(src), Path(dst)
     if not src.is_file():
@@ -50,30 +64,15 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, layout: str = "auto"
         raise ConvertError(f"{dst}: exists (pass --overwrite)")
     if dst.suffix != ".safetensors":
         raise ConvertError(f"{dst}: the output must be a .safetensors file")
+    if layout != "auto":
+        layouts.get(layout)  # an unknown name is refused before the file is read
     state = _load_state(src)
-    known = arch.layouts()
-    found = detect_layout(state)
-    if layout == "auto":
-        if found is None:
-            other = arch.recognise(state)
-            if other is not None:  # e.g. an ESRGAN file: nothing to convert
-                raise ConvertError(
-                    f"{src}: a {other[1]} model ({other[0].name}), not a convertible layout; "
-                    f"it runs as it is: srgan upscale --model {src}")
-            keys = ", ".join(sorted(state)[:4])
-            raise ConvertError(
-                f"{src}: unrecognised state-dict layout (first keys: {keys}, ...); supported: "
-                f"{', '.join(known)} (see `srgan models convert --help`)")
-        layout = found
-    elif layout not in known:
-        raise ConvertError(f"unknown layout {layout!r} (supported: {', '.join(known)})")
-    elif found != layout:
-        raise ConvertError(f"{src}: does not look like the {layout} layout")
-    architecture = known[layout]
-    spec, mapped, used = architecture.convert_state(state, layout, str(src))
+    lay = _layout_of(state, layout, src)
+    architecture = arch.get(lay.arch)
+    spec, mapped, used = lay.convert(state, str(src))
     unused = sorted(k for k in set(state) - used if not k.endswith("num_batches_tracked"))
     if unused:
-        raise ConvertError(f"{src}: {len(unused)} tensors the {layout} layout does not use "
+        raise ConvertError(f"{src}: {len(unused)} tensors the {lay.name} layout does not use "
                            f"(e.g. {unused[0]}); refusing a partial conversion")
     expected = architecture.expected_state(spec)
     missing = sorted(set(expected) - set(mapped))
@@ -88,8 +87,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, layout: str = "auto"
     model = architecture.load(spec, mapped, src)
     save_generator(model, dst, {
         "stage": "converted",
-        "source_layout": layout,
+        "source_layout": lay.name,
         "source_file": src.name,
         "source_sha256": sha256_file(src),
     })
-    return layout, read_info(dst)
+    return lay.name, load_file(dst, ours_only=True)

@@ -10,7 +10,8 @@ hyper-parameters and builds the network. Only single-image super-resolution mode
 scale 2, 3, 4 or 8 with RGB input and output are accepted; anything else is refused
 with a one-line :class:`~srgan_cli.errors.WeightsError` naming the file.
 
-These networks map RGB in [0, 1] to RGB in [0, 1] (:class:`ForeignNet` clamps).
+These networks map RGB in [0, 1] to RGB in [0, 1] (:class:`ForeignNet` clamps). Their facts
+are stated by :mod:`srgan_cli.arch.community`; :func:`srgan_cli.load` loads them.
 """
 
 from __future__ import annotations
@@ -19,54 +20,20 @@ import math
 import os
 import pickle
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from srgan_cli.errors import WeightsError
-from srgan_cli.tiling import SizeRule
 
 SCALES = (2, 3, 4, 8)
 # LR pixels each tile reaches past its cuts; blended over the middle half of that (every
 # output pixel used has 16 pixels of context). Seam errors measured in docs/foreign_models.md.
 OVERLAP = 32
-OUTPUT_RANGE = (0.0, 1.0)
 SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 # checkpoint keys holding the generator beside other networks (spandrel's own wrappers,
 # ``params_ema``, ``params``, ``state_dict``, ``model``, ``net``, ..., come first)
 GAN_WRAPPERS = ("generator", "netG", "net_g", "G")
-
-
-@dataclass(frozen=True)
-class ForeignInfo:
-    """What spandrel tells about a recognised model file.
-
-    ``tiling``: spandrel's advice, ``supported``, ``discouraged`` (the network relies on
-    wide context, so tiles may show) or ``internal`` (it tiles by itself: run it whole).
-    ``size``: the input sizes the network accepts. Input and output are in [0, 1]."""
-
-    path: Path
-    arch: str  # spandrel's architecture id, e.g. "ESRGAN", "Compact", "SwinIR"
-    arch_name: str  # its display name
-    tags: tuple[str, ...]  # size hints, e.g. ("64nf", "23nb")
-    scale: int
-    in_channels: int
-    out_channels: int
-    size: SizeRule
-    supports_half: bool
-    supports_bfloat16: bool
-    tiling: str
-    parameters: int
-
-    @property
-    def output_range(self) -> tuple[float, float]:
-        return OUTPUT_RANGE
-
-    def describe(self) -> str:
-        tags = f" ({', '.join(self.tags)})" if self.tags else ""
-        return (f"{self.arch_name}{tags} x{self.scale}, {self.parameters:,} parameters "
-                "(recognised by spandrel)")
 
 
 class ForeignNet(torch.nn.Module):
@@ -91,8 +58,6 @@ def read_state_dict(path: str | os.PathLike,
     ``.safetensors`` (recognised by its header, whatever the name) is read with
     safetensors; anything else with ``torch.load(weights_only=True)`` on the CPU. Raises
     ``error`` (a :class:`WeightsError`) for a missing, unreadable or code-carrying file."""
-    import spandrel
-
     from srgan_cli.tensorfile import load_tensors, looks_like_safetensors
 
     path = Path(path)
@@ -105,6 +70,16 @@ def read_state_dict(path: str | os.PathLike,
             raise error(str(e)) from None
     else:
         obj = _torch_load(path, error)
+    return unwrap(obj, path, error)
+
+
+def unwrap(obj, path: str | os.PathLike,
+           error: type[WeightsError] = WeightsError) -> dict[str, torch.Tensor]:
+    """The state dict inside ``obj`` (what a model file held): spandrel's
+    ``canonicalize_state_dict``, then a GAN checkpoint's generator (:data:`GAN_WRAPPERS`);
+    ``error`` naming ``path`` when there are no tensors."""
+    import spandrel
+
     if not isinstance(obj, dict):
         raise error(f"{path}: holds a {type(obj).__name__}, not a state dict")
     state = spandrel.canonicalize_state_dict(obj)
@@ -147,7 +122,7 @@ def _first_line(e: BaseException) -> str:
     return (lines[0] if lines else type(e).__name__)[:160]
 
 
-def _window(model: torch.nn.Module) -> int:
+def window(model: torch.nn.Module) -> int:
     """The attention window of a window-attention network (SwinIR, HAT, OmniSR, ...:
     those that keep it as ``window_size``), else 1."""
     w = getattr(model, "window_size", None)
@@ -158,16 +133,11 @@ def _window(model: torch.nn.Module) -> int:
     return 1
 
 
-def load(path: str | os.PathLike) -> tuple[ForeignNet, ForeignInfo]:
-    """Read a community model file and build its network (on the CPU, fp32, eval mode).
-    Raises :class:`WeightsError` with a one-line reason naming the file."""
-    path = Path(path)
-    return from_state_dict(read_state_dict(path), path)
-
-
-def from_state_dict(state: dict, path: str | os.PathLike) -> tuple[ForeignNet, ForeignInfo]:
-    """Recognise ``state`` with spandrel and build the network; ``path`` names the source
-    in errors and in the returned :class:`ForeignInfo`."""
+def spandrel_model(state: dict, path: str | os.PathLike):
+    """``(ForeignNet, spandrel's descriptor)`` of a state dict spandrel recognises (one
+    detection), on the CPU in eval mode; None when it recognises none. A recognised
+    network srgan does not run (not single-image SR of a supported scale, not RGB) or
+    tensors that do not build it are a one-line :class:`WeightsError` naming ``path``."""
     import spandrel
 
     path = Path(path)
@@ -176,10 +146,7 @@ def from_state_dict(state: dict, path: str | os.PathLike) -> tuple[ForeignNet, F
             warnings.simplefilter("ignore")
             d = spandrel.ModelLoader().load_from_state_dict(state)
     except spandrel.UnsupportedModelError:
-        first = next(iter(state), "")
-        raise WeightsError(
-            f"{path}: not an architecture spandrel {spandrel.__version__} recognises "
-            f"({len(state)} tensors, first {first!r})") from None
+        return None
     except Exception as e:  # noqa: BLE001 - a false detection fails in many ways
         raise WeightsError(f"{path}: recognised by its keys but its tensors do not build "
                            f"that network ({type(e).__name__}: {_first_line(e)})") from None
@@ -197,28 +164,19 @@ def from_state_dict(state: dict, path: str | os.PathLike) -> tuple[ForeignNet, F
     if d.input_channels != 3 or d.output_channels != 3:
         raise WeightsError(f"{path}: a {arch} model with {d.input_channels} input and "
                            f"{d.output_channels} output channels; only RGB models are run")
-    req = d.size_requirements
-    info = ForeignInfo(
-        path=path, arch=str(d.architecture.id), arch_name=arch, tags=tuple(d.tags),
-        scale=d.scale, in_channels=d.input_channels, out_channels=d.output_channels,
-        size=SizeRule(req.minimum, req.multiple_of, req.square,
-                      math.lcm(req.multiple_of, _window(d.model))),
-        supports_half=d.supports_half, supports_bfloat16=d.supports_bfloat16,
-        tiling=d.tiling.name.lower(),
-        parameters=sum(p.numel() for p in d.model.parameters()),
-    )
     d.model.eval()
-    return ForeignNet(d), info
+    return ForeignNet(d), d
 
 
-def largest_activation_per_px(net: ForeignNet, info: ForeignInfo, side: int = 32) -> int:
+def largest_activation_per_px(net: ForeignNet, size, channels: int = 3, side: int = 32) -> int:
     """Values per LR pixel of the largest tensor any layer of ``net`` returns, measured
-    by one forward pass on a ``side`` x ``side`` input (grown to what the network accepts)
+    by one forward pass on a ``side`` x ``side`` input (grown to what the network accepts:
+    ``size``, a :class:`~srgan_cli.tiling.SizeRule`)
     on the CPU in fp32. A peak-memory estimate multiplies it by the few tensors alive at
     once; it misses intermediates that no module returns (e.g. attention maps computed by
     ``torch`` functions inside a module's forward)."""
     h = w = side
-    ph, pw = info.size.padding(h, w)
+    ph, pw = size.padding(h, w)
     h, w = h + ph, w + pw
     largest = [0]
 
@@ -230,7 +188,7 @@ def largest_activation_per_px(net: ForeignNet, info: ForeignInfo, side: int = 32
     handles = [m.register_forward_hook(hook) for m in net.net.modules()]
     try:
         with torch.inference_mode():
-            net(torch.rand(1, info.in_channels, h, w))
+            net(torch.rand(1, channels, h, w))
     finally:
         for handle in handles:
             handle.remove()

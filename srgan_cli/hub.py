@@ -274,7 +274,8 @@ def _arch_keys(meta: dict[str, str]) -> tuple[str, ...]:
     """The metadata keys that describe the network, as its architecture declares them."""
     from srgan_cli import arch
 
-    return arch.get(meta.get("arch", "srresnet"), "metadata").metadata_keys
+    architecture, spec = arch.from_metadata(meta, "metadata")
+    return tuple(k for k in architecture.metadata(spec) if k != "arch")
 
 
 def model_card(*, name: str, repo_id: str, filename: str, sha256: str, metadata: dict[str, str],
@@ -370,36 +371,41 @@ def _card_use(repo_id: str, filename: str, sha256: str, license: str | None) -> 
 
 
 def registry_entry(*, name: str, repo_id: str, filename: str, revision: str | None,
-                   sha256: str, metadata: dict[str, str], license: str | None,
+                   sha256: str, model, license: str | None,
                    psnr: dict[str, float | None] | None = None,
                    description: str = "") -> dict[str, Any]:
-    """The ``models.json`` entry (``{name: {...}}``) for a published file."""
-    from srgan_cli import arch
-
+    """The ``models.json`` entry (``{name: {...}}``) for a published file (``model``: it,
+    loaded)."""
     psnr = psnr or {}
-    d = arch.from_metadata(metadata, filename)
+    fields = entry_fields(model, filename, description)
     return {name: {
-        "description": description or f"{d.arch} x{d.scale} ({metadata.get('stage', '?')})",
-        "arch": d.arch,
-        **d.architecture.registry_fields(d.spec),
-        "filename": filename,
+        **{k: v for k, v in fields.items() if k not in ("stage", "degradation")},
         "repo_id": repo_id,
         "revision": revision,
         "sha256": sha256,
         "license": license,
         "psnr": {"Set5": psnr.get("Set5"), "Set14": psnr.get("Set14")},
-        **training_fields(metadata),
+        **{k: v for k, v in fields.items() if k in ("stage", "degradation")},
     }}
 
 
-def training_fields(metadata: dict[str, str]) -> dict[str, str]:
-    """A registry entry's ``stage`` and ``degradation``, from a file's metadata (a run on
-    the clean pipeline, or a file without them, has none)."""
-    out = {}
-    if metadata.get("stage"):
-        out["stage"] = metadata["stage"]
-    if metadata.get("degradation") and metadata["degradation"] != "clean":
-        out["degradation"] = metadata["degradation"]
+def entry_fields(model, filename: str, description: str | None = None) -> dict[str, Any]:
+    """What a registry entry says about a loaded weights file ``model`` (a
+    :class:`~srgan_cli.model.Model`), written here only: its description (default: the
+    architecture, scale, stage and spec in words), its architecture's ``spec`` block, its
+    ``filename``, and its ``stage`` and ``degradation`` (a run on the clean pipeline, or a
+    file without them, has none)."""
+    from srgan_cli import arch
+
+    out = {"description": description or f"{model.arch} x{model.scale} ({model.stage}), "
+                                         f"{model.summary}",
+           "spec": arch.get(model.arch).spec_block(model.spec),
+           "filename": filename}
+    meta = model.metadata
+    if meta.get("stage"):
+        out["stage"] = meta["stage"]
+    if meta.get("degradation") and meta["degradation"] != "clean":
+        out["degradation"] = meta["degradation"]
     return out
 
 
@@ -441,10 +447,10 @@ def publish(path: str | os.PathLike, repo_id: str, *, name: str, filename: str |
     The file must be one of our generator files (metadata and tensors are checked).
     Returns the registry entry pinned to the new commit, with the file's sha256.
     """
-    from srgan_cli.weights import load_generator
+    from srgan_cli.loading import load_file
 
     path = Path(path)
-    _, info = load_generator(path)  # full key/shape check before anything leaves the machine
+    info = load_file(path, ours_only=True)  # full key/shape check before anything leaves
     filename = filename or path.name
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise PublishError(f"--repo must look like owner/name, got {repo_id!r}")
@@ -453,7 +459,7 @@ def publish(path: str | os.PathLike, repo_id: str, *, name: str, filename: str |
     sha = sha256_file(path)
     card = model_card(name=name, repo_id=repo_id, filename=filename, sha256=sha,
                       metadata=info.metadata, license=license, psnr=psnr,
-                      parameters=info.descriptor.parameters)
+                      parameters=info.parameters)
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.utils import (are_progress_bars_disabled, disable_progress_bars,
                                        enable_progress_bars)
@@ -477,6 +483,6 @@ def publish(path: str | os.PathLike, repo_id: str, *, name: str, filename: str |
         if not bars_were_off:
             enable_progress_bars()
     entry = registry_entry(name=name, repo_id=repo_id, filename=filename, revision=info_c.oid,
-                           sha256=sha, metadata=info.metadata, license=license, psnr=psnr,
+                           sha256=sha, model=info, license=license, psnr=psnr,
                            description=description)
     return Published(entry, info_c.oid, str(info_c.commit_url), card)

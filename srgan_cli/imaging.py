@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from srgan_cli.errors import ImageError
-from srgan_cli.weights import atomic_write
+from srgan_cli.files import atomic_write
 
 FORMATS = {
     ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",

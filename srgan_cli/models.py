@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from srgan_cli.errors import ChecksumError, ModelUnavailableError, WeightsError
-from srgan_cli.hub import HEX40, HEX64, training_fields
+from srgan_cli.hub import HEX40, HEX64, entry_fields
 from srgan_cli.paths import REPO_DIR
 
 DEFAULT_MODEL = "srresnet"  # when the registry names no default
@@ -127,16 +127,14 @@ def shipped_dir(registry_file: Path | None = None) -> Path:
 
 @dataclass(frozen=True)
 class RegistryEntry:
-    """One registered model: architecture, where it lives on the Hub, how to verify it."""
+    """One registered model: its architecture's spec (the entry's ``spec`` block), where it
+    lives on the Hub, how to verify it."""
 
     name: str
     filename: str
-    scale: int
-    description: str = ""
+    spec: Any  # the architecture's own spec (a GeneratorSpec for srresnet)
     arch: str = "srresnet"
-    blocks: int = 16
-    width: int = 64
-    channels: int = 3
+    description: str = ""
     repo_id: str | None = None
     revision: str | None = None  # a 40-hex commit; None = not published yet
     sha256: str | None = None  # 64 hex; "TO-BE-FILLED" until the release
@@ -147,6 +145,21 @@ class RegistryEntry:
     stage: str | None = None  # the file's training stage (srresnet, gan); None = not recorded
     degradation: str | None = None  # srgan train --degradation of a real model ('real,...')
     registry_file: Path | None = field(default=None, compare=False)  # where it was read
+
+    @property
+    def facts(self):
+        """The :class:`~srgan_cli.arch.ModelFacts` of the entry's spec."""
+        from srgan_cli import arch
+
+        return arch.get(self.arch).describe(self.spec)
+
+    @property
+    def scale(self) -> int:
+        return self.facts.scale
+
+    @property
+    def parameters(self) -> int:
+        return self.facts.parameters
 
     @property
     def published(self) -> bool:
@@ -162,21 +175,6 @@ class RegistryEntry:
         return bool(self.sha256 and HEX64.fullmatch(self.sha256))
 
     @property
-    def descriptor(self):
-        """The :class:`~srgan_cli.arch.ModelDescriptor` of the entry's architecture keys."""
-        from srgan_cli import arch
-
-        where = f"{self.registry_file or 'registry'}: model {self.name!r}"
-        a = arch.get(self.arch, where)
-        return a.describe(a.spec_from_fields(
-            {"scale": self.scale, "blocks": self.blocks, "width": self.width,
-             "channels": self.channels}, where))
-
-    @property
-    def parameters(self) -> int:
-        return self.descriptor.parameters
-
-    @property
     def hub_url(self) -> str | None:
         if not self.repo_id:
             return None
@@ -190,13 +188,10 @@ def _entry(name: str, raw: Any, where: Path) -> RegistryEntry:
 
     if not isinstance(raw, dict):
         raise bad("entry must be an object")
-    try:
-        filename = raw["filename"]
-        scale = int(raw["scale"])
-    except KeyError as e:
-        raise bad(f"missing {e.args[0]!r}") from None
-    except (TypeError, ValueError):
-        raise bad(f"bad scale {raw.get('scale')!r}") from None
+    if "filename" not in raw:
+        raise bad("missing 'filename'")
+    filename = raw["filename"]
+    architecture, spec = _spec(name, raw, where)
     if not isinstance(filename, str) or not filename or "/" in filename or "\\" in filename:
         raise bad(f"bad filename {filename!r}")
     revision = raw.get("revision")
@@ -213,7 +208,6 @@ def _entry(name: str, raw: Any, where: Path) -> RegistryEntry:
         raise bad("psnr must be an object like {\"Set5\": 32.05, \"Set14\": 28.49}")
     try:
         psnr = {str(k): (None if v is None else float(v)) for k, v in psnr_raw.items()}
-        arch = {k: int(raw.get(k, d)) for k, d in (("blocks", 16), ("width", 64), ("channels", 3))}
     except (TypeError, ValueError) as e:
         raise bad(f"bad number ({e})") from None
     parent = raw.get("parent")
@@ -225,14 +219,32 @@ def _entry(name: str, raw: Any, where: Path) -> RegistryEntry:
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise bad(f"{key} must be a string or absent, got {raw[key]!r}")
     return RegistryEntry(
-        name=name, filename=filename, scale=scale, description=str(raw.get("description", "")),
-        arch=str(raw.get("arch", "srresnet")), repo_id=repo_id, revision=revision,
+        name=name, filename=filename, spec=spec, arch=architecture.name,
+        description=str(raw.get("description", "")), repo_id=repo_id, revision=revision,
         sha256=sha.lower() if sha and HEX64.fullmatch(sha.lower()) else sha,
         license=raw.get("license"), psnr=psnr, registry_file=where,
         parent_sha256=parent["sha256"] if parent else None,
         parent_file=str(parent.get("file")) if parent and parent.get("file") else None,
-        stage=raw.get("stage"), degradation=raw.get("degradation"), **arch,
+        stage=raw.get("stage"), degradation=raw.get("degradation"),
     )
+
+
+#: the keys of an entry in the old format, which held SRResNet's spec at its top level
+OLD_SPEC_KEYS = ("arch", "scale", "blocks", "width", "channels")
+
+
+def _spec(name: str, raw: dict[str, Any], where: Path):
+    """``(architecture, spec)`` of an entry: its ``spec`` block, or in an entry of the old
+    format (users' registries written before the block) its top-level SRResNet keys."""
+    from srgan_cli import arch
+
+    what = f"{where}: model {name!r}"
+    block = raw.get("spec")
+    if block is None:
+        if "scale" not in raw:
+            raise WeightsError(f"{what}: missing 'spec'")
+        block = {k: raw[k] for k in OLD_SPEC_KEYS if k in raw}
+    return arch.from_block(block, what)
 
 
 def registry(path: str | os.PathLike | None = None) -> dict[str, RegistryEntry]:
@@ -397,17 +409,24 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
 
     Raises :class:`WeightsError` (or a subclass) with a one-line message.
     """
+    return resolve_source(name_or_path)[0]
+
+
+def resolve_source(name_or_path: str | os.PathLike) -> tuple[Path, str | None]:
+    """:func:`resolve_model`, and the file's sha256 when it was verified against the
+    registry (a registered name), else None."""
     s = str(name_or_path)
     if s.startswith("hf://"):
         from srgan_cli import hub
 
-        return hub.resolve_hf_url(s)
+        return hub.resolve_hf_url(s), None
     p = Path(s)
     if p.suffix or os.sep in s or "/" in s or p.exists():
         if not p.is_file():
             raise WeightsError(f"{p}: no such weights file")
-        return p
-    return resolve_registered(lookup(s))
+        return p, None
+    entry = lookup(s)
+    return resolve_registered(entry), entry.sha256
 
 
 # --------------------------------------------------------------------------- registering files
@@ -427,7 +446,7 @@ def _read_raw(path: Path) -> dict[str, Any]:
 
 def _write_raw(path: Path, raw: dict[str, Any]) -> None:
     """Write the registry atomically (temporary file in the same folder, then rename)."""
-    from srgan_cli.weights import atomic_write  # register_file has imported torch already
+    from srgan_cli.files import atomic_write
 
     text = json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -465,11 +484,11 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
     the registry's ``default`` model.
     """
     from srgan_cli.hub import sha256_file
-    from srgan_cli.weights import load_generator
+    from srgan_cli.loading import load_file
 
     path = Path(path)
     reg_path = Path(registry_file) if registry_file is not None else registry_path()
-    _, info = load_generator(path)  # refuses anything that is not a loadable generator file
+    info = load_file(path, ours_only=True)  # refuses anything but a loadable weights file
     if revision is not None and not HEX40.fullmatch(revision):
         raise WeightsError(f"--revision must be a 40-hex commit id, got {revision!r}")
     if repo_id is not None and (repo_id.count("/") != 1 or not all(repo_id.split("/"))):
@@ -491,13 +510,11 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
     entry["psnr"], more = _psnr(old, info.metadata, changed, set5=set5, set14=set14,
                                 path=path)
     notes += more
-    for key in ("parent", "stage", "degradation"):
-        entry.pop(key, None)
+    entry.pop("parent", None)
     parent, more = _parent(info, models, name)
     if parent is not None:
         entry["parent"] = parent
     notes += more
-    entry.update(training_fields(info.metadata))
     _entry(name, entry, reg_path)  # validate before writing
     notes += _where_served(entry, path, reg_path)
     models[name] = entry
@@ -507,17 +524,14 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
     return Registered(name, entry, reg_path, changed, tuple(notes))
 
 
-def _described(old: dict[str, Any], info, path: Path, *, description: str | None,
+def _described(old: dict[str, Any], model, path: Path, *, description: str | None,
                repo_id: str | None) -> dict[str, Any]:
-    """``old`` with the file's description, architecture, filename and ``repo_id``."""
-    d = info.descriptor
-    entry = dict(old)
-    entry["description"] = (description if description is not None else old.get(
-        "description") or f"{d.arch} x{d.scale} ({info.stage}), {d.summary}")
-    entry["arch"] = d.arch
-    entry.pop("channels", None)
-    entry.update(d.architecture.registry_fields(d.spec))
-    entry["filename"] = path.name
+    """``old`` with the file's description, spec block, filename and ``repo_id`` (an
+    entry of the old format loses its top-level SRResNet keys)."""
+    entry = {k: v for k, v in old.items()
+             if k not in (*OLD_SPEC_KEYS, "spec", "stage", "degradation")}
+    entry.update(entry_fields(model, path.name,
+                              description if description is not None else old.get("description")))
     entry["repo_id"] = repo_id if repo_id is not None else old.get("repo_id")
     return entry
 

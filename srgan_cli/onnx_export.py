@@ -65,7 +65,7 @@ def _image_net(net: Any, d: Any, border: str):
     import torch
 
     from srgan_cli.tiling import mirror_pad
-    from srgan_cli.upscale import MIRROR_PAD
+    from srgan_cli.runner import MIRROR_PAD
 
     lo, hi = (float(v) for v in d.output_range)
     pad = 0 if border == "zero" else min(MIRROR_PAD, d.tile_pad)  # as Upscaler's default
@@ -101,7 +101,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, *,
     """Write ``model`` (a registered name, hf:// URL or model file: ours or a community
     model) to ``out`` as an ONNX file (see the module docstring for its convention).
     ``border``: as ``srgan upscale --border`` (its default, ``symmetric``, mirrors
-    :data:`~srgan_cli.upscale.MIRROR_PAD` pixels inside the graph; ``zero`` is the bare
+    :data:`~srgan_cli.runner.MIRROR_PAD` pixels inside the graph; ``zero`` is the bare
     network with its convolutions' zero padding).
 
     The file is written atomically. One-line :class:`ExportError` for a missing optional
@@ -112,7 +112,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, *,
     missing = missing_packages()
     if missing:
         raise ExportError(f"exporting to ONNX needs {' and '.join(missing)}: {INSTALL}")
-    from srgan_cli.upscale import BORDERS
+    from srgan_cli.runner import BORDERS
 
     if border not in BORDERS:
         raise ExportError(f"unknown border {border!r} ({', '.join(BORDERS)})")
@@ -120,23 +120,20 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, *,
         raise ExportError(f"{out}: is a folder; give the ONNX file to write")
     if out.exists() and not overwrite:
         raise ExportError(f"{out}: already exists (use --overwrite)")
-    from srgan_cli.hub import sha256_file
-    from srgan_cli.models import resolve_model
-    from srgan_cli.weights import load_model
+    from srgan_cli.api import load
 
-    source = resolve_model(model)
-    net, info = load_model(source)
-    d = info.descriptor
-    graph, pad = _image_net(d.inference_net(net, on_cpu=False), d, border)
+    m = load(model)
+    source, d = m.path, m.facts
+    graph, pad = _image_net(m.inference_form(on_cpu=False)[0], d, border)
     meta = {"srgan.source": source.name,
-            "srgan.sha256": sha256_file(source), "srgan.arch": d.arch,
+            "srgan.sha256": m.sha256, "srgan.arch": d.arch,
             "srgan.summary": d.summary, "srgan.scale": str(d.scale),
             "srgan.convention": CONVENTION, "srgan.opset": str(OPSET),
             "srgan.border": f"{border} ({pad} px)" if pad else border}
     if str(model) != str(source):  # a registered name or hf:// URL (not a local path)
         meta["srgan.model"] = str(model)
-    if info.stage != "unknown":
-        meta["srgan.stage"] = info.stage
+    if m.stage != "unknown":
+        meta["srgan.stage"] = m.stage
     program = _trace(graph, d, source)
     for k, v in meta.items():
         program.model.metadata_props[k] = v
@@ -152,10 +149,10 @@ def _trace(graph: Any, d: Any, source: Path):
     from torch.export import Dim
 
     h, w = _example_sides(d.size_rule())
-    x = torch.rand(2, d.in_channels, h, w)  # not 1: torch.export specialises sizes of 1
+    x = torch.rand(2, d.channels, h, w)  # not 1: torch.export specialises sizes of 1
     side = Dim("height", min=MIN_SIDE)
     dims = {0: Dim("batch", min=1), 2: side,
-            3: side if d.square else Dim("width", min=MIN_SIDE)}
+            3: side if d.size_rule().square else Dim("width", min=MIN_SIDE)}
     quiet = logging.getLogger("torch")  # torch.export logs a failed trace at ERROR level
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)

@@ -20,10 +20,10 @@ import os
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from srgan_cli.errors import WeightsError
-from srgan_cli.weights import ModelInfo, load_generator
+from srgan_cli.loading import load_file
+from srgan_cli.model import Model
 
 
 def check_realism(r: float) -> float:
@@ -33,13 +33,14 @@ def check_realism(r: float) -> float:
     return r
 
 
-def find_parent(path: Path, info: ModelInfo, parent: str | os.PathLike | None = None) -> Path:
-    """The verified local file of the SRResNet that ``path`` (a GAN model) was fine-tuned from."""
+def find_parent(info: Model, parent: str | os.PathLike | None = None) -> Path:
+    """The verified local file of the SRResNet that ``info`` (a GAN model) was fine-tuned from."""
     from srgan_cli.hub import sha256_file
     from srgan_cli.models import find_by_sha256, resolve_registered
 
-    sha = info.metadata.get("parent_sha256")
-    name = info.metadata.get("parent_file") or "?"
+    path = info.path
+    sha = info.parent_sha256
+    name = info.parent_file or "?"
     if not sha:
         raise WeightsError(f"{path}: --realism needs the SRResNet this model was fine-tuned "
                            "from, and the file names none (no parent_sha256 in its metadata; "
@@ -86,20 +87,23 @@ def blend_state(parent: dict[str, torch.Tensor], gan: dict[str, torch.Tensor], r
     return out
 
 
-def blended(gan_net: nn.Module, gan_path: Path, gan_info: ModelInfo, r: float,
-            parent: str | os.PathLike | None = None) -> tuple[nn.Module, Path]:
-    """The generator at realism ``r`` (eval mode, on the CPU) and the parent file used."""
+def blended(gan: Model, r: float,
+            parent: str | os.PathLike | None = None) -> tuple[Model, Path]:
+    """``gan`` at realism ``r`` (its network blended with its parent's; eval mode, on the
+    CPU; facts and provenance ``gan``'s) and the parent file used."""
+    from srgan_cli import arch
+
     r = check_realism(r)
-    parent_path = find_parent(gan_path, gan_info, parent)
-    parent_net, parent_info = load_generator(parent_path, "cpu")
-    what = f"{gan_path} and its parent {parent_path}"
-    if parent_info.descriptor != gan_info.descriptor:
-        raise WeightsError(f"{what} do not share one architecture ({gan_info.spec} vs "
-                           f"{parent_info.spec}); --realism cannot blend them")
-    state = blend_state(parent_net.state_dict(), gan_net.state_dict(), r, what)
-    net = gan_info.descriptor.build()
+    parent_path = find_parent(gan, parent)
+    base = load_file(parent_path, ours_only=True)
+    what = f"{gan.path} and its parent {parent_path}"
+    if base.facts != gan.facts:
+        raise WeightsError(f"{what} do not share one architecture ({gan.spec} vs "
+                           f"{base.spec}); --realism cannot blend them")
+    state = blend_state(base.net.state_dict(), gan.net.state_dict(), r, what)
+    net = arch.get(gan.arch).build(gan.spec)
     net.load_state_dict(state)
-    return net.eval(), parent_path
+    return gan.with_net(net.eval()), parent_path
 
 
 __all__ = ["blend_state", "blended", "check_realism", "find_parent"]

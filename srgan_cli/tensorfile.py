@@ -50,9 +50,10 @@ def check_header(path: str | os.PathLike) -> None:
     raise WeightsError(f"{path}: not a safetensors file")
 
 
-def _open_checked(path: str | os.PathLike, read):
+def _open_checked(path: str | os.PathLike, read, framework: str = "numpy"):
     """``read(f)`` on a safetensors file opened by safetensors itself (which checks the
-    header against the file; nothing is loaded, torch is not needed), after refusing a
+    header against the file; nothing is loaded unless ``read`` loads it, torch is not
+    needed unless ``framework`` is ``pt``), after refusing a
     missing or pickled file; any failure is a one-line :class:`WeightsError`."""
     from safetensors import SafetensorError, safe_open
 
@@ -61,7 +62,7 @@ def _open_checked(path: str | os.PathLike, read):
         raise WeightsError(f"{path}: no such file")
     check_header(path)
     try:
-        with safe_open(str(path), framework="numpy") as f:
+        with safe_open(str(path), framework=framework) as f:
             return read(f)
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: unreadable safetensors file ({_first_line(e)})") from None
@@ -95,6 +96,15 @@ def load_tensors(path: str | os.PathLike) -> dict:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: unreadable safetensors file ({e})") from None
+
+
+def read(path: str | os.PathLike) -> tuple[dict, dict[str, str]]:
+    """``(tensors on the CPU, metadata)`` of a safetensors file, its header parsed once
+    (see :func:`_open_checked`)."""
+    def everything(f):
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+
+    return _open_checked(path, everything, framework="pt")
 
 
 def check_state(state: dict, expected: dict, where: Any, what: Any,

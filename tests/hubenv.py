@@ -26,8 +26,9 @@ def sha(data: bytes) -> str:
 
 
 def entry(sha256, revision, *, repo_id=REPO_ID, filename=FILENAME, **extra):
-    return {"description": "tiny test model", "arch": "srresnet", "scale": 4, "blocks": 2,
-            "width": 8, "filename": filename, "repo_id": repo_id, "revision": revision,
+    return {"description": "tiny test model",
+            "spec": {"arch": "srresnet", "scale": 4, "blocks": 2, "width": 8, "channels": 3},
+            "filename": filename, "repo_id": repo_id, "revision": revision,
             "sha256": sha256, "license": "MIT", "psnr": {"Set5": 30.5, "Set14": None},
             **extra}
 

@@ -8,11 +8,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from conftest import trained_looking
-from srgan_cli import arch
+from srgan_cli import arch, layouts, loading
 from srgan_cli.arch.srresnet import ARCH
-from srgan_cli.errors import WeightsError
+from srgan_cli.errors import SrganError, WeightsError
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet, count_parameters, to_unit_range
-from srgan_cli.weights import load_generator, read_info, save_generator
+from srgan_cli.tensorfile import metadata
+from srgan_cli.weights import save_generator
 from test_convert import _twty
 
 SPECS = [GeneratorSpec(4, 2, 8), GeneratorSpec(2, 3, 5), GeneratorSpec(8, 1, 4),
@@ -79,20 +80,20 @@ def test_metadata_round_trips_to_the_same_descriptor(tmp_path):
     for spec in SPECS:
         meta = ARCH.metadata(spec)
         assert meta["arch"] == "srresnet"
-        assert arch.from_metadata(meta, "x") == ARCH.describe(spec)
+        assert arch.from_metadata(meta, "x") == (ARCH, spec)
     spec = GeneratorSpec(2, 1, 4)
     path = tmp_path / "m.safetensors"
     save_generator(SRResNet(spec), path, {"stage": "test"})
-    d = read_info(path).descriptor
+    d = loading.facts_of_file(path)
     assert d == ARCH.describe(spec) and d.scale == 2 and d.output_range == (-1.0, 1.0)
 
 
 def test_an_unknown_architecture_is_refused_in_one_line_naming_the_file(tiny_weights, tmp_path):
-    meta = dict(read_info(tiny_weights).metadata, arch="rrdbnet")
+    meta = dict(metadata(tiny_weights), arch="rrdbnet")
     bad = tmp_path / "esrgan.safetensors"
     save_file(load_file(str(tiny_weights)), str(bad), metadata=meta)
     with pytest.raises(WeightsError) as e:
-        load_generator(bad)
+        loading.load_file(bad, ours_only=True)
     msg = str(e.value)
     assert "\n" not in msg and str(bad) in msg and "'rrdbnet'" in msg and "srresnet" in msg
 
@@ -101,33 +102,50 @@ def test_a_file_whose_metadata_names_no_architecture_is_refused_naming_the_file(
     bad = tmp_path / "bare.safetensors"
     save_file({"w": torch.zeros(1)}, str(bad), metadata={"scale": "4"})
     with pytest.raises(WeightsError, match=rf"^{bad}: .*no 'arch'"):
-        read_info(bad)
+        loading.load_file(bad, ours_only=True)
 
 
 def test_each_converter_layout_is_recognised():
     assert arch.recognise(_twty().state_dict()) == (ARCH, "twtygqyy")
     assert arch.recognise(SRResNet(GeneratorSpec(4, 1, 4)).state_dict()) == (ARCH, "srgan")
     assert arch.recognise({"encoder.weight": torch.zeros(3, 3)}) is None
-    assert set(arch.layouts()) == {"twtygqyy", "srgan"}
+    assert {lay.name: lay.arch for lay in layouts.all_layouts()} == {
+        "twtygqyy": "srresnet", "srgan": "srresnet"}
 
 
 def test_a_bare_state_dict_loads_into_the_network_it_describes():
     twty = _twty()
-    net, d = ARCH.load_state_dict(twty.state_dict(), "twty.pth")
+    net, d = ARCH.from_state_dict(twty.state_dict(), "twty.pth")
     assert d == ARCH.describe(GeneratorSpec(4, 2, 8)) and not net.training
     x = torch.rand(1, 3, 6, 5)
     with torch.no_grad():
         assert (net(x) - (2 * twty(x) - 1)).abs().max() < 1e-4
     ours = trained_looking(GeneratorSpec(2, 1, 4), 2)
-    back, d = ARCH.load_state_dict(ours.state_dict(), "ours.pth")
+    back, d = ARCH.from_state_dict(ours.state_dict(), "ours.pth")
     with torch.no_grad():
         assert d.scale == 2 and torch.equal(back(x), ours(x))
 
 
-def test_the_fused_kernels_declare_which_specs_they_run():
-    assert "multiple of 32" in ARCH.describe(GeneratorSpec(4, 1, 8)).fused_blocker()
-    assert ARCH.describe(GeneratorSpec(4, 1, 32)).fused_blocker() is None
-    assert ARCH.describe(GeneratorSpec()).inference.fused == "amx"
+def test_the_kernel_choice_says_why_a_family_that_applies_cannot_run_a_network():
+    from srgan_cli import kernels
+    from srgan_cli.nets.inference import inference_copy
+
+    narrow = inference_copy(SRResNet(GeneratorSpec(4, 1, 8)))
+    picked = kernels.choose(narrow, arch="srresnet", device="cpu", precision="bf16",
+                            optimise=True)
+    assert picked.kernels == "torch" and picked.net is narrow
+    assert "multiple of 32" in picked.note and picked.note.startswith("fused AMX kernels")
+    # the caller's own settings rule the kernels out without a note
+    for arch_name, device, precision in (("spandrel", "cpu", "bf16"), ("srresnet", "cpu", "fp16"),
+                                         ("srresnet", "cuda", "fp32")):
+        quiet = kernels.choose(narrow, arch=arch_name, device=device, precision=precision,
+                               optimise=True)
+        assert (quiet.kernels, quiet.note) == ("torch", None)
+    with pytest.raises(SrganError, match="^--kernels amx: the fused kernels cannot run: no "
+                                         "fused kernels exist for spandrel$"):
+        kernels.choose(narrow, arch="spandrel", device="cpu", precision="bf16",
+                       optimise=True, requested="amx")
+    assert kernels.CHOICES == ("auto", "amx", "avx2", "torch")
 
 
 def test_activation_memory_counts_bands_at_the_precisions_bytes():
@@ -143,11 +161,11 @@ def test_the_output_range_maps_to_the_unit_range():
     assert to_unit_range(y.clone(), (0.0, 1.0)).tolist() == [0.0, 0.0, 0.0, 0.5, 1.0, 1.0]
 
 
-def test_a_registry_entry_counts_its_parameters_through_the_descriptor(tmp_path):
+def test_a_registry_entry_counts_its_parameters_through_its_architectures_facts(tmp_path):
     from srgan_cli.models import RegistryEntry
 
-    e = RegistryEntry(name="t", filename="t.safetensors", scale=2, blocks=3, width=5)
-    assert e.parameters == count_parameters(SRResNet(GeneratorSpec(2, 3, 5)))
-    odd = RegistryEntry(name="t", filename="t.safetensors", scale=4, arch="swinir")
+    e = RegistryEntry(name="t", filename="t.safetensors", spec=GeneratorSpec(2, 3, 5))
+    assert e.parameters == count_parameters(SRResNet(GeneratorSpec(2, 3, 5))) and e.scale == 2
+    odd = RegistryEntry(name="t", filename="t.safetensors", spec=GeneratorSpec(), arch="swinir")
     with pytest.raises(WeightsError, match="unknown architecture 'swinir'"):
         odd.parameters

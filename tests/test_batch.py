@@ -143,7 +143,7 @@ def test_large_outputs_are_written_before_the_next_image_starts(tiny_weights, tm
     import threading
 
     import srgan_cli.imaging as imaging
-    import srgan_cli.upscale as U
+    import srgan_cli.runner as U
 
     real, where = imaging.write_image, {}
 
@@ -169,7 +169,7 @@ def test_large_outputs_hand_kept_memory_back_before_they_are_encoded(tiny_weight
     """On the CPU, after an output of TRIM_AFTER_BYTES or more (and only then) the memory
     malloc kept for the activations is released, before the image is written."""
     import srgan_cli.imaging as imaging
-    import srgan_cli.upscale as U
+    import srgan_cli.runner as U
 
     events = []
     real_write = imaging.write_image

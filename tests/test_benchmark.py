@@ -163,9 +163,9 @@ def test_the_baseline_plan_fits_the_budget_between_one_run_and_runs(tiny_weights
     import torch
 
     from srgan_cli.bench.speed import baseline_plan
-    from srgan_cli.weights import load_model
+    import srgan_cli
 
-    net, _ = load_model(tiny_weights, "cpu")
+    net = srgan_cli.load(tiny_weights).net
     x = torch.rand(1, 3, 20, 30)
     runs, per_run = baseline_plan(net, x, 5, budget_s=1e6)
     assert runs == 5 and per_run > 0

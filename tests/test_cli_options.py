@@ -12,7 +12,7 @@ from srgan_cli.cli import train as train_cli
 from srgan_cli.nets.generator import TIE_MODES, GeneratorSpec
 from srgan_cli.train import config
 from srgan_cli.train.config import TrainConfig
-from srgan_cli import upscale
+from srgan_cli import runner as upscale
 
 
 def option(command: str, name: str):
@@ -72,7 +72,7 @@ def test_the_scale_choices_are_the_scales_the_generator_builds():
 
 @pytest.mark.parametrize("command", ["upscale", "benchmark", "train"])
 def test_precision_device_and_kernel_options_are_the_upscalers(command):
-    defaults = inspect.signature(upscale.Upscaler).parameters
+    defaults = inspect.signature(upscale.Runner).parameters
     assert choices(command, "precision") == upscale.PRECISIONS
     assert option(command, "device").default == defaults["device"].default
     if command != "train":

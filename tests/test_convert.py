@@ -6,8 +6,8 @@ from torch import nn
 
 from srgan_cli.convert import convert
 from srgan_cli.errors import ConvertError
+from srgan_cli.loading import load_file
 from srgan_cli.nets.generator import GeneratorSpec
-from srgan_cli.weights import load_generator
 
 
 class _TwtyBlock(nn.Module):
@@ -63,7 +63,8 @@ def test_convert_twtygqyy_layout_matches_numerically(tmp_path):
     dst = tmp_path / "converted.safetensors"
     layout, _ = convert(src, dst)
     assert layout == "twtygqyy"
-    ours, info = load_generator(dst)
+    info = load_file(dst, ours_only=True)
+    ours = info.net
     assert info.spec == GeneratorSpec(4, 2, 8) and info.metadata["source_layout"] == "twtygqyy"
     x = torch.rand(1, 3, 12, 10)
     with torch.no_grad():
@@ -115,11 +116,11 @@ def test_convert_refusals(tmp_path):
 
 
 def test_convert_our_own_state_dict(tmp_path, tiny_weights):
-    model, _ = load_generator(tiny_weights)
+    model = load_file(tiny_weights, ours_only=True).net
     src = tmp_path / "ours.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, src)
     layout, info = convert(src, tmp_path / "ours.safetensors")
-    back, _ = load_generator(tmp_path / "ours.safetensors")
+    back = load_file(tmp_path / "ours.safetensors", ours_only=True).net
     x = torch.rand(1, 3, 9, 9)
     with torch.no_grad():
         assert layout == "srgan" and torch.equal(back(x), model(x))

@@ -132,7 +132,7 @@ def test_the_packed_bank_on_cuda_cuts_the_cpu_path_crops(train_dir):
 
 
 def _cfg(data, run, **kw):
-    from srgan_cli.train.loop import TrainConfig
+    from srgan_cli.train.config import TrainConfig
 
     base = dict(data=[str(data)], run_dir=str(run), iters=6, batch=8, crop=32, blocks=2, width=16,
                 lr=1e-3, ckpt_every=3, val_every=3, log_every=1, precision="bf16",
@@ -168,7 +168,9 @@ def test_srresnet_and_gan_stages_train_on_cuda_with_the_data_on_the_gpu(train_di
     from safetensors.torch import save_file
     from torchvision.models import vgg19
 
-    from srgan_cli.train.loop import export, load_checkpoint, train
+    from srgan_cli.train.export import export
+    from srgan_cli.train.loop import train
+    from srgan_cli.train.state import load_checkpoint
 
     pre = tmp_path / "pre"
     train(_cfg(train_dir, pre, val_dir=str(val_dir)))
@@ -193,7 +195,8 @@ def test_srresnet_and_gan_stages_train_on_cuda_with_the_data_on_the_gpu(train_di
 
 
 def test_resume_on_cuda_equals_an_uninterrupted_run(train_dir, val_dir, tmp_path):
-    from srgan_cli.train.loop import load_checkpoint, train
+    from srgan_cli.train.loop import train
+    from srgan_cli.train.state import load_checkpoint
 
     old = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False

@@ -14,8 +14,10 @@ from srgan_cli.errors import TrainError
 from srgan_cli.train.data import ImageBank, downscale, sample_batch
 from srgan_cli.train.degrade import (DegradationError, DegradationSpec, Degrader, blur,
                                      format_degradation, gaussian_kernels, parse_degradation)
-from srgan_cli.train.loop import TrainConfig, load_checkpoint, train
-from srgan_cli.weights import load_generator
+from srgan_cli.loading import load_file
+from srgan_cli.train.config import TrainConfig
+from srgan_cli.train.loop import train
+from srgan_cli.train.state import load_checkpoint
 
 # one degradation alone: everything else off, a single resize kernel
 ONLY = dict(blur_prob=0.0, noise_prob=0.0, jpeg_prob=0.0, resize_modes=("bicubic",))
@@ -150,12 +152,12 @@ def test_a_real_run_resumes_exactly_and_records_its_degradation(train_dir, tmp_p
 
 def test_an_exported_real_model_names_its_degradation_and_a_clean_one_does_not(train_dir,
                                                                              tmp_path):
-    from srgan_cli.train.loop import export
+    from srgan_cli.train.export import export
 
     for degradation in ("real,jpeg_quality=50:95", "clean"):
         run = tmp_path / degradation.split(",")[0]
         train(tiny_cfg(train_dir, run, iters=1, degradation=degradation))
-        _, info = load_generator(export(run / "last.pt", tmp_path / f"{run.name}.safetensors"))
+        info = load_file(export(run / "last.pt", tmp_path / f"{run.name}.safetensors"), ours_only=True)
         assert info.metadata.get("degradation") == (None if degradation == "clean"
                                                     else degradation)
 
@@ -181,7 +183,7 @@ def test_the_cli_resumes_a_real_run_with_its_degradation_and_refuses_another(tra
     resume = ["--resume", str(run / "last.pt")]
     r = CliRunner().invoke(main, ["train", *resume, "--iters", "4", "--export", str(out)])
     assert r.exit_code == 0, r.output
-    assert load_generator(out)[1].metadata["degradation"] == "real,jpeg_quality=40:60"
+    assert load_file(out, ours_only=True).metadata["degradation"] == "real,jpeg_quality=40:60"
     ckpt = load_checkpoint(run / "last.pt")
     assert ckpt["iteration"] == 4
     assert json.loads(ckpt["config"])["degradation"] == "real,jpeg_quality=40:60"

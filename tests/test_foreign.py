@@ -8,6 +8,7 @@ import torch
 
 from conftest import photo_like
 from foreign_nets import NETS, _compact, model_file, save, state_dict
+import srgan_cli
 from srgan_cli import foreign
 from srgan_cli.errors import WeightsError
 from srgan_cli.tiling import SizeRule, run_tiled
@@ -17,9 +18,15 @@ def _image(h: int, w: int, seed: int = 3) -> torch.Tensor:
     return torch.from_numpy(photo_like(h, w, seed)).permute(2, 0, 1)[None].float() / 255
 
 
+def _load(path):
+    """(network, spandrel spec) of a community model file, through the public API."""
+    model = srgan_cli.load(path)
+    return model.net, model.spec
+
+
 def _refusal(path) -> str:
     with pytest.raises(WeightsError) as e:
-        foreign.load(path)
+        srgan_cli.load(path)
     msg = str(e.value)
     assert "\n" not in msg and str(path) in msg
     return msg
@@ -33,10 +40,11 @@ def _refusal(path) -> str:
 def test_each_architecture_is_recognised_with_its_scale_and_channels(tmp_path, name, suffix):
     arch, scale, build = NETS[name]
     path = model_file(tmp_path, name, suffix)
-    net, info = foreign.load(path)
-    assert (info.arch, info.scale, info.in_channels, info.out_channels) == (arch, scale, 3, 3)
-    assert info.path == path and info.output_range == (0.0, 1.0)
-    assert info.parameters == sum(p.numel() for p in build().parameters())
+    model = srgan_cli.load(path)
+    net, info = model.net, model.spec
+    assert (info.arch, model.arch, model.scale, model.channels) == (arch, "spandrel", scale, 3)
+    assert model.path == path and model.bare and model.output_range == (0.0, 1.0)
+    assert model.parameters == sum(p.numel() for p in build().parameters())
     with torch.inference_mode():
         y = net(_image(20, 24))
     assert y.shape == (1, 3, 20 * scale, 24 * scale)
@@ -45,17 +53,17 @@ def test_each_architecture_is_recognised_with_its_scale_and_channels(tmp_path, n
 
 def test_the_network_is_built_from_the_files_weights(tmp_path):
     state = state_dict("compact", seed=5)
-    net, _ = foreign.load(save(state, tmp_path / "c.pth"))
+    net, _ = _load(save(state, tmp_path / "c.pth"))
     for k, v in net.net.state_dict().items():
         assert torch.equal(v, state[k])
 
 
 def test_window_attention_networks_report_their_window_as_the_tile_grid(tmp_path):
-    _, info = foreign.load(model_file(tmp_path, "swinir"))
+    _, info = _load(model_file(tmp_path, "swinir"))
     assert info.size.align == 4 and info.size.minimum == 16
-    assert info.tiling == "discouraged" and not info.supports_half and info.supports_bfloat16
-    _, conv = foreign.load(model_file(tmp_path, "compact"))
-    assert conv.size.align == 1 and conv.tiling == "supported"
+    assert info.precisions == ("fp32", "bf16")  # no fp16
+    _, conv = _load(model_file(tmp_path, "compact"))
+    assert conv.size.align == 1
 
 
 @pytest.mark.parametrize("wrap", [
@@ -65,13 +73,13 @@ def test_window_attention_networks_report_their_window_as_the_tile_grid(tmp_path
 ])
 def test_checkpoint_containers_and_prefixes_are_unwrapped(tmp_path, wrap):
     path = save(wrap(state_dict("esrgan")), tmp_path / "ckpt.pth")
-    _, info = foreign.load(path)
+    _, info = _load(path)
     assert info.arch == "ESRGAN" and info.scale == 4
 
 
 def test_a_safetensors_file_is_recognised_by_its_header_whatever_its_name(tmp_path):
     path = model_file(tmp_path, "compact", ".safetensors").rename(tmp_path / "model.pth")
-    assert foreign.load(path)[1].arch == "Compact"
+    assert _load(path)[1].arch == "Compact"
 
 
 # --------------------------------------------------------------------------- refusals
@@ -106,7 +114,7 @@ def test_a_torchscript_archive_is_refused(tmp_path):
 def test_an_unrecognised_state_dict_is_refused_naming_the_file(tmp_path):
     path = save({"encoder.weight": torch.rand(4, 4), "decoder.bias": torch.rand(4)},
                 tmp_path / "mystery.safetensors")
-    assert "not an architecture spandrel" in _refusal(path)
+    assert "not a model srgan recognises" in _refusal(path)
 
 
 @pytest.mark.parametrize("net,why", [
@@ -130,7 +138,7 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path, content, why):
 
 
 def test_a_missing_file_and_a_list_instead_of_a_state_dict_are_refused(tmp_path):
-    assert "no such file" in _refusal(tmp_path / "absent.pth")
+    assert "no such weights file" in _refusal(tmp_path / "absent.pth")
     torch.save([torch.zeros(1)], tmp_path / "list.pth")
     assert "not a state dict" in _refusal(tmp_path / "list.pth")
 
@@ -145,7 +153,7 @@ SEAM_TOL = 1e-5
 
 @pytest.mark.parametrize("name", sorted(NETS))
 def test_blended_tiles_agree_with_the_whole_image(tmp_path, name):
-    net, info = foreign.load(model_file(tmp_path, name))
+    net, info = _load(model_file(tmp_path, name))
     x = _image(45, 70)
     with torch.inference_mode():
         whole = run_tiled(net, x, info.scale, 0, 0, size=info.size)
@@ -159,7 +167,7 @@ def test_blended_tiles_agree_with_the_whole_image(tmp_path, name):
 def test_window_networks_tiled_off_their_window_grid_would_disagree(tmp_path):
     """Guards the alignment: SwinIR's windows start at its input's corner, so tiles that
     start between window corners compute different windows everywhere."""
-    net, info = foreign.load(model_file(tmp_path, "swinir"))
+    net, info = _load(model_file(tmp_path, "swinir"))
     x = _image(45, 70)
     unaligned = SizeRule(info.size.minimum, info.size.multiple_of, info.size.square, 1)
     with torch.inference_mode():
@@ -176,7 +184,7 @@ def test_blended_tiles_are_close_for_a_network_with_global_attention(tmp_path):
     torch.manual_seed(0)
     path = save(OmniSR(num_feat=8, block_num=1, up_scale=2, window_size=4, res_num=1)
                 .state_dict(), tmp_path / "omni.pth")
-    net, info = foreign.load(path)
+    net, info = _load(path)
     x = _image(45, 70)
     with torch.inference_mode():
         whole = run_tiled(net, x, 2, 0, 0, size=info.size)
@@ -210,10 +218,11 @@ def test_the_largest_activation_is_measured_per_lr_pixel(tmp_path):
     8 x 16 = 128 values per LR pixel; the Compact model's largest tensor is its last
     convolution's 3 x 4^2 = 48 channels at the LR resolution."""
     for name, expected in (("esrgan", 128), ("compact", 48)):
-        net, info = foreign.load(model_file(tmp_path, name))
-        assert foreign.largest_activation_per_px(net, info) == expected
+        net, info = _load(model_file(tmp_path, name))
+        assert foreign.largest_activation_per_px(net, info.size) == expected
+        assert info.largest_per_px == expected
 
 
 def test_the_generator_of_a_gan_checkpoint_is_found(tmp_path):
     both = {"generator": state_dict("compact"), "discriminator": {"d.weight": torch.rand(2)}}
-    assert foreign.load(save(both, tmp_path / "gan.pth"))[1].arch == "Compact"
+    assert _load(save(both, tmp_path / "gan.pth"))[1].arch == "Compact"

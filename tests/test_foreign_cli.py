@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import photo_like
 from foreign_nets import model_file, save, state_dict
+import srgan_cli
 from srgan_cli import Upscaler, foreign
 from srgan_cli.cli import main
 from srgan_cli.errors import SrganError
@@ -22,7 +23,7 @@ def run_cli(*args):
 
 def _whole(path, rgb: np.ndarray) -> np.ndarray:
     """The network's own whole-image output, quantised as an 8-bit image."""
-    net, _ = foreign.load(path)
+    net = srgan_cli.load(path).net
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
     with torch.inference_mode():
         y = net(x)[0].permute(1, 2, 0)
@@ -59,12 +60,12 @@ def test_tiles_of_a_community_model_are_blended_into_the_whole_image(tmp_path):
 def test_the_upscaler_takes_precisions_from_what_spandrel_says(tmp_path):
     swinir = model_file(tmp_path, "swinir")  # spandrel: no fp16 for SwinIR
     up = Upscaler(swinir, device="cpu", precision="bf16")
-    assert up.descriptor.precisions == ("fp32", "bf16") and up.precision == "bf16"
+    assert up.model.precisions == ("fp32", "bf16") and up.precision == "bf16"
     assert up.kernels == "torch" and up.kernels_note is None  # no fused kernels: no note
     with pytest.raises(SrganError, match="not fp16"):
         Upscaler(swinir, device="cpu", precision="fp16")
-    d = up.descriptor
-    assert d.receptive_radius is None and d.tile_pad == foreign.OVERLAP and d.tile_align == 4
+    d = up.model.facts
+    assert d.receptive_radius is None and d.tile_pad == foreign.OVERLAP and d.size.align == 4
     assert d.output_range == (0.0, 1.0) and d.blend_tiles
 
 

@@ -10,9 +10,9 @@ from hubenv import (FILENAME, REPO_ID, entry, env, other_weights, published,  # 
 from hubserver import hub_server  # noqa: F401  (fixture)
 from srgan_cli.errors import ChecksumError, ModelUnavailableError, WeightsError
 from srgan_cli.hub import cache_dir, parse_hf_url
+from srgan_cli.loading import load_file
 from srgan_cli.models import register_file, resolve_model
 from srgan_cli.nets.generator import GeneratorSpec
-from srgan_cli.weights import load_generator
 
 
 # --------------------------------------------------------------------------- downloads
@@ -24,7 +24,8 @@ def test_first_download_then_cache_then_server_stopped(env, tiny_weights):
     assert path.read_bytes() == data
     assert Path(env.tmp / "hf" / "hub") in path.parents and path.parent.name == commit
     assert ("GET", f"/{REPO_ID}/resolve/{commit}/{FILENAME}") in env.server.requests
-    model, info = load_generator(path)
+    info = load_file(path, ours_only=True)
+    model = info.net
     assert info.spec == GeneratorSpec(scale=4, blocks=2, width=8)
 
     n = env.server.request_count
@@ -34,7 +35,7 @@ def test_first_download_then_cache_then_server_stopped(env, tiny_weights):
     assert resolve_model("tiny").read_bytes() == data
     from srgan_cli import Upscaler
 
-    assert Upscaler("tiny", device="cpu").info.spec.width == 8
+    assert Upscaler("tiny", device="cpu").model.spec.width == 8
 
 
 def test_offline_mode_uses_cache_and_explains_missing(env, tiny_weights, monkeypatch):

@@ -250,10 +250,11 @@ def test_a_community_model_gets_no_notice_since_how_it_was_trained_is_unknown(
         tiny_weights, tmp_path, with_real_model):
     import dataclasses
 
+    import srgan_cli
     from srgan_cli.upscale import compressed_inputs_note
-    from srgan_cli.weights import BARE, read_model_info
 
     src = save_jpeg(tmp_path / "photo.jpg", 40)
-    info = read_model_info(tiny_weights)
-    assert "photo.jpg: saved as JPEG at quality ~40" in compressed_inputs_note([src], info)
-    assert compressed_inputs_note([src], dataclasses.replace(info, stage=BARE)) is None
+    model = srgan_cli.load(tiny_weights)
+    assert "photo.jpg: saved as JPEG at quality ~40" in compressed_inputs_note([src], model)
+    bare = model.with_net(model.net, dataclasses.replace(model.provenance, bare=True))
+    assert compressed_inputs_note([src], bare) is None

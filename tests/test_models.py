@@ -12,7 +12,7 @@ from srgan_cli.models import registry, resolve_model
 def test_registry_parsing_and_validation(env):
     write_registry(env.registry, tiny=entry("a" * 64, "b" * 40))
     e = registry()["tiny"]
-    assert (e.scale, e.blocks, e.width, e.published, e.verifiable) == (4, 2, 8, True, True)
+    assert (e.scale, e.spec.blocks, e.spec.width, e.published, e.verifiable) == (4, 2, 8, True, True)
     assert e.hub_url == f"hf://{REPO_ID}/{FILENAME}@{'b' * 40}"
     with pytest.raises(WeightsError, match="unknown model 'nope'"):
         resolve_model("nope")
@@ -27,12 +27,37 @@ def test_registry_parsing_and_validation(env):
         resolve_model("tiny")
 
 
+def test_an_entry_of_the_old_format_with_srresnets_keys_at_its_top_is_still_read(env):
+    old = {k: v for k, v in entry("a" * 64, None).items() if k != "spec"}
+    old.update(arch="srresnet", scale=2, blocks=3, width=16)  # no channels: 3
+    write_registry(env.registry, tiny=old)
+    e = registry()["tiny"]
+    assert (e.arch, e.scale, e.spec.blocks, e.spec.width, e.spec.channels) == (
+        "srresnet", 2, 3, 16, 3)
+    assert e == registry_entry_of(env, spec={"arch": "srresnet", "scale": 2, "blocks": 3,
+                                             "width": 16})
+
+
+def registry_entry_of(env, **fields):
+    write_registry(env.registry, tiny={**entry("a" * 64, None), **fields})
+    return registry()["tiny"]
+
+
+def test_a_spec_block_with_an_unknown_key_or_architecture_is_refused_naming_the_entry(env):
+    with pytest.raises(WeightsError, match=r"model 'tiny': unknown srresnet spec key 'depth'"):
+        registry_entry_of(env, spec={"arch": "srresnet", "scale": 4, "depth": 3})
+    with pytest.raises(WeightsError, match=r"model 'tiny': unknown architecture 'rrdb'"):
+        registry_entry_of(env, spec={"arch": "rrdb", "scale": 4})
+    with pytest.raises(WeightsError, match=r"model 'tiny': spec must be an object"):
+        registry_entry_of(env, spec=[4, 16, 64])
+
+
 def test_shipped_registry_has_the_agreed_entry():
     from srgan_cli.paths import REPO_DIR
 
     e = registry(REPO_DIR / "weights" / "models.json")["srresnet"]
     assert e.repo_id == "srgan-project/srresnet-x4" and e.filename == "srresnet_x4.safetensors"
-    assert (e.scale, e.blocks, e.width) == (4, 16, 64) and e.parameters == 1_550_659
+    assert (e.scale, e.spec.blocks, e.spec.width) == (4, 16, 64) and e.parameters == 1_550_659
     assert e.revision is None or len(e.revision) == 40
 
 

@@ -117,6 +117,19 @@ def test_publish_roundtrip(env, tiny_weights):
     assert resolve_model("pub").read_bytes() == tiny_weights.read_bytes()
 
 
+def test_register_rewrites_an_old_format_entry_with_its_spec_block_and_keeps_the_rest(env):
+    f = shipped_weights(env, width=16)
+    old = {k: v for k, v in entry("a" * 64, None, filename=f.name).items() if k != "spec"}
+    old.update(arch="srresnet", scale=4, blocks=2, width=8, channels=3, custom="kept")
+    write_registry(env.registry, ship=old)
+    r = run_cli("models", "register", f, "--name", "ship")
+    assert r.exit_code == 0, r.output
+    e = json.loads(env.registry.read_text(encoding="utf-8"))["models"]["ship"]
+    assert e["spec"] == {"arch": "srresnet", "scale": 4, "blocks": 2, "width": 16, "channels": 3}
+    assert not {"arch", "scale", "blocks", "width", "channels"} & set(e)
+    assert e["custom"] == "kept" and e["description"] == "tiny test model"
+
+
 def test_register_records_hash_and_metadata(env):
     f = shipped_weights(env, val=29.8364)
     write_registry(env.registry, other=entry("a" * 64, None))
@@ -124,7 +137,8 @@ def test_register_records_hash_and_metadata(env):
     assert r.exit_code == 0, r.output
     e = json.loads(r.stdout)["ship"]
     assert e["sha256"] == sha256_file(f) and e["filename"] == f.name
-    assert (e["arch"], e["scale"], e["blocks"], e["width"]) == ("srresnet", 4, 2, 8)
+    assert e["spec"] == {"arch": "srresnet", "scale": 4, "blocks": 2, "width": 8, "channels": 3}
+    assert not {"arch", "scale", "blocks", "width"} & set(e)  # SRResNet's keys live in the spec
     assert e["revision"] is None and e["repo_id"] == "tester/ship-x4"
     assert e["psnr"] == {"Set5": 29.84, "Set14": None} and e["license"] == "MIT"
     assert "val_set5_psnr" in r.stderr and "intended publishing target" in r.stderr
@@ -234,9 +248,9 @@ def test_publish_refuses_non_generator_files(env, tmp_path):
 
 
 def test_cli_convert(env, tmp_path, tiny_weights):
-    from srgan_cli.weights import load_generator
+    from srgan_cli.loading import load_file
 
-    model, _ = load_generator(tiny_weights)
+    model = load_file(tiny_weights, ours_only=True).net
     src = tmp_path / "sd.pth"
     torch.save({"model": model.state_dict()}, src)
     r = run_cli("models", "convert", src, tmp_path / "out.safetensors")

@@ -17,7 +17,7 @@ from srgan_cli.models import resolve_model
 from srgan_cli.nets.generator import to_unit_range
 from srgan_cli.onnx_export import CONVENTION, INSTALL, OPSET, export_onnx
 from srgan_cli.upscale import Upscaler
-from srgan_cli.weights import load_model
+from srgan_cli.loading import load_file
 
 # Largest |ONNX - torch| allowed, in [0, 1] units (an 8-bit level is 1/255 = 0.0039);
 # measured: under 2.1e-6 for both shipped models and every border (float32 rounding of the
@@ -61,10 +61,11 @@ def test_with_border_zero_the_graph_is_the_bare_network_as_trained(tmp_path, tin
         r = run_cli("models", "export", tiny_weights, "--onnx", tmp_path / f"{border}.onnx",
                     "--border", border)
         assert r.exit_code == 0, r.output
-    net, info = load_model(tiny_weights)
+    m = load_file(tiny_weights)
+    net = m.net
     x = torch.rand(2, 3, 13, 8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        want = to_unit_range(net(x), info.descriptor.output_range).numpy()
+        want = to_unit_range(net(x), m.output_range).numpy()
     assert np.abs(run_onnx(tmp_path / "zero.onnx", x) - want).max() < TOLERANCE
     # the mirrored border changes the corners: the default export is not the bare network
     assert np.abs(run_onnx(tmp_path / "symmetric.onnx", x) - want).max() > 100 * TOLERANCE

@@ -14,11 +14,12 @@ from conftest import REPO, make_val_dir, photo_like, trained_looking
 from srgan_cli.cli import main
 from srgan_cli.errors import SrganError, WeightsError
 from srgan_cli.hub import sha256_file
+from srgan_cli.loading import load_file
 from srgan_cli.models import default_model, register_file, registry
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet, to_unit_range
 from srgan_cli.realism import blend_state
 from srgan_cli.upscale import Upscaler
-from srgan_cli.weights import load_generator, save_generator
+from srgan_cli.weights import save_generator
 
 SPEC = GeneratorSpec(scale=4, blocks=2, width=8)
 
@@ -57,7 +58,7 @@ def lr_batch(seed=0) -> torch.Tensor:
 def direct(path: Path, x: torch.Tensor) -> torch.Tensor:
     """The model of a file run as trained (no inference rewrite), fp32, channels_last as
     the Upscaler runs it (the memory layout picks the convolution algorithm)."""
-    net, _ = load_generator(path)
+    net = load_file(path, ours_only=True).net
     net = net.to(memory_format=torch.channels_last)
     with torch.inference_mode():
         return to_unit_range(net(x.contiguous(memory_format=torch.channels_last)))
@@ -81,7 +82,8 @@ def test_realism_one_is_the_gan_model_and_zero_its_parent_bit_for_bit(pair, opti
 
 def test_realism_in_between_runs_the_interpolated_weights_batchnorm_statistics_included(pair):
     parent, gan = pair
-    p, g = load_generator(parent)[0].state_dict(), load_generator(gan)[0].state_dict()
+    p = load_file(parent, ours_only=True).net.state_dict()
+    g = load_file(gan, ours_only=True).net.state_dict()
     assert not torch.equal(p["body.0.bn1.running_var"], g["body.0.bn1.running_var"])
     ref = SRResNet(SPEC)
     ref.load_state_dict({k: 0.75 * v + 0.25 * g[k] if v.is_floating_point() else v

@@ -28,7 +28,7 @@ from srgan_cli.nets.fused_fp32 import Fp32SRResNet, fp32_or_reason
 from srgan_cli.nets.generator import GeneratorSpec
 from srgan_cli.nets.inference import inference_copy
 from srgan_cli.upscale import Upscaler
-from srgan_cli.weights import load_model
+from srgan_cli.loading import load_file
 
 SHIPPED = [REPO / "weights" / "srresnet_x4.safetensors", REPO / "weights" / "srgan_x4.safetensors"]
 needs_simd = pytest.mark.skipif(simd.unavailable_reason() is not None,
@@ -199,7 +199,7 @@ def test_fused_network_matches_the_plain_fp32_network(spec, band_bytes, monkeypa
 @pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.stem)
 @pytest.mark.parametrize("h,w", [(33, 47), (1, 1), (2, 5), (40, 9)])
 def test_fused_network_matches_the_shipped_models_in_fp32(weights, h, w):
-    model, _ = load_model(weights, "cpu")
+    model = load_file(weights).net
     x = torch.from_numpy(photo_like(h, w, seed=h + w)).permute(2, 0, 1)[None].float() / 255
     _check_network(model.eval(), x)
 
@@ -403,7 +403,7 @@ def test_openvino_baseline_times_the_same_network(tiny_weights, tmp_path, monkey
 def test_openvino_baseline_computes_the_network(tiny_weights):
     """The timed OpenVINO request computes what the network does (so it times real work)."""
     pytest.importorskip("openvino", reason="the openvino package is not installed")
-    net, _ = load_model(tiny_weights, "cpu")
+    net = load_file(tiny_weights).net
     x = torch.rand(1, 3, 12, 20)
     run, _ = speed.openvino_baseline(net.eval(), x, threads=1)
     got = torch.from_numpy(np.asarray(next(iter(run().values()))))

@@ -79,7 +79,7 @@ def test_blended_tiling_is_exact_for_a_network_that_sees_less_than_half_the_pad(
 
     up = Upscaler(tiny_weights, device="cpu", tile=0)
     x = torch.from_numpy(photo_like(29, 37, seed=4)).permute(2, 0, 1)[None].float() / 255
-    radius = up.info.spec.receptive_radius()
+    radius = up.model.spec.receptive_radius()
     with torch.inference_mode():
         whole = up.net(x)
         tiled = run_tiled(up.net, x, 4, 12, 2 * radius, blend=True)
@@ -147,13 +147,13 @@ def test_fp32_redo_of_a_whole_bf16_image_runs_in_sub_tiles_that_fit(tiny_weights
     """An image sized to run whole at 2 bytes per value, whose bf16 output is non-finite,
     is redone in fp32 in sub-tiles sized for 4 bytes (the same budget), and the result is
     the fp32 image."""
-    import srgan_cli.upscale as U
+    import srgan_cli.runner as U
 
     up = Upscaler(tiny_weights, device="cpu", precision="bf16")
     h = w = 40
     hp = h + 2 * up.border_pad  # the image with its mirrored border, if any
-    budget = U.activation_bytes(up.info, hp, hp, True, 2)
-    assert U.activation_bytes(up.info, hp, hp, True, 4) > budget
+    budget = up.prepared.activation_bytes(hp, hp, 2)
+    assert up.prepared.activation_bytes(hp, hp, 4) > budget
     monkeypatch.setattr(U, "tile_budget", lambda dev: budget)
     real = up.net.forward
     fp32_inputs = []
@@ -203,25 +203,25 @@ def test_auto_tile_fits_memory_on_every_cpu_kind(tiny_weights, monkeypatch, cpu_
     on each CPU kind (bf16 where the CPU has it, fp32 on AVX2-only CPUs); bands, which
     take the full-resolution tensors out of the estimate, give larger tiles in bf16 (in
     fp32 the tiny test network's measured heap slack can outweigh them)."""
-    import srgan_cli.upscale as U
+    import srgan_cli.runner as U
 
     up = Upscaler(tiny_weights, device="cpu")
     assert up.precision == ("fp32" if cpu_kind == "avx2" else "bf16")
     monkeypatch.setattr(U, "available_memory", lambda dev: 8 << 30)
     t = up.tile_for(4000, 3000)
-    assert up.banded  # optimised CPU path: the last stage runs in bands
+    assert up.prepared.banded  # optimised CPU path: the last stage runs in bands
     vb = up._value_bytes()
     assert vb == (4 if cpu_kind == "avx2" else 2)
     for u, tile in ((up, t),
                     (Upscaler(tiny_weights, device="cpu", optimise=False), None)):
         tile = u.tile_for(4000, 3000) if tile is None else tile
         side = tile + 2 * u.tile_pad
-        assert U.activation_bytes(u.info, side, side, u.banded, vb) <= U.CPU_TILE_BUDGET
-        assert U.activation_bytes(u.info, side + 8, side + 8, u.banded, vb) > U.CPU_TILE_BUDGET
+        assert u.prepared.activation_bytes(side, side, vb) <= U.CPU_TILE_BUDGET
+        assert u.prepared.activation_bytes(side + 8, side + 8, vb) > U.CPU_TILE_BUDGET
     plain = Upscaler(tiny_weights, device="cpu", optimise=False)
-    assert not plain.banded
+    assert not plain.prepared.banded
     dev = up.device
-    assert U.auto_tile(up.info, dev, up.tile_pad, True, 2) > plain.tile_for(4000, 3000)
+    assert U.auto_tile(up.prepared, dev, up.tile_pad, 2) > plain.tile_for(4000, 3000)
     assert up.tile_for(10, 10) == 0  # small images run whole
     monkeypatch.setattr(U, "available_memory", lambda dev: 64 << 20)
     assert up.tile_for(4000, 3000) < t

@@ -10,9 +10,12 @@ from PIL import Image
 from conftest import make_train_dir, make_val_dir, photo_like
 from srgan_cli.cli import main
 from srgan_cli.errors import TrainError
+from srgan_cli.loading import load_file
+from srgan_cli.train.config import TrainConfig, lr_at
 from srgan_cli.train.data import ImageBank, downscale, sample_batch
-from srgan_cli.train.loop import TrainConfig, export, load_checkpoint, lr_at, train
-from srgan_cli.weights import load_generator
+from srgan_cli.train.export import export
+from srgan_cli.train.loop import train
+from srgan_cli.train.state import load_checkpoint
 
 
 @pytest.fixture
@@ -129,7 +132,8 @@ def test_export_writes_a_loadable_release_file(train_dir, val_dir, tmp_path):
     run = tmp_path / "run"
     train(tiny_cfg(train_dir, run, val_dir=str(val_dir)))
     out = export(run / "last.pt", tmp_path / "release.safetensors")
-    model, info = load_generator(out)
+    info = load_file(out, ours_only=True)
+    model = info.net
     assert info.stage == "srresnet" and info.iterations == 6
     assert info.spec.blocks == 2 and info.metadata["data"] == "train"
     assert float(info.metadata["val_set5_psnr"]) > 0
@@ -161,7 +165,7 @@ def test_cli_train_resume_and_export(train_dir, val_dir, tmp_path):
                                          "--export", str(out)])
     assert r.exit_code == 0, r.output
     assert "Set5 Y-PSNR" in r.output or "Y-PSNR" in r.output
-    _, info = load_generator(out)
+    info = load_file(out, ours_only=True)
     assert info.iterations == 4
     assert (run / "commands.txt").read_text().count("srgan train") == 2
     # a finished run re-exports without training or loading data
@@ -169,7 +173,7 @@ def test_cli_train_resume_and_export(train_dir, val_dir, tmp_path):
     r = CliRunner().invoke(main, ["train", "--resume", str(run / "last.pt"), "--export",
                                   str(out2)])
     assert r.exit_code == 0, r.output
-    assert load_generator(out2)[1].iterations == 4
+    assert load_file(out2, ours_only=True).iterations == 4
 
 
 def test_sigterm_checkpoints_and_stops(train_dir, tmp_path):
@@ -204,7 +208,7 @@ def test_init_from_a_release_file_continues_its_weights_and_counts(train_dir, tm
     first = tmp_path / "first"
     train(tiny_cfg(train_dir, first))
     release = export(first / "last.pt", tmp_path / "first.safetensors")
-    start, _ = load_generator(release)
+    start = load_file(release, ours_only=True).net
 
     second = tmp_path / "second"
     train(tiny_cfg(train_dir, second, iters=1, lr=0.0, init=str(release)))
@@ -212,7 +216,7 @@ def test_init_from_a_release_file_continues_its_weights_and_counts(train_dir, tm
     for k, v in start.state_dict().items():  # lr 0: weights unchanged, so really started there
         if v.is_floating_point() and "running" not in k:
             assert torch.equal(ckpt["model"][k], v), k
-    _, info = load_generator(export(second / "last.pt", tmp_path / "second.safetensors"))
+    info = load_file(export(second / "last.pt", tmp_path / "second.safetensors"), ours_only=True)
     assert info.iterations == 6 + 1
     assert "first.safetensors" in info.metadata["init"]
 
@@ -236,7 +240,7 @@ def test_a_time_limit_stops_cleanly_with_a_checkpoint_that_resumes(train_dir, va
     assert any("l_g_pix" in r and r["iteration"] == res.iteration for r in log)  # last window
     assert any("val_psnr" in r for r in log)
     out = export(run / "last.pt", tmp_path / "w.safetensors")
-    assert load_generator(out)[1].iterations == res.iteration
+    assert load_file(out, ours_only=True).iterations == res.iteration
     cfg.iters, cfg.max_seconds = res.iteration + 2, 0.0
     assert train(cfg, resume=run / "last.pt").iteration == res.iteration + 2
 
@@ -258,7 +262,7 @@ def test_a_version_1_checkpoint_still_resumes_exactly_and_exports(train_dir, tmp
     v1.update(version=1, config=json.dumps({**{k: config[k] for k in V1_CONFIG_FIELDS},
                                             "lr_min": 0.0, "beta1": 0.9, "beta2": 0.999}))
     torch.save(v1, part / "v1.pt")
-    _, info = load_generator(export(part / "v1.pt", tmp_path / "v1.safetensors"))
+    info = load_file(export(part / "v1.pt", tmp_path / "v1.safetensors"), ours_only=True)
     assert info.iterations == 3 and info.metadata["content_loss"] == "mse"
     assert train(tiny_cfg(train_dir, part), resume=part / "v1.pt").iteration == 6
     a, b = load_checkpoint(full / "last.pt"), load_checkpoint(part / "last.pt")

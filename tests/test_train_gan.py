@@ -15,8 +15,11 @@ from safetensors.torch import save_file
 from conftest import make_train_dir, make_val_dir
 from srgan_cli.cli import main
 from srgan_cli.errors import TrainError
-from srgan_cli.train.loop import TrainConfig, export, load_checkpoint, train
-from srgan_cli.weights import load_generator
+from srgan_cli.loading import load_file
+from srgan_cli.train.config import TrainConfig
+from srgan_cli.train.export import export
+from srgan_cli.train.loop import train
+from srgan_cli.train.state import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,11 +82,11 @@ def test_gan_stage_updates_both_networks_and_logs_the_named_losses(data, tmp_pat
     ckpt = load_checkpoint(run / "last.pt")
     assert {"disc", "optim_d", "scaler_d"} <= ckpt.keys()
     assert ckpt["optim_d"]["state"], "the discriminator was never stepped"
-    start, _ = load_generator(pretrained)
+    start = load_file(pretrained, ours_only=True).net
     moved = [k for k, v in start.state_dict().items()
              if v.is_floating_point() and not torch.equal(ckpt["model"][k], v)]
     assert moved, "the generator did not move from its --init weights"
-    _, info = load_generator(export(run / "last.pt", tmp_path / "srgan.safetensors"))
+    info = load_file(export(run / "last.pt", tmp_path / "srgan.safetensors"), ours_only=True)
     assert info.stage == "gan" and info.iterations == 4  # GAN iterations, not SRResNet's
     assert info.metadata["content_loss"] == "vgg54" and info.metadata["adv_weight"] == "0.001"
     assert "pre.safetensors" in info.metadata["init"]
@@ -111,11 +114,13 @@ def test_ema_is_what_gets_exported(data, tmp_path, pretrained, vgg_file):
     ckpt = load_checkpoint(run / "last.pt")
     k = "head.0.weight" if "head.0.weight" in ckpt["model"] else next(iter(ckpt["ema"]))
     assert not torch.equal(ckpt["ema"][k], ckpt["model"][k])
-    model, info = load_generator(export(run / "last.pt", tmp_path / "e.safetensors"))
+    info = load_file(export(run / "last.pt", tmp_path / "e.safetensors"), ours_only=True)
+    model = info.net
     assert torch.equal(model.state_dict()[k], ckpt["ema"][k]) and info.metadata["ema"] == "0.5"
     assert not any("l_g_percep" in r for r in log_of(run))  # mse content: no VGG term
-    raw, raw_info = load_generator(export(run / "last.pt", tmp_path / "m.safetensors",
-                                          weights="model"))
+    raw_info = load_file(export(run / "last.pt", tmp_path / "m.safetensors",
+                                          weights="model"), ours_only=True)
+    raw = raw_info.net
     assert torch.equal(raw.state_dict()[k], ckpt["model"][k]) and "ema" not in raw_info.metadata
     assert "val_set5_psnr" not in raw_info.metadata  # that validation scored the EMA
 
@@ -159,7 +164,7 @@ def test_cli_gan_stage_defaults(data, tmp_path, pretrained, vgg_file):
     assert cfg["content_loss"] == "vgg54" and cfg["adv_weight"] == 1e-3
     assert cfg["lr_schedule"] == "step" and cfg["lr_milestones"] == [100000]
     assert cfg["pixel_weight"] == 0.0 and cfg["adv_warmup"] == 0  # the paper's recipe
-    _, info = load_generator(tmp_path / "out.safetensors")
+    info = load_file(tmp_path / "out.safetensors", ours_only=True)
     assert info.stage == "gan"
 
 
@@ -223,7 +228,7 @@ def test_ddp_two_cpu_processes_stay_identical(data, tmp_path, pretrained, vgg_fi
 
 
 def test_adversarial_weight_ramps_linearly_over_the_warmup_then_holds():
-    from srgan_cli.train.loop import adv_weight_at
+    from srgan_cli.train.config import adv_weight_at
 
     cfg = TrainConfig(data=[], stage="gan", adv_weight=1e-3, adv_warmup=4)
     assert [adv_weight_at(cfg, i) for i in range(6)] == pytest.approx(
@@ -258,9 +263,9 @@ def test_pixel_weight_adds_a_logged_l1_term_that_moves_the_generator(data, tmp_p
     a = load_checkpoint(tmp_path / "paper" / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "l1" / "last.pt")["model"]
     assert any(not torch.equal(a[k], b[k]) for k in a)
-    _, info = load_generator(export(tmp_path / "l1" / "last.pt", tmp_path / "l1.safetensors"))
+    info = load_file(export(tmp_path / "l1" / "last.pt", tmp_path / "l1.safetensors"), ours_only=True)
     assert info.metadata["pixel_weight"] == "0.5"
-    _, info = load_generator(export(tmp_path / "paper" / "last.pt", tmp_path / "p.safetensors"))
+    info = load_file(export(tmp_path / "paper" / "last.pt", tmp_path / "p.safetensors"), ours_only=True)
     assert "pixel_weight" not in info.metadata and "adv_warmup" not in info.metadata
 
 
@@ -275,7 +280,7 @@ def test_a_gan_run_records_its_parent_and_the_export_names_it_by_sha256(data, tm
     train(gan_cfg(data, run, pretrained, vgg_file, iters=1, content_loss="mse"))
     init = json.loads(load_checkpoint(run / "last.pt")["history"])["init"]
     assert init["sha256"] == sha256_file(pretrained) and init["filename"] == "pre.safetensors"
-    _, info = load_generator(export(run / "last.pt", tmp_path / "g.safetensors"))
+    info = load_file(export(run / "last.pt", tmp_path / "g.safetensors"), ours_only=True)
     assert info.metadata["parent_sha256"] == sha256_file(pretrained)
     assert info.metadata["parent_file"] == "pre.safetensors"
     with pytest.raises(TrainError, match="not the file the run started from"):
@@ -303,9 +308,9 @@ def test_an_older_checkpoint_is_exported_with_an_explicit_parent_checked_against
     run = tmp_path / "gan"
     train(gan_cfg(data, run, pretrained, vgg_file, iters=1, content_loss="mse"))
     legacy = _legacy_checkpoint(run)
-    _, info = load_generator(export(legacy, tmp_path / "none.safetensors"))
+    info = load_file(export(legacy, tmp_path / "none.safetensors"), ours_only=True)
     assert "parent_sha256" not in info.metadata
-    _, info = load_generator(export(legacy, tmp_path / "p.safetensors", parent=pretrained))
+    info = load_file(export(legacy, tmp_path / "p.safetensors", parent=pretrained), ours_only=True)
     assert info.metadata["parent_sha256"] == sha256_file(pretrained)
     other = tmp_path / "other.safetensors"  # same architecture, another history
     save_generator(SRResNet(GeneratorSpec(4, 1, 8)), other, {"stage": "srresnet",
@@ -325,7 +330,7 @@ def test_an_older_checkpoint_is_exported_with_an_explicit_parent_checked_against
     r = CliRunner().invoke(main, ["models", "export", str(legacy), str(out), "--parent",
                                   str(pretrained), "--overwrite"])
     assert r.exit_code == 0 and sha256_file(pretrained) in r.output, r.output
-    assert load_generator(out)[1].metadata["parent_file"] == "pre.safetensors"
+    assert load_file(out, ours_only=True).metadata["parent_file"] == "pre.safetensors"
 
 
 def test_a_fresh_discriminator_is_warmed_up_before_the_first_generator_step_and_only_once(
@@ -355,10 +360,11 @@ def test_the_generator_stays_phase_tied_and_the_log_has_the_grid_loss_and_grid_e
     assert all(r["l_g_grid"] >= 0 for r in log if "l_g_percep" in r)
     vals = [r for r in log if "val_psnr" in r]
     assert vals and all(isinstance(r["val_grid"], float) for r in vals)
-    model, info = load_generator(export(run / "last.pt", tmp_path / "tied.safetensors"))
+    info = load_file(export(run / "last.pt", tmp_path / "tied.safetensors"), ours_only=True)
+    model = info.net
     assert info.metadata["tie_phases"] == "resize" and info.metadata["grid_weight"] == "0.01"
     before = {k: v.clone() for k, v in model.state_dict().items()}
     after = tie_phases(model, "resize").state_dict()
     assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
-    untied, _ = load_generator(pretrained)
+    untied = load_file(pretrained, ours_only=True).net
     assert not torch.allclose(untied.up[0].conv.bias, model.up[0].conv.bias)

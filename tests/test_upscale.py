@@ -148,8 +148,8 @@ def test_the_shipped_srresnet_is_the_default_and_the_srgan_parent_is_the_shipped
     assert up.weights_path.resolve() == SHIPPED.resolve()
     gan = Upscaler("srgan", device="cpu")
     assert gan.weights_path.resolve() == SHIPPED_GAN.resolve()
-    assert gan.info.stage == "gan" and gan.info.scale == 4 and gan.info.spec.blocks == 16
-    assert gan.info.metadata["parent_sha256"] == sha256_file(SHIPPED)
+    assert gan.model.stage == "gan" and gan.model.scale == 4 and gan.model.spec.blocks == 16
+    assert gan.model.parent_sha256 == sha256_file(SHIPPED)
 
 
 @pytest.mark.skipif(not SHIPPED.is_file() or not SHIPPED_GAN.is_file(),

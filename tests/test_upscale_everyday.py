@@ -242,12 +242,12 @@ def test_a_mirrored_border_is_the_network_on_the_mirrored_image(tiny_weights, h,
     import torch
 
     from srgan_cli import Upscaler
-    from srgan_cli.upscale import MIRROR_PAD
+    from srgan_cli.runner import MIRROR_PAD
 
     x = torch.from_numpy(photo_like(h, w, seed=3)).permute(2, 0, 1)[None].float() / 255
     up = Upscaler(tiny_weights, device="cpu", precision="fp32", tile=tile, border=mode)
     m = up.border_pad
-    assert m == min(MIRROR_PAD, up.info.spec.receptive_radius()) and MIRROR_PAD == 12
+    assert m == min(MIRROR_PAD, up.model.spec.receptive_radius()) and MIRROR_PAD == 12
     got = up.upscale_tensor(x)
     mirrored = np.pad(x.numpy(), ((0, 0), (0, 0), (m, m), (m, m)), mode=mode)
     plain = Upscaler(tiny_weights, device="cpu", precision="fp32", tile=0, border="zero")

@@ -5,9 +5,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from srgan_cli import loading
 from srgan_cli.errors import WeightsError
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-from srgan_cli.weights import load_generator, read_info, save_generator
+from srgan_cli.tensorfile import metadata
+from srgan_cli.weights import save_generator
 
 
 def test_round_trip_preserves_weights_and_metadata(tmp_path, tiny_spec):
@@ -16,7 +18,8 @@ def test_round_trip_preserves_weights_and_metadata(tmp_path, tiny_spec):
     path = tmp_path / "m.safetensors"
     save_generator(model, path, {"stage": "srresnet", "iterations": 1234, "data": "x",
                                  "date": "2026-11-22", "val": {"set5": 30.1}})
-    loaded, info = load_generator(path)
+    info = loading.load_file(path, ours_only=True)
+    loaded = info.net
     assert info.spec == tiny_spec and info.stage == "srresnet" and info.iterations == 1234
     assert info.metadata["input_range"] == "0,1" and info.metadata["output_range"] == "-1,1"
     assert json.loads(info.metadata["val"]) == {"set5": 30.1}
@@ -32,45 +35,46 @@ def test_round_trip_preserves_weights_and_metadata(tmp_path, tiny_spec):
 def test_architecture_comes_from_metadata_not_file_name(tiny_weights, tmp_path):
     misleading = tmp_path / "srresnet_x2_b16.safetensors"
     shutil.copy(tiny_weights, misleading)
-    model, info = load_generator(misleading)
+    info = loading.load_file(misleading, ours_only=True)
+    model = info.net
     assert info.spec == GeneratorSpec(scale=4, blocks=2, width=8)
 
 
 def test_wrong_shape_is_refused_with_the_tensor_named(tiny_weights, tmp_path):
     state = load_file(str(tiny_weights))
-    meta = read_info(tiny_weights).metadata
+    meta = metadata(tiny_weights)
     state["head.conv.weight"] = torch.zeros(8, 3, 3, 3)
     bad = tmp_path / "bad.safetensors"
     save_file(state, str(bad), metadata=meta)
     with pytest.raises(WeightsError, match=r"head\.conv\.weight.*shape"):
-        load_generator(bad)
+        loading.load_file(bad, ours_only=True)
 
 
 def test_metadata_disagreeing_with_tensors_is_refused(tiny_weights, tmp_path):
     state = load_file(str(tiny_weights))
-    meta = dict(read_info(tiny_weights).metadata, blocks="3")
+    meta = dict(metadata(tiny_weights), blocks="3")
     bad = tmp_path / "bad.safetensors"
     save_file(state, str(bad), metadata=meta)
     with pytest.raises(WeightsError, match="missing"):
-        load_generator(bad)
+        loading.load_file(bad, ours_only=True)
 
 
 def test_missing_and_extra_keys_are_refused(tiny_weights, tmp_path):
     state = load_file(str(tiny_weights))
-    meta = read_info(tiny_weights).metadata
+    meta = metadata(tiny_weights)
     del state["tail.weight"]
     state["extra.weight"] = torch.zeros(1)
     bad = tmp_path / "bad.safetensors"
     save_file(state, str(bad), metadata=meta)
     with pytest.raises(WeightsError, match=r"missing 1 tensors.*tail\.weight.*unexpected"):
-        load_generator(bad)
+        loading.load_file(bad, ours_only=True)
 
 
 def test_file_without_architecture_metadata_is_refused(tiny_weights, tmp_path):
     bad = tmp_path / "nometa.safetensors"
     save_file(load_file(str(tiny_weights)), str(bad))
     with pytest.raises(WeightsError, match="metadata"):
-        load_generator(bad)
+        loading.load_file(bad, ours_only=True)
 
 
 def test_pickle_is_refused_without_being_unpickled(tmp_path, tiny_spec, monkeypatch):
@@ -82,11 +86,11 @@ def test_pickle_is_refused_without_being_unpickled(tmp_path, tiny_spec, monkeypa
 
     monkeypatch.setattr(torch, "load", boom)
     with pytest.raises(WeightsError, match="pickle"):
-        load_generator(path)
+        loading.load_file(path, ours_only=True)
     legacy = tmp_path / "legacy.safetensors"  # renamed pickle: content decides, not the name
     torch.save({"a": 1}, legacy, _use_new_zipfile_serialization=False)
     with pytest.raises(WeightsError, match="pickle"):
-        load_generator(legacy)
+        loading.load_file(legacy, ours_only=True)
 
 
 @pytest.mark.parametrize("content", [b"", b"not a weights file at all", b"\x10\x00\x00\x00\x00"])
@@ -94,12 +98,12 @@ def test_garbage_is_refused(tmp_path, content):
     path = tmp_path / "g.safetensors"
     path.write_bytes(content)
     with pytest.raises(WeightsError, match="g.safetensors"):
-        load_generator(path)
+        loading.load_file(path, ours_only=True)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(WeightsError, match="no such file"):
-        load_generator(tmp_path / "nope.safetensors")
+        loading.load_file(tmp_path / "nope.safetensors", ours_only=True)
 
 
 def test_safetensors_header_length_with_low_byte_0x80_is_not_taken_for_a_pickle(tmp_path):

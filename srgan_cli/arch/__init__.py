@@ -1,13 +1,11 @@
-"""Architectures: what each one declares about a network (a :class:`ModelDescriptor`) and
-the registry that finds one from a weights file's ``arch`` metadata or from a bare state dict.
+"""Architectures: what each one states about a network (its :class:`ModelFacts`) and the
+registry that finds one by name (a weights file's ``arch`` metadata, a registry entry's
+``spec`` block), by spec, or from a bare state dict.
 
-Each architecture is one module here (``srresnet`` for ours) holding an
-:class:`Architecture`; the rest of the program asks the descriptor (scale, parameter
-count, FLOPs, receptive radius, memory, precisions, output range, inference form) and
-never repeats a layout. A second source of architectures, whose networks are built from a
-state dict without metadata, fits the same door: an :class:`Architecture` that implements
-:meth:`~Architecture.recognise` and :meth:`~Architecture.load_state_dict` and
-is registered by one line here. Nothing here imports torch at module level.
+Each architecture is one module here (``srresnet`` for ours, ``community`` for the models
+spandrel recognises) holding an :class:`Architecture`, registered by one line below.
+Loading a file into a :class:`~srgan_cli.model.Model` is :func:`srgan_cli.load`. Nothing
+here imports torch at module level.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from srgan_cli.arch.base import (PRECISIONS, UNIT_RANGE, ActivationMemory, Architecture,
-                                 InferenceForm, ModelDescriptor)
+                                 ModelFacts)
 from srgan_cli.errors import WeightsError
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -53,48 +51,53 @@ def of_spec(spec: Any) -> Architecture:
     raise WeightsError(f"no registered architecture builds {spec!r}")
 
 
-def from_metadata(meta: Mapping[str, str], where: Any) -> ModelDescriptor:
-    """The descriptor of the network a weights file's metadata describes (its ``arch``
-    selects the architecture)."""
+def from_metadata(meta: Mapping[str, str], where: Any) -> tuple[Architecture, Any]:
+    """``(architecture, spec)`` of the network a weights file's metadata describes (its
+    ``arch`` selects the architecture)."""
     name = meta.get("arch")
     if name is None:
         raise WeightsError(f"{where}: its metadata names no architecture (no 'arch' key; "
                            f"known: {', '.join(_REGISTRY)})")
     arch = get(name, where)
-    return arch.describe(arch.spec_from_metadata(meta, where))
+    return arch, arch.spec_from_metadata(meta, where)
+
+
+def from_block(block: Mapping[str, Any], where: Any) -> tuple[Architecture, Any]:
+    """``(architecture, spec)`` of a registry entry's ``spec`` block."""
+    if not isinstance(block, Mapping):
+        raise WeightsError(f"{where}: spec must be an object like "
+                           "{\"arch\": \"srresnet\", \"scale\": 4, ...}")
+    arch = get(block.get("arch", "srresnet"), where)
+    return arch, arch.spec_from_block(block, where)
 
 
 def recognise(state: Mapping) -> tuple[Architecture, str] | None:
-    """``(architecture, layout)`` of the first registered architecture that recognises a
-    bare state dict, or None."""
+    """``(architecture, what it calls it)`` of the first registered architecture that
+    recognises a bare state dict, or None (``srgan models convert``'s diagnosis)."""
     for arch in _REGISTRY.values():
-        layout = arch.recognise(state)
-        if layout is not None:
-            return arch, layout
+        found = arch.recognise(state)
+        if found is not None:
+            return arch, found
     return None
 
 
-def load_state_dict(state: Mapping, where: Any):
-    """``(network, descriptor)`` of a bare state dict (a file without our metadata): built
-    by the first registered architecture that recognises it (our own layouts first, then
-    community architectures through spandrel), on the CPU in eval mode; a one-line
-    :class:`WeightsError` naming ``where`` when none does."""
-    found = recognise(state)
-    if found is None:
-        first = next(iter(state), "")
-        raise WeightsError(f"{where}: not a model srgan recognises: no srgan metadata, and "
-                           f"neither an SRResNet layout nor an architecture spandrel "
-                           f"recognises ({len(state)} tensors, first {first!r})")
-    return found[0].load_state_dict(state, where)
+def from_state_dict(state: Mapping, where: Any):
+    """``(architecture, network, facts)`` of a bare state dict (a file without our
+    metadata): built by the first registered architecture that takes it (our own layouts
+    first, then community architectures through spandrel), on the CPU in eval mode; a
+    one-line :class:`WeightsError` naming ``where`` when none does."""
+    for arch in _REGISTRY.values():
+        built = arch.from_state_dict(state, where)
+        if built is not None:
+            return (arch, *built)
+    first = next(iter(state), "")
+    raise WeightsError(f"{where}: not a model srgan recognises: no srgan metadata, and "
+                       f"neither an SRResNet layout nor an architecture spandrel "
+                       f"recognises ({len(state)} tensors, first {first!r})")
 
 
-def layouts() -> dict[str, Architecture]:
-    """Every convertible state-dict layout and the architecture it belongs to."""
-    return {lay: arch for arch in _REGISTRY.values() for lay in arch.layouts}
-
-
-__all__ = ["ActivationMemory", "Architecture", "InferenceForm", "ModelDescriptor", "PRECISIONS",
-           "UNIT_RANGE", "from_metadata", "get", "layouts", "load_state_dict", "names", "of_spec",
+__all__ = ["ActivationMemory", "Architecture", "ModelFacts", "PRECISIONS", "UNIT_RANGE",
+           "from_block", "from_metadata", "from_state_dict", "get", "names", "of_spec",
            "recognise", "register"]
 
 # one import and one register() per architecture

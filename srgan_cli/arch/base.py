@@ -1,13 +1,14 @@
-"""The types every architecture declares: :class:`ModelDescriptor` (what the program asks
-about a network), :class:`ActivationMemory`, :class:`InferenceForm` and the
-:class:`Architecture` base class. Nothing here imports torch at module level.
+"""The types every architecture declares: :class:`ModelFacts` (what the program asks about a
+network of one spec), :class:`ActivationMemory` and the :class:`Architecture` base class.
+A loaded network with its facts and provenance is a :class:`srgan_cli.model.Model`.
+Nothing here imports torch at module level.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from srgan_cli.errors import WeightsError
@@ -42,49 +43,31 @@ class ActivationMemory:
 
 
 @dataclass(frozen=True)
-class InferenceForm:
-    """How a loaded network is run: ``rewrite`` names the exact inference rewrite (None:
-    the network runs as built), ``banded_on_cpu`` whether that rewrite runs its largest
-    stage in row bands on the CPU (then :attr:`ActivationMemory.banded` applies), ``fused``
-    names the fused CPU kernels of the architecture (None: it has none; whether they run
-    a given spec is :meth:`ModelDescriptor.fused_blocker`)."""
+class ModelFacts:
+    """Everything the program asks about a network of one spec, declared by its
+    architecture (without loading it: a registry entry has facts too).
 
-    rewrite: str | None = None
-    banded_on_cpu: bool = False
-    fused: str | None = None
-
-
-@dataclass(frozen=True)
-class ModelDescriptor:
-    """Everything the program asks about one network, declared by its architecture.
-
-    ``receptive_radius``: LR pixels on each side that an output pixel depends on; None
-    means unbounded or unknown, and tiles then overlap by ``tile_overlap`` pixels and are
-    blended. ``multiple_of`` / ``min_size`` / ``square``: what each side of an input must
-    be; ``tile_align``: tiles start at multiples of it (window-attention networks).
-    ``output_range``: the raw output's value range ((0, 1) for most community models).
-    ``summary``: the architecture's own words for the spec (e.g. "16 blocks, width 64").
+    ``channels``: input and output maps. ``receptive_radius``: LR pixels on each side that
+    an output pixel depends on; None means unbounded or unknown, and tiles then overlap by
+    ``tile_overlap`` pixels and are blended. ``size``: the input sizes it accepts and where
+    tiles may start (a :class:`srgan_cli.tiling.SizeRule`; None: any size, anywhere).
+    ``output_range``: the raw output's value range (inputs
+    are RGB in [0, 1]). ``summary``: the architecture's own words for the spec (e.g.
+    "16 blocks, width 64").
     """
 
     arch: str
     spec: Any
     scale: int
-    in_channels: int
-    out_channels: int
+    channels: int
     parameters: int
     flops_per_lr_pixel: float | None
     receptive_radius: int | None
     memory: ActivationMemory
-    architecture: Architecture = field(repr=False, compare=False)
     tile_overlap: int = 16
-    multiple_of: int = 1
-    min_size: int = 1
-    square: bool = False
-    tile_align: int = 1
+    size: Any = None
     precisions: tuple[str, ...] = PRECISIONS
-    input_range: tuple[float, float] = UNIT_RANGE
     output_range: tuple[float, float] = UNIT_RANGE
-    inference: InferenceForm = InferenceForm()
     summary: str = ""
 
     @property
@@ -101,47 +84,26 @@ class ModelDescriptor:
 
     def size_rule(self):
         """The input sizes the network accepts, for :func:`srgan_cli.tiling.run_tiled`."""
+        if self.size is not None:
+            return self.size
         from srgan_cli.tiling import SizeRule
 
-        return SizeRule(self.min_size, self.multiple_of, self.square, self.tile_align)
-
-    def activation_bytes_per_px(self, banded: bool = False, value_bytes: int = 4) -> int:
-        return self.memory.bytes_per_px(banded, value_bytes)
-
-    def build(self):
-        """A new network of this spec (random weights, train mode)."""
-        return self.architecture.build(self.spec)
-
-    def inference_net(self, net, on_cpu: bool):
-        """The exact inference form of ``net`` (a loaded network of this spec)."""
-        return self.architecture.inference_net(net, on_cpu)
-
-    def fused_blocker(self) -> str | None:
-        """Why the fused CPU kernels cannot run this spec in its inference form (None:
-        they can, given a CPU and a build that run them)."""
-        return self.architecture.fused_blocker(self.spec)
-
-    def fused_or_reason(self, net):
-        """``net`` (an inference form) run by the fused CPU kernels if they can run it here,
-        else ``net`` and the reason."""
-        return self.architecture.fused_or_reason(net)
+        return SizeRule()
 
 
 class Architecture:
-    """One architecture: builds its network from a spec, reads and writes the spec as
-    metadata, recognises and converts state dicts, and describes a spec.
+    """One architecture: recognises its state dicts, builds its network from a spec, loads
+    a network into a :class:`~srgan_cli.model.Model`, and writes and reads its spec as a
+    weights file's metadata and as a registry entry's ``spec`` block.
 
     Subclasses set :attr:`name` and implement what they support; a method left as it is
     here raises or answers "not supported".
     """
 
     name: str = ""
-    #: metadata keys that describe the network (besides ``arch``), in the order written
-    metadata_keys: tuple[str, ...] = ()
-    #: state-dict layouts this architecture can recognise and convert
-    layouts: tuple[str, ...] = ()
 
-    def describe(self, spec: Any) -> ModelDescriptor:
+    def describe(self, spec: Any) -> ModelFacts:
+        """The facts of a network of ``spec``."""
         raise NotImplementedError
 
     def build(self, spec: Any):
@@ -152,63 +114,45 @@ class Architecture:
         """Whether ``spec`` is this architecture's kind of spec."""
         return False
 
-    # ---------------------------------------------------------------- metadata
+    # ---------------------------------------------------------------- loading
 
-    def metadata(self, spec: Any) -> dict[str, str]:
-        """The string metadata that rebuilds ``spec`` (``arch`` first)."""
-        raise NotImplementedError
+    def recognise(self, state: Mapping) -> str | None:
+        """What this architecture calls a bare state dict it knows (a layout or a
+        sub-architecture), or None."""
+        return None
 
-    def spec_from_metadata(self, meta: Mapping[str, str], where: Any) -> Any:
-        """The spec a file's metadata describes; :class:`WeightsError` naming ``where``."""
-        raise WeightsError(f"{where}: the {self.name} architecture is not read from metadata")
-
-    def registry_fields(self, spec: Any) -> dict[str, int]:
-        """The spec as a registry entry's architecture keys."""
-        raise NotImplementedError
-
-    def spec_from_fields(self, fields: Mapping[str, Any], where: Any) -> Any:
-        """The spec from a registry entry's architecture keys."""
-        raise WeightsError(f"{where}: the {self.name} architecture has no registry fields")
-
-    # ---------------------------------------------------------------- state dicts
-
-    def expected_state(self, spec: Any) -> dict[str, tuple[int, ...]]:
-        """Names and shapes of the tensors a weights file of ``spec`` holds."""
-        raise NotImplementedError
+    def from_state_dict(self, state: Mapping, where: Any):
+        """``(network, facts)`` of a bare state dict (no metadata), on the CPU in eval
+        mode; None when it is not this architecture's; a one-line :class:`WeightsError`
+        naming ``where`` when it is but cannot be loaded."""
+        return None
 
     def load(self, spec: Any, state: Mapping, where: Any):
         """The network of ``spec`` with ``state`` loaded (every key and shape checked;
         :class:`WeightsError` naming ``where``), in eval mode on the CPU."""
         raise NotImplementedError
 
-    def recognise(self, state: Mapping) -> str | None:
-        """The layout of a bare state dict this architecture knows, or None."""
-        return None
+    def model(self, net, facts: ModelFacts, provenance):
+        """The :class:`~srgan_cli.model.Model` of a loaded network (the plain one: run as
+        it is; an architecture with inference rewrites returns its own kind)."""
+        from srgan_cli.model import Model
 
-    def convert_state(self, state: Mapping, layout: str, where: Any) -> tuple[Any, dict, set]:
-        """``(spec, state in this architecture's own names, source keys used)`` for a state
-        dict in ``layout``; :class:`~srgan_cli.errors.ConvertError` naming ``where``."""
-        raise NotImplementedError
+        return Model(net, facts, provenance)
 
-    def load_state_dict(self, state: Mapping, where: Any):
-        """``(network, descriptor)`` built from a bare state dict (no metadata)."""
-        layout = self.recognise(state)
-        if layout is None:
-            raise WeightsError(f"{where}: not a {self.name} state dict")
-        spec, mapped, _ = self.convert_state(state, layout, where)
-        return self.load(spec, mapped, where), self.describe(spec)
+    # ---------------------------------------------------------------- metadata
 
-    # ---------------------------------------------------------------- inference
+    def metadata(self, spec: Any) -> dict[str, str]:
+        """The string metadata that rebuilds ``spec`` (``arch`` first)."""
+        raise WeightsError(f"the {self.name} architecture is not written as a weights file")
 
-    def inference_net(self, net, on_cpu: bool):
-        """The exact inference rewrite of ``net``; the network itself when there is none."""
-        return net
+    def spec_from_metadata(self, meta: Mapping[str, str], where: Any) -> Any:
+        """The spec a file's metadata describes; :class:`WeightsError` naming ``where``."""
+        raise WeightsError(f"{where}: the {self.name} architecture is not read from metadata")
 
-    def fused_blocker(self, spec: Any) -> str | None:
-        """Why the fused CPU kernels cannot run ``spec`` in its inference form, or None."""
-        return f"no fused kernels exist for {self.name}"
+    def spec_block(self, spec: Any) -> dict[str, Any]:
+        """The spec as a registry entry's ``spec`` object (``arch`` first)."""
+        raise WeightsError(f"the {self.name} architecture is not registered")
 
-    def fused_or_reason(self, net):
-        """The fused-kernel form of ``net`` (an inference form) and None, or ``net`` and
-        why the kernels cannot run it here."""
-        return net, self.fused_blocker(None)
+    def spec_from_block(self, block: Mapping[str, Any], where: Any) -> Any:
+        """The spec from a registry entry's ``spec`` object."""
+        raise WeightsError(f"{where}: the {self.name} architecture is not registered")

@@ -266,10 +266,8 @@ def _baseline(up, rgb: np.ndarray, common: dict, on_note: Note):
 
     from srgan_cli.bench.speed import (BASELINE_BUDGET_S, baseline_plan, eager_fp32_baseline,
                                         measure)
-    from srgan_cli.weights import load_model
-
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(up.device)
-    plain, _ = load_model(up.weights_path, up.device)  # as trained: BN unfolded
+    plain = up.model.net.to(up.device)  # as trained: BN unfolded
     runs, per_run = baseline_plan(plain, x, common["runs"])
     on_note(f"timing the eager fp32 baseline (whole image): about {per_run:.1f} s a run, "
             f"1 warm-up + {runs} timed run{'s' * (runs > 1)} (sized to {BASELINE_BUDGET_S:.0f} "
@@ -283,12 +281,11 @@ def _openvino(up, rgb: np.ndarray, common: dict, on_note: Note):
     import torch
 
     from srgan_cli.bench.speed import measure, openvino_baseline
-    from srgan_cli.weights import load_model
 
     if up.device.type != "cpu":
         raise BenchmarkError(f"--baseline openvino runs on the CPU, not {up.device.type}")
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
-    plain, _ = load_model(up.weights_path, "cpu")
+    plain = up.model.net.cpu()  # as trained: BN unfolded
     run, version = openvino_baseline(plain, x)
     on_note(f"timing OpenVINO {version.split('-')[0]} (f32, latency hint, "
             f"{torch.get_num_threads()} threads, whole image)...")
@@ -323,8 +320,8 @@ def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
         up = Upscaler(name, device=device, precision=precision, tile=tile, kernels=kernels,
                       **({} if border is None else {"border": border}))
         used = up.tile_for(h, w)
-        common = dict(model=name, device=up.device, in_size=(w, h), scale=up.descriptor.scale,
-                      flops_per_px=up.descriptor.flops_per_lr_pixel, runs=runs)
+        common = dict(model=name, device=up.device, in_size=(w, h), scale=up.scale,
+                      flops_per_px=up.model.facts.flops_per_lr_pixel, runs=runs)
         d = Decoded(rgb, None, "RGB")
         on_note(f"timing {name} ({up.precision}, {up.kernels} kernels, tile "
                 f"{used or 'whole image'}) on {up.device}..."

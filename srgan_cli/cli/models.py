@@ -12,6 +12,7 @@ import click
 
 from srgan_cli.cli.console import error_line, exit_on_error, fail, say
 from srgan_cli.cli.options import DEFAULT_BORDER, border_option
+from srgan_cli.layouts import NAMES as LAYOUT_NAMES
 
 
 def _psnr(v: float | None) -> str:
@@ -126,7 +127,7 @@ def _entry_rows(e) -> tuple[list[tuple[str, str]], Path | None]:
     from srgan_cli.models import default_model, find_by_sha256, local_source
 
     out = [("name", e.name), ("description", e.description),
-                    ("architecture", f"{e.arch} x{e.scale}, {e.descriptor.summary}"),
+                    ("architecture", f"{e.arch} x{e.scale}, {e.facts.summary}"),
                     ("parameters", f"{e.parameters:,}"),
                     ("hub", e.hub_url if e.published else (
                         f"{e.repo_id} (intended publishing target)" if e.repo_id else "-")),
@@ -158,9 +159,9 @@ def _file_rows(path: Path, sha256: str | None = None) -> list[tuple[str, str]]:
     as ``sha256``), tensors, what it holds, metadata."""
     from srgan_cli import hub, tensorfile
     from srgan_cli.errors import WeightsError
-    from srgan_cli.weights import has_srgan_metadata, read_model_info
+    from srgan_cli.loading import facts_of_file
 
-    if Path(path).suffix == ".safetensors" or has_srgan_metadata(path):
+    if Path(path).suffix == ".safetensors" or tensorfile.looks_like_safetensors(path):
         n_tensors, n_params, meta = tensorfile.summary(path)
     else:  # a community .pth/.pt/.ckpt/.bin: torch.load(weights_only=True) only
         from srgan_cli.foreign import read_state_dict
@@ -171,9 +172,9 @@ def _file_rows(path: Path, sha256: str | None = None) -> list[tuple[str, str]]:
            ("file sha256", sha256 or hub.sha256_file(path)),
            ("tensors", f"{n_tensors} ({n_params:,} values)")]
     try:
-        d = read_model_info(path).descriptor
+        d = facts_of_file(path)
         out.append(("generator", f"{d.arch} x{d.scale}, {d.summary}, "
-                                 f"{d.in_channels} channels"))
+                                 f"{d.channels} channels"))
     except WeightsError as e:
         out.append(("generator", f"no ({e})"))
     out += [(f"meta.{k}", str(meta[k])) for k in sorted(meta)]
@@ -331,8 +332,8 @@ def export_cmd(source, out, onnx_out, parent, which, border, overwrite) -> None:
     if border != DEFAULT_BORDER:
         fail("--border is for --onnx (a weights file has no border)")
     from srgan_cli.errors import SrganError
-    from srgan_cli.train.loop import export
-    from srgan_cli.weights import read_info
+    from srgan_cli.tensorfile import metadata
+    from srgan_cli.train.export import export
 
     checkpoint = Path(source)
     if out is None:
@@ -341,7 +342,7 @@ def export_cmd(source, out, onnx_out, parent, which, border, overwrite) -> None:
         fail(f"{out}: already exists (use --overwrite)")
     try:
         export(checkpoint, out, parent=parent, weights=which)
-        meta = read_info(out).metadata
+        meta = metadata(out)
     except SrganError as e:
         fail(str(e))
     say(f"exported {checkpoint} -> {out}: {meta.get('stage')}, {meta.get('iterations')} "
@@ -374,7 +375,7 @@ def _export_onnx(source: str, onnx_out: Path, *, out: Path | None, parent: Path 
 @models.command()
 @click.argument("src", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("dst", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--layout", type=click.Choice(["auto", "twtygqyy", "srgan"]), default="auto",
+@click.option("--layout", type=click.Choice(["auto", *LAYOUT_NAMES]), default="auto",
               show_default=True, help="Layout of SRC's state dict.")
 @click.option("--overwrite", is_flag=True)
 def convert(src, dst, layout, overwrite) -> None:
@@ -394,5 +395,4 @@ def convert(src, dst, layout, overwrite) -> None:
         used, mi = run(src, dst, layout=layout, overwrite=overwrite)
     except SrganError as e:
         fail(str(e))
-    d = mi.descriptor
-    say(f"{src} ({used} layout) -> {dst}: x{d.scale}, {d.summary}")
+    say(f"{src} ({used} layout) -> {dst}: x{mi.scale}, {mi.summary}")

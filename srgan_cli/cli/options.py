@@ -8,14 +8,12 @@ from __future__ import annotations
 import click
 
 from srgan_cli.arch.base import PRECISIONS as MODEL_PRECISIONS
-
+from srgan_cli.kernels import CHOICES as KERNELS
 
 # What --precision and --kernels accept: the model precisions the architectures declare
-# (srgan_cli.arch.base, no torch), and the kernel choices of srgan_cli.upscale (which imports
-# torch; the CLI loads it inside its commands). tests/test_cli_options.py checks that they
-# agree with srgan_cli.upscale's PRECISIONS and KERNELS.
+# (srgan_cli.arch.base) and the kernel choices of srgan_cli.kernels (neither imports torch).
+# tests/test_cli_options.py checks that they agree with srgan_cli.runner's.
 PRECISIONS = ("auto", *MODEL_PRECISIONS)
-KERNELS = ("auto", "amx", "avx2", "torch")
 DEVICE_DEFAULT = "auto"
 
 

@@ -143,7 +143,8 @@ def train(resume, export_path, **options):
     --resume continues exactly where it stopped.
     """
     from srgan_cli.errors import SrganError
-    from srgan_cli.train.loop import export, train as run_train
+    from srgan_cli.train.export import export
+    from srgan_cli.train.loop import train as run_train
 
     cfg = _resumed(resume, options) if resume else _config(**options)
     main_process = os.environ.get("RANK", "0") == "0"

@@ -188,24 +188,23 @@ def _setup(inputs, planned: list, *, model, output, tile, shard, suffix, outscal
     if suffix is not None and any(sep and sep in suffix for sep in ("/", os.sep, os.altsep)):
         fail(f"--suffix {suffix!r}: a name suffix cannot contain a path separator "
              "(use -o for another folder)", code=2)
-    weights, jobs, earlier, single = _plan(
+    loaded, jobs, earlier, single = _plan(
         inputs, model=model, output=output, recursive=recursive, shard=shard,
         shard_kn=shard_kn, suffix=suffix, outscale=outscale, fmt=fmt, overwrite=overwrite)
     planned.extend(jobs)
     with exit_on_error():
-        up = Upscaler(weights, tile=tile_n, **upscaler)
+        up = Upscaler(loaded, tile=tile_n, **upscaler)
     return up, jobs, earlier, single
 
 
 def _plan(inputs, *, model, output, recursive, shard, shard_kn, suffix, outscale, fmt,
           overwrite):
-    """(weights file, jobs, earlier outputs left out, whether one file is named as such)
+    """(the model, loaded once, jobs, earlier outputs left out, whether one file is named as such)
     for ``srgan upscale``'s inputs and options; exits with the reason when there is
     nothing to do or an output cannot be written."""
     from srgan_cli import batch
     from srgan_cli.imaging import INPUT_SUFFIXES as IMAGE_SUFFIXES
-    from srgan_cli.models import default_model, resolve_model
-    from srgan_cli.weights import read_model_info
+    from srgan_cli.api import load
 
     items = batch.collect_inputs(inputs, recursive)
     if shard_kn:
@@ -216,9 +215,8 @@ def _plan(inputs, *, model, output, recursive, shard, shard_kn, suffix, outscale
              + ("; the input folder has sub-folders: add -r to descend into them" if nested
                 else ""))
     with exit_on_error():
-        weights = resolve_model(model if model is not None else default_model())
-        scale = read_model_info(weights).scale  # to plan the outputs before loading the model
-    suffix = f"_x{outscale or scale:g}" if suffix is None else suffix
+        loaded = load(model)  # its scale names the outputs; the Upscaler runs it
+    suffix = f"_x{outscale or loaded.scale:g}" if suffix is None else suffix
     single = len(items) == 1 and items[0][1] is None
     if (not single and output is not None and output.suffix.lower() in IMAGE_SUFFIXES
             and not output.is_dir()):
@@ -233,7 +231,7 @@ def _plan(inputs, *, model, output, recursive, shard, shard_kn, suffix, outscale
     why = batch.unwritable({job.dst.parent for job in jobs if job.dst is not None})
     if why:
         fail(why)
-    return weights, jobs, earlier, single
+    return loaded, jobs, earlier, single
 
 
 def _print_setup(up, jobs, earlier, *, realism, fmt, output, skip_existing) -> None:
@@ -243,9 +241,9 @@ def _print_setup(up, jobs, earlier, *, realism, fmt, output, skip_existing) -> N
     low-quality JPEGs when a model trained for them is registered (once for the batch)."""
     from srgan_cli.batch import to_upscale
     from srgan_cli.imaging import FORMATS, output_format
-    from srgan_cli.upscale import compressed_inputs_note, describe
+    from srgan_cli.upscale import compressed_inputs_note
 
-    err.print(f"model: {escape(str(up.weights_path))} ({describe(up.info)})"
+    err.print(f"model: {escape(str(up.weights_path))} ({up.model.describe()})"
               + (f" at realism {realism:g} with {escape(str(up.parent_path))}"
                  if realism is not None else "") + f" on {up.device}, "
               f"{_precision_words(up, [job.src for job in jobs])}"
@@ -264,7 +262,7 @@ def _print_setup(up, jobs, earlier, *, realism, fmt, output, skip_existing) -> N
     if earlier:
         err.print(f"[yellow]note:[/] {len(earlier)} file(s) named as this command's outputs "
                   f"(e.g. {escape(str(earlier[0]))}) are not taken as inputs", soft_wrap=True)
-    jpeg_note = compressed_inputs_note(to_upscale(jobs, skip_existing), up.info)
+    jpeg_note = compressed_inputs_note(to_upscale(jobs, skip_existing), up.model)
     if jpeg_note:
         err.print(f"[yellow]note:[/] {escape(jpeg_note)}", soft_wrap=True)
 

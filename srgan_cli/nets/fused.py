@@ -27,13 +27,16 @@ import torch
 from torch import nn
 
 from srgan_cli.nets import amx
-from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-from srgan_cli.nets.inference import InferenceOptions, SubpixelTail
+from srgan_cli.nets.generator import SRResNet
+from srgan_cli.nets.inference import SubpixelTail
 
 
-def runs(spec: GeneratorSpec, form: InferenceOptions | None) -> str | None:
-    """Why the kernels cannot run an SRResNet of ``spec`` in the inference form ``form``
-    (None: the network as trained), or None if they can: what the kernels declare they run."""
+def supported(net: SRResNet) -> str | None:
+    """Why the kernels cannot run ``net``, or None if they can: what they declare they run
+    (an inference copy with BatchNorm folded and the sub-pixel tail, width a multiple of
+    32, the head not in fp32). Whether they run here at all is :func:`amx.library`; which
+    kernels a network gets is decided in :mod:`srgan_cli.kernels`."""
+    spec, form = net.spec, net.inference
     if spec.width % 32:
         return f"width {spec.width} is not a multiple of 32"
     if form is None:
@@ -45,12 +48,6 @@ def runs(spec: GeneratorSpec, form: InferenceOptions | None) -> str | None:
     if form.fp32_head:
         return "the head runs in fp32 (fp32_head)"
     return None
-
-
-def supported(net: SRResNet) -> str | None:
-    """Why ``net`` (an inference copy) cannot use the fused kernels, or None if it can
-    (:func:`runs` on the spec and the inference options it declares)."""
-    return runs(net.spec, net.inference)
 
 
 def _slope(prelu: nn.PReLU, maps: int) -> torch.Tensor:
@@ -157,4 +154,4 @@ def fused_or_reason(net: SRResNet) -> tuple[nn.Module, str | None]:
     return net, why
 
 
-__all__ = ["FusedSRResNet", "fused_or_reason", "runs", "supported"]
+__all__ = ["FusedSRResNet", "fused_or_reason", "supported"]

@@ -1,5 +1,6 @@
 """The SRResNet / SRGAN generator of Ledig et al. (CVPR 2017), Figure 4, as torch modules;
-its spec and numbers are declared in :mod:`srgan_cli.arch.srresnet`.
+its spec and numbers are in :mod:`srgan_cli.nets.srresnet_spec`, its facts in
+:mod:`srgan_cli.arch.srresnet`.
 
 Layout (names are the state-dict prefixes)::
 
@@ -21,8 +22,8 @@ import functools
 import torch
 from torch import nn
 
-# The spec and the layout's numbers are declared by the architecture (srgan_cli.arch.srresnet).
-from srgan_cli.arch.srresnet_layout import INPUT_RANGE, OUTPUT_RANGE, GeneratorSpec
+# The spec and the layout's numbers (no torch; the architecture reads them too).
+from srgan_cli.nets.srresnet_spec import INPUT_RANGE, OUTPUT_RANGE, GeneratorSpec
 
 
 class ResidualBlock(nn.Module):

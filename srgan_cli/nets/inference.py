@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from srgan_cli.arch.srresnet_layout import BAND_BYTES
+from srgan_cli.nets.srresnet_spec import BAND_BYTES
 from srgan_cli.nets.generator import SRResNet
 
 

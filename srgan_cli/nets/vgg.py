@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from srgan_cli.errors import WeightsError
+from srgan_cli.nets.srresnet_spec import output_to_unit
 
 ENV = "SRGAN_VGG_WEIGHTS"
 CUTS = {"vgg22": 9, "vgg54": 36}
@@ -153,7 +154,7 @@ def _torchvision_state() -> tuple[dict[str, torch.Tensor] | None, str]:
 
 def content_loss(vgg: VGGFeatures, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     """Euclidean (mean squared) distance of rescaled VGG features; sr/hr in [-1, 1]."""
-    fs = vgg((sr + 1) * 0.5) * RESCALE
+    fs = vgg(output_to_unit(sr)) * RESCALE
     with torch.no_grad():
-        fh = vgg((hr + 1) * 0.5) * RESCALE
+        fh = vgg(output_to_unit(hr)) * RESCALE
     return torch.mean((fs.float() - fh.float()) ** 2)

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from srgan_cli.nets.srresnet_spec import unit_to_output_
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm"}
 
 
@@ -150,7 +152,8 @@ def sample_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random HR crops with flips / 90-degree rotations, and their LR versions.
 
-    Returns ``(lr, hr)``: lr in [0, 1] of size crop/scale, hr in [-1, 1] of size crop.
+    Returns ``(lr, hr)``: lr in [0, 1] of size crop/scale, hr in the generator's output
+    range ([-1, 1]) of size crop.
     All randomness comes from ``gen`` (a CPU generator), so a batch sequence is
     reproducible and resumable regardless of the device and of the bank's layout.
     A packed bank (:meth:`ImageBank.pack`) cuts the crops in one gather on its device.
@@ -168,7 +171,7 @@ def sample_batch(
         hr = gather_crops(bank.packed, idx_t, u_t, aug_t, crop).to(device, non_blocking=True)
         hr = hr.float().div_(255.0)
         lr = make_lr(hr, scale)
-        return lr, hr.mul_(2.0).sub_(1.0)
+        return lr, unit_to_output_(hr)
     idx, u, aug = idx_t.tolist(), u_t.tolist(), aug_t.tolist()
     crops = []
     for i, (fy, fx), a in zip(idx, u, aug):
@@ -186,7 +189,7 @@ def sample_batch(
         crops.append(c)
     hr = torch.stack(crops).to(device, non_blocking=True).float().div_(255.0)
     lr = make_lr(hr, scale)
-    return lr, hr.mul_(2.0).sub_(1.0)
+    return lr, unit_to_output_(hr)
 
 
 def gather_crops(packed: PackedImages, idx: torch.Tensor, u: torch.Tensor, aug: torch.Tensor,

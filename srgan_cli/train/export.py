@@ -9,8 +9,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from srgan_cli import arch
 from srgan_cli.errors import TrainError
-from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+from srgan_cli.nets.srresnet_spec import GeneratorSpec
 from srgan_cli.train.state import load_checkpoint
 from srgan_cli.weights import save_generator
 
@@ -23,8 +24,7 @@ def _parent_provenance(checkpoint: Path, init: dict[str, Any], spec: GeneratorSp
     that, ``parent`` names the file, which must agree with what the run did record
     (its iterations and stage) and have the same architecture.
     """
-    from srgan_cli.hub import sha256_file
-    from srgan_cli.weights import read_info
+    from srgan_cli.loading import load_file
 
     if parent is None:
         if not init.get("sha256"):
@@ -35,11 +35,11 @@ def _parent_provenance(checkpoint: Path, init: dict[str, Any], spec: GeneratorSp
     if not init:
         raise TrainError(f"{checkpoint}: the run did not start from --init weights, so it has "
                          f"no parent; drop --parent {parent}")
-    pinfo = read_info(parent)
+    pinfo = load_file(parent, ours_only=True)
     if pinfo.spec != spec:
         raise TrainError(f"{parent}: is {pinfo.spec}, the checkpoint's generator is {spec}; "
                          "not its parent")
-    sha = sha256_file(parent)
+    sha = pinfo.sha256
     if init.get("sha256") and init["sha256"] != sha:
         raise TrainError(f"{parent}: sha256 {sha} is not the file the run started from "
                          f"({init.get('filename') or init['file']}, sha256 {init['sha256']})")
@@ -70,7 +70,7 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
     spec = GeneratorSpec(**json.loads(ckpt["spec"]))
     cfg = json.loads(ckpt["config"])
     history = json.loads(ckpt["history"])
-    model = SRResNet(spec)
+    model = arch.of_spec(spec).build(spec)
     if weights == "ema" and "ema" not in ckpt:
         raise TrainError(f"{checkpoint}: the run kept no EMA of the generator (--ema 0)")
     use_ema = "ema" in ckpt and weights != "model"

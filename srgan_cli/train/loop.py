@@ -25,24 +25,19 @@ from srgan_cli.device import resolve_device, training_dtype
 from srgan_cli.errors import TrainError
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
 from srgan_cli.train import dist
-from srgan_cli.train.config import (ADAM_BETAS, CONTENT_LOSSES, GAN_LR_STEP, STAGE_DEFAULTS,
-                                    STAGES, TrainConfig, adv_weight_at, check_resumable, lr_at,
-                                    saved_config)
+from srgan_cli.train.config import (CONTENT_LOSSES, STAGES, TrainConfig, check_resumable,
+                                    lr_at, saved_config)
 from srgan_cli.train.data import DataError, ImageBank, sample_batch
 from srgan_cli.train.degrade import Degrader, DegradationError, parse_degradation
-from srgan_cli.train.export import export
 from srgan_cli.train.losses import generator_losses
-from srgan_cli.train.state import (CHECKPOINT_VERSION, READABLE_VERSIONS, TrainState,
-                                   checkpoint_dict, load_checkpoint, save_checkpoint, seed_for)
+from srgan_cli.train.state import (TrainState, checkpoint_dict, load_checkpoint,
+                                   save_checkpoint, seed_for)
 from srgan_cli.train.steps import Nets, discriminator_step, generator_step
-from srgan_cli.train.validation import (load_pairs, validate, validate_lpips,
-                                         validate_metrics)
+from srgan_cli.train.validation import load_pairs, validate_metrics
 
-# the names this module has always offered (the CLI, scripts and tests import them from here)
-__all__ = ["ADAM_BETAS", "CHECKPOINT_VERSION", "CONTENT_LOSSES", "GAN_LR_STEP",
-           "READABLE_VERSIONS", "STAGES", "STAGE_DEFAULTS", "Progress", "ProgressFn",
-           "TrainConfig", "TrainResult", "adv_weight_at", "export", "load_checkpoint",
-           "load_pairs", "lr_at", "save_checkpoint", "train", "validate", "validate_lpips"]
+# its own names only: the config, checkpoints, validation and export are imported from
+# their modules (train.config, train.state, train.validation, train.export)
+__all__ = ["Progress", "ProgressFn", "TrainResult", "train"]
 
 
 @dataclass
@@ -118,13 +113,12 @@ def _init_weights(cfg: TrainConfig) -> tuple[SRResNet | None, dict[str, Any] | N
                              "NAME|PATH (e.g. --init srresnet)")
         return None, None
     from srgan_cli.errors import WeightsError
-    from srgan_cli.hub import sha256_file
+    from srgan_cli.loading import load_file
     from srgan_cli.models import resolve_model
-    from srgan_cli.weights import load_generator
 
     try:
         init_path = resolve_model(cfg.init)
-        model, winfo = load_generator(init_path)
+        winfo = load_file(init_path, ours_only=True)
     except WeightsError as e:
         raise TrainError(str(e)) from None
     if winfo.spec.scale != cfg.scale:
@@ -133,14 +127,14 @@ def _init_weights(cfg: TrainConfig) -> tuple[SRResNet | None, dict[str, Any] | N
     if winfo.spec.blocks != cfg.blocks or winfo.spec.width != cfg.width:
         raise TrainError(f"{cfg.init}: has B={winfo.spec.blocks}, width={winfo.spec.width}; "
                          f"the run asks for B={cfg.blocks}, width={cfg.width}")
-    return model, {
+    return winfo.net, {
         "file": Path(str(cfg.init)).name,
         "iterations": winfo.iterations or 0,
         "seconds": float(winfo.metadata.get("train_seconds", 0) or 0),
         "stage": winfo.stage,
         # the exact parent: export writes it as parent_sha256 (--realism pairs by it)
         "filename": init_path.name,
-        "sha256": sha256_file(init_path),
+        "sha256": winfo.sha256,
     }
 
 

@@ -10,6 +10,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from srgan_cli.nets.srresnet_spec import output_to_unit
 from srgan_cli.train.config import TrainConfig, adv_weight_at
 
 
@@ -70,7 +71,7 @@ class GridLoss:
         in [-1, 1]."""
         from srgan_cli.bench.metrics import Y_WEIGHTS
 
-        x = (img.float() + 1) * 127.5
+        x = output_to_unit(img.float(), 255.0)
         y = sum(wc * x[:, c] for c, wc in enumerate(Y_WEIGHTS)) / 255.0
         p, n, h, w = self.period, *y.shape
         k = self.window or min(h, w) // p

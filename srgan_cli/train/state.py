@@ -11,11 +11,12 @@ from typing import Any
 
 import torch
 
+from srgan_cli import arch
 from srgan_cli.errors import TrainError
+from srgan_cli.files import atomic_write
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet, tie_phases
 from srgan_cli.train.config import ADAM_BETAS, TrainConfig, saved_config
 from srgan_cli.train.dist import DistInfo
-from srgan_cli.weights import atomic_write
 
 CHECKPOINT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -59,7 +60,7 @@ class TrainState:
               data_seed: int | None = None) -> "TrainState":
         """Fresh networks and optimisers for ``cfg`` (the generator from ``init`` when given).
         Draws the networks' initial weights from the global torch RNG, in a fixed order."""
-        model = SRResNet(spec)
+        model = arch.of_spec(spec).build(spec)
         if init is not None:
             model.load_state_dict(init.state_dict())
         tie_phases(model, cfg.tie_phases)

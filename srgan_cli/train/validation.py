@@ -11,6 +11,7 @@ import torch
 
 from srgan_cli.errors import TrainError
 from srgan_cli.nets.generator import SRResNet
+from srgan_cli.nets.srresnet_spec import output_to_unit
 
 
 def load_pairs(val_dir: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -32,7 +33,7 @@ def sr_image(model: SRResNet, lr: np.ndarray, device: torch.device) -> np.ndarra
     """The model's 8-bit output (H, W, 3) for an (h, w, 3) uint8 LR image (the network run
     whole, its convolutions' zero padding at the borders)."""
     x = torch.from_numpy(lr).permute(2, 0, 1)[None].float().div(255).to(device)
-    y = ((model(x).float() + 1) * 127.5).clamp(0, 255).round().to(torch.uint8).cpu()
+    y = output_to_unit(model(x).float(), 255.0).clamp(0, 255).round().to(torch.uint8).cpu()
     return y[0].permute(1, 2, 0).numpy()
 
 

@@ -1,6 +1,7 @@
 """The SRResNet generator's layout as numbers: :class:`GeneratorSpec` (parameters, FLOPs,
-receptive radius, activation memory) and its value ranges. A leaf module (no torch, nothing
-from :mod:`srgan_cli.nets`), so the torch modules and the architecture can both import it.
+receptive radius, live activations) and its value ranges. A leaf module (no torch, nothing
+else of the package), so the torch modules, the layout converters and the architecture
+(:mod:`srgan_cli.arch.srresnet`) can all import it without importing each other.
 """
 
 from __future__ import annotations
@@ -8,19 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from srgan_cli.arch.base import ActivationMemory
-
 NAME = "srresnet"
 INPUT_RANGE = (0.0, 1.0)
 OUTPUT_RANGE = (-1.0, 1.0)
 # Rows of the banded last stage's 4C-map tensors computed at a time: about this many bytes
 # each (srgan_cli.nets.inference.SubpixelTail).
 BAND_BYTES = 96 << 20
-# Peak resident memory over live tensor bytes of the banded inference form, measured on the
-# CPU with glibc keeping freed memory: every peak measured by scripts/peak_memory.py
-# (whole-image SRResNet x4, 256^2 to 1024^2 LR pixels, fp32 and bf16) is at most 0.92 of
-# the estimate (docs/memory.md).
-HEAP_SLACK = 2.4
 _SPEC_KEYS = ("scale", "blocks", "width", "channels")
 
 
@@ -90,8 +84,8 @@ class GeneratorSpec:
         tail = 81 * c * k + k
         return head + self.blocks * block + fuse + self.up_stages * up + tail
 
-    def activation_memory(self) -> ActivationMemory:
-        """Peak live activations per LR pixel of one forward pass.
+    def live_values(self) -> tuple[int, int]:
+        """Peak live activations per LR pixel of one forward pass: ``(as trained, banded)``.
 
         As trained: at most three live tensors of ``width`` maps at the output resolution.
         With the last stage in bands (the inference form on the CPU): the largest of the
@@ -104,5 +98,18 @@ class GeneratorSpec:
         banded = max(6 * c,
                      9 * c * 4 ** (n - 2) if n >= 2 else 0,
                      c * 4 ** max(n - 1, 0) + 2 * self.channels * self.scale**2)
-        return ActivationMemory(plain=3 * c * self.scale**2, banded=banded,
-                                banded_fixed=4 * BAND_BYTES, heap_slack=HEAP_SLACK)
+        return 3 * c * self.scale**2, banded
+
+
+def output_to_unit(y, peak: float = 1.0):
+    """A generator output (a tensor in :data:`OUTPUT_RANGE`) as ``[0, peak]``, not clamped:
+    ``(y - lo) * (peak / (hi - lo))`` (``(y + 1) * peak / 2`` for [-1, 1], exactly)."""
+    lo, hi = OUTPUT_RANGE
+    return (y - lo) * (peak / (hi - lo))
+
+
+def unit_to_output_(x):
+    """A tensor in [0, 1] mapped in place to :data:`OUTPUT_RANGE` (training targets):
+    ``x * (hi - lo) + lo`` (``2x - 1`` for [-1, 1], exactly)."""
+    lo, hi = OUTPUT_RANGE
+    return x.mul_(hi - lo).add_(lo)
