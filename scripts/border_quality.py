@@ -59,7 +59,7 @@ def main() -> None:
     from srgan_cli import paths
     from srgan_cli.bench.datasets import load_dataset
     from srgan_cli.bench.metrics import psnr
-    from srgan_cli.upscale import Upscaler
+    from srgan_cli.inference.upscale import Upscaler
 
     root = paths.shared_dir() / "datasets" / "benchmark"
     data = {name: load_dataset(name, root, 4) for name in a.datasets.split(",") if name}

@@ -36,8 +36,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from srgan_cli import Upscaler
-    from srgan_cli.hub import sha256_file
-    from srgan_cli.models import default_model, find_by_sha256
+    from srgan_cli.distribution.hub import sha256_file
+    from srgan_cli.distribution.registry import default_model, find_by_sha256
 
     @functools.cache  # a file's sha256 once, not once per row
     def registered_name(method: str) -> str:

@@ -42,9 +42,9 @@ from srgan_cli.bench.metrics import psnr
 from srgan_cli.bench.quality import baseline, detail_box, labelled_row
 from srgan_cli.errors import SrganError
 from srgan_cli.files import atomic_write
+from srgan_cli.inference.upscale import Upscaler
 from srgan_cli.train.data import downscale, load_rgb_u8
 from srgan_cli.train.degrade import blur, gaussian_kernels, kernel_size
-from srgan_cli.upscale import Upscaler
 
 SET14 = {"img_001": "baboon", "img_005": "comic"}
 

@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image
 
 from srgan_cli.bench.quality import detail_box, labelled_row
+from srgan_cli.distribution.registry import default_model, registry, registry_path
 from srgan_cli.errors import SrganError
 from srgan_cli.files import atomic_write
-from srgan_cli.models import default_model, registry, registry_path
 
 MODELS = {"srresnet": "srresnet: distortion-oriented (MSE)",
           "srgan": "srgan: photo-realistic (GAN), with a 4-px lattice",
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     written: dict[str, Path] = {}
-    for name, what in MODELS.items():
+    for name, _what in MODELS.items():
         if name not in reg:
             print(f"{name}: not released yet (no {name!r} entry in {registry_path()}); "
                   "skipped", file=sys.stderr)

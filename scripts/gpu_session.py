@@ -322,7 +322,7 @@ class Session:
         shutil.rmtree(run_dir, ignore_errors=True)
         limit = self.left(name)
         parent_sha = sha256(parent)
-        from srgan_cli.loading import facts_of_file
+        from srgan_cli.distribution.loading import facts_of_file
 
         spec = facts_of_file(parent).spec
         if self.plan.dry:

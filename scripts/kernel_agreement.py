@@ -19,8 +19,8 @@ import numpy as np
 
 from srgan_cli.bench.datasets import load_dataset
 from srgan_cli.bench.metrics import psnr
-from srgan_cli.imaging import Decoded
-from srgan_cli.upscale import Upscaler
+from srgan_cli.imageio.imaging import Decoded
+from srgan_cli.inference.upscale import Upscaler
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -37,8 +37,8 @@ def main() -> None:
     from srgan_cli import paths
     from srgan_cli.bench.datasets import load_dataset
     from srgan_cli.bench.metrics import psnr
-    from srgan_cli.runner import resize_planes
-    from srgan_cli.upscale import Upscaler
+    from srgan_cli.inference.runner import resize_planes
+    from srgan_cli.inference.upscale import Upscaler
 
     s = a.scale
     root = paths.shared_dir() / "datasets" / "benchmark"

@@ -21,13 +21,13 @@ import argparse
 
 import torch
 
-from srgan_cli.device import keep_freed_memory
-from srgan_cli.loading import load_file
+from srgan_cli.distribution.loading import load_file
+from srgan_cli.distribution.registry import resolve_model
+from srgan_cli.inference.device import keep_freed_memory
+from srgan_cli.inference.kernels.fused import FusedSRResNet
+from srgan_cli.inference.kernels.fused_fp32 import Fp32SRResNet
+from srgan_cli.inference.rewrite import inference_copy
 from srgan_cli.model import Prepared
-from srgan_cli.models import resolve_model
-from srgan_cli.nets.fused import FusedSRResNet
-from srgan_cli.nets.fused_fp32 import Fp32SRResNet
-from srgan_cli.nets.inference import inference_copy
 
 
 def _status(key: str) -> int:

@@ -62,9 +62,9 @@ def run_benchmark(model: str, realisms, device: str) -> tuple[list[dict], str]:
 
 
 def model_provenance(model: str) -> dict:
-    from srgan_cli.hub import sha256_file
-    from srgan_cli.models import resolve_model
-    from srgan_cli.tensorfile import metadata
+    from srgan_cli.distribution.hub import sha256_file
+    from srgan_cli.distribution.registry import resolve_model
+    from srgan_cli.distribution.tensorfile import metadata
 
     path = resolve_model(model)
     meta = metadata(path)

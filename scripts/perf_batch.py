@@ -1,4 +1,4 @@
-"""Directory throughput of Upscaler.upscale_files with and without the I/O threads.
+"""Directory throughput of srgan_cli.batch.pipeline.upscale_files with and without the I/O threads.
 
     python scripts/perf_batch.py make DIR [N] [--size S]  # N synthetic SxS PNGs (100, 512)
     python scripts/perf_batch.py time DIR OUT --overlap/--no-overlap [--limit N] [--png-level L]
@@ -31,14 +31,14 @@ def make(d: Path, n: int, size: int = 512) -> None:
 def run(d: Path, out: Path, overlap: bool, limit: int | None, png_level: int,
         model: str | None = None) -> None:
     from srgan_cli import Upscaler
-    from srgan_cli.upscale import FileJob
+    from srgan_cli.batch.pipeline import FileJob, upscale_files
 
     t0 = time.perf_counter()
     up = Upscaler(model)
     srcs = sorted(d.glob("*.png"))[:limit]
     jobs = [FileJob(s, out / s.name) for s in srcs]
     t1 = time.perf_counter()
-    outcomes = list(up.upscale_files(jobs, overwrite=True, overlap=overlap, png_level=png_level))
+    outcomes = list(upscale_files(up, jobs, overwrite=True, overlap=overlap, png_level=png_level))
     t2 = time.perf_counter()
     ok = [o for o in outcomes if o.status == "ok"]
     mp = sum(o.result.out_size[0] * o.result.out_size[1] for o in ok) / 1e6
@@ -53,7 +53,7 @@ def _opt(args: list[str], name: str, default):
 
 
 if __name__ == "__main__":
-    from srgan_cli.imaging import DEFAULT_PNG_LEVEL
+    from srgan_cli.imageio.imaging import DEFAULT_PNG_LEVEL
 
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "make":

@@ -1,4 +1,4 @@
-"""Timings of the fused AMX kernels (srgan_cli/nets/amx.c) on this CPU (docs/performance.md).
+"""Timings of the fused AMX kernels (srgan_cli/inference/kernels/amx.c) on this CPU (docs/performance.md).
 
     python scripts/perf_fused.py micro [SIZE]    # one 3x3 layer: oneDNN (+ eager ops) vs fused
     python scripts/perf_fused.py stages [SIZE]   # a whole pass, split by kernel kind
@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from srgan_cli.device import keep_freed_memory
-from srgan_cli.nets import amx
+from srgan_cli.inference.device import keep_freed_memory
+from srgan_cli.inference.kernels import amx
 
 
 def _median_ms(fn, runs: int) -> float:
@@ -77,10 +77,10 @@ def micro(size: int) -> None:
 
 
 def stages(size: int, profile: bool = False) -> None:
-    from srgan_cli.loading import load_file
-    from srgan_cli.models import resolve_model
-    from srgan_cli.nets.fused import FusedSRResNet
-    from srgan_cli.nets.inference import inference_copy
+    from srgan_cli.distribution.loading import load_file
+    from srgan_cli.distribution.registry import resolve_model
+    from srgan_cli.inference.kernels.fused import FusedSRResNet
+    from srgan_cli.inference.rewrite import inference_copy
 
     info = load_file(resolve_model("srresnet"), ours_only=True)
     net = info.net
@@ -133,7 +133,7 @@ def main() -> None:
     ap.add_argument("what", choices=["micro", "stages"])
     ap.add_argument("size", type=int, nargs="?", default=512)
     ap.add_argument("--source", type=Path, default=None,
-                    help="build the kernels from this C file instead of srgan_cli/nets/amx.c")
+                    help="build the kernels from this C file instead of srgan_cli/inference/kernels/amx.c")
     ap.add_argument("--profile", action="store_true",
                     help="stages: also profile PyTorch's ops in one pass, grouped by shape")
     a = ap.parse_args()

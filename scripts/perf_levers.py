@@ -15,7 +15,7 @@ Configuration names are dash-separated flags after the precision: ``cl`` channel
 ``split`` with ``tail``: that convolution as a 1x5 pass and a 5x1 sum, ``band`` with
 ``tail``: the last stage in row bands (the size-based default), ``head`` fp32 head,
 ``nograd`` use torch.no_grad instead of torch.inference_mode, ``amx`` (bf16, with ``fold``
-and ``tail``) the fused AMX kernels of ``srgan_cli.nets.fused``; ``eager-fp32`` is plain fp32
+and ``tail``) the fused AMX kernels of ``srgan_cli.inference.kernels.fused``; ``eager-fp32`` is plain fp32
 NCHW no_grad. ``bf16-cl-fold-tail-split-band-amx --mallopt`` is what ``Upscaler`` runs by
 default on an AMX CPU.
 """
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 
 from srgan_cli.bench.speed import peak_rss_mb, synthetic_photo
-from srgan_cli.loading import load_file
-from srgan_cli.models import resolve_model
-from srgan_cli.nets.inference import inference_copy
-from srgan_cli.tiling import run_tiled
+from srgan_cli.distribution.loading import load_file
+from srgan_cli.distribution.registry import resolve_model
+from srgan_cli.inference.rewrite import inference_copy
+from srgan_cli.inference.tiling import run_tiled
 
 
 def build(config: str, weights: str):
@@ -51,7 +51,7 @@ def build(config: str, weights: str):
         net = net.to(memory_format=torch.channels_last)
     dtype = {"fp32": None, "bf16": torch.bfloat16}[prec]
     if "amx" in flags:
-        from srgan_cli.nets.fused import FusedSRResNet
+        from srgan_cli.inference.kernels.fused import FusedSRResNet
 
         net = FusedSRResNet(net)
     return net, dtype, cl, "nograd" in flags, info
@@ -70,13 +70,13 @@ def main() -> None:
                     help="with --compile: inductor freezing (weights as constants, prepacked "
                     "oneDNN convolutions with fused pointwise ops)")
     ap.add_argument("--mallopt", action="store_true",
-                    help="keep freed memory in the process (srgan_cli.device.keep_freed_memory)")
+                    help="keep freed memory in the process (srgan_cli.inference.device.keep_freed_memory)")
     ap.add_argument("--profile", action="store_true", help="print the top ops of one run")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.mallopt:
-        from srgan_cli.device import keep_freed_memory
+        from srgan_cli.inference.device import keep_freed_memory
 
         keep_freed_memory()
     if a.freeze:

@@ -29,7 +29,7 @@ def ms(fn, n=20):
 
 
 def main() -> None:
-    from srgan_cli.device import keep_freed_memory
+    from srgan_cli.inference.device import keep_freed_memory
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=512, help="LR side the sizes derive from")
@@ -56,7 +56,7 @@ def main() -> None:
 def tail_timings(side: int = 1024) -> None:
     import torch.nn.functional as F
 
-    from srgan_cli.nets.inference import split_rows
+    from srgan_cli.inference.rewrite import split_rows
 
     cl = torch.channels_last
     torch.manual_seed(0)
@@ -83,8 +83,9 @@ def png_timings(n: int = 512, levels=(6, 4, 1), model: str | None = None) -> Non
 
     import numpy as np
 
-    from srgan_cli import Upscaler, imaging
+    from srgan_cli import Upscaler
     from srgan_cli.bench.speed import synthetic_photo
+    from srgan_cli.imageio import imaging
 
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.png"

@@ -20,10 +20,10 @@ import argparse
 import torch
 
 from srgan_cli.bench.speed import hardware, measure, openvino_baseline, synthetic_photo
-from srgan_cli.device import cpu_model
-from srgan_cli.imaging import Decoded
-from srgan_cli.upscale import Upscaler
-from srgan_cli.loading import load_file
+from srgan_cli.distribution.loading import load_file
+from srgan_cli.imageio.imaging import Decoded
+from srgan_cli.inference.device import cpu_model
+from srgan_cli.inference.upscale import Upscaler
 
 PATHS = {"torch": ("fp32", "torch"), "avx2": ("fp32", "avx2"), "bf16": ("bf16", "torch")}
 

@@ -25,7 +25,7 @@ def main() -> None:
     from srgan_cli.cli import main as cli
 
     t_import = since_start()
-    import srgan_cli.upscale as U
+    import srgan_cli.inference.upscale as U
 
     marks: dict[str, float] = {}
     real = U.Upscaler._forward_fn

@@ -43,7 +43,7 @@ def main() -> None:
                       precision="bf16", device="cpu", ckpt_every=10**9, val_every=10**9,
                       log_every=10, ema=0.999)
         runs = {"srresnet": TrainConfig(run_dir=str(tmp / "sr"), **common)}
-        for stage, cfg in runs.items():
+        for _stage, cfg in runs.items():
             train(cfg)
         init = export(tmp / "sr" / "last.pt", tmp / "sr.safetensors")
         runs["gan"] = TrainConfig(run_dir=str(tmp / "gan"), stage="gan", init=str(init),

@@ -27,10 +27,10 @@ import torch
 from torch import nn
 
 from srgan_cli.bench.speed import synthetic_photo
-from srgan_cli.device import keep_freed_memory
-from srgan_cli.loading import load_file
-from srgan_cli.models import resolve_model
-from srgan_cli.nets.inference import inference_copy
+from srgan_cli.distribution.loading import load_file
+from srgan_cli.distribution.registry import resolve_model
+from srgan_cli.inference.device import keep_freed_memory
+from srgan_cli.inference.rewrite import inference_copy
 
 
 class FusedAddBlock(nn.Module):

@@ -8,7 +8,7 @@
 Each photo (default: the first ``--photos`` of ../shared/datasets/train/photos) is
 centre-cropped to ``--side`` x ``--side`` px, upscaled once with ``--model`` (default: the
 registry's default model, default options, as `srgan upscale` runs it), and its output is
-written with ``srgan_cli.imaging.write_image`` at each level, ``--repeat`` times (median
+written with ``srgan_cli.imageio.imaging.write_image`` at each level, ``--repeat`` times (median
 seconds). Prints a Markdown table: per level, the mean seconds per image, the total size,
 both relative to level 6 (Pillow's and zlib's default), and checks that every level
 decodes to the same pixels.
@@ -44,7 +44,7 @@ def _crop(path: Path, side: int) -> Image.Image:
 
 
 def _time_levels(planes: np.ndarray, levels: list[int], repeat: int, tmp: Path) -> dict:
-    from srgan_cli import imaging
+    from srgan_cli.imageio import imaging
 
     out, ref = {}, None
     imaging.write_image(tmp / "warm-up.png", planes[:64, :64], png_level=levels[0])
@@ -74,7 +74,7 @@ def main() -> None:
     a = ap.parse_args()
 
     from srgan_cli import Upscaler
-    from srgan_cli.device import cpu_model
+    from srgan_cli.inference.device import cpu_model
 
     levels = [int(v) for v in a.levels.split(",")]
     up = Upscaler(a.model)

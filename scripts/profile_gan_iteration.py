@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 
 from srgan_cli.bench.speed import hardware
-from srgan_cli.device import cpu_has_bf16
-from srgan_cli.loading import load_file
-from srgan_cli.models import resolve_model
+from srgan_cli.distribution.loading import load_file
+from srgan_cli.distribution.registry import resolve_model
+from srgan_cli.inference.device import cpu_has_bf16
 from srgan_cli.nets.discriminator import Discriminator
 from srgan_cli.nets.vgg import VGGFeatures
 from srgan_cli.paths import benchmark_dir
@@ -149,7 +149,7 @@ def main() -> int:
           f"{args.adam} Adam, D fake pass {args.d_fake}, batch "
           f"{args.batch} of {args.crop} px, mean of {args.iters} iterations after "
           f"{args.warmup} warm-up")
-    print(f"| phase | ms | share |\n| --- | --- | --- |")
+    print("| phase | ms | share |\n| --- | --- | --- |")
     for k, v in per.items():
         print(f"| {k} | {v * 1e3:.0f} | {v / total:.1%} |")
     print(f"| **iteration** | **{total * 1e3:.0f}** | {1 / total:.3f} it/s |")

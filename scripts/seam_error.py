@@ -1,7 +1,7 @@
 """Seam error of blended tiling for community SR networks (issue 16).
 
 Runs a network on one LR image whole, then in tiles blended over ``pad`` LR pixels
-(``srgan_cli.tiling.run_tiled(blend=True)``, the way foreign models are tiled) and reports
+(``srgan_cli.inference.tiling.run_tiled(blend=True)``, the way foreign models are tiled) and reports
 the difference in [0, 1] output units: its largest absolute value and its PSNR
 (10 log10(1 / mean squared difference)), fp32 on the CPU. Random networks' outputs are
 first mapped to a photo's mean and spread (:func:`_calibrated`). ``pad 0`` (tiles cut hard) is
@@ -91,13 +91,13 @@ def _load(name: str, init: str, seed: int, tmp: Path):
     """(ForeignNet, its SpandrelSpec, description): built and saved, then read back through
     srgan_cli.load exactly as a user's file would be."""
     import srgan_cli
-    from srgan_cli import foreign
+    from srgan_cli.distribution import community_files
 
     def read(path):
         model = srgan_cli.load(path)
         return model.net, model.spec
 
-    if Path(name).suffix in foreign.SUFFIXES:
+    if Path(name).suffix in community_files.SUFFIXES:
         net, info = read(name)
         return net, info, f"{info.describe()} from {name}"
     desc, build = _nets()[name]
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import tempfile
 
-    from srgan_cli.tiling import plan_tiles, run_tiled
+    from srgan_cli.inference.tiling import plan_tiles, run_tiled
 
     rgb = np.asarray(Image.open(args.image).convert("RGB"), np.float32) / 255
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous()

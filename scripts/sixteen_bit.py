@@ -1,4 +1,4 @@
-"""Measure libraries that read/write 16-bit PNG and TIFF against srgan_cli.hibit.
+"""Measure libraries that read/write 16-bit PNG and TIFF against srgan_cli.imageio.hibit.
 
 For each candidate and each layout (gray, gray+alpha, RGB, RGBA) x (PNG, TIFF): can it
 write a file that hibit reads back exactly, and read hibit's file exactly? Are an ICC
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srgan_cli import hibit
+from srgan_cli.imageio import hibit
 
 ICC = None  # a real sRGB profile (libpng checks profiles), made by Pillow in main()
 EXIF = b"Exif\x00\x00" + b"II*\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x01\x00\x00\x00" \
@@ -62,7 +62,7 @@ def _hibit(mod=hibit):
 
 
 def _old_hibit(path: Path):
-    """Another version of hibit.py (e.g. ``git show 6f2d2c6:srgan_cli/hibit.py > old.py``)."""
+    """Another version of hibit.py (e.g. ``git show 6f2d2c6:srgan_cli/imageio/hibit.py > old.py``)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("hibit_old", path)

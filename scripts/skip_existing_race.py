@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from srgan_cli.batch.pipeline import FileJob, upscale_files
+from srgan_cli.distribution.modelfile import save_generator
+from srgan_cli.inference.upscale import Upscaler
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-from srgan_cli.upscale import FileJob, Upscaler
-from srgan_cli.weights import save_generator
 
 
 def main(batches: int) -> int:
@@ -29,9 +30,9 @@ def main(batches: int) -> int:
     wrong = 0
     for _ in range(batches):
         dst.unlink(missing_ok=True)
-        list(up.upscale_files(jobs))  # the second job is refused: the output exists
+        list(upscale_files(up, jobs))  # the second job is refused: the output exists
         dst.unlink()
-        got = [o.status for o in up.upscale_files(jobs, skip_existing=True)]
+        got = [o.status for o in upscale_files(up, jobs, skip_existing=True)]
         wrong += got != ["ok", "skipped"]
     print(f"{wrong} of {batches} batches ended otherwise than ok, skipped")
     return 0

@@ -12,7 +12,7 @@ __all__ = ["Model", "Upscaler", "__version__", "load"]
 
 def __getattr__(name: str):
     if name == "Upscaler":
-        from srgan_cli.upscale import Upscaler
+        from srgan_cli.inference.upscale import Upscaler
 
         return Upscaler
     if name == "load":

@@ -16,7 +16,10 @@ import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: the facts' types live with the architectures
+    from srgan_cli.arch.base import ActivationMemory, ModelFacts
 
 BARE = "bare state dict"  # the stage of a model read from a file without our metadata
 
@@ -151,12 +154,12 @@ class Model:
                 kernels: str = "auto") -> Prepared:
         """The network made ready for ``device`` (a ``torch.device``) in ``precision``:
         its inference form when ``optimise`` (computed on the CPU, a copy), moved there in
-        channels-last order, run by the kernels :func:`srgan_cli.kernels.choose` picks.
+        channels-last order, run by the kernels :func:`srgan_cli.inference.kernels.choice.choose` picks.
         Without an inference copy (a community model, or not ``optimise``) the model's own
         network is the one moved: prepare one model for one device at a time."""
         import torch
 
-        from srgan_cli.kernels import choose
+        from srgan_cli.inference.kernels.choice import choose
 
         net, banded = self.inference_form(device.type == "cpu") if optimise else (self.net, False)
         net = net.to(device, memory_format=torch.channels_last)
@@ -166,11 +169,11 @@ class Model:
 
     def upscale(self, image, **options):
         """``image`` (a PIL image of any mode) upscaled, as ``srgan upscale`` does it (tiled,
-        exact borders, alpha and gray kept); ``options`` are :class:`~srgan_cli.runner.Runner`'s
+        exact borders, alpha and gray kept); ``options`` are :class:`~srgan_cli.inference.runner.Runner`'s
         (``device``, ``precision``, ``tile``, ``border``, ``outscale``, ...). The model is
         prepared on each call: for many images, prepare it once with
         ``srgan_cli.Upscaler(model, ...)``."""
-        from srgan_cli.runner import Runner
+        from srgan_cli.inference.runner import Runner
 
         return Runner(self, **options).upscale_image(image)
 

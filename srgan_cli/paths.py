@@ -58,3 +58,11 @@ def benchmark_dir(name: str) -> Path | None:
             if cand.is_dir() and cand.name.lower() == name.lower():
                 return cand
     return None
+
+
+def offline() -> bool:
+    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value: nothing is
+    downloaded (the Hub, torchvision's VGG19 weights)."""
+    v = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return v.strip().lower() in {"1", "on", "yes", "true"}
+

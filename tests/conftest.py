@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
+from srgan_cli.distribution.modelfile import save_generator
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-from srgan_cli.weights import save_generator
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SRGAN_SHARED_DIR", REPO.parent / "shared"))
@@ -108,7 +108,7 @@ def make_val_dir(d: Path, n: int, h: int, w: int, seed: int) -> Path:
 
 
 #: The CPU kinds the suite must pass on, as /proc/cpuinfo flags (srgan reads no other
-#: source: srgan_cli.device.CPUINFO is the switch).
+#: source: srgan_cli.inference.device.CPUINFO is the switch).
 CPU_KINDS = {
     "avx2": "fpu sse4_2 avx f16c fma avx2",  # e.g. AMD Zen 2: no AVX-512, no bf16
     "avx512": "fpu sse4_2 avx f16c fma avx2 avx512f avx512bw avx512_vnni avx512_bf16",  # Zen 4
@@ -121,8 +121,8 @@ AMX_FLAGS = {"amx_bf16", "amx_tile", "avx512_bf16"}
 def simulate_cpu(kind: str, folder: Path, monkeypatch) -> str:
     """Let srgan see a CPU of ``kind`` (:data:`CPU_KINDS`). The fused AMX kernels only run
     where the real CPU has AMX and the simulated one too."""
-    from srgan_cli import device
-    from srgan_cli.nets import amx
+    from srgan_cli.inference import device
+    from srgan_cli.inference.kernels import amx
 
     real_amx = AMX_FLAGS <= device.cpu_flags()
     info = folder / f"cpuinfo-{kind}"

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 from click.testing import CliRunner
-
 from hubserver import hub_server  # noqa: F401  (fixture)
+
 from srgan_cli.cli import main
+from srgan_cli.distribution.modelfile import save_generator
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-from srgan_cli.weights import save_generator
 
 REPO_ID = "tester/tiny-x4"
 FILENAME = "tiny_x4.safetensors"

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import photo_like
+from foreign_nets import model_file, save, state_dict
 from PIL import Image
 
 import srgan_cli
-from conftest import photo_like
-from foreign_nets import model_file, save, state_dict
 from srgan_cli.arch.srresnet import SRResNetModel
 from srgan_cli.cli import main
+from srgan_cli.distribution.hub import sha256_file
+from srgan_cli.distribution.loading import load_file
+from srgan_cli.distribution.registry import lookup, resolve_model
 from srgan_cli.errors import WeightsError
-from srgan_cli.hub import sha256_file
-from srgan_cli.loading import load_file
-from srgan_cli.models import lookup, resolve_model
 from srgan_cli.nets.generator import SRResNet
 
 

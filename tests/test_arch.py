@@ -4,17 +4,18 @@ converter layout is recognised."""
 
 import pytest
 import torch
+from conftest import trained_looking
 from safetensors.torch import load_file, save_file
+from test_convert import _twty
 from torch import nn
 
-from conftest import trained_looking
-from srgan_cli import arch, layouts, loading
+from srgan_cli import arch
 from srgan_cli.arch.srresnet import ARCH
+from srgan_cli.distribution import layouts, loading
+from srgan_cli.distribution.modelfile import save_generator
+from srgan_cli.distribution.tensorfile import metadata
 from srgan_cli.errors import SrganError, WeightsError
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet, count_parameters, to_unit_range
-from srgan_cli.tensorfile import metadata
-from srgan_cli.weights import save_generator
-from test_convert import _twty
 
 SPECS = [GeneratorSpec(4, 2, 8), GeneratorSpec(2, 3, 5), GeneratorSpec(8, 1, 4),
          GeneratorSpec(4, 1, 6, channels=1), GeneratorSpec()]
@@ -127,25 +128,25 @@ def test_a_bare_state_dict_loads_into_the_network_it_describes():
 
 
 def test_the_kernel_choice_says_why_a_family_that_applies_cannot_run_a_network():
-    from srgan_cli import kernels
-    from srgan_cli.nets.inference import inference_copy
+    from srgan_cli.inference.kernels import choice
+    from srgan_cli.inference.rewrite import inference_copy
 
     narrow = inference_copy(SRResNet(GeneratorSpec(4, 1, 8)))
-    picked = kernels.choose(narrow, arch="srresnet", device="cpu", precision="bf16",
+    picked = choice.choose(narrow, arch="srresnet", device="cpu", precision="bf16",
                             optimise=True)
     assert picked.kernels == "torch" and picked.net is narrow
     assert "multiple of 32" in picked.note and picked.note.startswith("fused AMX kernels")
     # the caller's own settings rule the kernels out without a note
     for arch_name, device, precision in (("spandrel", "cpu", "bf16"), ("srresnet", "cpu", "fp16"),
                                          ("srresnet", "cuda", "fp32")):
-        quiet = kernels.choose(narrow, arch=arch_name, device=device, precision=precision,
+        quiet = choice.choose(narrow, arch=arch_name, device=device, precision=precision,
                                optimise=True)
         assert (quiet.kernels, quiet.note) == ("torch", None)
     with pytest.raises(SrganError, match="^--kernels amx: the fused kernels cannot run: no "
                                          "fused kernels exist for spandrel$"):
-        kernels.choose(narrow, arch="spandrel", device="cpu", precision="bf16",
+        choice.choose(narrow, arch="spandrel", device="cpu", precision="bf16",
                        optimise=True, requested="amx")
-    assert kernels.CHOICES == ("auto", "amx", "avx2", "torch")
+    assert choice.CHOICES == ("auto", "amx", "avx2", "torch")
 
 
 def test_activation_memory_counts_bands_at_the_precisions_bytes():
@@ -162,10 +163,10 @@ def test_the_output_range_maps_to_the_unit_range():
 
 
 def test_a_registry_entry_counts_its_parameters_through_its_architectures_facts(tmp_path):
-    from srgan_cli.models import RegistryEntry
+    from srgan_cli.distribution.registry import RegistryEntry
 
     e = RegistryEntry(name="t", filename="t.safetensors", spec=GeneratorSpec(2, 3, 5))
     assert e.parameters == count_parameters(SRResNet(GeneratorSpec(2, 3, 5))) and e.scale == 2
     odd = RegistryEntry(name="t", filename="t.safetensors", spec=GeneratorSpec(), arch="swinir")
     with pytest.raises(WeightsError, match="unknown architecture 'swinir'"):
-        odd.parameters
+        odd.parameters  # noqa: B018 - the property raises

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
+from conftest import photo_like
 from PIL import Image
 
-from conftest import photo_like
-from srgan_cli import hibit
 from srgan_cli.cli import main
+from srgan_cli.imageio import hibit
 
 SEED = 15
 # Outputs of these input formats default to PNG (no writer for them).

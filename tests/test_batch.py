@@ -1,6 +1,6 @@
 """The directory path: decode, model and encode overlap; behaviour is that of one file at a
 time. Folders: recursive mirrors, --skip-existing, --shard and glob patterns; and
-srgan_cli.batch, which collects the inputs, names the outputs and checks them first."""
+srgan_cli.batch.plan, which collects the inputs, names the outputs and checks them first."""
 
 import json
 from pathlib import Path
@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import photo_like
 from PIL import Image
 
-from conftest import photo_like
-from srgan_cli import Upscaler, batch
+from srgan_cli import Upscaler
+from srgan_cli.batch import plan
+from srgan_cli.batch.pipeline import FileJob, upscale_files
 from srgan_cli.cli import main
 from srgan_cli.errors import ImageError
-from srgan_cli.upscale import FileJob
 
 
 def run_cli(*args):
@@ -33,7 +34,7 @@ def _inputs(d, n=5):
 
 
 def _run(up, jobs, **kw):
-    return [(o.src.name, o.status, o.error and str(o.error)) for o in up.upscale_files(jobs, **kw)]
+    return [(o.src.name, o.status, o.error and str(o.error)) for o in upscale_files(up, jobs, **kw)]
 
 
 def test_overlapped_and_sequential_batches_give_the_same_outcomes_and_files(tiny_weights,
@@ -83,7 +84,7 @@ def test_write_errors_are_reported_in_order_and_the_batch_goes_on(tiny_weights, 
 
 
 def test_write_errors_in_the_writer_thread_are_per_file(tiny_weights, tmp_path, monkeypatch):
-    import srgan_cli.imaging as imaging
+    import srgan_cli.imageio.imaging as imaging
 
     real = imaging.write_image
 
@@ -117,7 +118,7 @@ def test_png_level_changes_the_file_not_the_pixels(tiny_weights, tmp_path, bits)
     arr = photo_like(16, 20, seed=3)
     src = tmp_path / "in.png"
     if bits == 16:
-        from srgan_cli import hibit
+        from srgan_cli.imageio import hibit
 
         hibit.write_png16(src, arr.astype(np.uint16) * 257)
     else:
@@ -129,7 +130,7 @@ def test_png_level_changes_the_file_not_the_pixels(tiny_weights, tmp_path, bits)
                                       str(tiny_weights), "--png-level", str(level)])
         assert r.exit_code == 0, r.output
         outs[level] = out
-    from srgan_cli import imaging
+    from srgan_cli.imageio import imaging
 
     a, b = imaging.read_image(outs[1]), imaging.read_image(outs[6])
     assert a.bits == b.bits == bits and np.array_equal(a.rgb, b.rgb)
@@ -142,8 +143,8 @@ def test_large_outputs_are_written_before_the_next_image_starts(tiny_weights, tm
     on the calling thread, so a folder of big photos never holds two images' memory."""
     import threading
 
-    import srgan_cli.imaging as imaging
-    import srgan_cli.runner as U
+    import srgan_cli.imageio.imaging as imaging
+    import srgan_cli.inference.runner as U
 
     real, where = imaging.write_image, {}
 
@@ -155,12 +156,12 @@ def test_large_outputs_are_written_before_the_next_image_starts(tiny_weights, tm
     srcs = _inputs(tmp_path / "in", 3)[:3]
     up = Upscaler(tiny_weights, device="cpu")
     jobs = [FileJob(s, tmp_path / "small" / s.name) for s in srcs]
-    assert [o.status for o in up.upscale_files(jobs)] == ["ok"] * 3
+    assert [o.status for o in upscale_files(up, jobs)] == ["ok"] * 3
     assert not any(where.values())
     monkeypatch.setattr(U, "TRIM_AFTER_BYTES", 1)  # every output counts as large
     where.clear()
     jobs = [FileJob(s, tmp_path / "large" / s.name) for s in srcs]
-    assert [o.status for o in up.upscale_files(jobs)] == ["ok"] * 3
+    assert [o.status for o in upscale_files(up, jobs)] == ["ok"] * 3
     assert len(where) == 3 and all(where.values())
 
 
@@ -168,8 +169,8 @@ def test_large_outputs_hand_kept_memory_back_before_they_are_encoded(tiny_weight
                                                                      monkeypatch):
     """On the CPU, after an output of TRIM_AFTER_BYTES or more (and only then) the memory
     malloc kept for the activations is released, before the image is written."""
-    import srgan_cli.imaging as imaging
-    import srgan_cli.runner as U
+    import srgan_cli.imageio.imaging as imaging
+    import srgan_cli.inference.runner as U
 
     events = []
     real_write = imaging.write_image
@@ -186,7 +187,7 @@ def test_large_outputs_hand_kept_memory_back_before_they_are_encoded(tiny_weight
     assert events == ["release", "write"]
     events.clear()
     jobs = [FileJob(src, tmp_path / "large2.png")]
-    assert [o.status for o in up.upscale_files(jobs)] == ["ok"]
+    assert [o.status for o in upscale_files(up, jobs)] == ["ok"]
     assert events == ["release", "write"]
 
 
@@ -243,22 +244,22 @@ def test_glob_patterns(tiny_weights, tmp_path):
     assert got == ["a/p2.png", "a/p3.png", "p0.png", "p1.png"]
 
 
-# --------------------------------------------------------------------------- srgan_cli.batch
+# --------------------------------------------------------------------------- srgan_cli.batch.plan
 
 
 def test_shards_are_disjoint_slices_in_path_order_whatever_the_input_order():
     items = [(Path(f"d/{c}.png"), Path("d")) for c in "ecabd"]
-    slices = [batch.shard(items, k, 2) for k in (1, 2)]
+    slices = [plan.shard(items, k, 2) for k in (1, 2)]
     assert [[p.stem for p, _ in s] for s in slices] == [["a", "c", "e"], ["b", "d"]]
 
 
 def test_outputs_are_named_beside_inputs_or_mirrored_under_the_output_folder(tmp_path):
     src = tmp_path / "in" / "sub" / "a.gif"
     named = dict(suffix="_x4", fmt=None)
-    assert batch.output_path(src, None, None, single=True, **named) == src.with_name("a_x4.png")
-    assert batch.output_path(src, tmp_path / "in", tmp_path / "out", single=False,
+    assert plan.output_path(src, None, None, single=True, **named) == src.with_name("a_x4.png")
+    assert plan.output_path(src, tmp_path / "in", tmp_path / "out", single=False,
                              suffix="_x4", fmt="jpg") == tmp_path / "out" / "sub" / "a.jpg"
-    assert batch.output_path(src, None, tmp_path / "one.webp", single=True, **named) == \
+    assert plan.output_path(src, None, tmp_path / "one.webp", single=True, **named) == \
         tmp_path / "one.webp"
 
 
@@ -267,9 +268,9 @@ def test_a_folder_rerun_leaves_out_its_own_outputs_and_skips_existing_ones(tmp_p
     d.mkdir()
     for name in ("a.png", "a_x4.png", "notes.txt"):
         (d / name).write_bytes(b"")
-    items = batch.collect_inputs((str(d),), recursive=False)
+    items = plan.collect_inputs((str(d),), recursive=False)
     assert [f.name for f, _ in items] == ["a.png", "a_x4.png"]
-    jobs, earlier = batch.plan_jobs(items, None, single=False, suffix="_x4", fmt=None,
+    jobs, earlier = plan.plan_jobs(items, None, single=False, suffix="_x4", fmt=None,
                                     overwrite=False)
     assert [(j.src.name, j.dst.name, j.skip_existing) for j in jobs] == [
         ("a.png", "a_x4.png", True)]
@@ -277,7 +278,7 @@ def test_a_folder_rerun_leaves_out_its_own_outputs_and_skips_existing_ones(tmp_p
 
 
 def test_a_missing_file_named_alone_is_a_job_with_its_error(tmp_path):
-    jobs, _ = batch.plan_jobs([(tmp_path / "gone.png", None)], None, single=True, suffix="_x4",
+    jobs, _ = plan.plan_jobs([(tmp_path / "gone.png", None)], None, single=True, suffix="_x4",
                               fmt=None, overwrite=False)
     assert jobs[0].dst is None and isinstance(jobs[0].error, ImageError)
     assert "gone.png: no such file" in str(jobs[0].error)
@@ -287,7 +288,7 @@ def test_outputs_written_twice_or_over_an_input_are_named(tmp_path):
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     jobs = [FileJob(a, tmp_path / "same.png"), FileJob(b, tmp_path / "same.png"),
             FileJob(tmp_path / "c.png", a)]
-    lines = batch.conflicts(jobs)
+    lines = plan.conflicts(jobs)
     assert lines == [f"{a} and {b} would both be written to {tmp_path / 'same.png'} "
                      "(upscale them in separate runs or folders)",
                      f"{tmp_path / 'c.png'}: its output {a} is an input of this command; "
@@ -296,8 +297,8 @@ def test_outputs_written_twice_or_over_an_input_are_named(tmp_path):
 
 def test_an_output_folder_below_a_file_is_unwritable(tmp_path):
     (tmp_path / "file").write_bytes(b"")
-    assert batch.unwritable({tmp_path / "new" / "deeper"}) is None
-    assert "is not a folder" in batch.unwritable({tmp_path / "file" / "out"})
+    assert plan.unwritable({tmp_path / "new" / "deeper"}) is None
+    assert "is not a folder" in plan.unwritable({tmp_path / "file" / "out"})
 
 
 @pytest.mark.parametrize("overlap", [False, True])
@@ -305,7 +306,7 @@ def test_an_output_that_appears_while_its_job_is_read_is_skipped_not_refused(
         tiny_weights, tmp_path, monkeypatch, overlap):
     """With --skip-existing, an output written by someone else between the job's checks
     (here: while the output format is looked up) is skipped, never 'already exists'."""
-    import srgan_cli.imaging as imaging
+    import srgan_cli.imageio.imaging as imaging
 
     src = _inputs(tmp_path / "in", 1)[0]
     dst = tmp_path / "o.png"

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import SHARED, needs_shared, photo_like
 from PIL import Image
 
-from conftest import SHARED, needs_shared, photo_like
 from srgan_cli.bench.datasets import Pair, load_dataset
 from srgan_cli.bench.degraded import degrade_pair, degraded_sets, label, parse_degrade
 from srgan_cli.bench.metrics import psnr

@@ -9,10 +9,10 @@ import tarfile
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-
 from conftest import photo_like
 from hubserver import hub_server  # noqa: F401  (fixture)
+from PIL import Image
+
 from srgan_cli.bench.datasets import load_dataset
 from srgan_cli.cli import main
 

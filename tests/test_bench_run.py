@@ -5,15 +5,15 @@ import csv
 
 import pytest
 import torch
+from conftest import photo_like
 from PIL import Image
 
-from conftest import photo_like
 from srgan_cli import paths
 from srgan_cli.bench import run
 from srgan_cli.bench.quality import Record
+from srgan_cli.distribution.modelfile import save_generator
 from srgan_cli.errors import BenchmarkError
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-from srgan_cli.weights import save_generator
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import SHARED, needs_shared, photo_like
 from PIL import Image
 
-from conftest import SHARED, needs_shared, photo_like
 from srgan_cli.bench.datasets import DatasetError, load_dataset
 from srgan_cli.cli import main
 
@@ -162,8 +162,8 @@ def test_the_eager_baseline_runs_are_sized_by_time_and_announced_first(tiny_weig
 def test_the_baseline_plan_fits_the_budget_between_one_run_and_runs(tiny_weights):
     import torch
 
-    from srgan_cli.bench.speed import baseline_plan
     import srgan_cli
+    from srgan_cli.bench.speed import baseline_plan
 
     net = srgan_cli.load(tiny_weights).net
     x = torch.rand(1, 3, 20, 30)
@@ -271,7 +271,7 @@ def test_benchmark_without_models_scores_the_registry_default_model_too(tmp_path
                                                                         monkeypatch):
     """No -m: the registry's default model (whichever it is: here a user's tiny model),
     the SRResNet and bicubic, each once."""
-    import srgan_cli.models
+    import srgan_cli.distribution.registry
 
     root = tmp_path / "bench" / "Tiny"
     (root / "Tiny_HR").mkdir(parents=True)
@@ -279,7 +279,7 @@ def test_benchmark_without_models_scores_the_registry_default_model_too(tmp_path
     hr = photo_like(48, 48, seed=0)
     Image.fromarray(hr).save(root / "Tiny_HR" / "a.png")
     Image.fromarray(hr).resize((12, 12), Image.BICUBIC).save(root / "Tiny_LR_x4" / "a.png")
-    monkeypatch.setattr(srgan_cli.models, "default_model", lambda *a: str(tiny_weights))
+    monkeypatch.setattr(srgan_cli.distribution.registry, "default_model", lambda *a: str(tiny_weights))
     out = tmp_path / "scores.json"
     r = CliRunner().invoke(main, ["benchmark", "tiny", "--data-dir", str(tmp_path / "bench"),
                                   "--no-lpips", "--device", "cpu", "--json", str(out)])

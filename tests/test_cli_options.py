@@ -9,10 +9,10 @@ import pytest
 
 from srgan_cli.cli import main, options
 from srgan_cli.cli import train as train_cli
+from srgan_cli.inference import runner as upscale
 from srgan_cli.nets.generator import TIE_MODES, GeneratorSpec
 from srgan_cli.train import config
 from srgan_cli.train.config import TrainConfig
-from srgan_cli import runner as upscale
 
 
 def option(command: str, name: str):

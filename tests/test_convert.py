@@ -1,12 +1,12 @@
-"""Converting other projects' SRResNet state dicts (``srgan_cli.convert``)."""
+"""Converting other projects' SRResNet state dicts (``srgan_cli.distribution.convert``)."""
 
 import pytest
 import torch
 from torch import nn
 
-from srgan_cli.convert import convert
+from srgan_cli.distribution.convert import convert
+from srgan_cli.distribution.loading import load_file
 from srgan_cli.errors import ConvertError
-from srgan_cli.loading import load_file
 from srgan_cli.nets.generator import GeneratorSpec
 
 

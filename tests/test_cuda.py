@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_train_dir, make_val_dir, photo_like, trained_looking
-from srgan_cli import imaging
+
+from srgan_cli.distribution.modelfile import save_generator
+from srgan_cli.imageio import imaging
+from srgan_cli.inference.upscale import Upscaler
 from srgan_cli.nets.generator import GeneratorSpec
-from srgan_cli.upscale import Upscaler
-from srgan_cli.weights import save_generator
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

@@ -10,8 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from srgan_cli.bench.default_rule import Candidate, candidates, choose, flat_error
 
 SETS = ("set14", "set14+jpeg75", "set14+noise5")
@@ -68,7 +68,7 @@ def test_the_registered_default_is_the_rules_choice_over_the_committed_measureme
     results = REPO / "docs" / "results" / "default_rule_x4.json"
     if not results.is_file():
         pytest.skip(f"{results} not committed")
-    from srgan_cli.models import lookup
+    from srgan_cli.distribution.registry import lookup
 
     for m in {r["method"] for r in json.loads(results.read_text())} - {"bicubic"}:
         if not (REPO / "weights" / lookup(m).filename).is_file():

@@ -7,15 +7,22 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-
 from conftest import make_train_dir, make_val_dir, photo_like
+
 from srgan_cli.cli import main
+from srgan_cli.distribution.loading import load_file
 from srgan_cli.errors import TrainError
-from srgan_cli.train.data import ImageBank, downscale, sample_batch
-from srgan_cli.train.degrade import (DegradationError, DegradationSpec, Degrader, blur,
-                                     format_degradation, gaussian_kernels, parse_degradation)
-from srgan_cli.loading import load_file
 from srgan_cli.train.config import TrainConfig
+from srgan_cli.train.data import ImageBank, downscale, sample_batch
+from srgan_cli.train.degrade import (
+    DegradationError,
+    DegradationSpec,
+    Degrader,
+    blur,
+    format_degradation,
+    gaussian_kernels,
+    parse_degradation,
+)
 from srgan_cli.train.loop import train
 from srgan_cli.train.state import load_checkpoint
 

@@ -5,9 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from srgan_cli import Upscaler, imaging
-from srgan_cli.device import (autocast_dtype, cpu_flags, cpu_has_bf16, cpu_model,
-                              training_dtype)
+from srgan_cli import Upscaler
+from srgan_cli.imageio import imaging
+from srgan_cli.inference.device import (
+    autocast_dtype,
+    cpu_flags,
+    cpu_has_bf16,
+    cpu_model,
+    training_dtype,
+)
 
 
 def test_auto_precision_is_bf16_exactly_on_cpus_with_native_bf16(tiny_weights):
@@ -19,7 +25,7 @@ def test_auto_precision_is_bf16_exactly_on_cpus_with_native_bf16(tiny_weights):
 def test_keep_freed_memory_applies_on_glibc_and_changes_no_pixel(tiny_weights):
     import platform
 
-    from srgan_cli.device import keep_freed_memory
+    from srgan_cli.inference.device import keep_freed_memory
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")  # mallopt is glibc's
     x = np.random.default_rng(0).random((20, 24, 3), np.float32)
@@ -31,7 +37,7 @@ def test_keep_freed_memory_applies_on_glibc_and_changes_no_pixel(tiny_weights):
 
 def test_cpu_flags_and_model_come_from_the_first_processor_of_proc_cpuinfo(tmp_path,
                                                                           monkeypatch):
-    import srgan_cli.device as device
+    import srgan_cli.inference.device as device
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu avx512_bf16\n\n"
@@ -46,7 +52,7 @@ def test_cpu_flags_and_model_come_from_the_first_processor_of_proc_cpuinfo(tmp_p
 
 
 def test_training_runs_in_bf16_on_a_cpu_with_native_bf16_and_as_asked_otherwise(monkeypatch):
-    import srgan_cli.device as device
+    import srgan_cli.inference.device as device
 
     cpu = torch.device("cpu")
     assert training_dtype("fp32", cpu) is None and training_dtype("fp16", cpu) is torch.float16

@@ -5,13 +5,13 @@ import math
 
 import pytest
 import torch
-
 from conftest import photo_like
 from foreign_nets import NETS, _compact, model_file, save, state_dict
+
 import srgan_cli
-from srgan_cli import foreign
+from srgan_cli.distribution import community_files
 from srgan_cli.errors import WeightsError
-from srgan_cli.tiling import SizeRule, run_tiled
+from srgan_cli.inference.tiling import SizeRule, run_tiled
 
 
 def _image(h: int, w: int, seed: int = 3) -> torch.Tensor:
@@ -197,9 +197,8 @@ def test_blended_tiles_are_close_for_a_network_with_global_attention(tmp_path):
 def test_the_seam_script_measures_a_users_model_file(tmp_path, capsys):
     import importlib.util
 
-    from PIL import Image
-
     from conftest import REPO
+    from PIL import Image
 
     spec = importlib.util.spec_from_file_location("seam_error", REPO / "scripts/seam_error.py")
     mod = importlib.util.module_from_spec(spec)
@@ -219,7 +218,7 @@ def test_the_largest_activation_is_measured_per_lr_pixel(tmp_path):
     convolution's 3 x 4^2 = 48 channels at the LR resolution."""
     for name, expected in (("esrgan", 128), ("compact", 48)):
         net, info = _load(model_file(tmp_path, name))
-        assert foreign.largest_activation_per_px(net, info.size) == expected
+        assert community_files.largest_activation_per_px(net, info.size) == expected
         assert info.largest_per_px == expected
 
 

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from PIL import Image
-
 from conftest import photo_like
 from foreign_nets import model_file, save, state_dict
+from PIL import Image
+
 import srgan_cli
-from srgan_cli import Upscaler, foreign
+from srgan_cli import Upscaler
 from srgan_cli.cli import main
+from srgan_cli.distribution import community_files
 from srgan_cli.errors import SrganError
 
 
@@ -65,7 +66,7 @@ def test_the_upscaler_takes_precisions_from_what_spandrel_says(tmp_path):
     with pytest.raises(SrganError, match="not fp16"):
         Upscaler(swinir, device="cpu", precision="fp16")
     d = up.model.facts
-    assert d.receptive_radius is None and d.tile_pad == foreign.OVERLAP and d.size.align == 4
+    assert d.receptive_radius is None and d.tile_pad == community_files.OVERLAP and d.size.align == 4
     assert d.output_range == (0.0, 1.0) and d.blend_tiles
 
 
@@ -150,7 +151,7 @@ def test_models_info_describes_a_community_model_file(tmp_path, suffix):
     r = run_cli("models", "info", model)
     assert r.exit_code == 0, r.output
     fields = dict(line.split(None, 1) for line in r.output.splitlines() if " " in line)
-    state = foreign.read_state_dict(model)
+    state = community_files.read_state_dict(model)
     assert fields["tensors"].strip() == (
         f"{len(state)} ({sum(t.numel() for t in state.values()):,} values)")
     assert fields["generator"].startswith("spandrel x4")

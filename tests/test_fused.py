@@ -1,4 +1,4 @@
-"""The fused AMX-BF16 kernels (srgan_cli/nets/amx.c) against PyTorch's convolutions.
+"""The fused AMX-BF16 kernels (srgan_cli/inference/kernels/amx.c) against PyTorch's convolutions.
 
 Kernel tests compare with ``F.conv2d`` in fp32 on the same bf16-rounded inputs: the
 kernel accumulates in fp32 and rounds once to bf16, so it must agree to bf16 rounding
@@ -11,16 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
-
 from conftest import REPO, trained_looking
+
 from srgan_cli.cli import main
-from srgan_cli.device import cpu_flags
 from srgan_cli.errors import SrganError
-from srgan_cli.nets import amx
-from srgan_cli.nets.fused import FusedSRResNet, supported
+from srgan_cli.inference.device import cpu_flags
+from srgan_cli.inference.kernels import amx
+from srgan_cli.inference.kernels.fused import FusedSRResNet, supported
+from srgan_cli.inference.rewrite import inference_copy
+from srgan_cli.inference.upscale import Upscaler
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-from srgan_cli.nets.inference import inference_copy
-from srgan_cli.upscale import Upscaler
 
 SHIPPED = REPO / "weights" / "srresnet_x4.safetensors"
 needs_amx = pytest.mark.skipif(amx.unavailable_reason() is not None,
@@ -134,7 +134,7 @@ def _levels(y: torch.Tensor) -> torch.Tensor:
 def test_fused_network_matches_the_plain_fp32_network(spec, band_bytes, monkeypatch):
     """Same tolerance as the bf16 path of tests/test_inference.py: at most 4 8-bit levels
     and an RMS difference of at most 1.02 levels (>= 48 dB)."""
-    import srgan_cli.nets.inference as inf
+    import srgan_cli.inference.rewrite as inf
 
     if band_bytes is not None:
         monkeypatch.setattr(inf, "BAND_BYTES", band_bytes)
@@ -187,7 +187,8 @@ def test_upscaler_uses_the_kernels_by_default_for_the_shipped_model():
 def test_a_non_finite_fused_tile_is_redone_in_fp32_without_the_kernels(monkeypatch):
     """The fp32 redo runs PyTorch's fp32 network: the image equals the fp32 path's."""
     from conftest import photo_like
-    from srgan_cli import imaging
+
+    from srgan_cli.imageio import imaging
 
     d = imaging.Decoded(photo_like(24, 40).astype(np.float32) / 255, None, "RGB")
     want, _, _ = Upscaler(SHIPPED, device="cpu", precision="fp32", tile=0).upscale_decoded(d)

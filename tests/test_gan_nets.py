@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from conftest import SHARED, needs_shared
+
 from srgan_cli.errors import WeightsError
 from srgan_cli.nets.discriminator import Discriminator
 from srgan_cli.nets.vgg import VGGFeatures, content_loss

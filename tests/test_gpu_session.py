@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_train_dir, make_val_dir, photo_like, trained_looking
 from PIL import Image
 from safetensors.torch import save_file
 
-from conftest import make_train_dir, make_val_dir, photo_like, trained_looking
-from srgan_cli.loading import load_file
+from srgan_cli.distribution.loading import load_file
+from srgan_cli.distribution.modelfile import save_generator
 from srgan_cli.nets.generator import GeneratorSpec
-from srgan_cli.weights import save_generator
 
 REPO = Path(__file__).resolve().parents[1]
 KIT = REPO / "scripts" / "gpu_session.py"
@@ -83,7 +83,6 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
     parents = {"srresnet": sha(init), "srgan": sha(out / "srresnet_x4.safetensors")}
     for name, stage in (("srresnet", "srresnet"), ("srgan", "gan")):
         info = load_file(out / f"{name}_x4.safetensors", ours_only=True)
-        model = info.net
         assert info.stage == stage and info.metadata["parent_sha256"] == parents[name]
         log = read_jsonl(out / f"{name}_log.jsonl")
         head, summary = log[0], log[-1]

@@ -1,4 +1,4 @@
-"""Lossless 16-bit PNG/TIFF reading and writing (srgan_cli.hibit)."""
+"""Lossless 16-bit PNG/TIFF reading and writing (srgan_cli.imageio.hibit)."""
 
 import struct
 import zlib
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srgan_cli import hibit
 from srgan_cli.errors import ImageError
+from srgan_cli.imageio import hibit
 
 FAKE_ICC = bytes(range(256)) * 3 + b"not a real profile, just bytes to carry"
 EXTREMES = np.array([0, 1, 65534, 65535], np.uint16)

@@ -4,16 +4,25 @@ offline use, against a real local HTTP server (tests/hubserver.py), never the in
 from pathlib import Path
 
 import pytest
-
-from hubenv import (FILENAME, REPO_ID, entry, env, other_weights, published,  # noqa: F401
-                    run_cli, sha, shipped_weights, write_registry)
+from hubenv import (  # noqa: F401
+    FILENAME,
+    REPO_ID,
+    entry,
+    env,
+    other_weights,
+    published,
+    run_cli,
+    sha,
+    shipped_weights,
+    write_registry,
+)
 from hubserver import hub_server  # noqa: F401  (fixture)
-from srgan_cli.errors import ChecksumError, ModelUnavailableError, WeightsError
-from srgan_cli.hub import cache_dir, parse_hf_url
-from srgan_cli.loading import load_file
-from srgan_cli.models import register_file, resolve_model
-from srgan_cli.nets.generator import GeneratorSpec
 
+from srgan_cli.distribution.hub import cache_dir, parse_hf_url
+from srgan_cli.distribution.loading import load_file
+from srgan_cli.distribution.registry import register_file, resolve_model
+from srgan_cli.errors import ChecksumError, ModelUnavailableError, WeightsError
+from srgan_cli.nets.generator import GeneratorSpec
 
 # --------------------------------------------------------------------------- downloads
 
@@ -25,7 +34,6 @@ def test_first_download_then_cache_then_server_stopped(env, tiny_weights):
     assert Path(env.tmp / "hf" / "hub") in path.parents and path.parent.name == commit
     assert ("GET", f"/{REPO_ID}/resolve/{commit}/{FILENAME}") in env.server.requests
     info = load_file(path, ours_only=True)
-    model = info.net
     assert info.spec == GeneratorSpec(scale=4, blocks=2, width=8)
 
     n = env.server.request_count
@@ -262,9 +270,8 @@ def test_cache_dir_follows_env(monkeypatch, tmp_path):
 
 def test_upscale_and_benchmark_resolve_through_the_registry(env, tiny_weights, other_weights,
                                                           tmp_path):
-    from PIL import Image
-
     from conftest import photo_like
+    from PIL import Image
 
     data, commit = published(env, tiny_weights)
     src = tmp_path / "in.png"

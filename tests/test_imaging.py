@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import photo_like
 from PIL import Image, ImageCms
 
-from conftest import photo_like
-from srgan_cli import Upscaler, hibit, imaging
+from srgan_cli import Upscaler
 from srgan_cli.cli import main
 from srgan_cli.errors import ImageError
+from srgan_cli.imageio import hibit, imaging
 
 
 def run_cli(*args):

@@ -2,12 +2,17 @@
 
 import pytest
 import torch
+from conftest import trained_looking
 from torch import nn
 
+from srgan_cli.inference.rewrite import (
+    SubpixelTail,
+    fold_conv_bn,
+    inference_copy,
+    split_rows,
+    subpixel_kernel,
+)
 from srgan_cli.nets.generator import GeneratorSpec
-from conftest import trained_looking
-from srgan_cli.nets.inference import (SubpixelTail, fold_conv_bn, inference_copy, split_rows,
-                                     subpixel_kernel)
 
 SPECS = [GeneratorSpec(scale=4, blocks=2, width=8), GeneratorSpec(scale=2, blocks=3, width=16),
          GeneratorSpec(scale=8, blocks=1, width=4), GeneratorSpec(scale=4, blocks=16, width=64)]
@@ -67,10 +72,11 @@ def test_subpixel_kernel_matches_conv_after_shuffle(k):
 # --------------------------------------------------------------------------- Upscaler paths
 
 import numpy as np  # noqa: E402
-
 from conftest import REPO, photo_like  # noqa: E402
-from srgan_cli import Upscaler, imaging  # noqa: E402
-from srgan_cli.nets import amx  # noqa: E402
+
+from srgan_cli import Upscaler  # noqa: E402
+from srgan_cli.imageio import imaging  # noqa: E402
+from srgan_cli.inference.kernels import amx  # noqa: E402
 
 SHIPPED = REPO / "weights" / "srresnet_x4.safetensors"
 WEIGHTS = ["tiny", pytest.param("shipped", marks=pytest.mark.skipif(
@@ -118,7 +124,7 @@ def test_bf16_path_stays_close_to_the_plain_fp32_image(weights, tile, seed, h, w
     network (53.7-54.4 dB); random tiny nets: max 1 level, about 66 dB. The margin is for other CPUs' kernels (other summation orders); a wrong
     fold or kernel rewrite gives differences of tens of levels.
     """
-    import srgan_cli.nets.inference as inf
+    import srgan_cli.inference.rewrite as inf
 
     if bands:  # the smallest band height: several bands even for these small images
         monkeypatch.setattr(inf, "BAND_BYTES", 1)
@@ -169,7 +175,7 @@ def test_banded_split_tail_equals_the_plain_network(spec, split, band_rows):
 def test_bands_follow_the_byte_target(monkeypatch):
     """With band_rows=None the band height comes from BAND_BYTES, and an image taller than
     one band really is cut (the stage's convolution sees band-sized inputs)."""
-    import srgan_cli.nets.inference as inf
+    import srgan_cli.inference.rewrite as inf
 
     spec = GeneratorSpec(scale=2, blocks=1, width=4)
     model = trained_looking(spec, seed=5)

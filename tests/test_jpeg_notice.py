@@ -8,15 +8,20 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import photo_like
 from PIL import Image
 
-from conftest import photo_like
-from srgan_cli import imaging
 from srgan_cli.cli import main
-from srgan_cli.imaging import LOW_JPEG_QUALITY, file_jpeg_quality, ijg_luma_table, jpeg_quality
-from srgan_cli.models import real_model_for, register_file
+from srgan_cli.distribution.modelfile import save_generator
+from srgan_cli.distribution.registry import real_model_for, register_file
+from srgan_cli.imageio import imaging
+from srgan_cli.imageio.imaging import (
+    LOW_JPEG_QUALITY,
+    file_jpeg_quality,
+    ijg_luma_table,
+    jpeg_quality,
+)
 from srgan_cli.nets.generator import SRResNet
-from srgan_cli.weights import save_generator
 
 NOTICE = "trained for compressed photos"
 
@@ -145,8 +150,8 @@ def test_the_suggested_real_model_is_of_the_kind_in_use(registry):
 
 
 def test_a_registry_entry_with_a_degradation_that_is_not_text_is_refused(registry):
+    from srgan_cli.distribution.registry import registry as read_registry
     from srgan_cli.errors import WeightsError
-    from srgan_cli.models import registry as read_registry
 
     registry(bad=real_entry("b.safetensors", degradation=["real"]))
     with pytest.raises(WeightsError, match="degradation must be a string"):
@@ -251,7 +256,7 @@ def test_a_community_model_gets_no_notice_since_how_it_was_trained_is_unknown(
     import dataclasses
 
     import srgan_cli
-    from srgan_cli.upscale import compressed_inputs_note
+    from srgan_cli.batch.pipeline import compressed_inputs_note
 
     src = save_jpeg(tmp_path / "photo.jpg", 40)
     model = srgan_cli.load(tiny_weights)

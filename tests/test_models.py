@@ -1,12 +1,12 @@
 """The model registry (models.json): parsing, validation, the shipped entry and file."""
 
 import pytest
-
 from hubenv import FILENAME, REPO_ID, entry, env, write_registry  # noqa: F401  (env: fixture)
 from hubserver import hub_server  # noqa: F401  (fixture)
+
+from srgan_cli.distribution.hub import sha256_file
+from srgan_cli.distribution.registry import registry, resolve_model
 from srgan_cli.errors import WeightsError
-from srgan_cli.hub import sha256_file
-from srgan_cli.models import registry, resolve_model
 
 
 def test_registry_parsing_and_validation(env):
@@ -78,7 +78,8 @@ def test_shipped_file_matches_its_registry_entry():
 
 def test_where_a_registered_model_would_come_from_is_told_without_the_network(env, tiny_weights):
     from hubenv import published, sha, shipped_weights
-    from srgan_cli.models import local_source, resolve_registered
+
+    from srgan_cli.distribution.registry import local_source, resolve_registered
 
     data, commit = published(env, tiny_weights)
     e = registry()["tiny"]

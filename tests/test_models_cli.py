@@ -4,12 +4,22 @@ Hub-compatible server (tests/hubserver.py, including its git-LFS upload API)."""
 import json
 
 import torch
-
-from hubenv import (FILENAME, REPO_ID, entry, env, other_weights, published,  # noqa: F401
-                    run_cli, sha, shipped_weights, write_registry)
+from hubenv import (  # noqa: F401
+    FILENAME,
+    REPO_ID,
+    entry,
+    env,
+    other_weights,
+    published,
+    run_cli,
+    sha,
+    shipped_weights,
+    write_registry,
+)
 from hubserver import hub_server  # noqa: F401  (fixture)
-from srgan_cli.hub import sha256_file
-from srgan_cli.models import resolve_model
+
+from srgan_cli.distribution.hub import sha256_file
+from srgan_cli.distribution.registry import resolve_model
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet, count_parameters
 
 
@@ -248,7 +258,7 @@ def test_publish_refuses_non_generator_files(env, tmp_path):
 
 
 def test_cli_convert(env, tmp_path, tiny_weights):
-    from srgan_cli.loading import load_file
+    from srgan_cli.distribution.loading import load_file
 
     model = load_file(tiny_weights, ours_only=True).net
     src = tmp_path / "sd.pth"

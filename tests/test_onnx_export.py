@@ -9,15 +9,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-
 from foreign_nets import model_file
 from hubenv import run_cli
+
+from srgan_cli.distribution.loading import load_file
 from srgan_cli.errors import ExportError
-from srgan_cli.models import resolve_model
+from srgan_cli.inference.onnx_export import CONVENTION, INSTALL, OPSET, export_onnx
+from srgan_cli.inference.upscale import Upscaler
 from srgan_cli.nets.generator import to_unit_range
-from srgan_cli.onnx_export import CONVENTION, INSTALL, OPSET, export_onnx
-from srgan_cli.upscale import Upscaler
-from srgan_cli.loading import load_file
 
 # Largest |ONNX - torch| allowed, in [0, 1] units (an 8-bit level is 1/255 = 0.0039);
 # measured: under 2.1e-6 for both shipped models and every border (float32 rounding of the

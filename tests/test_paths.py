@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from srgan_cli.bench import hubdata
-from srgan_cli.nets import amx
+from srgan_cli.inference.kernels import amx
 from srgan_cli.paths import cache_dir
 
 
@@ -19,7 +19,7 @@ def test_the_kernel_and_benchmark_caches_share_srgan_cache_dir(monkeypatch, tmp_
 
 def test_without_srgan_cache_dir_the_cache_follows_xdg_cache_home_like_the_hub_cache(
         monkeypatch, tmp_path):
-    from srgan_cli import hub
+    from srgan_cli.distribution import hub
 
     for var in ("SRGAN_CACHE_DIR", "SRGAN_DATA_CACHE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE",
                 "HF_HOME"):

@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import REPO, make_val_dir, photo_like, trained_looking
 from PIL import Image
 
-from conftest import REPO, make_val_dir, photo_like, trained_looking
 from srgan_cli.cli import main
+from srgan_cli.distribution.hub import sha256_file
+from srgan_cli.distribution.loading import load_file
+from srgan_cli.distribution.modelfile import save_generator
+from srgan_cli.distribution.realism import blend_state
+from srgan_cli.distribution.registry import default_model, register_file, registry
 from srgan_cli.errors import SrganError, WeightsError
-from srgan_cli.hub import sha256_file
-from srgan_cli.loading import load_file
-from srgan_cli.models import default_model, register_file, registry
+from srgan_cli.inference.upscale import Upscaler
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet, to_unit_range
-from srgan_cli.realism import blend_state
-from srgan_cli.upscale import Upscaler
-from srgan_cli.weights import save_generator
 
 SPEC = GeneratorSpec(scale=4, blocks=2, width=8)
 
@@ -227,7 +227,7 @@ def test_the_shipped_registry_names_a_registered_default():
     assert default_model(path) in registry(path)
 
 
-@pytest.mark.skipif(__import__("srgan_cli.nets.amx", fromlist=["x"]).unavailable_reason()
+@pytest.mark.skipif(__import__("srgan_cli.inference.kernels.amx", fromlist=["x"]).unavailable_reason()
                     is not None,
                     reason="fused AMX kernels cannot run here (no AMX-BF16 or no C compiler)")
 def test_realism_ends_through_the_fused_amx_kernels_are_the_two_models(reg):

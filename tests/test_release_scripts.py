@@ -5,13 +5,13 @@ import importlib.util
 from types import SimpleNamespace
 
 import numpy as np
+from conftest import REPO, photo_like, trained_looking
 from PIL import Image
 
-from conftest import REPO, photo_like, trained_looking
-from srgan_cli.hub import sha256_file
-from srgan_cli.models import register_file
+from srgan_cli.distribution.hub import sha256_file
+from srgan_cli.distribution.modelfile import save_generator
+from srgan_cli.distribution.registry import register_file
 from srgan_cli.nets.generator import GeneratorSpec
-from srgan_cli.weights import save_generator
 
 SPEC = GeneratorSpec(scale=4, blocks=1, width=8)
 

@@ -10,16 +10,15 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
+from conftest import AMX_FLAGS, REPO, SHARED, photo_like
 from PIL import Image
 
-from conftest import AMX_FLAGS, REPO, SHARED, photo_like
-from srgan_cli.device import cpu_flags
-from srgan_cli.nets import simd
+from srgan_cli.distribution.modelfile import save_generator
+from srgan_cli.inference.device import cpu_flags
+from srgan_cli.inference.kernels import simd
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-from srgan_cli.weights import save_generator
 
 SCRIPTS = REPO / "scripts"
 TESTED_ELSEWHERE = {"demo.py", "perception_plot.py", "gpu_session.py", "choose_default.py"}

@@ -1,4 +1,4 @@
-"""The fused AVX2 fp32 kernels (srgan_cli/nets/simd.c) against PyTorch's fp32 convolutions,
+"""The fused AVX2 fp32 kernels (srgan_cli/inference/kernels/simd.c) against PyTorch's fp32 convolutions,
 their network (Fp32SRResNet), the kernel choice, and the speed benchmark's yardsticks.
 
 The kernels compute in fp32 like ``F.conv2d``, in another summation order (and, with
@@ -16,19 +16,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
-
 from conftest import REPO, photo_like, simulate_cpu, trained_looking
-from srgan_cli import device
+
 from srgan_cli.bench import speed
 from srgan_cli.cli import main
+from srgan_cli.distribution.loading import load_file
 from srgan_cli.errors import SrganError
-from srgan_cli.imaging import Decoded
-from srgan_cli.nets import simd
-from srgan_cli.nets.fused_fp32 import Fp32SRResNet, fp32_or_reason
+from srgan_cli.imageio.imaging import Decoded
+from srgan_cli.inference import device
+from srgan_cli.inference.kernels import simd
+from srgan_cli.inference.kernels.fused_fp32 import Fp32SRResNet, fp32_or_reason
+from srgan_cli.inference.rewrite import inference_copy
+from srgan_cli.inference.upscale import Upscaler
 from srgan_cli.nets.generator import GeneratorSpec
-from srgan_cli.nets.inference import inference_copy
-from srgan_cli.upscale import Upscaler
-from srgan_cli.loading import load_file
 
 SHIPPED = [REPO / "weights" / "srresnet_x4.safetensors", REPO / "weights" / "srgan_x4.safetensors"]
 needs_simd = pytest.mark.skipif(simd.unavailable_reason() is not None,
@@ -187,7 +187,7 @@ def _check_network(model, x: torch.Tensor) -> None:
                                   GeneratorSpec(scale=8, blocks=1, width=32)], ids=str)
 @pytest.mark.parametrize("band_bytes", [None, 1], ids=["default-bands", "16-row-bands"])
 def test_fused_network_matches_the_plain_fp32_network(spec, band_bytes, monkeypatch):
-    import srgan_cli.nets.inference as inf
+    import srgan_cli.inference.rewrite as inf
 
     if band_bytes is not None:
         monkeypatch.setattr(inf, "BAND_BYTES", band_bytes)

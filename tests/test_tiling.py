@@ -4,11 +4,11 @@ out-of-memory or non-finite tiles are retried, never returned half-made."""
 import numpy as np
 import pytest
 import torch
-
 from conftest import photo_like
-from srgan_cli import Upscaler, imaging
-from srgan_cli.errors import SrganError
 
+from srgan_cli import Upscaler
+from srgan_cli.errors import SrganError
+from srgan_cli.imageio import imaging
 
 # --------------------------------------------------------------------------- exact tiling
 
@@ -33,7 +33,7 @@ def test_tiling_without_context_would_leave_seams(tiny_weights):
 @pytest.mark.parametrize("tile,batch", [(7, 1), (7, 4), (16, 3), (1000, 1)])
 def test_quantised_tiled_path_matches_whole_image(tiny_weights, tile, batch):
     """The file path quantises tile by tile (and may batch tiles); same pixels as whole."""
-    from srgan_cli import imaging
+    from srgan_cli.imageio import imaging
 
     rgb = photo_like(23, 30, seed=9).astype(np.float32) / 255
     d = imaging.Decoded(rgb, None, "RGB")
@@ -56,7 +56,7 @@ def _nearest2(t: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("tile,pad,batch,margin", [(8, 2, 1, 0), (8, 6, 3, 0), (16, 3, 2, 5),
                                                    (5, 8, 1, 0), (13, 1, 4, 2)])
 def test_blending_weights_sum_to_one_everywhere(tile, pad, batch, margin):
-    from srgan_cli.tiling import run_tiled
+    from srgan_cli.inference.tiling import run_tiled
 
     x = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(1))
     whole = _nearest2(x)
@@ -75,7 +75,7 @@ def test_blending_weights_sum_to_one_everywhere(tile, pad, batch, margin):
 def test_blended_tiling_is_exact_for_a_network_that_sees_less_than_half_the_pad(tiny_weights):
     """The SRResNet test network sees its receptive radius r (12 LR pixels): with pad 2r
     the blend only mixes outputs that had all their context; with pad r/2 it cannot."""
-    from srgan_cli.tiling import run_tiled
+    from srgan_cli.inference.tiling import run_tiled
 
     up = Upscaler(tiny_weights, device="cpu", tile=0)
     x = torch.from_numpy(photo_like(29, 37, seed=4)).permute(2, 0, 1)[None].float() / 255
@@ -89,7 +89,7 @@ def test_blended_tiling_is_exact_for_a_network_that_sees_less_than_half_the_pad(
 
 
 def test_a_network_only_sees_the_sizes_it_accepts_and_the_output_is_cropped():
-    from srgan_cli.tiling import SizeRule, run_tiled
+    from srgan_cli.inference.tiling import SizeRule, run_tiled
 
     seen = set()
 
@@ -109,7 +109,7 @@ def test_a_network_only_sees_the_sizes_it_accepts_and_the_output_is_cropped():
 
 
 def test_tiles_start_on_the_alignment_grid():
-    from srgan_cli.tiling import SizeRule, plan_tiles
+    from srgan_cli.inference.tiling import SizeRule, plan_tiles
 
     tiles = plan_tiles(100, 130, 30, 8, margin=3, size=SizeRule(align=8), blend=True)
     assert len(tiles) > 4
@@ -147,7 +147,7 @@ def test_fp32_redo_of_a_whole_bf16_image_runs_in_sub_tiles_that_fit(tiny_weights
     """An image sized to run whole at 2 bytes per value, whose bf16 output is non-finite,
     is redone in fp32 in sub-tiles sized for 4 bytes (the same budget), and the result is
     the fp32 image."""
-    import srgan_cli.runner as U
+    import srgan_cli.inference.runner as U
 
     up = Upscaler(tiny_weights, device="cpu", precision="bf16")
     h = w = 40
@@ -203,7 +203,7 @@ def test_auto_tile_fits_memory_on_every_cpu_kind(tiny_weights, monkeypatch, cpu_
     on each CPU kind (bf16 where the CPU has it, fp32 on AVX2-only CPUs); bands, which
     take the full-resolution tensors out of the estimate, give larger tiles in bf16 (in
     fp32 the tiny test network's measured heap slack can outweigh them)."""
-    import srgan_cli.runner as U
+    import srgan_cli.inference.runner as U
 
     up = Upscaler(tiny_weights, device="cpu")
     assert up.precision == ("fp32" if cpu_kind == "avx2" else "bf16")

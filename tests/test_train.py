@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import make_train_dir, make_val_dir, photo_like
 from PIL import Image
 
-from conftest import make_train_dir, make_val_dir, photo_like
 from srgan_cli.cli import main
+from srgan_cli.distribution.loading import load_file
 from srgan_cli.errors import TrainError
-from srgan_cli.loading import load_file
 from srgan_cli.train.config import TrainConfig, lr_at
 from srgan_cli.train.data import ImageBank, downscale, sample_batch
 from srgan_cli.train.export import export
@@ -133,7 +133,6 @@ def test_export_writes_a_loadable_release_file(train_dir, val_dir, tmp_path):
     train(tiny_cfg(train_dir, run, val_dir=str(val_dir)))
     out = export(run / "last.pt", tmp_path / "release.safetensors")
     info = load_file(out, ours_only=True)
-    model = info.net
     assert info.stage == "srresnet" and info.iterations == 6
     assert info.spec.blocks == 2 and info.metadata["data"] == "train"
     assert float(info.metadata["val_set5_psnr"]) > 0
@@ -407,8 +406,8 @@ def test_resume_restores_all_but_the_per_invocation_fields_and_notes_the_changea
 
 
 def test_init_with_a_model_of_another_scale_names_the_scales(train_dir, tmp_path):
+    from srgan_cli.distribution.modelfile import save_generator
     from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-    from srgan_cli.weights import save_generator
 
     x2 = tmp_path / "x2.safetensors"
     save_generator(SRResNet(GeneratorSpec(scale=2, blocks=2, width=8)), x2, {"stage": "test"})

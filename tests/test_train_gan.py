@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import make_train_dir, make_val_dir
 from safetensors.torch import save_file
 
-from conftest import make_train_dir, make_val_dir
 from srgan_cli.cli import main
+from srgan_cli.distribution.loading import load_file
 from srgan_cli.errors import TrainError
-from srgan_cli.loading import load_file
 from srgan_cli.train.config import TrainConfig
 from srgan_cli.train.export import export
 from srgan_cli.train.loop import train
@@ -274,7 +274,7 @@ def test_pixel_weight_adds_a_logged_l1_term_that_moves_the_generator(data, tmp_p
 
 def test_a_gan_run_records_its_parent_and_the_export_names_it_by_sha256(data, tmp_path,
                                                                         pretrained, vgg_file):
-    from srgan_cli.hub import sha256_file
+    from srgan_cli.distribution.hub import sha256_file
 
     run = tmp_path / "gan"
     train(gan_cfg(data, run, pretrained, vgg_file, iters=1, content_loss="mse"))
@@ -301,9 +301,9 @@ def _legacy_checkpoint(run: Path) -> Path:
 
 def test_an_older_checkpoint_is_exported_with_an_explicit_parent_checked_against_the_run(
         data, tmp_path, pretrained, vgg_file, tiny_weights):
-    from srgan_cli.hub import sha256_file
+    from srgan_cli.distribution.hub import sha256_file
+    from srgan_cli.distribution.modelfile import save_generator
     from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-    from srgan_cli.weights import save_generator
 
     run = tmp_path / "gan"
     train(gan_cfg(data, run, pretrained, vgg_file, iters=1, content_loss="mse"))

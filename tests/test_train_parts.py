@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from srgan_cli.train.config import TrainConfig, adv_weight_at
-from srgan_cli.train.losses import (AdversarialLoss, PerceptualLoss, PixelLoss,
-                                    generator_losses)
+from srgan_cli.train.losses import AdversarialLoss, PerceptualLoss, PixelLoss, generator_losses
 from srgan_cli.train.state import TrainState
 from srgan_cli.train.steps import Nets, discriminator_step, generator_step
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import REPO, SHARED, needs_shared, photo_like
 from PIL import Image
 
-from conftest import REPO, needs_shared, photo_like, SHARED
 from srgan_cli import Upscaler
 from srgan_cli.bench.metrics import psnr
 from srgan_cli.cli import main
@@ -142,7 +142,7 @@ def _cup() -> tuple[np.ndarray, Image.Image, np.ndarray]:
 def test_the_shipped_srresnet_is_the_default_and_the_srgan_parent_is_the_shipped_srresnet():
     """Issue 21: the default is a model without the lattice (srresnet until a
     photo-realistic release passes the gate); srgan's --realism parent is the SRResNet."""
-    from srgan_cli.hub import sha256_file
+    from srgan_cli.distribution.hub import sha256_file
 
     up = Upscaler(device="cpu")  # default model
     assert up.weights_path.resolve() == SHIPPED.resolve()

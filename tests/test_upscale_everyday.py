@@ -4,13 +4,12 @@ name collisions, interrupted runs, borders, --outscale, notices and readable tab
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import REPO, photo_like
 from PIL import Image
 
-from conftest import REPO, photo_like
-from srgan_cli import hibit
 from srgan_cli.cli import main
-from srgan_cli.device import cpu_has_bf16
-
+from srgan_cli.imageio import hibit
+from srgan_cli.inference.device import cpu_has_bf16
 
 SHIPPED = REPO / "weights" / "srresnet_x4.safetensors"
 
@@ -203,7 +202,7 @@ def test_an_interrupted_write_leaves_no_temporary_file(tiny_weights, tmp_path, m
     '.name.png.XXXX.tmp' files): the CLI removes what the write left."""
     import tempfile
 
-    from srgan_cli import imaging
+    from srgan_cli.imageio import imaging
 
     def interrupted_write(path, write):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +225,7 @@ def test_an_interrupted_write_leaves_no_temporary_file(tiny_weights, tmp_path, m
 @pytest.mark.parametrize("mode", ["symmetric", "reflect", "edge"])
 @pytest.mark.parametrize("n,margin", [(1, 5), (2, 7), (3, 12), (5, 2), (9, 40), (40, 40)])
 def test_mirror_index_pads_like_numpy_however_small_the_image(n, margin, mode):
-    from srgan_cli.tiling import mirror_index
+    from srgan_cli.inference.tiling import mirror_index
 
     want = np.pad(np.arange(n), margin, mode=mode)
     np.testing.assert_array_equal(mirror_index(n, margin, mode).numpy(), want)
@@ -242,7 +241,7 @@ def test_a_mirrored_border_is_the_network_on_the_mirrored_image(tiny_weights, h,
     import torch
 
     from srgan_cli import Upscaler
-    from srgan_cli.runner import MIRROR_PAD
+    from srgan_cli.inference.runner import MIRROR_PAD
 
     x = torch.from_numpy(photo_like(h, w, seed=3)).permute(2, 0, 1)[None].float() / 255
     up = Upscaler(tiny_weights, device="cpu", precision="fp32", tile=tile, border=mode)
@@ -343,7 +342,7 @@ def test_the_default_model_with_default_options_keeps_a_solid_colour_flat(tmp_pa
     """Issue 21: `srgan upscale flat.png -o out.png`, nothing else: the default model (one
     that shows no lattice) gives a 64x64 solid colour back within 3 levels everywhere,
     the corners included."""
-    from srgan_cli.models import default_model, lookup
+    from srgan_cli.distribution.registry import default_model, lookup
 
     if not (REPO / "weights" / lookup(default_model()).filename).is_file():
         pytest.skip("the default model's weights are not shipped")

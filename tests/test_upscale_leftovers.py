@@ -7,13 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
+from conftest import photo_like
 from PIL import Image
 
-from conftest import photo_like
-from srgan_cli import imaging
+from srgan_cli.batch.pipeline import FileJob, upscale_files
 from srgan_cli.cli import main
 from srgan_cli.errors import SrganError
-from srgan_cli.upscale import FileJob, Upscaler
+from srgan_cli.imageio import imaging
+from srgan_cli.inference.upscale import Upscaler
 
 
 def run_cli(*args):
@@ -251,7 +252,7 @@ def test_overwrite_and_skip_existing_together_are_refused(tiny_weights, tmp_path
     up = Upscaler(tiny_weights, device="cpu")
     job = FileJob(src / "p0.png", tmp_path / "o.png")
     with pytest.raises(SrganError, match="contradict"):
-        list(up.upscale_files([job], overwrite=True, skip_existing=True))
+        list(upscale_files(up, [job], overwrite=True, skip_existing=True))
 
 
 def test_what_an_early_ctrl_c_needs_to_report_loads_before_torch():
@@ -260,7 +261,7 @@ def test_what_an_early_ctrl_c_needs_to_report_loads_before_torch():
     import subprocess
     import sys
 
-    code = "import sys, srgan_cli.tally, srgan_cli.cli.upscale; print('torch' in sys.modules)"
+    code = "import sys, srgan_cli.batch.tally, srgan_cli.cli.upscale; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"

@@ -5,14 +5,14 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import SHARED, needs_shared
+
 from srgan_cli.bench.datasets import Pair
 from srgan_cli.bench.quality import evaluate, mean_scores, score
 from srgan_cli.bench.run import methods
+from srgan_cli.distribution.modelfile import save_generator
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
 from srgan_cli.train.validation import load_pairs, sr_image, validate_metrics
-from srgan_cli.weights import save_generator
 
 LPIPS_FILE = SHARED / "weights" / "lpips-alexnet.safetensors"
 SET5 = SHARED / "datasets" / "benchmark" / "Set5"

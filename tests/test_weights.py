@@ -5,11 +5,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from srgan_cli import loading
+from srgan_cli.distribution import loading
+from srgan_cli.distribution.modelfile import save_generator
+from srgan_cli.distribution.tensorfile import metadata
 from srgan_cli.errors import WeightsError
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-from srgan_cli.tensorfile import metadata
-from srgan_cli.weights import save_generator
 
 
 def test_round_trip_preserves_weights_and_metadata(tmp_path, tiny_spec):
@@ -36,7 +36,6 @@ def test_architecture_comes_from_metadata_not_file_name(tiny_weights, tmp_path):
     misleading = tmp_path / "srresnet_x2_b16.safetensors"
     shutil.copy(tiny_weights, misleading)
     info = loading.load_file(misleading, ours_only=True)
-    model = info.net
     assert info.spec == GeneratorSpec(scale=4, blocks=2, width=8)
 
 
@@ -112,7 +111,7 @@ def test_safetensors_header_length_with_low_byte_0x80_is_not_taken_for_a_pickle(
 
     from safetensors.torch import load_file
 
-    from srgan_cli.tensorfile import check_header
+    from srgan_cli.distribution.tensorfile import check_header
 
     header = json.dumps({"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
     header += b" " * (0x180 - len(header))  # length 384: first byte of the file is 0x80

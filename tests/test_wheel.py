@@ -59,7 +59,7 @@ def test_the_wheel_holds_the_package_and_its_data_and_nothing_else(wheel):
     tops = {n.split("/")[0] for n in names}
     assert tops == {"srgan_cli", f"srgan-{_version()}.dist-info"}
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".so", ".tmp"))]
-    assert "srgan_cli/nets/amx.c" in names  # compiled on first use on AMX CPUs
+    assert "srgan_cli/inference/kernels/amx.c" in names  # compiled on first use on AMX CPUs
     missing = sorted(str(p.relative_to(REPO)) for p in (REPO / "srgan_cli").rglob("*.py")
                      if str(p.relative_to(REPO)) not in names)
     assert not missing, f"packages missing from pyproject.toml's list: {missing}"
@@ -128,7 +128,7 @@ def _run(installed, *args) -> subprocess.CompletedProcess:
 
 @pytest.mark.wheel
 def test_the_installed_package_is_imported_from_the_venv_with_its_version(installed):
-    r = _run(installed, "python", "-c", "import srgan_cli, srgan_cli.models as m; "
+    r = _run(installed, "python", "-c", "import srgan_cli, srgan_cli.distribution.registry as m; "
              "import importlib.metadata as md; print(srgan_cli.__file__); "
              "print(m.package_data_dir()); print(m.registry_path()); "
              "print(md.files('srgan')[0].locate()); print(srgan_cli.__version__)")
@@ -169,42 +169,42 @@ def test_the_installed_wheel_upscales_with_the_default_model_and_lists_it(instal
 
 
 def test_from_a_checkout_the_registry_is_the_checkouts_weights_folder(monkeypatch):
-    from srgan_cli import models
+    from srgan_cli.distribution import registry
 
     monkeypatch.delenv("SRGAN_REGISTRY", raising=False)
     monkeypatch.delenv("SRGAN_WEIGHTS_DIR", raising=False)
-    assert models.package_data_dir() == REPO / "weights"
-    assert models.registry_path() == REPO / "weights" / "models.json"  # register writes here
-    assert models.registry_paths() == [REPO / "weights" / "models.json",
-                                       models.user_registry_path()]
+    assert registry.package_data_dir() == REPO / "weights"
+    assert registry.registry_path() == REPO / "weights" / "models.json"  # register writes here
+    assert registry.registry_paths() == [REPO / "weights" / "models.json",
+                                       registry.user_registry_path()]
 
 
 def test_user_registered_models_join_the_shipped_ones_and_their_copies_live_beside_them(
         monkeypatch, tmp_path, tiny_weights):
-    from srgan_cli import models
+    from srgan_cli.distribution import registry
 
     monkeypatch.delenv("SRGAN_REGISTRY", raising=False)
     monkeypatch.delenv("SRGAN_WEIGHTS_DIR", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    user = models.user_registry_path()
+    user = registry.user_registry_path()
     assert user == tmp_path / "config" / "srgan" / "models.json"
-    models.register_file(tiny_weights, "mine", registry_file=user)
-    reg = models.registry()
+    registry.register_file(tiny_weights, "mine", registry_file=user)
+    reg = registry.registry()
     assert reg["srresnet"].registry_file == REPO / "weights" / "models.json"
     assert reg["mine"].registry_file == user
-    assert models.shipped_path(reg["mine"]) == user.parent / tiny_weights.name
+    assert registry.shipped_path(reg["mine"]) == user.parent / tiny_weights.name
     shutil.copy(tiny_weights, user.parent / tiny_weights.name)
-    assert models.resolve_model("mine") == user.parent / tiny_weights.name
+    assert registry.resolve_model("mine") == user.parent / tiny_weights.name
 
 
 def test_srgan_registry_replaces_both_registries(monkeypatch, tmp_path, tiny_weights):
-    from srgan_cli import models
+    from srgan_cli.distribution import registry
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    models.register_file(tiny_weights, "mine", registry_file=models.user_registry_path())
+    registry.register_file(tiny_weights, "mine", registry_file=registry.user_registry_path())
     monkeypatch.setenv("SRGAN_REGISTRY", str(tmp_path / "only.json"))
-    assert models.registry() == {}
-    assert models.registry_path() == tmp_path / "only.json"
+    assert registry.registry() == {}
+    assert registry.registry_path() == tmp_path / "only.json"
 
 
 # --------------------------------------------------------------------------- command line

@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from srgan_cli.arch.base import (PRECISIONS, UNIT_RANGE, ActivationMemory, Architecture,
-                                 ModelFacts)
+from srgan_cli.arch.base import PRECISIONS, UNIT_RANGE, ActivationMemory, Architecture, ModelFacts
 from srgan_cli.errors import WeightsError
 
 _REGISTRY: dict[str, Architecture] = {}

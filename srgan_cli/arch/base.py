@@ -50,7 +50,7 @@ class ModelFacts:
     ``channels``: input and output maps. ``receptive_radius``: LR pixels on each side that
     an output pixel depends on; None means unbounded or unknown, and tiles then overlap by
     ``tile_overlap`` pixels and are blended. ``size``: the input sizes it accepts and where
-    tiles may start (a :class:`srgan_cli.tiling.SizeRule`; None: any size, anywhere).
+    tiles may start (a :class:`srgan_cli.inference.tiling.SizeRule`; None: any size, anywhere).
     ``output_range``: the raw output's value range (inputs
     are RGB in [0, 1]). ``summary``: the architecture's own words for the spec (e.g.
     "16 blocks, width 64").
@@ -83,10 +83,10 @@ class ModelFacts:
         return self.receptive_radius is None
 
     def size_rule(self):
-        """The input sizes the network accepts, for :func:`srgan_cli.tiling.run_tiled`."""
+        """The input sizes the network accepts, for :func:`srgan_cli.inference.tiling.run_tiled`."""
         if self.size is not None:
             return self.size
-        from srgan_cli.tiling import SizeRule
+        from srgan_cli.inference.tiling import SizeRule
 
         return SizeRule()
 

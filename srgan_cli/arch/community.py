@@ -1,9 +1,9 @@
 """Community SR architectures (ESRGAN, Real-ESRGAN Compact, SwinIR, HAT, OmniSR, ...) as
 one architecture, ``spandrel``: spandrel recognises a bare state dict and builds the
-network (:mod:`srgan_cli.foreign`); this module states its facts.
+network (:mod:`srgan_cli.distribution.community_files`); this module states its facts.
 
 Its networks have no known receptive radius, so tiles overlap by
-:data:`srgan_cli.foreign.OVERLAP` LR pixels and are blended (docs/foreign_models.md); they
+:data:`srgan_cli.distribution.community_files.OVERLAP` LR pixels and are blended (docs/foreign_models.md); they
 map [0, 1] to [0, 1]; their precisions are what spandrel says they support; their
 activation memory is measured by one small forward pass when they are loaded. They run
 as they are (a plain :class:`~srgan_cli.model.Model`), from their own files: never
@@ -30,7 +30,7 @@ class SpandrelSpec:
     """What spandrel tells about a recognised network: its architecture id (e.g. ``ESRGAN``,
     ``Compact``, ``SwinIR``) and display name, size hints (e.g. ``64nf``, ``23nb``), scale,
     channels, parameters, the precisions it supports, the input sizes it accepts (a
-    :class:`~srgan_cli.tiling.SizeRule`: spandrel's size requirements, tiles aligned to
+    :class:`~srgan_cli.inference.tiling.SizeRule`: spandrel's size requirements, tiles aligned to
     its attention window) and the values per LR pixel of its largest layer output
     (measured)."""
 
@@ -58,13 +58,13 @@ class SpandrelArchitecture(Architecture):
         return isinstance(spec, SpandrelSpec)
 
     def describe(self, spec: SpandrelSpec) -> ModelFacts:
-        from srgan_cli import foreign
+        from srgan_cli.distribution import community_files
 
         return ModelFacts(
             arch=NAME, spec=spec, scale=spec.scale, channels=spec.channels,
             parameters=spec.parameters, flops_per_lr_pixel=None, receptive_radius=None,
             memory=ActivationMemory(plain=LIVE_TENSORS * max(spec.largest_per_px, 1)),
-            tile_overlap=foreign.OVERLAP, size=spec.size, precisions=spec.precisions, output_range=UNIT_RANGE, summary=spec.describe())
+            tile_overlap=community_files.OVERLAP, size=spec.size, precisions=spec.precisions, output_range=UNIT_RANGE, summary=spec.describe())
 
     def recognise(self, state: Mapping) -> str | None:
         """spandrel's id of the architecture whose keys ``state`` has (e.g. ``ESRGAN``)."""
@@ -80,23 +80,23 @@ class SpandrelArchitecture(Architecture):
         eval mode; None when spandrel does not recognise ``state``; a network it recognises
         but srgan does not run is a one-line :class:`~srgan_cli.errors.WeightsError`
         naming ``where``."""
-        from srgan_cli import foreign
-        from srgan_cli.tiling import SizeRule
+        from srgan_cli.distribution import community_files
+        from srgan_cli.inference.tiling import SizeRule
 
-        built = foreign.spandrel_model(dict(state), where)
+        built = community_files.spandrel_model(dict(state), where)
         if built is None:
             return None
         net, d = built
         req = d.size_requirements
         size = SizeRule(max(req.minimum, 1), req.multiple_of, req.square,
-                        math.lcm(req.multiple_of, foreign.window(d.model)))
+                        math.lcm(req.multiple_of, community_files.window(d.model)))
         spec = SpandrelSpec(
             arch=str(d.architecture.id), arch_name=d.architecture.name, tags=tuple(d.tags),
             scale=d.scale, channels=d.input_channels,
             parameters=sum(p.numel() for p in d.model.parameters()),
             precisions=("fp32", *(("bf16",) if d.supports_bfloat16 else ()),
                         *(("fp16",) if d.supports_half else ())),
-            size=size, largest_per_px=foreign.largest_activation_per_px(net, size, d.input_channels))
+            size=size, largest_per_px=community_files.largest_activation_per_px(net, size, d.input_channels))
         return net, self.describe(spec)
 
 

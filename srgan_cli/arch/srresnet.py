@@ -2,7 +2,7 @@
 ``spec`` block, loading into an :class:`SRResNetModel` (which prepares the exact inference
 form: BatchNorm folded, the sub-pixel tail, row bands on the CPU). Its torch modules are in
 :mod:`srgan_cli.nets.generator`, its spec in :mod:`srgan_cli.nets.srresnet_spec`, and the
-other projects' key names it converts in :mod:`srgan_cli.layouts`.
+other projects' key names it converts in :mod:`srgan_cli.distribution.layouts`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,14 @@ from typing import Any
 from srgan_cli.arch.base import ActivationMemory, Architecture, ModelFacts
 from srgan_cli.errors import WeightsError
 from srgan_cli.model import Model
-from srgan_cli.nets.srresnet_spec import (_SPEC_KEYS, BAND_BYTES, INPUT_RANGE, NAME,
-                                          OUTPUT_RANGE, GeneratorSpec)
+from srgan_cli.nets.srresnet_spec import (
+    _SPEC_KEYS,
+    BAND_BYTES,
+    INPUT_RANGE,
+    NAME,
+    OUTPUT_RANGE,
+    GeneratorSpec,
+)
 
 # Peak resident memory over live tensor bytes of the banded inference form, measured on the
 # CPU with glibc keeping freed memory: every peak measured by scripts/peak_memory.py
@@ -36,14 +42,14 @@ def activation_memory(spec: GeneratorSpec) -> ActivationMemory:
 
 
 class SRResNetModel(Model):
-    """A loaded SRResNet; its inference form is :func:`srgan_cli.nets.inference.inference_copy`."""
+    """A loaded SRResNet; its inference form is :func:`srgan_cli.inference.rewrite.inference_copy`."""
 
     def inference_form(self, on_cpu: bool):
         """BN folded and the sub-pixel tail; on the CPU also split into row and column
-        passes with the last stage in row bands (:mod:`srgan_cli.nets.inference`). The
+        passes with the last stage in row bands (:mod:`srgan_cli.inference.rewrite`). The
         split and bands were measured on the CPU (oneDNN), where they pay; elsewhere,
         unmeasured, the last stage runs whole."""
-        from srgan_cli.nets.inference import inference_copy
+        from srgan_cli.inference.rewrite import inference_copy
 
         return inference_copy(self.net, split_tail=on_cpu,
                               band_rows=None if on_cpu else 0), on_cpu
@@ -73,14 +79,14 @@ class SRResNetArchitecture(Architecture):
     # ---------------------------------------------------------------- loading
 
     def recognise(self, state: Mapping) -> str | None:
-        """The layout (:mod:`srgan_cli.layouts`) of a bare SRResNet state dict, or None."""
-        from srgan_cli import layouts
+        """The layout (:mod:`srgan_cli.distribution.layouts`) of a bare SRResNet state dict, or None."""
+        from srgan_cli.distribution import layouts
 
         found = layouts.recognise(state, NAME)
         return None if found is None else found.name
 
     def from_state_dict(self, state: Mapping, where: Any):
-        from srgan_cli import layouts
+        from srgan_cli.distribution import layouts
 
         layout = layouts.recognise(state, NAME)
         if layout is None:
@@ -89,7 +95,7 @@ class SRResNetArchitecture(Architecture):
         return self.load(spec, mapped, where), self.describe(spec)
 
     def load(self, spec: GeneratorSpec, state: Mapping, where: Any):
-        from srgan_cli.tensorfile import check_state
+        from srgan_cli.distribution.tensorfile import check_state
 
         model = self.build(spec)
         expected = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}

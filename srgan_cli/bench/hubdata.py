@@ -75,8 +75,8 @@ def fetch_dataset(name: str, scale: int = 4, revision: str | None = None) -> Pat
 
 def _download(repo_id: str, filename: str, *, revision: str | None, canonical: str, key: str,
               scale: int) -> Path:
-    """:func:`srgan_cli.hub.download` of a dataset file, with dataset-worded errors."""
-    from srgan_cli import hub
+    """:func:`srgan_cli.distribution.hub.download` of a dataset file, with dataset-worded errors."""
+    from srgan_cli.distribution import hub
     from srgan_cli.errors import WeightsError
 
     try:

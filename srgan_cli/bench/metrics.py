@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 
-
 # BT.601 luma weights of R, G, B on the 0-255 scale (the paper's protocol)
 Y_WEIGHTS = (65.481, 128.553, 24.966)
 

@@ -63,7 +63,7 @@ def methods(models: Iterable[str], realisms: Iterable[float] = (), *, device: st
     default)."""
     from PIL import Image
 
-    from srgan_cli.upscale import Upscaler
+    from srgan_cli.inference.upscale import Upscaler
 
     found = {}
     for m in models:
@@ -264,8 +264,7 @@ def _baseline(up, rgb: np.ndarray, common: dict, on_note: Note):
     """The eager fp32 baseline's result, its timed runs sized by time (announced first)."""
     import torch
 
-    from srgan_cli.bench.speed import (BASELINE_BUDGET_S, baseline_plan, eager_fp32_baseline,
-                                        measure)
+    from srgan_cli.bench.speed import BASELINE_BUDGET_S, baseline_plan, eager_fp32_baseline, measure
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(up.device)
     plain = up.model.net.to(up.device)  # as trained: BN unfolded
     runs, per_run = baseline_plan(plain, x, common["runs"])
@@ -304,13 +303,19 @@ def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
     rates and the CPU's peak FMA rate."""
     import torch
 
-    from srgan_cli.bench.speed import (gemm_rates, hardware, measure, openvino_reason,
-                                        peak_fma, synthetic_photo)
+    from srgan_cli.bench.speed import (
+        gemm_rates,
+        hardware,
+        measure,
+        openvino_reason,
+        peak_fma,
+        synthetic_photo,
+    )
 
     if "openvino" in baselines and openvino_reason():
         raise BenchmarkError(openvino_reason())
-    from srgan_cli.imaging import Decoded
-    from srgan_cli.upscale import Upscaler
+    from srgan_cli.imageio.imaging import Decoded
+    from srgan_cli.inference.upscale import Upscaler
 
     w, h = size
     names = [m for m in models if m not in BASELINES] or ["srresnet"]
@@ -327,7 +332,8 @@ def speed(models: Iterable[str], size: tuple[int, int], *, device: str = "auto",
                 f"{used or 'whole image'}) on {up.device}..."
                 + (f" ({up.kernels_note})" if up.kernels_note else ""))
         results.append(measure(f"srgan upscale path ({up.kernels} kernels)",
-                               lambda: up.upscale_decoded(d), precision=up.precision, tile=used,
+                               lambda up=up, d=d: up.upscale_decoded(d),
+                               precision=up.precision, tile=used,
                                **common))
         if "openvino" in baselines:
             results.append(_openvino(up, rgb, common, on_note))

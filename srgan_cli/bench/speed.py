@@ -186,7 +186,7 @@ def hardware(device: torch.device) -> dict:
     import os
     import platform
 
-    from srgan_cli.device import cpu_flags, cpu_model, cpu_vendor
+    from srgan_cli.inference.device import cpu_flags, cpu_model, cpu_vendor
 
     cpu, flags = platform.processor() or platform.machine(), cpu_flags()
     if cpu in ("", platform.machine()):
@@ -256,7 +256,7 @@ def peak_fma(device: torch.device, precisions) -> tuple[Peak | None, str | None]
     """The peak FMA rate of the CPU for each precision in ``precisions`` (on torch's
     threads), or None and why not (another device, a CPU without AVX2 + FMA, no compiler
     for the clock loop)."""
-    from srgan_cli.device import cpu_flags, cpu_vendor
+    from srgan_cli.inference.device import cpu_flags, cpu_vendor
 
     if device.type != "cpu":
         return None, f"no peak FMA rate for {device.type} devices"
@@ -264,7 +264,7 @@ def peak_fma(device: torch.device, precisions) -> tuple[Peak | None, str | None]
     fpc = {p: flop_per_cycle(p, flags, vendor) for p in dict.fromkeys(precisions)}
     if any(v is None for v in fpc.values()):
         return None, "no peak FMA rate: the CPU has no AVX2 + FMA"
-    from srgan_cli.nets import simd
+    from srgan_cli.inference.kernels import simd
 
     try:
         ghz = simd.clock_ghz()

@@ -9,8 +9,13 @@ import click
 from rich.console import Console
 
 from srgan_cli.cli.console import err, exit_on_error, fail, interrupts, print_table
-from srgan_cli.cli.options import (benchmark_models, border_option, inference_options,
-                                   model_option, parse_tile)
+from srgan_cli.cli.options import (
+    benchmark_models,
+    border_option,
+    inference_options,
+    model_option,
+    parse_tile,
+)
 
 
 def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, baselines, gemm,

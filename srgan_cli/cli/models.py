@@ -12,7 +12,7 @@ import click
 
 from srgan_cli.cli.console import error_line, exit_on_error, fail, say
 from srgan_cli.cli.options import DEFAULT_BORDER, border_option
-from srgan_cli.layouts import NAMES as LAYOUT_NAMES
+from srgan_cli.distribution.layouts import NAMES as LAYOUT_NAMES
 
 
 def _psnr(v: float | None) -> str:
@@ -37,8 +37,13 @@ def models() -> None:
 @models.command("list")
 def list_models() -> None:
     """Registered models, where each would come from, and their benchmark numbers."""
+    from srgan_cli.distribution.registry import (
+        default_model,
+        local_source,
+        registry,
+        registry_paths,
+    )
     from srgan_cli.errors import SrganError
-    from srgan_cli.models import default_model, local_source, registry, registry_paths
 
     try:
         reg = registry()
@@ -71,9 +76,9 @@ def download(names, force) -> None:
       srgan models download srresnet
       srgan models download hf://owner/repo/model.safetensors@<commit>
     """
-    from srgan_cli import hub
+    from srgan_cli.distribution import hub
+    from srgan_cli.distribution.registry import check_shipped, lookup, resolve_registered
     from srgan_cli.errors import SrganError
-    from srgan_cli.models import check_shipped, lookup, resolve_registered
 
     failed = 0
     for name in names:
@@ -103,7 +108,7 @@ def info(model) -> None:
 
     A registered name is shown from local copies only (no download).
     """
-    from srgan_cli.models import registry, resolve_model
+    from srgan_cli.distribution.registry import registry, resolve_model
 
     out: list[tuple[str, str]] = []
     path, known_sha256 = None, None
@@ -124,7 +129,7 @@ def info(model) -> None:
 
 def _entry_rows(e) -> tuple[list[tuple[str, str]], Path | None]:
     """``models info`` rows of a registry entry, and its local copy (None when none)."""
-    from srgan_cli.models import default_model, find_by_sha256, local_source
+    from srgan_cli.distribution.registry import default_model, find_by_sha256, local_source
 
     out = [("name", e.name), ("description", e.description),
                     ("architecture", f"{e.arch} x{e.scale}, {e.facts.summary}"),
@@ -157,14 +162,14 @@ def _entry_rows(e) -> tuple[list[tuple[str, str]], Path | None]:
 def _file_rows(path: Path, sha256: str | None = None) -> list[tuple[str, str]]:
     """``models info`` rows of a model file: size, sha256 (hashed unless already verified
     as ``sha256``), tensors, what it holds, metadata."""
-    from srgan_cli import hub, tensorfile
+    from srgan_cli.distribution import hub, tensorfile
+    from srgan_cli.distribution.loading import facts_of_file
     from srgan_cli.errors import WeightsError
-    from srgan_cli.loading import facts_of_file
 
     if Path(path).suffix == ".safetensors" or tensorfile.looks_like_safetensors(path):
         n_tensors, n_params, meta = tensorfile.summary(path)
     else:  # a community .pth/.pt/.ckpt/.bin: torch.load(weights_only=True) only
-        from srgan_cli.foreign import read_state_dict
+        from srgan_cli.distribution.community_files import read_state_dict
 
         state = read_state_dict(path)
         n_tensors, n_params, meta = len(state), sum(t.numel() for t in state.values()), {}
@@ -219,8 +224,8 @@ def register(file, name, set5, set14, license_, description, repo_id, revision,
     file. A GAN model's parent (the SRResNet it was fine-tuned from, which --realism
     blends it with) is copied from the file's metadata. Prints the entry written.
     """
+    from srgan_cli.distribution.registry import register_file
     from srgan_cli.errors import SrganError
-    from srgan_cli.models import register_file
 
     try:
         res = register_file(file, name, registry_file=registry_file, set5=set5, set14=set14,
@@ -264,9 +269,9 @@ def publish(file, repo_id, name, filename, branch, private, license_, set5, set1
     Prints the models.json entry (pinned revision + sha256) to paste into the registry.
     Benchmark numbers: measure with `srgan benchmark set5 set14 --model FILE` first.
     """
-    from srgan_cli import hub
+    from srgan_cli.distribution import hub
+    from srgan_cli.distribution.registry import registry
     from srgan_cli.errors import SrganError
-    from srgan_cli.models import registry
 
     name = name or file.stem
     try:
@@ -331,8 +336,8 @@ def export_cmd(source, out, onnx_out, parent, which, border, overwrite) -> None:
         return
     if border != DEFAULT_BORDER:
         fail("--border is for --onnx (a weights file has no border)")
+    from srgan_cli.distribution.tensorfile import metadata
     from srgan_cli.errors import SrganError
-    from srgan_cli.tensorfile import metadata
     from srgan_cli.train.export import export
 
     checkpoint = Path(source)
@@ -358,7 +363,7 @@ def _export_onnx(source: str, onnx_out: Path, *, out: Path | None, parent: Path 
                  which: str, border: str, overwrite: bool) -> None:
     """``srgan models export SOURCE --onnx FILE`` (``out``, ``parent``, ``which``: the
     checkpoint export's arguments, refused here)."""
-    from srgan_cli.onnx_export import export_onnx
+    from srgan_cli.inference.onnx_export import export_onnx
 
     if out is not None:
         fail(f"give either OUT ({out}) or --onnx FILE, not both")
@@ -388,7 +393,7 @@ def convert(src, dst, layout, overwrite) -> None:
       srgan     our own key names (head, body.i, fuse, up.j, tail)
     Shapes are checked against the rebuilt generator; unknown layouts are refused.
     """
-    from srgan_cli.convert import convert as run
+    from srgan_cli.distribution.convert import convert as run
     from srgan_cli.errors import SrganError
 
     try:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import click
 
 from srgan_cli.arch.base import PRECISIONS as MODEL_PRECISIONS
-from srgan_cli.kernels import CHOICES as KERNELS
+from srgan_cli.inference.kernels.choice import CHOICES as KERNELS
 
 # What --precision and --kernels accept: the model precisions the architectures declare
-# (srgan_cli.arch.base) and the kernel choices of srgan_cli.kernels (neither imports torch).
-# tests/test_cli_options.py checks that they agree with srgan_cli.runner's.
+# (srgan_cli.arch.base) and the kernel choices of srgan_cli.inference.kernels.choice (neither imports torch).
+# tests/test_cli_options.py checks that they agree with srgan_cli.inference.runner's.
 PRECISIONS = ("auto", *MODEL_PRECISIONS)
 DEVICE_DEFAULT = "auto"
 
@@ -45,7 +45,7 @@ def inference_options(f):
     return device_option(f)
 
 
-# srgan_cli.upscale's BORDERS, DEFAULT_BORDER and MIRROR_PAD, which import torch;
+# srgan_cli.inference.upscale's BORDERS, DEFAULT_BORDER and MIRROR_PAD, which import torch;
 # tests/test_cli_options.py checks that they agree
 BORDERS = ("zero", "symmetric", "reflect", "edge")
 DEFAULT_BORDER = "symmetric"
@@ -87,7 +87,7 @@ def benchmark_models(models: tuple[str, ...]) -> tuple[str, ...]:
     is), the SRResNet and bicubic, each once."""
     if models:
         return models
-    from srgan_cli.models import default_model
+    from srgan_cli.distribution.registry import default_model
 
     return tuple(dict.fromkeys((default_model(), "srresnet", "bicubic")))
 

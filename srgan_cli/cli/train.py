@@ -9,11 +9,17 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from srgan_cli.cli.console import (command_line, err, exit_on_error, fail,
-                                   interrupt_on_signals)
+from srgan_cli.cli.console import command_line, err, exit_on_error, fail, interrupt_on_signals
 from srgan_cli.cli.options import device_option, precision_choice
-from srgan_cli.train.config import (CONTENT_LOSSES, GAN_LR_STEP, LR_SCHEDULES, STAGE_DEFAULTS,
-                                    STAGES, TrainConfig, field_defaults)
+from srgan_cli.train.config import (
+    CONTENT_LOSSES,
+    GAN_LR_STEP,
+    LR_SCHEDULES,
+    STAGE_DEFAULTS,
+    STAGES,
+    TrainConfig,
+    field_defaults,
+)
 
 # Every default below is TrainConfig's (field_defaults), every choice the training modules'
 # constant, so the options cannot drift from what a TrainConfig built in Python trains;
@@ -248,8 +254,14 @@ def _check_degradation(text: str) -> None:
 
 def _progress_bar(disable: bool):
     """The training progress bar (on stderr): iterations, losses, lr and speed, ETA."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -1,5 +1,5 @@
 """``srgan upscale``: images, folders and patterns through a model. The inputs, output names
-and checks are :mod:`srgan_cli.batch`'s, the model :class:`srgan_cli.upscale.Upscaler`;
+and checks are :mod:`srgan_cli.batch.plan`'s, the model :class:`srgan_cli.inference.upscale.Upscaler`;
 this module parses options and shows progress."""
 
 from __future__ import annotations
@@ -12,10 +12,22 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from srgan_cli.cli.console import (Failure, Interrupted, err, error_line, exit_on_error, fail,
-                                   interrupts)
-from srgan_cli.cli.options import (border_option, inference_options, model_option, parse_shard,
-                                   parse_tile)
+from srgan_cli.cli.console import (
+    Failure,
+    Interrupted,
+    err,
+    error_line,
+    exit_on_error,
+    fail,
+    interrupts,
+)
+from srgan_cli.cli.options import (
+    border_option,
+    inference_options,
+    model_option,
+    parse_shard,
+    parse_tile,
+)
 from srgan_cli.files import remove_temporaries
 
 
@@ -46,7 +58,7 @@ def _eta_column():
 def _precision_words(up, files: list[Path]) -> str:
     """'<precision>, <kernels> kernels' for the first line, saying when 16-bit inputs run in
     fp32 instead of --precision auto's reduced precision."""
-    from srgan_cli.imaging import bit_depth
+    from srgan_cli.imageio.imaging import bit_depth
 
     plain = f"{up.precision}, {up.kernels} kernels"
     high = up.precision_for(16)
@@ -136,7 +148,7 @@ def upscale(inputs, output, model, device, precision, kernels, tile, tile_pad, t
     """
     import time
 
-    from srgan_cli.tally import Tally  # torch is not loaded yet: the next lines load it
+    from srgan_cli.batch.tally import Tally  # torch is not loaded yet: the next lines load it
 
     t0, jobs = time.perf_counter(), []
     try:
@@ -176,7 +188,7 @@ def _setup(inputs, planned: list, *, model, output, tile, shard, suffix, outscal
     put in ``planned``, for a summary if Ctrl-C comes next), the model loaded
     (``upscaler``: the :class:`Upscaler` options). (upscaler, jobs, earlier outputs left
     out, whether one file is named as such); exits on a failure."""
-    from srgan_cli.upscale import Upscaler
+    from srgan_cli.inference.upscale import Upscaler
 
     try:
         tile_n = parse_tile(tile)
@@ -202,15 +214,15 @@ def _plan(inputs, *, model, output, recursive, shard, shard_kn, suffix, outscale
     """(the model, loaded once, jobs, earlier outputs left out, whether one file is named as such)
     for ``srgan upscale``'s inputs and options; exits with the reason when there is
     nothing to do or an output cannot be written."""
-    from srgan_cli import batch
-    from srgan_cli.imaging import INPUT_SUFFIXES as IMAGE_SUFFIXES
     from srgan_cli.api import load
+    from srgan_cli.batch import plan
+    from srgan_cli.imageio.imaging import INPUT_SUFFIXES as IMAGE_SUFFIXES
 
-    items = batch.collect_inputs(inputs, recursive)
+    items = plan.collect_inputs(inputs, recursive)
     if shard_kn:
-        items = batch.shard(items, *shard_kn)
+        items = plan.shard(items, *shard_kn)
     if not items:
-        nested = not recursive and batch.has_subfolders(inputs)
+        nested = not recursive and plan.has_subfolders(inputs)
         fail("no input images found" + (f" in shard {shard}" if shard else "")
              + ("; the input folder has sub-folders: add -r to descend into them" if nested
                 else ""))
@@ -221,14 +233,14 @@ def _plan(inputs, *, model, output, recursive, shard, shard_kn, suffix, outscale
     if (not single and output is not None and output.suffix.lower() in IMAGE_SUFFIXES
             and not output.is_dir()):
         fail(f"-o {output}: {len(items)} inputs need an output folder, not an image file name")
-    jobs, earlier = batch.plan_jobs(items, output, single=single, suffix=suffix, fmt=fmt,
+    jobs, earlier = plan.plan_jobs(items, output, single=single, suffix=suffix, fmt=fmt,
                                     overwrite=overwrite)
-    conflicts = batch.conflicts(jobs)
+    conflicts = plan.conflicts(jobs)
     for line in conflicts[:-1]:
         error_line(line)
     if conflicts:
         fail(conflicts[-1])
-    why = batch.unwritable({job.dst.parent for job in jobs if job.dst is not None})
+    why = plan.unwritable({job.dst.parent for job in jobs if job.dst is not None})
     if why:
         fail(why)
     return loaded, jobs, earlier, single
@@ -239,9 +251,9 @@ def _print_setup(up, jobs, earlier, *, realism, fmt, output, skip_existing) -> N
     fp16 on the CPU, a --format the extension of ``output`` (the output file of a single
     input, else None) contradicts, inputs left out as earlier outputs, inputs saved as
     low-quality JPEGs when a model trained for them is registered (once for the batch)."""
-    from srgan_cli.batch import to_upscale
-    from srgan_cli.imaging import FORMATS, output_format
-    from srgan_cli.upscale import compressed_inputs_note
+    from srgan_cli.batch.pipeline import compressed_inputs_note
+    from srgan_cli.batch.plan import to_upscale
+    from srgan_cli.imageio.imaging import FORMATS, output_format
 
     err.print(f"model: {escape(str(up.weights_path))} ({up.model.describe()})"
               + (f" at realism {realism:g} with {escape(str(up.parent_path))}"
@@ -310,18 +322,25 @@ class _Display:
 
 
 def _run(up, jobs, files: dict, *, quiet: bool, as_json: bool):
-    """Upscale ``jobs`` (``files``: :meth:`Upscaler.upscale_files`'s file options) under
+    """Upscale ``jobs`` (``files``: :func:`srgan_cli.batch.pipeline.upscale_files`'s file options) under
     the progress display; (tally, seconds, whether Ctrl-C or SIGTERM stopped it). After
     an interruption the write in flight ends and temporary files are removed."""
     import time
     import warnings
 
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
-                               TextColumn, TimeElapsedColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-    from srgan_cli import batch
+    from srgan_cli.batch.pipeline import upscale_files
+    from srgan_cli.batch.tally import Tally
 
-    tally = batch.Tally()
+    tally = Tally()
     t0 = time.perf_counter()
     progress = Progress(SpinnerColumn(finished_text=" "), TextColumn("[bold]{task.description}"),
                         BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
@@ -341,8 +360,8 @@ def _run(up, jobs, files: dict, *, quiet: bool, as_json: bool):
                 click.echo(json.dumps(record))
             bar.advance(shown.images)
 
-        outcomes = up.upscale_files(jobs, **files, on_start=shown.on_start,
-                                    on_tile=shown.on_tile, on_event=shown.on_event)
+        outcomes = upscale_files(up, jobs, **files, on_start=shown.on_start,
+                                 on_tile=shown.on_tile, on_event=shown.on_event)
         for o in outcomes:
             report(o)
         if len(jobs) > 1:
@@ -356,7 +375,7 @@ def _run(up, jobs, files: dict, *, quiet: bool, as_json: bool):
 
 
 def _finished(outcomes):
-    """After Ctrl-C outside the generator ``outcomes`` (of :meth:`Upscaler.upscale_files`):
+    """After Ctrl-C outside the generator ``outcomes`` (of :func:`srgan_cli.batch.pipeline.upscale_files`):
     the outcomes of the images whose writes were under way. Interrupted inside it, it has
     yielded them already and ended."""
     try:

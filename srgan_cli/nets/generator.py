@@ -72,7 +72,7 @@ class Fuse(nn.Module):
 
 class SRResNet(nn.Module):
     """Generator network. ``forward`` maps LR in [0,1] to SR in [-1,1]. ``inference``: the
-    rewrites of an inference copy (:class:`~srgan_cli.nets.inference.InferenceOptions`),
+    rewrites of an inference copy (:class:`~srgan_cli.inference.rewrite.InferenceOptions`),
     None for the network as trained."""
 
     inference = None

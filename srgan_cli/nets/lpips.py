@@ -50,7 +50,7 @@ class LPIPS(nn.Module):
             raise WeightsError(
                 "LPIPS needs AlexNet + LPIPS v0.1 weights: pass --lpips-weights PATH or set "
                 f"{ENV} (a safetensors file with features.* and lin.lin0-4.model.1.weight)")
-        from srgan_cli.tensorfile import load_tensors
+        from srgan_cli.distribution.tensorfile import load_tensors
 
         if not path.is_file():
             raise WeightsError(f"{path}: no such LPIPS weights file")

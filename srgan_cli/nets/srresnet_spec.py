@@ -13,7 +13,7 @@ NAME = "srresnet"
 INPUT_RANGE = (0.0, 1.0)
 OUTPUT_RANGE = (-1.0, 1.0)
 # Rows of the banded last stage's 4C-map tensors computed at a time: about this many bytes
-# each (srgan_cli.nets.inference.SubpixelTail).
+# each (srgan_cli.inference.rewrite.SubpixelTail).
 BAND_BYTES = 96 << 20
 _SPEC_KEYS = ("scale", "blocks", "width", "channels")
 

@@ -97,7 +97,7 @@ class VGGFeatures(nn.Module):
             return cls._from_state(layer, state, "torchvision VGG19_Weights.IMAGENET1K_V1")
         if not path.is_file():
             raise WeightsError(f"{path}: no such VGG weights file")
-        from srgan_cli.tensorfile import load_tensors
+        from srgan_cli.distribution.tensorfile import load_tensors
 
         state = decode_state(load_tensors(path), str(path))
         state = {k.removeprefix("features."): v.float() for k, v in state.items()}
@@ -107,7 +107,7 @@ class VGGFeatures(nn.Module):
     def _from_state(cls, layer: str, state: dict[str, torch.Tensor], where: str) -> "VGGFeatures":
         model = cls(layer)
         want = model.features.state_dict()
-        from srgan_cli.tensorfile import check_state
+        from srgan_cli.distribution.tensorfile import check_state
 
         check_state(state, want, where, "VGG19 features", extra_ok=True)
         model.features.load_state_dict({k: state[k].float() for k in want})
@@ -133,7 +133,7 @@ def vgg19_features() -> nn.Sequential:
 
 def _torchvision_state() -> tuple[dict[str, torch.Tensor] | None, str]:
     """torchvision's ImageNet VGG19 ``features`` weights, or (None, why not)."""
-    from srgan_cli.hub import offline
+    from srgan_cli.paths import offline
 
     if offline():
         return None, "offline: HF_HUB_OFFLINE is set"

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from srgan_cli import arch
+from srgan_cli.distribution.modelfile import save_generator
 from srgan_cli.errors import TrainError
 from srgan_cli.nets.srresnet_spec import GeneratorSpec
 from srgan_cli.train.state import load_checkpoint
-from srgan_cli.weights import save_generator
 
 
 def _parent_provenance(checkpoint: Path, init: dict[str, Any], spec: GeneratorSpec,
@@ -24,7 +24,7 @@ def _parent_provenance(checkpoint: Path, init: dict[str, Any], spec: GeneratorSp
     that, ``parent`` names the file, which must agree with what the run did record
     (its iterations and stage) and have the same architecture.
     """
-    from srgan_cli.loading import load_file
+    from srgan_cli.distribution.loading import load_file
 
     if parent is None:
         if not init.get("sha256"):

@@ -21,17 +21,28 @@ from typing import Any
 
 import torch
 
-from srgan_cli.device import resolve_device, training_dtype
 from srgan_cli.errors import TrainError
+from srgan_cli.inference.device import resolve_device, training_dtype
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet
 from srgan_cli.train import dist
-from srgan_cli.train.config import (CONTENT_LOSSES, STAGES, TrainConfig, check_resumable,
-                                    lr_at, saved_config)
+from srgan_cli.train.config import (
+    CONTENT_LOSSES,
+    STAGES,
+    TrainConfig,
+    check_resumable,
+    lr_at,
+    saved_config,
+)
 from srgan_cli.train.data import DataError, ImageBank, sample_batch
-from srgan_cli.train.degrade import Degrader, DegradationError, parse_degradation
+from srgan_cli.train.degrade import DegradationError, Degrader, parse_degradation
 from srgan_cli.train.losses import generator_losses
-from srgan_cli.train.state import (TrainState, checkpoint_dict, load_checkpoint,
-                                   save_checkpoint, seed_for)
+from srgan_cli.train.state import (
+    TrainState,
+    checkpoint_dict,
+    load_checkpoint,
+    save_checkpoint,
+    seed_for,
+)
 from srgan_cli.train.steps import Nets, discriminator_step, generator_step
 from srgan_cli.train.validation import load_pairs, validate_metrics
 
@@ -112,9 +123,9 @@ def _init_weights(cfg: TrainConfig) -> tuple[SRResNet | None, dict[str, Any] | N
             raise TrainError("the GAN stage starts from trained SRResNet weights: pass --init "
                              "NAME|PATH (e.g. --init srresnet)")
         return None, None
+    from srgan_cli.distribution.loading import load_file
+    from srgan_cli.distribution.registry import resolve_model
     from srgan_cli.errors import WeightsError
-    from srgan_cli.loading import load_file
-    from srgan_cli.models import resolve_model
 
     try:
         init_path = resolve_model(cfg.init)

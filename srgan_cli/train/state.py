@@ -136,7 +136,7 @@ class TrainState:
             st["cuda_rng"] = torch.cuda.get_rng_state_all()
         return st
 
-    def load_state_dict(self, st: dict[str, Any], info: DistInfo = DistInfo(), seed: int = 0,
+    def load_state_dict(self, st: dict[str, Any], info: DistInfo = DistInfo(), seed: int = 0,  # noqa: B008 - frozen
                         source: str = "checkpoint") -> bool:
         """Restore from :meth:`state_dict` entries (or a version 1 or 2 checkpoint).
 

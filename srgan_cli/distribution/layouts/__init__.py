@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from srgan_cli.distribution.layouts.base import Layout
 from srgan_cli.errors import ConvertError
-from srgan_cli.layouts.base import Layout
 
 
 def _layouts() -> dict[str, Layout]:
-    from srgan_cli.layouts import srgan, twtygqyy
+    from srgan_cli.distribution.layouts import srgan, twtygqyy
 
     return {lay.name: lay for lay in (twtygqyy.LAYOUT, srgan.LAYOUT)}
 

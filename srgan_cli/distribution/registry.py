@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srgan_cli.distribution.hub import HEX40, HEX64, entry_fields
 from srgan_cli.errors import ChecksumError, ModelUnavailableError, WeightsError
-from srgan_cli.hub import HEX40, HEX64, entry_fields
 from srgan_cli.paths import REPO_DIR
 
 DEFAULT_MODEL = "srresnet"  # when the registry names no default
@@ -326,7 +326,7 @@ def shipped_path(entry: RegistryEntry) -> Path:
 def check_shipped(entry: RegistryEntry) -> tuple[Path | None, str | None]:
     """``(path, None)`` when the shipped copy exists and matches the registry's sha256;
     ``(None, why-not)`` when it exists but cannot be used; ``(None, None)`` when absent."""
-    from srgan_cli.hub import sha256_file
+    from srgan_cli.distribution.hub import sha256_file
 
     f = shipped_path(entry)
     if not f.is_file():
@@ -345,7 +345,7 @@ def local_source(entry: RegistryEntry) -> tuple[str, Path | None, str | None]:
     """Where ``entry`` would come from, without network calls: ``(source, verified local
     path or None, why a local copy is not usable or None)``; the source is ``shipped``,
     ``cached``, ``cached (sha256 mismatch)``, ``remote`` or ``unpublished``."""
-    from srgan_cli import hub
+    from srgan_cli.distribution import hub
 
     shipped, problem = check_shipped(entry)
     if shipped is not None:
@@ -364,7 +364,7 @@ def local_source(entry: RegistryEntry) -> tuple[str, Path | None, str | None]:
 def resolve_registered(entry: RegistryEntry, *, force_download: bool = False,
                        use_shipped: bool = True) -> Path:
     """The verified local file for a registered model; downloads it when needed."""
-    from srgan_cli import hub
+    from srgan_cli.distribution import hub
 
     where = entry.registry_file or registry_path()
     shipped_problem = None
@@ -417,7 +417,7 @@ def resolve_source(name_or_path: str | os.PathLike) -> tuple[Path, str | None]:
     registry (a registered name), else None."""
     s = str(name_or_path)
     if s.startswith("hf://"):
-        from srgan_cli import hub
+        from srgan_cli.distribution import hub
 
         return hub.resolve_hf_url(s), None
     p = Path(s)
@@ -483,8 +483,8 @@ def register_file(path: str | os.PathLike, name: str | None = None, *,
     ``degradation`` (each removed when the file has none). ``make_default`` makes ``name``
     the registry's ``default`` model.
     """
-    from srgan_cli.hub import sha256_file
-    from srgan_cli.loading import load_file
+    from srgan_cli.distribution.hub import sha256_file
+    from srgan_cli.distribution.loading import load_file
 
     path = Path(path)
     reg_path = Path(registry_file) if registry_file is not None else registry_path()

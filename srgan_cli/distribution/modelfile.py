@@ -4,7 +4,7 @@ A weights file carries, as string metadata, everything needed to rebuild the net
 (``arch``, which selects the architecture in :mod:`srgan_cli.arch`, and that
 architecture's keys, e.g. ``scale``, ``blocks``, ``width``, value ranges) and how it was
 made (``stage``, ``iterations``, ``data``, ``date`` and free-form extras). Nothing is
-inferred from the file name. Reading one is :func:`srgan_cli.load` (:mod:`srgan_cli.loading`).
+inferred from the file name. Reading one is :func:`srgan_cli.load` (:mod:`srgan_cli.distribution.loading`).
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from srgan_cli.batch.pipeline import FileJob
+from srgan_cli.batch.tally import Tally  # noqa: F401 - where it has always been found
 from srgan_cli.errors import ImageError, SrganError
-from srgan_cli.imaging import FORMAT_SUFFIX, FORMATS, INPUT_SUFFIXES, output_format
-from srgan_cli.tally import Tally  # noqa: F401 - where it has always been found
-from srgan_cli.upscale import FileJob
+from srgan_cli.imageio.imaging import FORMAT_SUFFIX, FORMATS, INPUT_SUFFIXES, output_format
 
 Item = tuple[Path, Path | None]  # (file, the folder it was found under, or None)
 

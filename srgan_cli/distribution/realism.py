@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
+from srgan_cli.distribution.loading import load_file
 from srgan_cli.errors import WeightsError
-from srgan_cli.loading import load_file
 from srgan_cli.model import Model
 
 
@@ -35,8 +35,8 @@ def check_realism(r: float) -> float:
 
 def find_parent(info: Model, parent: str | os.PathLike | None = None) -> Path:
     """The verified local file of the SRResNet that ``info`` (a GAN model) was fine-tuned from."""
-    from srgan_cli.hub import sha256_file
-    from srgan_cli.models import find_by_sha256, resolve_registered
+    from srgan_cli.distribution.hub import sha256_file
+    from srgan_cli.distribution.registry import find_by_sha256, resolve_registered
 
     path = info.path
     sha = info.parent_sha256

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from srgan_cli.errors import ChecksumError, ModelUnavailableError, PublishError, WeightsError
+from srgan_cli.paths import offline
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 HEX40 = re.compile(r"[0-9a-f]{40}")  # a git commit (a pinned revision)
 HEX64 = re.compile(r"[0-9a-f]{64}")  # a sha256
-_TRUE = {"1", "on", "yes", "true"}
 
 
 # --------------------------------------------------------------------------- settings
@@ -48,12 +48,6 @@ def _git_blob_sha1(path: Path) -> str:
 def endpoint() -> str:
     """``$HF_ENDPOINT`` (read now, not at import), default https://huggingface.co."""
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-
-
-def offline() -> bool:
-    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value."""
-    v = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return v.strip().lower() in _TRUE
 
 
 def cache_dir() -> Path:
@@ -140,8 +134,8 @@ def download(repo_id: str, filename: str, *, revision: str | None = None,
     network call is made. ``what`` names the thing in messages; ``hint`` is the command
     that fetches it while online; ``otherwise`` the local alternative a message offers.
     """
-    from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hfe
+    from huggingface_hub import hf_hub_download
 
     what = what or f"{repo_id}/{filename}"
     rev = revision or "main"
@@ -447,7 +441,7 @@ def publish(path: str | os.PathLike, repo_id: str, *, name: str, filename: str |
     The file must be one of our generator files (metadata and tensors are checked).
     Returns the registry entry pinned to the new commit, with the file's sha256.
     """
-    from srgan_cli.loading import load_file
+    from srgan_cli.distribution.loading import load_file
 
     path = Path(path)
     info = load_file(path, ours_only=True)  # full key/shape check before anything leaves
@@ -461,8 +455,11 @@ def publish(path: str | os.PathLike, repo_id: str, *, name: str, filename: str |
                       metadata=info.metadata, license=license, psnr=psnr,
                       parameters=info.parameters)
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.utils import (are_progress_bars_disabled, disable_progress_bars,
-                                       enable_progress_bars)
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
     api = HfApi(endpoint=endpoint(), token=token)
     bars_were_off = are_progress_bars_disabled()

@@ -1,8 +1,8 @@
 """Which kernels run a prepared network: the one place that decides.
 
 A :class:`KernelFamily` is a set of fused CPU kernels for one architecture (today, for
-SRResNet: the AMX-BF16 kernels of :mod:`srgan_cli.nets.fused`, and the AVX2 + FMA fp32
-kernels of :mod:`srgan_cli.nets.fused_fp32`, which run on every x86-64 CPU with AVX2, AMX
+SRResNet: the AMX-BF16 kernels of :mod:`srgan_cli.inference.kernels.fused`, and the AVX2 + FMA fp32
+kernels of :mod:`srgan_cli.inference.kernels.fused_fp32`, which run on every x86-64 CPU with AVX2, AMX
 ones included). :data:`FAMILIES` lists them in the
 order ``--kernels auto`` tries them; :func:`choose` runs the first that can run here and
 says why none did. What rules a family out is answered in two parts: the caller's
@@ -27,20 +27,20 @@ from srgan_cli.errors import SrganError
 
 
 def _amx(net: Any) -> tuple[Any, str | None]:
-    from srgan_cli.nets.fused import fused_or_reason
+    from srgan_cli.inference.kernels.fused import fused_or_reason
 
     return fused_or_reason(net)
 
 
 def _avx2(net: Any) -> tuple[Any, str | None]:
-    from srgan_cli.nets.fused_fp32 import fp32_or_reason
+    from srgan_cli.inference.kernels.fused_fp32 import fp32_or_reason
 
     return fp32_or_reason(net)
 
 
 def _no_amx() -> bool:
     """Whether this CPU lacks AMX-BF16 (then ``auto`` tries the AVX2 kernels in fp32)."""
-    from srgan_cli.device import cpu_flags
+    from srgan_cli.inference.device import cpu_flags
 
     return not {"amx_bf16", "amx_tile", "avx512_bf16"} <= cpu_flags()
 

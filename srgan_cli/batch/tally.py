@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from srgan_cli.upscale import FileOutcome
+    from srgan_cli.batch.pipeline import FileOutcome
 
 
 @dataclass

@@ -64,8 +64,8 @@ def _image_net(net: Any, d: Any, border: str):
     output cropped back and its ``output_range`` mapped to [0, 1], clamped."""
     import torch
 
-    from srgan_cli.tiling import mirror_pad
-    from srgan_cli.runner import MIRROR_PAD
+    from srgan_cli.inference.runner import MIRROR_PAD
+    from srgan_cli.inference.tiling import mirror_pad
 
     lo, hi = (float(v) for v in d.output_range)
     pad = 0 if border == "zero" else min(MIRROR_PAD, d.tile_pad)  # as Upscaler's default
@@ -101,7 +101,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, *,
     """Write ``model`` (a registered name, hf:// URL or model file: ours or a community
     model) to ``out`` as an ONNX file (see the module docstring for its convention).
     ``border``: as ``srgan upscale --border`` (its default, ``symmetric``, mirrors
-    :data:`~srgan_cli.runner.MIRROR_PAD` pixels inside the graph; ``zero`` is the bare
+    :data:`~srgan_cli.inference.runner.MIRROR_PAD` pixels inside the graph; ``zero`` is the bare
     network with its convolutions' zero padding).
 
     The file is written atomically. One-line :class:`ExportError` for a missing optional
@@ -112,7 +112,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, *,
     missing = missing_packages()
     if missing:
         raise ExportError(f"exporting to ONNX needs {' and '.join(missing)}: {INSTALL}")
-    from srgan_cli.runner import BORDERS
+    from srgan_cli.inference.runner import BORDERS
 
     if border not in BORDERS:
         raise ExportError(f"unknown border {border!r} ({', '.join(BORDERS)})")

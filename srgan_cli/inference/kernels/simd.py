@@ -1,13 +1,13 @@
 """Fused fp32 3x3 convolutions for CPUs without AMX (``simd.c``, AVX2 + FMA), built on
 first use with the system's C compiler.
 
-The fp32 counterpart of :mod:`srgan_cli.nets.amx`: one kernel computes a 3x3 convolution
+The fp32 counterpart of :mod:`srgan_cli.inference.kernels.amx`: one kernel computes a 3x3 convolution
 with the bias, per-channel PReLU, residual add and 2x pixel shuffle folded into its
 epilogue, on fp32 "padded NHWC" images ((H + 2, W + 2, C) with a stored zero border,
 :func:`padded`). It needs an x86-64 CPU with AVX2 and FMA (every one since about 2013,
 AMX ones included) and a C compiler (``$CC``, else ``cc``); :func:`available` and
 :func:`unavailable_reason` say whether and why not. The shared object is cached beside the
-AMX one (:func:`srgan_cli.nets.amx.cache_dir`), keyed by the source's hash, written
+AMX one (:func:`srgan_cli.inference.kernels.amx.cache_dir`), keyed by the source's hash, written
 atomically.
 
 The library also holds :func:`clock_ghz`, a measured core clock (a chain of dependent
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from srgan_cli.device import cpu_flags
-from srgan_cli.nets import amx
+from srgan_cli.inference.device import cpu_flags
+from srgan_cli.inference.kernels import amx
 
 SOURCE = Path(__file__).with_name("simd.c")
 FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-mavx2", "-mfma"]
@@ -158,7 +158,7 @@ def pack_winograd(weight: torch.Tensor, m: int = WINO_DEFAULT) -> torch.Tensor:
 
 class Conv3x3:
     """A 3x3 convolution (+ bias, PReLU, residual) on padded fp32 NHWC images; the same
-    interface as :class:`srgan_cli.nets.amx.Conv3x3` (``shuffle=True``: stored through a 2x
+    interface as :class:`srgan_cli.inference.kernels.amx.Conv3x3` (``shuffle=True``: stored through a 2x
     pixel shuffle, ``slope`` with O entries in the order of the maps before the shuffle).
     ``winograd``: the output tile m of Winograd F(m x m, 3x3), 2 or 4 (2.25x or 4x fewer
     multiplies), 0 for the direct convolution; None: :data:`WINO_DEFAULT` where the
@@ -199,7 +199,7 @@ class Conv3x3:
 
     def __call__(self, x: torch.Tensor, out: torch.Tensor, res: torch.Tensor | None = None,
                  rows: tuple[int, int] | None = None, out_row0: int = 0) -> torch.Tensor:
-        """Compute into ``out`` (see :meth:`srgan_cli.nets.amx.Conv3x3.__call__`; fp32)."""
+        """Compute into ``out`` (see :meth:`srgan_cli.inference.kernels.amx.Conv3x3.__call__`; fp32)."""
         h, w = x.shape[0] - 2, x.shape[1] - 2
         if (x.dtype != DTYPE or x.dim() != 3 or x.shape[2] != self.cin
                 or x.stride(2) != 1 or x.stride(1) != self.cin):

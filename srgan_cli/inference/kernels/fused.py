@@ -1,6 +1,6 @@
-"""SRResNet in bf16 with the fused AMX convolutions of :mod:`srgan_cli.nets.amx`.
+"""SRResNet in bf16 with the fused AMX convolutions of :mod:`srgan_cli.inference.kernels.amx`.
 
-Built from an :func:`~srgan_cli.nets.inference.inference_copy` (BatchNorm folded, the
+Built from an :func:`~srgan_cli.inference.rewrite.inference_copy` (BatchNorm folded, the
 sub-pixel tail), it runs every 3x3 convolution of the network through one kernel whose
 epilogue also does what eager PyTorch runs as separate passes:
 
@@ -9,7 +9,7 @@ epilogue also does what eager PyTorch runs as separate passes:
 * each upsampling stage but the last: conv + bias + PReLU, stored through the 2x pixel
   shuffle into the next stage's input (the per-channel PReLU commutes with the shuffle);
 * the last stage: conv + bias + PReLU into the 4C maps that the split tail reads, in the
-  same row bands as :class:`~srgan_cli.nets.inference.SubpixelTail`.
+  same row bands as :class:`~srgan_cli.inference.rewrite.SubpixelTail`.
 
 The head (9x9, 3 input maps) and the tail's 1x5 and 5x1 passes stay with oneDNN.
 Activations live in bf16 NHWC buffers with a stored zero border (:func:`amx.padded`).
@@ -26,16 +26,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from srgan_cli.nets import amx
+from srgan_cli.inference.kernels import amx
+from srgan_cli.inference.rewrite import SubpixelTail
 from srgan_cli.nets.generator import SRResNet
-from srgan_cli.nets.inference import SubpixelTail
 
 
 def supported(net: SRResNet) -> str | None:
     """Why the kernels cannot run ``net``, or None if they can: what they declare they run
     (an inference copy with BatchNorm folded and the sub-pixel tail, width a multiple of
     32, the head not in fp32). Whether they run here at all is :func:`amx.library`; which
-    kernels a network gets is decided in :mod:`srgan_cli.kernels`."""
+    kernels a network gets is decided in :mod:`srgan_cli.inference.kernels.choice`."""
     spec, form = net.spec, net.inference
     if spec.width % 32:
         return f"width {spec.width} is not a multiple of 32"
@@ -68,7 +68,7 @@ class FusedSRResNet(nn.Module):
     """``net`` (an inference copy) with its 3x3 convolutions run by the AMX kernels in bf16.
 
     ``ops`` is the kernel module (``padded``, ``Conv3x3``, ``library``, ``DTYPE``): a
-    subclass swaps it (:class:`srgan_cli.nets.fused_fp32.Fp32SRResNet`, the AVX2 fp32
+    subclass swaps it (:class:`srgan_cli.inference.kernels.fused_fp32.Fp32SRResNet`, the AVX2 fp32
     kernels) together with :meth:`uses_kernels`."""
 
     ops = amx

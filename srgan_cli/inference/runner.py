@@ -1,7 +1,7 @@
 """Running a loaded :class:`~srgan_cli.model.Model` on images: :class:`Runner` prepares it for
 a device and precision (:meth:`~srgan_cli.model.Model.prepare`), tiles, recomputes a
 non-finite reduced-precision tile in fp32 and quantises. ``Model.upscale`` and
-:class:`~srgan_cli.upscale.Upscaler` (which also loads models by name and runs files)
+:class:`~srgan_cli.inference.upscale.Upscaler` (which also loads models by name and runs files)
 run images through it.
 
 An instance holds only its configuration and the prepared network; nothing about one call
@@ -20,14 +20,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from srgan_cli import imaging
-from srgan_cli.device import (autocast_dtype, default_precision, keep_freed_memory,
-                              release_freed_memory, resolve_device)
 from srgan_cli.errors import ImageError, SrganError
-from srgan_cli.kernels import CHOICES as KERNELS
-from srgan_cli.kernels import value_bytes
+from srgan_cli.imageio import imaging
+from srgan_cli.inference.device import (
+    autocast_dtype,
+    default_precision,
+    keep_freed_memory,
+    release_freed_memory,
+    resolve_device,
+)
+from srgan_cli.inference.kernels.choice import CHOICES as KERNELS
+from srgan_cli.inference.kernels.choice import value_bytes
+from srgan_cli.inference.tiling import MIRRORS, run_tiled
 from srgan_cli.nets.generator import to_unit_range
-from srgan_cli.tiling import MIRRORS, run_tiled
 
 TileCallback = Callable[[int, int], None]
 EventCallback = Callable[[str], None]
@@ -84,16 +89,16 @@ class Runner:
     ``optimise``: run an exact inference rewrite of the generator (BatchNorm folded into
     the convolutions, the last convolution moved before the last pixel shuffle; on the CPU
     also split into row and column passes, with the last stage run in row bands; see
-    :mod:`srgan_cli.nets.inference`); ``False`` runs the network as trained.
+    :mod:`srgan_cli.inference.rewrite`); ``False`` runs the network as trained.
     ``reuse_memory``: on the CPU, let glibc's malloc keep freed activation memory for reuse
-    (:func:`srgan_cli.device.keep_freed_memory`; process-wide, memory is not returned to
+    (:func:`srgan_cli.inference.device.keep_freed_memory`; process-wide, memory is not returned to
     the system until exit), which avoids re-faulting hundreds of MB per forward pass.
     ``kernels``: ``auto`` runs the 3x3 convolutions through the fused AMX-BF16 kernels
-    (:mod:`srgan_cli.nets.fused`: PReLU, residual adds and pixel shuffles folded into the
+    (:mod:`srgan_cli.inference.kernels.fused`: PReLU, residual adds and pixel shuffles folded into the
     convolutions) where they can run: CPU, bf16, ``optimise``, a CPU with AMX-BF16 and a
     C compiler to build them on first use; on CPUs without AMX, in fp32, the fused AVX2
-    fp32 kernels (:mod:`srgan_cli.nets.fused_fp32`); otherwise PyTorch's own operators,
-    with the reason in :attr:`kernels_note` (:mod:`srgan_cli.kernels`). ``amx`` and
+    fp32 kernels (:mod:`srgan_cli.inference.kernels.fused_fp32`); otherwise PyTorch's own operators,
+    with the reason in :attr:`kernels_note` (:mod:`srgan_cli.inference.kernels.choice`). ``amx`` and
     ``avx2`` insist (raise if they cannot run); ``torch`` never uses them. :attr:`kernels`
     says which path runs.
     ``tile``: LR pixels per tile, ``None`` = chosen from free memory, ``0`` = whole image.
@@ -201,7 +206,7 @@ class Runner:
 
     def _tiling(self) -> dict:
         """How tiles are cut for this network: exactly (a known receptive radius), or
-        blended over ``tile_pad`` (:func:`srgan_cli.tiling.run_tiled`), with the input
+        blended over ``tile_pad`` (:func:`srgan_cli.inference.tiling.run_tiled`), with the input
         sizes it accepts."""
         return {"blend": self.model.blend_tiles, "size": self.model.size_rule()}
 

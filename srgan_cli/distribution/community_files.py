@@ -58,7 +58,7 @@ def read_state_dict(path: str | os.PathLike,
     ``.safetensors`` (recognised by its header, whatever the name) is read with
     safetensors; anything else with ``torch.load(weights_only=True)`` on the CPU. Raises
     ``error`` (a :class:`WeightsError`) for a missing, unreadable or code-carrying file."""
-    from srgan_cli.tensorfile import load_tensors, looks_like_safetensors
+    from srgan_cli.distribution.tensorfile import load_tensors, looks_like_safetensors
 
     path = Path(path)
     if not path.is_file():
@@ -171,7 +171,7 @@ def spandrel_model(state: dict, path: str | os.PathLike):
 def largest_activation_per_px(net: ForeignNet, size, channels: int = 3, side: int = 32) -> int:
     """Values per LR pixel of the largest tensor any layer of ``net`` returns, measured
     by one forward pass on a ``side`` x ``side`` input (grown to what the network accepts:
-    ``size``, a :class:`~srgan_cli.tiling.SizeRule`)
+    ``size``, a :class:`~srgan_cli.inference.tiling.SizeRule`)
     on the CPU in fp32. A peak-memory estimate multiplies it by the few tensors alive at
     once; it misses intermediates that no module returns (e.g. attention maps computed by
     ``torch`` functions inside a module's forward)."""

@@ -1,6 +1,6 @@
-"""SRResNet in fp32 with the fused AVX2 convolutions of :mod:`srgan_cli.nets.simd`.
+"""SRResNet in fp32 with the fused AVX2 convolutions of :mod:`srgan_cli.inference.kernels.simd`.
 
-The same network as :class:`~srgan_cli.nets.fused.FusedSRResNet` (every 3x3 convolution
+The same network as :class:`~srgan_cli.inference.kernels.fused.FusedSRResNet` (every 3x3 convolution
 one kernel, with bias, PReLU, the residual adds and the pixel shuffles in its epilogue;
 the head and the split tail stay with oneDNN), on fp32 activations: the fast path of
 CPUs without AMX (``--kernels avx2``; ``auto`` there, in fp32). The kernels only compute
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from srgan_cli.nets import simd
-from srgan_cli.nets.fused import FusedSRResNet, supported
+from srgan_cli.inference.kernels import simd
+from srgan_cli.inference.kernels.fused import FusedSRResNet, supported
 from srgan_cli.nets.generator import SRResNet
 
 

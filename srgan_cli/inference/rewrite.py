@@ -46,8 +46,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from srgan_cli.nets.srresnet_spec import BAND_BYTES
 from srgan_cli.nets.generator import SRResNet
+from srgan_cli.nets.srresnet_spec import BAND_BYTES
 
 
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:

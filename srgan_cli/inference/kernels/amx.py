@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from srgan_cli.device import cpu_flags
 from srgan_cli.files import atomic_write
+from srgan_cli.inference.device import cpu_flags
 
 SOURCE = Path(__file__).with_name("amx.c")
 FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-mamx-tile", "-mamx-bf16", "-mavx512f",

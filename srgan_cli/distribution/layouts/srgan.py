@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from srgan_cli.distribution.layouts.base import Layout, indices, scale_for
 from srgan_cli.errors import ConvertError
-from srgan_cli.layouts.base import Layout, indices, scale_for
 from srgan_cli.nets.srresnet_spec import GeneratorSpec
 
 

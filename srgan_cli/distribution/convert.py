@@ -3,8 +3,8 @@
 Files are read with ``torch.load(weights_only=True)`` (tensors and plain containers only;
 no pickled code runs) or as safetensors, and checkpoint wrappers (``model``,
 ``state_dict``, ``params_ema``, ``generator``, ...) and a ``module.`` prefix (DataParallel)
-are unwrapped, as for community models (:func:`srgan_cli.foreign.read_state_dict`). The
-layouts, and how each maps onto an architecture's names, are :mod:`srgan_cli.layouts`
+are unwrapped, as for community models (:func:`srgan_cli.distribution.community_files.read_state_dict`). The
+layouts, and how each maps onto an architecture's names, are :mod:`srgan_cli.distribution.layouts`
 (one module per layout). Every source tensor must be used and every shape must match the
 network rebuilt from them; anything else is refused with a message naming the first
 offender.
@@ -15,14 +15,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from srgan_cli import arch, layouts
+from srgan_cli import arch
+from srgan_cli.distribution import layouts
 from srgan_cli.errors import ConvertError
 
 
 def _load_state(path: Path) -> dict:
     """The tensors of ``path``, read as community model files are
-    (:func:`srgan_cli.foreign.read_state_dict`), refusals as :class:`ConvertError`."""
-    from srgan_cli.foreign import read_state_dict
+    (:func:`srgan_cli.distribution.community_files.read_state_dict`), refusals as :class:`ConvertError`."""
+    from srgan_cli.distribution.community_files import read_state_dict
 
     return read_state_dict(path, error=ConvertError)
 
@@ -53,9 +54,9 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, layout: str = "auto"
             overwrite: bool = False):
     """Convert ``src`` to our safetensors format at ``dst``; returns ``(layout name, the
     written file loaded as a Model)``."""
-    from srgan_cli.hub import sha256_file
-    from srgan_cli.loading import load_file
-    from srgan_cli.weights import save_generator
+    from srgan_cli.distribution.hub import sha256_file
+    from srgan_cli.distribution.loading import load_file
+    from srgan_cli.distribution.modelfile import save_generator
 
     src, dst = Path(src), Path(dst)
     if not src.is_file():

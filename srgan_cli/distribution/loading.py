@@ -5,7 +5,7 @@ A file with our metadata (a safetensors file whose metadata has ``arch`` or ``fo
 built by the architecture its ``arch`` names, its header read once; any other file (a bare
 state dict: safetensors, or ``torch.load(weights_only=True)``, which never runs pickled
 code) by the first architecture that takes it: an SRResNet layout
-(:mod:`srgan_cli.layouts`), else any single-image SR model spandrel recognises (detected
+(:mod:`srgan_cli.distribution.layouts`), else any single-image SR model spandrel recognises (detected
 once). One-line :class:`~srgan_cli.errors.WeightsError` naming the file for anything else.
 """
 
@@ -23,8 +23,8 @@ def load_file(path: str | os.PathLike, *, sha256: str | None = None,
     """The model in the local file ``path`` (``sha256``: its digest, when already verified).
     ``ours_only``: refuse anything but one of our weights files (a safetensors file with
     our metadata; a pickle is refused without being opened by a pickle loader)."""
-    from srgan_cli.foreign import read_state_dict, unwrap
-    from srgan_cli.tensorfile import looks_like_safetensors, read
+    from srgan_cli.distribution.community_files import read_state_dict, unwrap
+    from srgan_cli.distribution.tensorfile import looks_like_safetensors, read
 
     path = Path(path)
     if ours_only or looks_like_safetensors(path):
@@ -44,7 +44,7 @@ def load_file(path: str | os.PathLike, *, sha256: str | None = None,
 def facts_of_file(path: str | os.PathLike):
     """The facts of the model in ``path``: from the metadata alone for our own files (no
     tensor is read), else by loading it."""
-    from srgan_cli.tensorfile import looks_like_safetensors, metadata
+    from srgan_cli.distribution.tensorfile import looks_like_safetensors, metadata
 
     if looks_like_safetensors(path):
         meta = metadata(path)

@@ -76,7 +76,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise ImageError(f"{path}: is a directory")
     if size == 0:
         raise ImageError(f"{path}: empty file")
-    from srgan_cli import hibit
+    from srgan_cli.imageio import hibit
 
     try:
         if hibit.png_bit_depth(path) == 16:
@@ -112,7 +112,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
 def bit_depth(path: str | os.PathLike) -> int:
     """16 for a 16-bit PNG/TIFF/PNM/gray image, else 8, from the header only (8 when the
     file cannot be read: :func:`read_image` reports that)."""
-    from srgan_cli import hibit
+    from srgan_cli.imageio import hibit
 
     try:
         if hibit.png_bit_depth(path) == 16:
@@ -357,7 +357,7 @@ def write_image(path: str | os.PathLike, planes: np.ndarray, *, fmt: str | None 
     if fmt == "BMP" and c == 2:
         planes, c = planes[..., :1], 1  # BMP has no gray+alpha
     if planes.dtype == np.uint16 and fmt in HIGH_BIT_FORMATS:
-        from srgan_cli import hibit
+        from srgan_cli.imageio import hibit
 
         arr = planes[..., 0] if c == 1 else planes
         if fmt == "PNG":
