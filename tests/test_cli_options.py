@@ -95,3 +95,10 @@ def test_the_stage_defaults_in_the_train_help_are_the_configs():
         assert f"{defaults['iters']:,} ({stage})" in help_text
         assert f"{defaults['content_loss']} ({stage})" in help_text
         assert f"{defaults['lr_schedule']} ({stage})" in help_text
+
+
+def test_the_export_weights_choices_are_the_exporters():
+    from srgan_cli.train.export import WEIGHTS
+
+    assert choices("models export", "which") == WEIGHTS
+

@@ -131,6 +131,9 @@ def ssim_standard(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     return float(m.mean())
 
 
+SSIM_METHODS = ("daala", "standard")  # what ssim(method=) computes; the first is the paper's
+
+
 def ssim(img1: np.ndarray, img2: np.ndarray, *, crop_border: int = 4,
          test_y_channel: bool = True, method: str = "daala") -> float:
     """SSIM on luma (or the raw grayscale plane) after cropping ``crop_border`` px.

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from srgan_cli.bench.metrics import SSIM_METHODS
 from srgan_cli.cli.console import err, exit_on_error, fail, interrupts, print_table
 from srgan_cli.cli.options import (
     benchmark_models,
@@ -88,7 +89,7 @@ def _speed_benchmark(models, *, device, precision, kernels, size, tile, runs, ba
               help="--speed: also measure the device's matmul rate in each precision timed "
               "and the CPU's peak FMA rate (cores x FLOP per cycle from the CPU flags x a "
               "measured clock), as yardsticks for the paths run in it.")
-@click.option("--ssim", "ssim_method", type=click.Choice(["daala", "standard"]), default="daala",
+@click.option("--ssim", "ssim_method", type=click.Choice(SSIM_METHODS), default=SSIM_METHODS[0],
               show_default=True, help="daala: the paper's SSIM (Gaussian sigma 1.5*H/256, "
               "in-image taps); standard: the common 11x11 sigma-1.5 SSIM.")
 @click.option("--lpips/--no-lpips", "use_lpips", default=None,

@@ -15,6 +15,9 @@ from srgan_cli.errors import TrainError
 from srgan_cli.nets.srresnet_spec import GeneratorSpec
 from srgan_cli.train.state import load_checkpoint
 
+#: which of a checkpoint's generators ``srgan models export --weights`` writes
+WEIGHTS = ("auto", "ema", "model")
+
 
 def _parent_provenance(checkpoint: Path, init: dict[str, Any], spec: GeneratorSpec,
                        parent: str | os.PathLike | None) -> dict[str, str]:
@@ -64,8 +67,8 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
     ``weights``: ``ema`` (the moving average; an error when the run kept none), ``model``
     (the generator as trained, even when an EMA was kept) or ``auto`` (the EMA when kept).
     """
-    if weights not in ("auto", "ema", "model"):
-        raise TrainError(f"unknown weights {weights!r} (auto, ema, model)")
+    if weights not in WEIGHTS:
+        raise TrainError(f"unknown weights {weights!r} ({', '.join(WEIGHTS)})")
     ckpt = load_checkpoint(Path(checkpoint))
     spec = GeneratorSpec(**json.loads(ckpt["spec"]))
     cfg = json.loads(ckpt["config"])
