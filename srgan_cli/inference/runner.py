@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from srgan_cli.arch.base import PRECISIONS as MODEL_PRECISIONS
 from srgan_cli.errors import ImageError, SrganError
 from srgan_cli.imageio import imaging
 from srgan_cli.inference.device import (
@@ -42,7 +41,7 @@ TRIM_AFTER_BYTES = 256 << 20  # release kept activation memory after outputs thi
 CPU_TILE_BUDGET = 1.5e9  # bytes of activations per tile on the CPU (and <= 1/4 of free memory)
 MIN_TILE = 16
 MAX_OUTPUT_SIDE = 2**31 - 1  # pixels: PNG's limit, and more than any encoder here takes
-PRECISIONS = ("auto", *MODEL_PRECISIONS)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # tests/test_cli_options.py: arch.base's
 BORDERS = ("zero",) + MIRRORS
 DEFAULT_BORDER = "symmetric"  # solid colours and tiny images stay right at the corners
 #: LR pixels mirrored around the image by default (capped at the receptive radius): as
