@@ -123,6 +123,7 @@ def simulate_cpu(kind: str, folder: Path, monkeypatch) -> str:
     where the real CPU has AMX and the simulated one too."""
     from srgan_cli.inference import device
     from srgan_cli.inference.kernels import amx
+    from srgan_cli.inference.kernels.build import Loader
 
     real_amx = AMX_FLAGS <= device.cpu_flags()
     info = folder / f"cpuinfo-{kind}"
@@ -130,9 +131,13 @@ def simulate_cpu(kind: str, folder: Path, monkeypatch) -> str:
                     f"flags\t\t: {CPU_KINDS[kind]}\n")
     monkeypatch.setattr(device, "CPUINFO", str(info))
     if not (kind == "amx" and real_amx):
-        monkeypatch.setattr(amx, "_lib", None)
-        monkeypatch.setattr(amx, "_reason", "the CPU has no AMX-BF16" if kind != "amx" else
-                            "simulated AMX CPU: the real one cannot run the kernels")
+        why = ("the CPU has no AMX-BF16" if kind != "amx" else
+               "simulated AMX CPU: the real one cannot run the kernels")
+
+        def refuse():
+            raise RuntimeError(why)
+
+        monkeypatch.setattr(amx, "_loader", Loader(refuse))
     return kind
 
 

@@ -17,6 +17,7 @@ from srgan_cli.cli import main
 from srgan_cli.errors import SrganError
 from srgan_cli.inference.device import cpu_flags
 from srgan_cli.inference.kernels import amx
+from srgan_cli.inference.kernels.build import Loader
 from srgan_cli.inference.kernels.fused import FusedSRResNet, supported
 from srgan_cli.inference.rewrite import inference_copy
 from srgan_cli.inference.upscale import Upscaler
@@ -242,8 +243,7 @@ def test_a_failed_build_is_reported_not_raised(monkeypatch, tmp_path):
     error line."""
     if not {"amx_bf16", "amx_tile", "avx512_bf16"} <= cpu_flags():
         pytest.skip("this CPU has no AMX-BF16: the build is never attempted")
-    monkeypatch.setattr(amx, "_lib", None)
-    monkeypatch.setattr(amx, "_reason", None)
+    monkeypatch.setattr(amx, "_loader", Loader(amx._load))
     monkeypatch.setenv("SRGAN_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("CC", "false")
     assert amx.unavailable_reason().startswith("false failed")

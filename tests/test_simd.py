@@ -25,6 +25,7 @@ from srgan_cli.errors import SrganError
 from srgan_cli.imageio.imaging import Decoded
 from srgan_cli.inference import device
 from srgan_cli.inference.kernels import simd
+from srgan_cli.inference.kernels.build import Loader
 from srgan_cli.inference.kernels.fused_fp32 import Fp32SRResNet, fp32_or_reason
 from srgan_cli.inference.rewrite import inference_copy
 from srgan_cli.inference.upscale import Upscaler
@@ -289,8 +290,7 @@ def test_cli_kernels_avx2_that_cannot_run_is_a_one_line_error(tiny_weights, tmp_
 @pytest.fixture
 def fresh_simd(monkeypatch, tmp_path):
     """simd.py as in a new process, its cache in an empty folder."""
-    monkeypatch.setattr(simd, "_lib", None)
-    monkeypatch.setattr(simd, "_reason", None)
+    monkeypatch.setattr(simd, "_loader", Loader(simd._load))
     monkeypatch.setenv("SRGAN_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache"
 

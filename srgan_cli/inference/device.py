@@ -64,6 +64,11 @@ def cpu_vendor() -> tuple[str | None, int | None]:
     return _cpuinfo_field("vendor_id"), int(family) if family and family.isdigit() else None
 
 
+def cpu_has_amx() -> bool:
+    """Whether the CPU has AMX-BF16 (the fused AMX kernels' instructions)."""
+    return {"amx_bf16", "amx_tile", "avx512_bf16"} <= cpu_flags()
+
+
 def cpu_has_bf16() -> bool:
     """True when the CPU has native bf16 matrix support (AMX-BF16 or AVX512-BF16)."""
     return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())

@@ -17,18 +17,13 @@ zero border one pixel wide, so the kernel needs no bounds checks (:func:`padded`
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shlex
-import shutil
-import subprocess
-import threading
 from pathlib import Path
 
 import torch
 
-from srgan_cli.files import atomic_write
-from srgan_cli.inference.device import cpu_flags
+from srgan_cli.inference.device import cpu_has_amx
+from srgan_cli.inference.kernels import build
+from srgan_cli.inference.kernels.build import Loader, shared_object
 
 SOURCE = Path(__file__).with_name("amx.c")
 FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-mamx-tile", "-mamx-bf16", "-mavx512f",
@@ -48,47 +43,10 @@ class ConvArgs(ctypes.Structure):
     ]
 
 
-_lock = threading.Lock()
-_lib: ctypes.CDLL | None = None
-_reason: str | None = None
-
-
-def cache_dir() -> Path:
-    """Where built kernels are kept: ``kernels`` in srgan's cache folder."""
-    from srgan_cli.paths import cache_dir as srgan_cache
-
-    return srgan_cache() / "kernels"
-
-
-def _build(dst: Path, source: Path = SOURCE, flags: list[str] = FLAGS) -> None:
-    """Compile ``source`` with ``flags`` into the shared object ``dst`` (atomically);
-    RuntimeError with the compiler's first error line (also used by :mod:`.simd`)."""
-    cc = shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc") or ""]
-    if not cc[0]:
-        raise RuntimeError("no C compiler (set CC, or install gcc)")
-
-    def compile_to(tmp: Path) -> None:
-        try:
-            proc = subprocess.run([*cc, *flags, str(source), "-o", str(tmp)],
-                                  capture_output=True, text=True)
-        except OSError as e:
-            raise RuntimeError(f"cannot run the C compiler {cc[0]!r}: {e.strerror}") from None
-        if proc.returncode != 0:
-            msg = (proc.stderr.strip().splitlines() or ["no output"])[0]
-            raise RuntimeError(f"{Path(cc[0]).name} failed: {msg}")
-
-    atomic_write(dst, compile_to)
-
-
 def _load() -> ctypes.CDLL:
-    flags = cpu_flags()
-    if not {"amx_bf16", "amx_tile", "avx512_bf16"} <= flags:
+    if not cpu_has_amx():
         raise RuntimeError("the CPU has no AMX-BF16")
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
-    path = cache_dir() / f"srgan_amx_{digest}.so"
-    if not path.exists():
-        _build(path)
-    lib = ctypes.CDLL(str(path))
+    lib = shared_object("srgan_amx", SOURCE, FLAGS)
     lib.srgan_conv3x3.argtypes = [ctypes.POINTER(ConvArgs)]
     lib.srgan_conv3x3.restype = None
     if lib.srgan_amx_request() != 0:
@@ -96,37 +54,22 @@ def _load() -> ctypes.CDLL:
     return lib
 
 
+_loader = Loader(_load)
+cache_dir = build.cache_dir
+
+
 def library() -> ctypes.CDLL:
     """The loaded kernels; raises RuntimeError with the reason when they cannot run here."""
-    global _lib, _reason
-    with _lock:
-        if _lib is None and _reason is None:
-            try:
-                _lib = _load()
-            except (RuntimeError, OSError) as e:
-                _reason = str(e)
-        if _lib is None:
-            raise RuntimeError(_reason)
-        return _lib
+    return _loader.library()
 
 
 def unavailable_reason() -> str | None:
-    try:
-        library()
-    except RuntimeError as e:
-        return str(e)
-    return None
+    return _loader.unavailable_reason()
 
 
 def padded(h: int, w: int, c: int) -> torch.Tensor:
-    """An (h + 2, w + 2, c) bf16 image with a zero border; its interior, ``t[1:-1, 1:-1]``,
-    is left uninitialised for a kernel to fill."""
-    t = torch.empty(h + 2, w + 2, c, dtype=torch.bfloat16)
-    t[0].zero_()
-    t[-1].zero_()
-    t[:, 0].zero_()
-    t[:, -1].zero_()
-    return t
+    """An (h + 2, w + 2, c) bf16 image with a zero border (:func:`.build.padded`)."""
+    return build.padded(h, w, c, DTYPE)
 
 
 def pack_weight(weight: torch.Tensor) -> torch.Tensor:

@@ -40,9 +40,9 @@ def _avx2(net: Any) -> tuple[Any, str | None]:
 
 def _no_amx() -> bool:
     """Whether this CPU lacks AMX-BF16 (then ``auto`` tries the AVX2 kernels in fp32)."""
-    from srgan_cli.inference.device import cpu_flags
+    from srgan_cli.inference.device import cpu_has_amx
 
-    return not {"amx_bf16", "amx_tile", "avx512_bf16"} <= cpu_flags()
+    return not cpu_has_amx()
 
 
 @dataclass(frozen=True)

@@ -143,12 +143,16 @@ def _nchw_to_hwc(t: torch.Tensor) -> torch.Tensor:
     return t[0].permute(1, 2, 0)
 
 
-def fused_or_reason(net: SRResNet) -> tuple[nn.Module, str | None]:
-    """``FusedSRResNet(net)`` if the kernels can run here, else ``net`` and the reason."""
+def fused_or_reason(net: SRResNet, form: type[FusedSRResNet] = FusedSRResNet
+                    ) -> tuple[nn.Module, str | None]:
+    """``form(net)`` (the AMX kernels, or a subclass's: :mod:`.fused_fp32`) if its kernels
+    can run ``net`` here, else ``net`` and the reason."""
+    if not isinstance(net, SRResNet):
+        return net, f"they run SRResNet, not {type(net).__name__}"
     why = supported(net)
     if why is None:
         try:
-            return FusedSRResNet(net), None
+            return form(net), None
         except RuntimeError as e:
             why = str(e)
     return net, why

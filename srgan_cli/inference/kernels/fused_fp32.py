@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from srgan_cli.inference.kernels import simd
-from srgan_cli.inference.kernels.fused import FusedSRResNet, supported
+from srgan_cli.inference.kernels.fused import FusedSRResNet, fused_or_reason
 from srgan_cli.nets.generator import SRResNet
 
 
@@ -30,15 +30,7 @@ class Fp32SRResNet(FusedSRResNet):
 
 def fp32_or_reason(net: SRResNet) -> tuple[torch.nn.Module, str | None]:
     """``Fp32SRResNet(net)`` if the kernels can run ``net`` here, else ``net`` and the reason."""
-    if not isinstance(net, SRResNet):
-        return net, f"they run SRResNet, not {type(net).__name__}"
-    why = supported(net)
-    if why is None:
-        try:
-            return Fp32SRResNet(net), None
-        except RuntimeError as e:
-            why = str(e)
-    return net, why
+    return fused_or_reason(net, Fp32SRResNet)
 
 
 __all__ = ["Fp32SRResNet", "fp32_or_reason"]

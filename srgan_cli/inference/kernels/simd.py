@@ -7,8 +7,8 @@ epilogue, on fp32 "padded NHWC" images ((H + 2, W + 2, C) with a stored zero bor
 :func:`padded`). It needs an x86-64 CPU with AVX2 and FMA (every one since about 2013,
 AMX ones included) and a C compiler (``$CC``, else ``cc``); :func:`available` and
 :func:`unavailable_reason` say whether and why not. The shared object is cached beside the
-AMX one (:func:`srgan_cli.inference.kernels.amx.cache_dir`), keyed by the source's hash, written
-atomically.
+AMX one (:func:`srgan_cli.inference.kernels.build.cache_dir`), keyed by the source's hash,
+written atomically.
 
 The library also holds :func:`clock_ghz`, a measured core clock (a chain of dependent
 integer adds, one a cycle), used by the speed benchmark's peak FMA rate.
@@ -17,15 +17,14 @@ integer adds, one a cycle), used by the speed benchmark's peak FMA rate.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import threading
 import time
 from pathlib import Path
 
 import torch
 
 from srgan_cli.inference.device import cpu_flags
-from srgan_cli.inference.kernels import amx
+from srgan_cli.inference.kernels import amx, build
+from srgan_cli.inference.kernels.build import Loader, shared_object
 
 SOURCE = Path(__file__).with_name("simd.c")
 FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-mavx2", "-mfma"]
@@ -38,20 +37,11 @@ class ConvArgs(ctypes.Structure):
     _fields_ = amx.ConvArgs._fields_  # the same struct as amx.c's, with float pointers
 
 
-_lock = threading.Lock()
-_lib: ctypes.CDLL | None = None
-_reason: str | None = None
-
-
 def _load() -> ctypes.CDLL:
     missing = NEEDS - cpu_flags()
     if missing:
         raise RuntimeError(f"the CPU has no {' + '.join(sorted(missing)).upper()}")
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
-    path = amx.cache_dir() / f"srgan_simd_{digest}.so"
-    if not path.exists():
-        amx._build(path, SOURCE, FLAGS)
-    lib = ctypes.CDLL(str(path))
+    lib = shared_object("srgan_simd", SOURCE, FLAGS)
     lib.srgan_conv3x3_f32.argtypes = [ctypes.POINTER(ConvArgs)]
     lib.srgan_conv3x3_f32.restype = None
     lib.srgan_conv3x3_wino_f32.argtypes = [ctypes.POINTER(ConvArgs), ctypes.c_int64]
@@ -59,30 +49,20 @@ def _load() -> ctypes.CDLL:
     lib.srgan_add_chains.argtypes = [ctypes.c_int64, ctypes.c_int64]
     lib.srgan_add_chains.restype = ctypes.c_int64
     if lib.srgan_simd_block() != BLOCK:
-        raise RuntimeError(f"{path.name}: channel block {lib.srgan_simd_block()}, not {BLOCK}")
+        raise RuntimeError(f"srgan_simd: channel block {lib.srgan_simd_block()}, not {BLOCK}")
     return lib
+
+
+_loader = Loader(_load)
 
 
 def library() -> ctypes.CDLL:
     """The loaded kernels; raises RuntimeError with the reason when they cannot run here."""
-    global _lib, _reason
-    with _lock:
-        if _lib is None and _reason is None:
-            try:
-                _lib = _load()
-            except (RuntimeError, OSError) as e:
-                _reason = str(e)
-        if _lib is None:
-            raise RuntimeError(_reason)
-        return _lib
+    return _loader.library()
 
 
 def unavailable_reason() -> str | None:
-    try:
-        library()
-    except RuntimeError as e:
-        return str(e)
-    return None
+    return _loader.unavailable_reason()
 
 
 def available() -> bool:
@@ -106,14 +86,8 @@ def clock_ghz(threads: int | None = None, adds: int = 20_000_000, repeats: int =
 
 
 def padded(h: int, w: int, c: int) -> torch.Tensor:
-    """An (h + 2, w + 2, c) fp32 image with a zero border; its interior is left
-    uninitialised for a kernel to fill."""
-    t = torch.empty(h + 2, w + 2, c, dtype=DTYPE)
-    t[0].zero_()
-    t[-1].zero_()
-    t[:, 0].zero_()
-    t[:, -1].zero_()
-    return t
+    """An (h + 2, w + 2, c) fp32 image with a zero border (:func:`.build.padded`)."""
+    return build.padded(h, w, c, DTYPE)
 
 
 def pack_weight(weight: torch.Tensor) -> torch.Tensor:
