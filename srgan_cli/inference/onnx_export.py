@@ -64,11 +64,11 @@ def _image_net(net: Any, d: Any, border: str):
     output cropped back and its ``output_range`` mapped to [0, 1], clamped."""
     import torch
 
-    from srgan_cli.inference.runner import MIRROR_PAD
+    from srgan_cli.inference.runner import border_width
     from srgan_cli.inference.tiling import mirror_pad
 
     lo, hi = (float(v) for v in d.output_range)
-    pad = 0 if border == "zero" else min(MIRROR_PAD, d.tile_pad)  # as Upscaler's default
+    pad = border_width(border, d.tile_pad)  # as srgan upscale's default
     cut = pad * d.scale
 
     class Image(torch.nn.Module):

@@ -51,6 +51,14 @@ DEFAULT_BORDER = "symmetric"  # solid colours and tiny images stay right at the 
 MIRROR_PAD = 12
 
 
+def border_width(border: str, tile_pad: int, border_pad: int | None = None) -> int:
+    """LR pixels mirrored around an image for ``border`` (0 for ``zero``): ``border_pad``
+    when given, else :data:`MIRROR_PAD` or the network's context ``tile_pad`` if smaller."""
+    if border == "zero":
+        return 0
+    return min(MIRROR_PAD, tile_pad) if border_pad is None else max(0, int(border_pad))
+
+
 def available_memory(device: torch.device) -> int:
     """Free bytes for activations: CUDA free memory, else MemAvailable from /proc/meminfo."""
     if device.type == "cuda":
@@ -140,11 +148,7 @@ class Runner:
         self.kernels, self.kernels_note = self.prepared.kernels, self.prepared.kernels_note
         self.tile_pad = model.tile_pad if tile_pad is None else tile_pad
         self.border = border
-        if border == "zero":
-            self.border_pad = 0
-        else:
-            self.border_pad = (min(MIRROR_PAD, model.tile_pad) if border_pad is None
-                               else max(0, int(border_pad)))
+        self.border_pad = border_width(border, model.tile_pad, border_pad)
         self.tile = tile
         self.tile_batch = max(1, tile_batch)
         self.alpha = alpha
