@@ -355,3 +355,57 @@ def test_under_ddp_the_shared_d_forward_trains_the_same_and_averages_d_once(tmp_
             torch.testing.assert_close(r[True][part], r[False][part], rtol=1e-5, atol=1e-7)
         # the real and fake gradients summed, then one all-reduce per bucket and iteration
         assert r[True]["d_allreduces"] == r[False]["d_allreduces"] > 0
+
+
+def test_the_flat_loss_sees_a_solid_colour_as_an_unbounded_image_does_at_inference():
+    from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+    from srgan_cli.train.losses import FlatLoss
+
+    torch.manual_seed(3)
+    net = SRResNet(GeneratorSpec(blocks=2, width=8))
+    for m in net.modules():  # BatchNorm statistics other than the initial ones
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    net.train()
+    flat = FlatLoss(colours=3, seed=1)
+    colours = flat.draw(7)
+    with torch.no_grad():
+        value = flat(net, 7)
+        net.eval()
+        big = net(colours[:, :, None, None].expand(-1, -1, 96, 96).contiguous())
+    centre = big[:, :, 150:234, 150:234]  # 40 LR px and more from every border
+    want = (centre - (colours * 2 - 1)[:, :, None, None]).abs().mean()
+    assert value.item() == pytest.approx(want.item(), rel=1e-4) and value.item() > 0.01
+    # the network is given back as it was: training mode, zero padding
+    assert all(m.padding_mode == "zeros" for m in net.modules()
+               if isinstance(m, torch.nn.Conv2d))
+
+
+def test_the_flat_loss_draws_8_bit_colours_per_iteration_saturated_ones_often():
+    from srgan_cli.train.losses import FlatLoss
+
+    flat = FlatLoss(colours=2000, seed=0)
+    a, b = flat.draw(5), flat.draw(5)
+    assert torch.equal(a, b) and not torch.equal(a, flat.draw(6))
+    assert not torch.equal(a, FlatLoss(colours=2000, seed=1).draw(5))
+    assert torch.equal(a * 255, (a * 255).round()) and a.min() >= 0 and a.max() <= 1
+    edge = ((a < 0.1) | (a > 0.9)).float().mean().item()
+    assert 0.35 < edge < 0.45  # arcsine: 2 asin(sqrt(0.1)) / (pi / 2) = 0.41; uniform 0.2
+
+
+def test_a_step_with_the_flat_loss_logs_it_and_moves_solid_colours_towards_themselves():
+    from srgan_cli.train.losses import FlatLoss
+
+    cfg, state = _gan_state(4, flat_weight=1.0, adv_weight=0.0)
+    losses = generator_losses(cfg, None)
+    assert isinstance(losses.flat, FlatLoss) and losses.flat_weight == 1.0
+    probe = FlatLoss(colours=64, seed=99)
+    with torch.no_grad():
+        before = probe(state.generator, 0).item()
+    terms = [_step(cfg, state) for _ in range(15)]
+    assert all("l_g_flat" in t for t in terms)
+    with torch.no_grad():
+        after = probe(state.generator, 0).item()
+    assert after < 0.8 * before
+    assert state.generator.training

@@ -91,8 +91,15 @@ def _per_stage(key: str, show=str) -> str:
               "The released weights keep the paper's layout.")
 @click.option("--grid-weight", type=click.FloatRange(0), default=DEFAULTS["grid_weight"],
               show_default=True,
-              help="Weight of the grid loss: SR's spectral peaks at the LR grid's frequencies "
-              "above HR's, in dB (the benchmark's grid score on training crops). 0: off.")
+              help="Weight of the grid loss: the mean squared difference between SR's and "
+              "HR's sub-pixel phase offsets (each of the 16 phases' mean luma minus their "
+              "mean, per crop), in levels^2: a lattice locked to the LR grid. 0: off.")
+@click.option("--flat-weight", type=click.FloatRange(0), default=DEFAULTS["flat_weight"],
+              show_default=True,
+              help="Weight of the solid-colour loss: L1 between G's output for solid LR "
+              "colours (32 a step, saturated ones as often as others; an unbounded image, "
+              "as inference sees a flat area) and the colour itself. Keeps flat colours "
+              "true. 0: off.")
 @click.option("--d-lr", type=float, default=None, help="gan: discriminator lr (default: --lr; "
               "follows the same schedule).")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=DEFAULTS["ema"],

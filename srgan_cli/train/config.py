@@ -82,7 +82,8 @@ class TrainConfig:
     # flat) | resize (exactly nearest x2 + a 3x3 convolution, in the paper's layout) | mixed
     # (resize on the first stage, dc on the later ones)
     tie_phases: str = "off"
-    grid_weight: float = 0.0  # weight of the grid loss (train.losses.GridLoss), in dB
+    grid_weight: float = 0.0  # weight of the grid loss (train.losses.GridLoss), levels^2
+    flat_weight: float = 0.0  # weight of the solid-colour loss (train.losses.FlatLoss)
     vgg_weights: str | None = None
     lpips_weights: str | None = None
     # wall-clock limit in seconds (0: none), counted from the start of the training set-up

@@ -104,6 +104,8 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
         prov["tie_phases"] = str(cfg["tie_phases"])
     if cfg.get("grid_weight"):
         prov["grid_weight"] = str(cfg["grid_weight"])
+    if cfg.get("flat_weight"):
+        prov["flat_weight"] = str(cfg["flat_weight"])
     if use_ema:
         prov["ema"] = str(cfg.get("ema"))
     if cfg.get("degradation", "clean") != "clean":  # srgan train --degradation

@@ -4,13 +4,14 @@ for a stage: :func:`generator_losses` says which terms the generator step sums."
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from srgan_cli.nets.srresnet_spec import output_to_unit
+from srgan_cli.nets.srresnet_spec import OUTPUT_RANGE, output_to_unit
 from srgan_cli.train.config import TrainConfig, adv_weight_at
 
 
@@ -87,6 +88,61 @@ class GridLoss:
         return (self.offsets(sr) - real).square().mean()
 
 
+class FlatLoss:
+    """How far the generator moves a solid colour: the L1 distance (on the output's scale)
+    between G's output for solid LR images and their colour, through the network as
+    inference runs it (BatchNorm on its running statistics, fp32).
+
+    A solid image far from its borders is what the generator sees in a flat area of a
+    large image, and what ``--border symmetric`` feeds it for a small solid one: every
+    convolution then sees a constant (a periodic pattern of the LR grid's period after a
+    sub-pixel stage), so it is computed exactly on a tiny ``size`` x ``size`` LR image with
+    circular padding, as if the image were unbounded (a few hundred pixels a step: a
+    fraction of a percent of an iteration). The colours are drawn per iteration from a
+    generator seeded with (seed, iteration), so a resumed run draws the same ones, each
+    channel from the arcsine distribution (Beta(1/2, 1/2)): saturated colours, where a GAN
+    drifts most (weights/README.md), as often as the middle of the cube. Quantised to 8
+    bits, as images are.
+    """
+
+    def __init__(self, colours: int = 32, size: int = 4, seed: int = 0) -> None:
+        self.colours, self.size, self.seed = colours, size, seed
+
+    def draw(self, iteration: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(colours, 3) colours in [0, 1] for ``iteration`` (the same on every call)."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + iteration)
+        u = torch.rand(self.colours, 3, generator=g, dtype=torch.float64)
+        c = torch.sin(0.5 * torch.pi * u).square()
+        return (c * 255).round().div(255).float().to(device)
+
+    def __call__(self, generator: torch.nn.Module, iteration: int) -> torch.Tensor:
+        p = next(generator.parameters())
+        c = self.draw(iteration, p.device)
+        lr = c[:, :, None, None].expand(-1, -1, self.size, self.size).contiguous()
+        with _as_unbounded_inference(generator), torch.autocast(p.device.type, enabled=False):
+            sr = generator(lr).float()
+        lo, hi = OUTPUT_RANGE
+        target = lo + c * (hi - lo)
+        return (sr - target[:, :, None, None]).abs().mean()
+
+
+@contextmanager
+def _as_unbounded_inference(net: torch.nn.Module):
+    """``net`` in eval mode (BatchNorm on running statistics) with circular padding in
+    every convolution, restored on exit."""
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    modes, was_training = [m.padding_mode for m in convs], net.training
+    try:
+        for m in convs:
+            m.padding_mode = "circular"
+        net.eval()
+        yield
+    finally:
+        for m, mode in zip(convs, modes, strict=True):
+            m.padding_mode = mode
+        net.train(was_training)
+
+
 @dataclass
 class GeneratorLosses:
     """The terms of a stage's generator loss, summed in this order.
@@ -94,7 +150,8 @@ class GeneratorLosses:
     ``content``: the MSE (logged as ``l_g_pix``) or VGG loss (``l_g_percep``), weight 1;
     ``adversarial``: weighted by :func:`adv_weight_at` (``l_g_gan``; gan stage only);
     ``pixel``: an L1 term beside a VGG content loss, weighted by ``pixel_weight``
-    (``l_g_l1``); ``grid``: the grid loss, weighted by ``grid_weight`` (``l_g_grid``).
+    (``l_g_l1``); ``grid``: the grid loss, weighted by ``grid_weight`` (``l_g_grid``);
+    ``flat``: the solid-colour loss, weighted by ``flat_weight`` (``l_g_flat``).
     When the content loss is not the MSE, the MSE is still logged as ``l_g_pix`` (no
     gradient).
     """
@@ -106,6 +163,8 @@ class GeneratorLosses:
     pixel_weight: float = 0.0
     grid: GridLoss | None = None
     grid_weight: float = 0.0
+    flat: FlatLoss | None = None
+    flat_weight: float = 0.0
 
     @property
     def perceptual(self) -> bool:
@@ -124,4 +183,6 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None) -> Generator
         adversarial_weight=partial(adv_weight_at, cfg) if gan else None,
         pixel=PixelLoss("l1") if perceptual and cfg.pixel_weight else None,
         pixel_weight=cfg.pixel_weight,
-        grid=GridLoss() if cfg.grid_weight else None, grid_weight=cfg.grid_weight)
+        grid=GridLoss() if cfg.grid_weight else None, grid_weight=cfg.grid_weight,
+        flat=FlatLoss(seed=cfg.seed) if cfg.flat_weight else None,
+        flat_weight=cfg.flat_weight)

@@ -77,6 +77,10 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
         l_grid = losses.grid(sr, hr)
         logged["l_g_grid"] = l_grid
         loss = loss + losses.grid_weight * l_grid
+    if losses.flat is not None:
+        l_flat = losses.flat(state.generator, state.iteration)
+        logged["l_g_flat"] = l_flat
+        loss = loss + losses.flat_weight * l_flat
     if losses.perceptual:
         with torch.no_grad():
             logged["l_g_pix"] = PixelLoss("mse")(sr.detach(), hr)
