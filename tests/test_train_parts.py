@@ -83,7 +83,7 @@ def _step(cfg: TrainConfig, state: TrainState) -> dict[str, torch.Tensor]:
     hr = _images(10 + state.iteration)
     lr = torch.nn.functional.avg_pool2d((hr + 1) / 2, 4)
     sr, terms, fake = generator_step(state, nets, losses, (lr, hr), cfg.ema)
-    terms.update(discriminator_step(state, nets, losses.adversarial, hr, sr, fake=fake))
+    terms.update(discriminator_step(state, nets, losses.adversarial, hr, sr, judged=fake))
     state.iteration += 1
     return terms
 
@@ -200,7 +200,7 @@ def test_training_uses_the_fused_adam_which_matches_the_default_one_to_rounding(
 
 def _shared_or_not_run(share: bool, iters: int = 4, adv_weight: float = 0.1,
                        grid_weight: float = 0.0, nets_of=None, data_seed: int = 20,
-                       scaled: bool = False):
+                       scaled: bool = False, gan_loss: str = "standard"):
     """``iters`` gan iterations of a tiny generator, discriminator and random VGG22 with the
     released recipe's generator loss (VGG content, adversarial on a warm-up ramp, L1; the
     grid term with ``grid_weight``), the discriminator step reusing the generator step's D
@@ -211,7 +211,7 @@ def _shared_or_not_run(share: bool, iters: int = 4, adv_weight: float = 0.1,
     from srgan_cli.nets.vgg import VGGFeatures
 
     cfg, state = _gan_state(5, pixel_weight=0.5, grid_weight=grid_weight,
-                            adv_weight=adv_weight, adv_warmup=2, batch=4)
+                            adv_weight=adv_weight, adv_warmup=2, batch=4, gan_loss=gan_loss)
     if scaled:
         state.scaler_g, state.scaler_d = (torch.amp.GradScaler("cpu", init_scale=2.0**10,
                                                                growth_interval=2)
@@ -230,7 +230,7 @@ def _shared_or_not_run(share: bool, iters: int = 4, adv_weight: float = 0.1,
                                          share_d_forward=share)
         d_grads.append((before, [p.grad for p in state.discriminator.parameters()]))
         assert (fake is not None) == share
-        terms.update(discriminator_step(state, nets, losses.adversarial, hr, sr, fake=fake))
+        terms.update(discriminator_step(state, nets, losses.adversarial, hr, sr, judged=fake))
         state.iteration += 1
         logs.append({k: float(v.detach()) for k, v in terms.items()})
     return logs, state, d_grads
@@ -409,3 +409,51 @@ def test_a_step_with_the_flat_loss_logs_it_and_moves_solid_colours_towards_thems
         after = probe(state.generator, 0).item()
     assert after < 0.8 * before
     assert state.generator.training
+
+
+def test_the_relativistic_loss_compares_each_batch_with_the_others_mean():
+    from srgan_cli.train.losses import RelativisticAdversarialLoss
+
+    ra, bce = RelativisticAdversarialLoss(), AdversarialLoss()
+    real = torch.tensor([[2.0], [1.0], [0.5]], requires_grad=True)
+    fake = torch.tensor([[-1.0], [0.0], [0.3]], requires_grad=True)
+    l_real, l_fake = ra.discriminator_terms(real, fake)
+    assert l_real.item() == pytest.approx(0.5 * bce(real - fake.mean(), True).item())
+    assert l_fake.item() == pytest.approx(0.5 * bce(fake - real.mean(), False).item())
+    # each side's mean is a constant: D's real term gives no gradient to the fake logits
+    l_real.backward()
+    assert fake.grad is None and real.grad is not None
+    g = ra.generator_term(fake, real)
+    want = 0.5 * (bce(real - fake.mean(), False) + bce(fake - real.mean(), True))
+    assert g.item() == pytest.approx(want.item())
+    real.grad = None
+    g.backward()
+    assert real.grad is None and fake.grad.abs().sum() > 0
+    # a generator that fools D more scores lower; the paper's loss ignores the real batch
+    assert ra.generator_term(fake + 3, real) < g
+    assert bce.generator_term(fake, real).item() == bce(fake, True).item()
+    with pytest.raises(ValueError, match="real batch"):
+        ra.generator_term(fake)
+    assert isinstance(generator_losses(TrainConfig(data=[], stage="gan", gan_loss="ragan"),
+                                       torch.nn.Identity()).adversarial,
+                      RelativisticAdversarialLoss)
+
+
+def test_with_the_relativistic_loss_the_shared_d_forwards_train_as_separate_ones():
+    shared = _shared_or_not_run(True, gan_loss="ragan")
+    old = _shared_or_not_run(False, gan_loss="ragan")
+    _assert_same_run(shared, old)
+    standard = _shared_or_not_run(True)
+    assert shared[0][-1]["l_g_gan"] != pytest.approx(standard[0][-1]["l_g_gan"], rel=1e-3)
+    assert (_flat(shared[1].discriminator) - _flat(standard[1].discriminator)).abs().max() > 1e-4
+    # the generator's backward left D's gradients alone, as with the paper's loss
+    for before, after in shared[2]:
+        assert all((u is None and v is None) or torch.equal(u, v)
+                   for u, v in zip(before, after))
+
+
+def test_an_unknown_gan_loss_is_refused_by_name():
+    from srgan_cli.errors import TrainError
+
+    with pytest.raises(TrainError, match="unknown GAN loss 'wgan'"):
+        TrainConfig(data=[], stage="gan", gan_loss="wgan")

@@ -13,6 +13,7 @@ from srgan_cli.cli.console import command_line, err, exit_on_error, fail, interr
 from srgan_cli.cli.options import device_option, precision_choice
 from srgan_cli.train.config import (
     CONTENT_LOSSES,
+    GAN_LOSSES,
     GAN_LR_STEP,
     LR_SCHEDULES,
     STAGE_DEFAULTS,
@@ -70,6 +71,12 @@ def _per_stage(key: str, show=str) -> str:
               help=f"The paper's Table 1 variants. Default: {_per_stage('content_loss')}.")
 @click.option("--adv-weight", type=float, default=DEFAULTS["adv_weight"], show_default=True,
               help="gan: weight of the adversarial loss -log D(G(LR)).")
+@click.option("--gan-loss", type=click.Choice(GAN_LOSSES), default=DEFAULTS["gan_loss"],
+              show_default=True,
+              help="gan: the adversarial loss. standard: the paper's, -log D(G(LR)) for the "
+              "generator; ragan: relativistic average (as ESRGAN): D judges whether HR is "
+              "more realistic than the batch's SR on average and the reverse, and the "
+              "generator learns from both (one process only).")
 @click.option("--pixel-weight", type=click.FloatRange(0), default=DEFAULTS["pixel_weight"],
               show_default=True,
               help="gan: weight of an L1 pixel loss (on [-1, 1] images) added to the VGG content "

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 STAGES = ("srresnet", "gan")
 CONTENT_LOSSES = ("mse", "vgg22", "vgg54")
 LR_SCHEDULES = ("constant", "cosine", "step")
+GAN_LOSSES = ("standard", "ragan")
 # what a stage trains when the config leaves a field at None (the paper's recipes);
 # the gan stage also gets lr_milestones [100000] when its schedule is 'step'
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -70,6 +71,9 @@ class TrainConfig:
     init: str | None = None  # start G from released weights (name or path); gan: 'srresnet'
     content_loss: str | None = None  # mse | vgg22 | vgg54 (Table 1); default mse, vgg54 (gan)
     adv_weight: float = 1e-3  # weight of -log D(G(LR)) in the GAN stage
+    # the adversarial loss: 'standard' (the paper's) or 'ragan' (relativistic average, as
+    # ESRGAN; train.losses.RelativisticAdversarialLoss)
+    gan_loss: str = "standard"
     d_lr: float | None = None  # discriminator lr (default: the generator's; same schedule)
     ema: float = 0.0  # decay of an exponential moving average of G (0: off)
     pixel_weight: float = 0.0  # gan: weight of an L1 pixel term beside the content loss
@@ -103,6 +107,8 @@ class TrainConfig:
                 setattr(self, name, value)
         if self.run_dir is None:
             self.run_dir = str(Path("runs") / self.stage)
+        if self.gan_loss not in GAN_LOSSES:
+            raise TrainError(f"unknown GAN loss {self.gan_loss!r} ({', '.join(GAN_LOSSES)})")
         if self.lr_milestones is None:
             self.lr_milestones = ([GAN_LR_STEP] if self.stage == "gan"
                                   and self.lr_schedule == "step" else [])

@@ -92,20 +92,7 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
         "content_loss": cfg.get("content_loss", "mse"),
         "train_seconds": f"{history['seconds'] + prior_secs:.0f}",
     }
-    if cfg["stage"] == "gan":
-        prov["adv_weight"] = str(cfg.get("adv_weight"))
-        if cfg.get("pixel_weight"):
-            prov["pixel_weight"] = str(cfg["pixel_weight"])
-        if cfg.get("adv_warmup"):
-            prov["adv_warmup"] = str(cfg["adv_warmup"])
-        if cfg.get("d_warmup"):
-            prov["d_warmup"] = str(cfg["d_warmup"])
-    if cfg.get("tie_phases", "off") not in ("off", False):
-        prov["tie_phases"] = str(cfg["tie_phases"])
-    if cfg.get("grid_weight"):
-        prov["grid_weight"] = str(cfg["grid_weight"])
-    if cfg.get("flat_weight"):
-        prov["flat_weight"] = str(cfg["flat_weight"])
+    prov.update(_recipe(cfg))
     if use_ema:
         prov["ema"] = str(cfg.get("ema"))
     if cfg.get("degradation", "clean") != "clean":  # srgan train --degradation
@@ -122,3 +109,25 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
     prov.update(extra or {})
     save_generator(model, out, prov)
     return Path(out)
+
+
+def _recipe(cfg: dict[str, Any]) -> dict[str, str]:
+    """The provenance entries of a run's losses and tie (those it set)."""
+    out: dict[str, str] = {}
+    if cfg["stage"] == "gan":
+        out["adv_weight"] = str(cfg.get("adv_weight"))
+        if cfg.get("gan_loss", "standard") != "standard":
+            out["gan_loss"] = cfg["gan_loss"]
+        if cfg.get("pixel_weight"):
+            out["pixel_weight"] = str(cfg["pixel_weight"])
+        if cfg.get("adv_warmup"):
+            out["adv_warmup"] = str(cfg["adv_warmup"])
+        if cfg.get("d_warmup"):
+            out["d_warmup"] = str(cfg["d_warmup"])
+    if cfg.get("tie_phases", "off") not in ("off", False):
+        out["tie_phases"] = str(cfg["tie_phases"])
+    if cfg.get("grid_weight"):
+        out["grid_weight"] = str(cfg["grid_weight"])
+    if cfg.get("flat_weight"):
+        out["flat_weight"] = str(cfg["flat_weight"])
+    return out

@@ -91,6 +91,9 @@ def _device(cfg: TrainConfig, info: dist.DistInfo) -> torch.device:
         torch.cuda.set_device(device)
     if cfg.batch % info.world:
         raise TrainError(f"--batch {cfg.batch} must be a multiple of the {info.world} processes")
+    if cfg.gan_loss == "ragan" and info.world > 1:
+        raise TrainError("--gan-loss ragan trains in one process (its discriminator step is "
+                         f"not averaged across processes); {info.world} were started")
     return device
 
 
@@ -397,12 +400,12 @@ class _Run:
         state.set_lr(lr, lr * (cfg.d_lr or cfg.lr) / cfg.lr
                      if state.optimizer_d is not None else None)
         lr_img, hr = self._batch()
-        sr, terms, fake = generator_step(state, self.nets, self.losses, (lr_img, hr),
-                                         cfg.ema, tie_phases=cfg.tie_phases)
+        sr, terms, judged = generator_step(state, self.nets, self.losses, (lr_img, hr),
+                                           cfg.ema, tie_phases=cfg.tie_phases)
         self.window.add(terms)
         if state.discriminator is not None:  # its fake pass: the G step's D forward on SR
             self.window.add(discriminator_step(state, self.nets, self.losses.adversarial,
-                                               hr, sr, fake=fake))
+                                               hr, sr, judged=judged))
         state.iteration += 1
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:

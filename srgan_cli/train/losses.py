@@ -42,11 +42,48 @@ class PerceptualLoss:
 
 class AdversarialLoss:
     """Binary cross-entropy on discriminator logits: -log D(x) when ``x`` should be judged
-    real, -log(1 - D(x)) when fake. The generator's term is ``loss(D(G(LR)), real=True)``."""
+    real, -log(1 - D(x)) when fake (the paper's). The generator's term is
+    ``loss(D(G(LR)), real=True)``; the discriminator's, ``loss(D(HR), True)`` and
+    ``loss(D(G(LR)), False)``."""
+
+    relativistic = False  # True: the terms compare real and generated logits
 
     def __call__(self, logits: torch.Tensor, real: bool) -> torch.Tensor:
         target = torch.ones_like(logits) if real else torch.zeros_like(logits)
         return F.binary_cross_entropy_with_logits(logits, target)
+
+    def generator_term(self, fake: torch.Tensor,
+                       real: torch.Tensor | None = None) -> torch.Tensor:
+        """The generator's adversarial term from D's logits on SR (and on HR: unused)."""
+        return self(fake, real=True)
+
+    def discriminator_terms(self, real: torch.Tensor,
+                            fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The discriminator's (real, fake) terms from its logits on HR and on SR."""
+        return self(real, real=True), self(fake, real=False)
+
+
+class RelativisticAdversarialLoss(AdversarialLoss):
+    """The relativistic average GAN loss (Jolicoeur-Martineau 2018; ESRGAN's): D estimates
+    whether an HR crop is more realistic than the batch's SR crops on average, and an SR
+    crop than the HR ones. Discriminator: half of -log sigma(D(HR) - mean D(SR)) plus half
+    of -log(1 - sigma(D(SR) - mean D(HR))), each side's mean taken as a constant; generator:
+    the mean of the same two terms with the roles swapped, D(HR) as a constant, so the
+    generator learns from the real batch's logits too (``srgan train --gan-loss ragan``)."""
+
+    relativistic = True
+
+    def generator_term(self, fake: torch.Tensor,
+                       real: torch.Tensor | None = None) -> torch.Tensor:
+        if real is None:
+            raise ValueError("the relativistic loss needs D's logits on the real batch")
+        real = real.detach()
+        return 0.5 * (self(real - fake.mean(), real=False) + self(fake - real.mean(), real=True))
+
+    def discriminator_terms(self, real: torch.Tensor,
+                            fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (0.5 * self(real - fake.detach().mean(), real=True),
+                0.5 * self(fake - real.detach().mean(), real=False))
 
 
 class GridLoss:
@@ -148,7 +185,8 @@ class GeneratorLosses:
     """The terms of a stage's generator loss, summed in this order.
 
     ``content``: the MSE (logged as ``l_g_pix``) or VGG loss (``l_g_percep``), weight 1;
-    ``adversarial``: weighted by :func:`adv_weight_at` (``l_g_gan``; gan stage only);
+    ``adversarial``: weighted by :func:`adv_weight_at` (``l_g_gan``; gan stage only; the
+    paper's loss or the relativistic one, ``gan_loss``);
     ``pixel``: an L1 term beside a VGG content loss, weighted by ``pixel_weight``
     (``l_g_l1``); ``grid``: the grid loss, weighted by ``grid_weight`` (``l_g_grid``);
     ``flat``: the solid-colour loss, weighted by ``flat_weight`` (``l_g_flat``).
@@ -179,7 +217,8 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None) -> Generator
     gan = cfg.stage == "gan"
     return GeneratorLosses(
         content=PerceptualLoss(vgg) if perceptual else PixelLoss("mse"),
-        adversarial=AdversarialLoss() if gan else None,
+        adversarial=(RelativisticAdversarialLoss() if cfg.gan_loss == "ragan"
+                     else AdversarialLoss()) if gan else None,
         adversarial_weight=partial(adv_weight_at, cfg) if gan else None,
         pixel=PixelLoss("l1") if perceptual and cfg.pixel_weight else None,
         pixel_weight=cfg.pixel_weight,

@@ -21,6 +21,15 @@ from srgan_cli.train.state import TrainState
 
 
 @dataclass
+class Judged:
+    """D's logits from the generator step, graph kept, for the discriminator step: on SR
+    (``fake``) and, for the relativistic loss, on HR (``real``)."""
+
+    fake: torch.Tensor
+    real: torch.Tensor | None = None
+
+
+@dataclass
 class Nets:
     """The networks as the steps call them (DistributedDataParallel-wrapped when several
     processes train) and the autocast context of the forward passes."""
@@ -34,10 +43,11 @@ class Nets:
 def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
                    batch: tuple[torch.Tensor, torch.Tensor], ema_decay: float = 0.0, *,
                    tie_phases: str = "off", share_d_forward: bool = True,
-                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor], Judged | None]:
     """Update the generator once (projected back onto phase-tied sub-pixel stages when
     ``tie_phases`` is 'dc' or 'resize') and its EMA; returns SR, the loss terms to log and
-    D's logits on SR for :func:`discriminator_step`'s fake pass (None without an
+    D's logits (:class:`Judged`) for :func:`discriminator_step`: on SR, its fake pass, and
+    on HR when the adversarial loss is relativistic, its real pass (None without an
     adversarial term, or with ``share_d_forward`` False).
 
     The shared forward runs D (the module itself, not a DDP wrapper) on a detached copy of
@@ -64,7 +74,9 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
             # D's graph stays apart from G's and can outlive this step's backward
             d_in = sr.detach().requires_grad_(True) if share else sr
             fake = state.discriminator(d_in).float()
-            l_gan = losses.adversarial(fake, real=True)
+            # relativistic: D on HR too (with D's graph when shared: the D step's real pass)
+            real = state.discriminator(hr).float() if losses.adversarial.relativistic else None
+            l_gan = losses.adversarial.generator_term(fake, real)
             logged["l_g_gan"] = l_gan
     loss = content.float()
     if adversarial:
@@ -93,17 +105,17 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
     if tie_phases != "off":
         tie(state.generator, tie_phases)
     state.update_ema(ema_decay)
-    return sr, logged, fake if share else None
+    return sr, logged, Judged(fake, real) if share else None
 
 
 def discriminator_step(state: TrainState, nets: Nets, adversarial: AdversarialLoss,
                        hr: torch.Tensor, sr: torch.Tensor, *,
-                       fake: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                       judged: Judged | None = None) -> dict[str, torch.Tensor]:
     """Update the discriminator once on -log D(HR) - log(1 - D(SR)); the real and generated
     batches go through D separately (each with its own batch statistics).
 
-    ``fake``: D's logits on SR from :func:`generator_step` (its shared forward, graph
-    kept): their backward replaces a second forward on ``sr``. BatchNorm's running
+    ``judged``: D's logits from :func:`generator_step` (its shared forward, graph kept):
+    their backward replaces a second forward on ``sr`` (and on ``hr``, relativistic). BatchNorm's running
     statistics then see the fake batch once per iteration instead of twice (they are not
     used: D only ever runs in train mode, on batch statistics). Several processes: the
     shared forward ran outside DDP, so its gradients stay local until the real pass, which
@@ -112,7 +124,18 @@ def discriminator_step(state: TrainState, nets: Nets, adversarial: AdversarialLo
     state.discriminator.requires_grad_(True)
     state.optimizer_d.zero_grad(set_to_none=True)
     scaler = state.scaler_d
-    if fake is not None:
+    fake = judged.fake if judged is not None else None
+    if adversarial.relativistic:  # one process (train.loop refuses several)
+        real = judged.real if judged is not None else None
+        with nets.autocast:
+            if fake is None:
+                fake = nets.discriminator(sr.detach()).float()
+            if real is None:
+                real = nets.discriminator(hr).float()
+        l_real, l_fake = adversarial.discriminator_terms(real, fake)
+        torch.autograd.backward(scaler.scale(l_real + l_fake),
+                                inputs=_trainable(state.discriminator))
+    elif fake is not None:
         l_fake = adversarial(fake, real=False)
         # into D's weights only (not into the detached SR that entered D)
         torch.autograd.backward(scaler.scale(l_fake), inputs=_trainable(state.discriminator))
