@@ -13,6 +13,7 @@ adversarial term is also the D update's fake pass, which is then a backward only
 (what training did before).
 
     python scripts/profile_gan_iteration.py --iters 6 --warmup 2 [--json out.json]
+    python scripts/profile_gan_iteration.py --flat-weight 1 --gan-loss ragan   # their costs
 
 Prints a table (ms per phase, share of the iteration, GFLOP/s where counted), the
 iterations/s it implies and the process's peak RSS. Stop other work first (a training
@@ -42,6 +43,7 @@ from srgan_cli.nets.discriminator import Discriminator
 from srgan_cli.nets.vgg import VGGFeatures
 from srgan_cli.paths import benchmark_dir
 from srgan_cli.train.data import ImageBank, sample_batch
+from srgan_cli.train.losses import AdversarialLoss, FlatLoss, RelativisticAdversarialLoss
 
 
 def main() -> int:
@@ -61,8 +63,18 @@ def main() -> int:
                     help="the D update's fake pass: 'shared', the adversarial term's D forward "
                     "reused, as srgan train does it, or 'recomputed', a second D forward on SR "
                     "(what training did before)")
+    ap.add_argument("--flat-weight", type=float, default=0.0,
+                    help="add the solid-colour loss (srgan train --flat-weight) with this weight")
+    ap.add_argument("--gan-loss", choices=("standard", "ragan"), default="standard",
+                    help="the adversarial loss (srgan train --gan-loss); ragan needs --d-fake "
+                    "shared")
     args = ap.parse_args()
     share = args.d_fake == "shared"
+    if args.gan_loss == "ragan" and not share:
+        ap.error("--gan-loss ragan profiles the shared D forward only")
+    adversarial = (RelativisticAdversarialLoss() if args.gan_loss == "ragan"
+                   else AdversarialLoss())
+    flat = FlatLoss() if args.flat_weight else None
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -110,8 +122,15 @@ def main() -> int:
             with timed("D on SR (adversarial term)", i):
                 d_in = sr.detach().requires_grad_(True) if share else sr
                 logits = disc(d_in).float()
-                l_gan = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            real = None
+            if adversarial.relativistic:
+                with timed("D on HR (relativistic term; the D update's real pass)", i):
+                    real = disc(hr).float()
+            l_gan = adversarial.generator_term(logits, real)
         loss = l_content + 1e-3 * l_gan + 0.5 * F.l1_loss(sr.float(), hr)
+        if flat is not None:
+            with timed("solid-colour loss forward", i):
+                loss = loss + args.flat_weight * flat(model, i)
         with timed("G backward (through D, VGG, G)", i):
             opt.zero_grad(set_to_none=True)
             if share:  # the gradient at SR through D, then G's with it joined at SR
@@ -125,14 +144,19 @@ def main() -> int:
                 torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1e-3)
         disc.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)
-        if share:
-            with timed("D fake backward (its forward shared)", i):
-                torch.autograd.backward(F.binary_cross_entropy_with_logits(
-                    logits, torch.zeros_like(logits)), inputs=d_params)
-        with timed("D real forward+backward", i):
-            with autocast:
-                real = disc(hr).float()
-            F.binary_cross_entropy_with_logits(real, torch.ones_like(real)).backward()
+        if real is not None:  # relativistic
+            with timed("D real and fake backward (forwards shared)", i):
+                torch.autograd.backward(sum(adversarial.discriminator_terms(real, logits)),
+                                        inputs=d_params)
+        else:
+            if share:
+                with timed("D fake backward (its forward shared)", i):
+                    torch.autograd.backward(F.binary_cross_entropy_with_logits(
+                        logits, torch.zeros_like(logits)), inputs=d_params)
+            with timed("D real forward+backward", i):
+                with autocast:
+                    real = disc(hr).float()
+                F.binary_cross_entropy_with_logits(real, torch.ones_like(real)).backward()
         if not share:
             with timed("D fake forward+backward", i):
                 with autocast:
@@ -146,7 +170,8 @@ def main() -> int:
     hw = hardware(torch.device("cpu"))
     cpu = f"{hw['cpu']} ({', '.join(hw['cpu_bf16'])})"
     print(f"{cpu}, {torch.get_num_threads()} threads, precision {amp or 'fp32'}, "
-          f"{args.adam} Adam, D fake pass {args.d_fake}, batch "
+          f"{args.adam} Adam, D fake pass {args.d_fake}, {args.gan_loss} GAN loss, "
+          f"solid-colour loss weight {args.flat_weight:g}, batch "
           f"{args.batch} of {args.crop} px, mean of {args.iters} iterations after "
           f"{args.warmup} warm-up")
     print("| phase | ms | share |\n| --- | --- | --- |")
@@ -159,6 +184,8 @@ def main() -> int:
         args.json.write_text(json.dumps({"hardware": hw, "threads": torch.get_num_threads(),
                                          "precision": str(amp), "adam": args.adam,
                                          "d_fake": args.d_fake, "peak_rss_mib": peak_mib,
+                                         "gan_loss": args.gan_loss,
+                                         "flat_weight": args.flat_weight,
                                          "batch": args.batch, "crop": args.crop,
                                          "iters": args.iters,
                                          "seconds": per, "its_per_sec": 1 / total},

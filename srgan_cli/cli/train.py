@@ -104,9 +104,11 @@ def _per_stage(key: str, show=str) -> str:
 @click.option("--flat-weight", type=click.FloatRange(0), default=DEFAULTS["flat_weight"],
               show_default=True,
               help="Weight of the solid-colour loss: L1 between G's output for solid LR "
-              "colours (32 a step, saturated ones as often as others; an unbounded image, "
+              "colours (--flat-colours a step, saturated ones as often as others; an unbounded image, "
               "as inference sees a flat area) and the colour itself. Keeps flat colours "
               "true. 0: off.")
+@click.option("--flat-colours", type=click.IntRange(1), default=DEFAULTS["flat_colours"],
+              show_default=True, help="Solid colours per step for --flat-weight.")
 @click.option("--d-lr", type=float, default=None, help="gan: discriminator lr (default: --lr; "
               "follows the same schedule).")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=DEFAULTS["ema"],

@@ -88,6 +88,7 @@ class TrainConfig:
     tie_phases: str = "off"
     grid_weight: float = 0.0  # weight of the grid loss (train.losses.GridLoss), levels^2
     flat_weight: float = 0.0  # weight of the solid-colour loss (train.losses.FlatLoss)
+    flat_colours: int = 8  # solid colours per step for it
     vgg_weights: str | None = None
     lpips_weights: str | None = None
     # wall-clock limit in seconds (0: none), counted from the start of the training set-up

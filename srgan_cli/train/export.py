@@ -130,4 +130,5 @@ def _recipe(cfg: dict[str, Any]) -> dict[str, str]:
         out["grid_weight"] = str(cfg["grid_weight"])
     if cfg.get("flat_weight"):
         out["flat_weight"] = str(cfg["flat_weight"])
+        out["flat_colours"] = str(cfg.get("flat_colours", 32))  # 32 before the option
     return out

@@ -142,7 +142,7 @@ class FlatLoss:
     bits, as images are.
     """
 
-    def __init__(self, colours: int = 32, size: int = 4, seed: int = 0) -> None:
+    def __init__(self, colours: int = 8, size: int = 4, seed: int = 0) -> None:
         self.colours, self.size, self.seed = colours, size, seed
 
     def draw(self, iteration: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -223,5 +223,5 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None) -> Generator
         pixel=PixelLoss("l1") if perceptual and cfg.pixel_weight else None,
         pixel_weight=cfg.pixel_weight,
         grid=GridLoss() if cfg.grid_weight else None, grid_weight=cfg.grid_weight,
-        flat=FlatLoss(seed=cfg.seed) if cfg.flat_weight else None,
+        flat=FlatLoss(cfg.flat_colours, seed=cfg.seed) if cfg.flat_weight else None,
         flat_weight=cfg.flat_weight)
