@@ -156,7 +156,7 @@ class FlatLoss:
         p = next(generator.parameters())
         c = self.draw(iteration, p.device)
         lr = c[:, :, None, None].expand(-1, -1, self.size, self.size).contiguous()
-        with _as_unbounded_inference(generator), torch.autocast(p.device.type, enabled=False):
+        with as_unbounded_inference(generator), torch.autocast(p.device.type, enabled=False):
             sr = generator(lr).float()
         lo, hi = OUTPUT_RANGE
         target = lo + c * (hi - lo)
@@ -164,7 +164,7 @@ class FlatLoss:
 
 
 @contextmanager
-def _as_unbounded_inference(net: torch.nn.Module):
+def as_unbounded_inference(net: torch.nn.Module):
     """``net`` in eval mode (BatchNorm on running statistics) with circular padding in
     every convolution, restored on exit."""
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
