@@ -380,6 +380,15 @@ def test_the_flat_loss_sees_a_solid_colour_as_an_unbounded_image_does_at_inferen
     # the network is given back as it was: training mode, zero padding
     assert all(m.padding_mode == "zeros" for m in net.modules()
                if isinstance(m, torch.nn.Conv2d))
+    # the same outputs, as 8-bit errors per colour
+    from srgan_cli.train.losses import rgb_grid, solid_colour_errors
+
+    levels = ((centre + 1) * 127.5).clamp(0, 255).round().mean((2, 3))
+    want = (levels - (colours * 255).round()).abs().amax(1)
+    got = solid_colour_errors(net, colours)
+    assert torch.allclose(got.float(), want.float(), atol=1.0) and got.max() > 0
+    grid = rgb_grid(3)
+    assert grid.shape == (27, 3) and set((grid * 255).round().unique().tolist()) == {0, 128, 255}
 
 
 def test_the_flat_loss_draws_8_bit_colours_per_iteration_saturated_ones_often():

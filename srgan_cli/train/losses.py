@@ -163,6 +163,25 @@ class FlatLoss:
         return (sr - target[:, :, None, None]).abs().mean()
 
 
+def solid_colour_errors(net: torch.nn.Module, colours: torch.Tensor) -> torch.Tensor:
+    """(N,) largest channel error, in 8-bit levels, of ``net``'s output for each solid
+    colour of ``colours`` ((N, 3) in [0, 1]) as an unbounded image (what a flat area of a
+    large image, and ``--border symmetric`` on a small solid one, get), clamped and
+    rounded as saved images are."""
+    lo, hi = OUTPUT_RANGE
+    lr = colours[:, :, None, None].expand(-1, -1, 4, 4).contiguous()
+    with torch.no_grad(), as_unbounded_inference(net):
+        y = net(lr.to(next(net.parameters()).dtype)).double().mean((2, 3))
+    out = ((y - lo) / (hi - lo) * 255).clamp(0, 255).round()
+    return (out - (colours.double() * 255).round()).abs().amax(1)
+
+
+def rgb_grid(steps: int = 9) -> torch.Tensor:
+    """A ``steps``^3 grid of the RGB cube, 0 and 255 included, 8-bit, in [0, 1]."""
+    v = torch.linspace(0, 1, steps).mul(255).round().div(255)
+    return torch.cartesian_prod(v, v, v).float()
+
+
 @contextmanager
 def as_unbounded_inference(net: torch.nn.Module):
     """``net`` in eval mode (BatchNorm on running statistics) with circular padding in
