@@ -134,8 +134,8 @@ class FlatLoss:
     large image, and what ``--border symmetric`` feeds it for a small solid one: every
     convolution then sees a constant (a periodic pattern of the LR grid's period after a
     sub-pixel stage), so it is computed exactly on a tiny ``size`` x ``size`` LR image with
-    circular padding, as if the image were unbounded (a few hundred pixels a step: a
-    fraction of a percent of an iteration). The colours are drawn per iteration from a
+    circular padding, as if the image were unbounded (8 colours: 128 LR pixels a step,
+    0-4% of a GAN iteration on 2 Zen 4 cores; docs/performance.md). The colours are drawn per iteration from a
     generator seeded with (seed, iteration), so a resumed run draws the same ones, each
     channel from the arcsine distribution (Beta(1/2, 1/2)): saturated colours, where a GAN
     drifts most (weights/README.md), as often as the middle of the cube. Quantised to 8
