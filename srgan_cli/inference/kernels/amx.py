@@ -23,24 +23,13 @@ import torch
 
 from srgan_cli.inference.device import cpu_has_amx
 from srgan_cli.inference.kernels import build
-from srgan_cli.inference.kernels.build import Loader, shared_object
+from srgan_cli.inference.kernels.build import ConvArgs, Loader, conv_args, shared_object
 
 SOURCE = Path(__file__).with_name("amx.c")
 FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-mamx-tile", "-mamx-bf16", "-mavx512f",
          "-mavx512bw", "-mavx512vl", "-mavx512bf16"]
 MIN_WIDTH = 32  # the kernel works on 32-pixel blocks of a row
 DTYPE = torch.bfloat16  # what the kernels read and write
-
-
-class ConvArgs(ctypes.Structure):
-    _fields_ = [
-        ("inp", ctypes.c_void_p), ("in_row", ctypes.c_int64), ("cin", ctypes.c_int64),
-        ("width", ctypes.c_int64), ("row0", ctypes.c_int64), ("row1", ctypes.c_int64),
-        ("w", ctypes.c_void_p), ("cout", ctypes.c_int64), ("bias", ctypes.c_void_p),
-        ("slope", ctypes.c_void_p), ("res", ctypes.c_void_p), ("res_row", ctypes.c_int64),
-        ("res_px", ctypes.c_int64), ("out", ctypes.c_void_p), ("out_row", ctypes.c_int64),
-        ("out_px", ctypes.c_int64), ("chunk_off", ctypes.c_void_p), ("threads", ctypes.c_int64),
-    ]
 
 
 def _load() -> ctypes.CDLL:
@@ -124,31 +113,6 @@ class Conv3x3:
         view of the interior of the destination (padded or not, channels contiguous);
         ``res``: (H, W, cout) like ``out``. ``rows``: only output rows [r0, r1) (at ``x``'s
         resolution); ``out``'s first row is then row ``out_row0``."""
-        h, w = x.shape[0] - 2, x.shape[1] - 2
-        if (x.dtype != torch.bfloat16 or x.dim() != 3 or x.shape[2] != self.cin
-                or x.stride(2) != 1 or x.stride(1) != self.cin):
-            raise ValueError("input must be a padded bf16 NHWC image")
-        if w < MIN_WIDTH:
-            raise ValueError(f"width {w} < {MIN_WIDTH}")
-        r0, r1 = rows or (0, h)
-        step = 2 if self.shuffle else 1
-        if not 0 <= r0 <= r1 <= h or out_row0 > r0:
-            raise ValueError(f"rows {r0}:{r1} outside 0:{h} or before the output's first row")
-        need = ((r1 - out_row0) * step, w * step,
-                self.cout // (4 if self.shuffle else 1))
-        if (out.dtype != torch.bfloat16 or out.dim() != 3 or out.stride(2) != 1
-                or any(have < n for have, n in zip(out.shape, need))):
-            raise ValueError(f"output must be a bf16 view of at least {need} with contiguous channels")
-        if res is not None and (res.dtype != torch.bfloat16 or res.stride(2) != 1
-                                or tuple(res.shape) != (h, w, self.cout)):
-            raise ValueError(f"residual must be a bf16 ({h}, {w}, {self.cout}) view")
-        off = self._chunk_off(out)
-        base = out.data_ptr() - out_row0 * out.stride(0) * step * out.element_size()
-        args = ConvArgs(
-            x.data_ptr(), x.stride(0), self.cin, w, r0, r1, self.w.data_ptr(), self.cout,
-            self.bias.data_ptr(), 0 if self.slope is None else self.slope.data_ptr(),
-            0 if res is None else res.data_ptr(), 0 if res is None else res.stride(0),
-            0 if res is None else res.stride(1), base, out.stride(0) * step,
-            out.stride(1) * step, off.data_ptr(), torch.get_num_threads())
+        args = conv_args(self, x, out, res, rows, out_row0=out_row0, dtype=DTYPE, min_width=MIN_WIDTH)
         library().srgan_conv3x3(ctypes.byref(args))
         return out

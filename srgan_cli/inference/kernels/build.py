@@ -102,3 +102,53 @@ def padded(h: int, w: int, c: int, dtype: torch.dtype) -> torch.Tensor:
 
 
 __all__ = ["Loader", "cache_dir", "compile_library", "padded", "shared_object"]
+
+
+class ConvArgs(ctypes.Structure):
+    """The argument block of amx.c's and simd.c's 3x3 convolutions (one struct in both)."""
+
+    _fields_ = [
+        ("inp", ctypes.c_void_p), ("in_row", ctypes.c_int64), ("cin", ctypes.c_int64),
+        ("width", ctypes.c_int64), ("row0", ctypes.c_int64), ("row1", ctypes.c_int64),
+        ("w", ctypes.c_void_p), ("cout", ctypes.c_int64), ("bias", ctypes.c_void_p),
+        ("slope", ctypes.c_void_p), ("res", ctypes.c_void_p), ("res_row", ctypes.c_int64),
+        ("res_px", ctypes.c_int64), ("out", ctypes.c_void_p), ("out_row", ctypes.c_int64),
+        ("out_px", ctypes.c_int64), ("chunk_off", ctypes.c_void_p), ("threads", ctypes.c_int64),
+    ]
+
+
+def conv_args(conv, x: torch.Tensor, out: torch.Tensor, res: torch.Tensor | None,
+              rows: tuple[int, int] | None, *, out_row0: int, dtype: torch.dtype,
+              min_width: int) -> ConvArgs:
+    """Check the views a fused 3x3 convolution (``conv``: an ``amx.Conv3x3`` or
+    ``simd.Conv3x3``) is called with and make its :class:`ConvArgs`; a one-line
+    ValueError names what is wrong. ``x``: padded (H + 2, W + 2, cin); ``out``: (H', W',
+    C') view, channels contiguous; ``res``: (H, W, cout); ``rows``: output rows [r0, r1)
+    only, ``out``'s first row being row ``out_row0``."""
+    name = {torch.bfloat16: "bf16", torch.float32: "fp32"}[dtype]
+    h, w = x.shape[0] - 2, x.shape[1] - 2
+    if (x.dtype != dtype or x.dim() != 3 or x.shape[2] != conv.cin
+            or x.stride(2) != 1 or x.stride(1) != conv.cin):
+        raise ValueError(f"input must be a padded {name} NHWC image")
+    if w < min_width:
+        raise ValueError(f"width {w} < {min_width}")
+    r0, r1 = rows or (0, h)
+    step = 2 if conv.shuffle else 1
+    if not 0 <= r0 <= r1 <= h or out_row0 > r0:
+        raise ValueError(f"rows {r0}:{r1} outside 0:{h} or before the output's first row")
+    need = ((r1 - out_row0) * step, w * step, conv.cout // (4 if conv.shuffle else 1))
+    if (out.dtype != dtype or out.dim() != 3 or out.stride(2) != 1
+            or any(have < n for have, n in zip(out.shape, need))):
+        raise ValueError(f"output must be a {name} view of at least {need} with "
+                         "contiguous channels")
+    if res is not None and (res.dtype != dtype or res.stride(2) != 1
+                            or tuple(res.shape) != (h, w, conv.cout)):
+        raise ValueError(f"residual must be a {name} ({h}, {w}, {conv.cout}) view")
+    off = conv._chunk_off(out)
+    base = out.data_ptr() - out_row0 * out.stride(0) * step * out.element_size()
+    return ConvArgs(
+        x.data_ptr(), x.stride(0), conv.cin, w, r0, r1, conv.w.data_ptr(), conv.cout,
+        conv.bias.data_ptr(), 0 if conv.slope is None else conv.slope.data_ptr(),
+        0 if res is None else res.data_ptr(), 0 if res is None else res.stride(0),
+        0 if res is None else res.stride(1), base, out.stride(0) * step,
+        out.stride(1) * step, off.data_ptr(), torch.get_num_threads())

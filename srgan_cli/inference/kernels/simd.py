@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from srgan_cli.inference.device import cpu_flags
-from srgan_cli.inference.kernels import amx, build
-from srgan_cli.inference.kernels.build import Loader, shared_object
+from srgan_cli.inference.kernels import build
+from srgan_cli.inference.kernels.build import ConvArgs, Loader, conv_args, shared_object
 
 SOURCE = Path(__file__).with_name("simd.c")
 FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-mavx2", "-mfma"]
@@ -32,9 +32,6 @@ NEEDS = {"avx2", "fma"}
 BLOCK = 16  # output channels per block of the kernel (CB in simd.c)
 DTYPE = torch.float32
 
-
-class ConvArgs(ctypes.Structure):
-    _fields_ = amx.ConvArgs._fields_  # the same struct as amx.c's, with float pointers
 
 
 def _load() -> ctypes.CDLL:
@@ -174,31 +171,7 @@ class Conv3x3:
     def __call__(self, x: torch.Tensor, out: torch.Tensor, res: torch.Tensor | None = None,
                  rows: tuple[int, int] | None = None, out_row0: int = 0) -> torch.Tensor:
         """Compute into ``out`` (see :meth:`srgan_cli.inference.kernels.amx.Conv3x3.__call__`; fp32)."""
-        h, w = x.shape[0] - 2, x.shape[1] - 2
-        if (x.dtype != DTYPE or x.dim() != 3 or x.shape[2] != self.cin
-                or x.stride(2) != 1 or x.stride(1) != self.cin):
-            raise ValueError("input must be a padded fp32 NHWC image")
-        if w < 1:
-            raise ValueError(f"width {w} < 1")
-        r0, r1 = rows or (0, h)
-        step = 2 if self.shuffle else 1
-        if not 0 <= r0 <= r1 <= h or out_row0 > r0:
-            raise ValueError(f"rows {r0}:{r1} outside 0:{h} or before the output's first row")
-        need = ((r1 - out_row0) * step, w * step, self.cout // (4 if self.shuffle else 1))
-        if (out.dtype != DTYPE or out.dim() != 3 or out.stride(2) != 1
-                or any(have < n for have, n in zip(out.shape, need))):
-            raise ValueError(f"output must be an fp32 view of at least {need} with contiguous channels")
-        if res is not None and (res.dtype != DTYPE or res.stride(2) != 1
-                                or tuple(res.shape) != (h, w, self.cout)):
-            raise ValueError(f"residual must be an fp32 ({h}, {w}, {self.cout}) view")
-        off = self._chunk_off(out)
-        base = out.data_ptr() - out_row0 * out.stride(0) * step * out.element_size()
-        args = ConvArgs(
-            x.data_ptr(), x.stride(0), self.cin, w, r0, r1, self.w.data_ptr(), self.cout,
-            self.bias.data_ptr(), 0 if self.slope is None else self.slope.data_ptr(),
-            0 if res is None else res.data_ptr(), 0 if res is None else res.stride(0),
-            0 if res is None else res.stride(1), base, out.stride(0) * step,
-            out.stride(1) * step, off.data_ptr(), torch.get_num_threads())
+        args = conv_args(self, x, out, res, rows, out_row0=out_row0, dtype=DTYPE, min_width=1)
         lib = library()
         if self.winograd:
             if lib.srgan_conv3x3_wino_f32(ctypes.byref(args), self.winograd) != 0:
