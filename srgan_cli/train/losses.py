@@ -153,27 +153,29 @@ class FlatLoss:
         return (c * 255).round().div(255).float().to(device)
 
     def __call__(self, generator: torch.nn.Module, iteration: int) -> torch.Tensor:
-        p = next(generator.parameters())
-        c = self.draw(iteration, p.device)
-        lr = c[:, :, None, None].expand(-1, -1, self.size, self.size).contiguous()
-        with as_unbounded_inference(generator), torch.autocast(p.device.type, enabled=False):
-            sr = generator(lr).float()
-        lo, hi = OUTPUT_RANGE
-        target = lo + c * (hi - lo)
-        return (sr - target[:, :, None, None]).abs().mean()
+        c = self.draw(iteration, next(generator.parameters()).device)
+        sr = solid_outputs(generator, c, self.size)
+        return (output_to_unit(sr) - c[:, :, None, None]).abs().mean() * (
+            OUTPUT_RANGE[1] - OUTPUT_RANGE[0])  # on the output's scale
+
+
+def solid_outputs(net: torch.nn.Module, colours: torch.Tensor, size: int = 4) -> torch.Tensor:
+    """``net``'s fp32 outputs for solid ``colours`` ((N, 3) in [0, 1]) as unbounded images
+    (``size`` x ``size`` LR with circular padding, BatchNorm on running statistics): what a
+    flat area of a large image, and ``--border symmetric`` on a small solid one, get."""
+    lr = colours[:, :, None, None].expand(-1, -1, size, size).contiguous()
+    p = next(net.parameters())
+    with as_unbounded_inference(net), torch.autocast(p.device.type, enabled=False):
+        return net(lr.to(p.dtype)).float()
 
 
 def solid_colour_errors(net: torch.nn.Module, colours: torch.Tensor) -> torch.Tensor:
     """(N,) largest channel error, in 8-bit levels, of ``net``'s output for each solid
-    colour of ``colours`` ((N, 3) in [0, 1]) as an unbounded image (what a flat area of a
-    large image, and ``--border symmetric`` on a small solid one, get), clamped and
-    rounded as saved images are."""
-    lo, hi = OUTPUT_RANGE
-    lr = colours[:, :, None, None].expand(-1, -1, 4, 4).contiguous()
-    with torch.no_grad(), as_unbounded_inference(net):
-        y = net(lr.to(next(net.parameters()).dtype)).double().mean((2, 3))
-    out = ((y - lo) / (hi - lo) * 255).clamp(0, 255).round()
-    return (out - (colours.double() * 255).round()).abs().amax(1)
+    colour of ``colours`` ((N, 3) in [0, 1]) as an unbounded image (:func:`solid_outputs`),
+    clamped and rounded as saved images are."""
+    with torch.no_grad():
+        y = output_to_unit(solid_outputs(net, colours).double().mean((2, 3)), 255.0)
+    return (y.clamp(0, 255).round() - (colours.double() * 255).round()).abs().amax(1)
 
 
 def rgb_grid(steps: int = 9) -> torch.Tensor:
