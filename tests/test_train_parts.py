@@ -42,6 +42,44 @@ def test_the_perceptual_loss_compares_vgg_features_and_only_sr_gets_a_gradient()
     assert loss(hr.detach(), hr.detach()).item() == 0.0
 
 
+def test_the_multi_layer_perceptual_loss_is_the_weighted_l1_of_pre_activation_taps():
+    from srgan_cli.nets.vgg import MULTI_TAPS, VGGFeatures, content_loss
+
+    torch.manual_seed(0)
+    vgg = VGGFeatures("vgg-multi").eval()  # random weights: the loss's arithmetic
+    sr, hr = _images(4, size=32).requires_grad_(True), _images(5, size=32)
+    taps = vgg.taps((sr.detach() + 1) / 2)
+    assert [t.shape[1] for t in taps] == [64, 128, 256, 512, 512]
+    assert all((t < 0).any() for t in taps), "a tap read after its ReLU"
+    with torch.no_grad():
+        want = sum(w * (a - b).abs().mean() for w, a, b in
+                   zip(MULTI_TAPS.values(), taps, vgg.taps((hr + 1) / 2)))
+    value = content_loss(vgg, sr, hr)
+    assert value.item() == pytest.approx(want.item(), rel=1e-5) and value > 0
+    value.backward()
+    assert sr.grad.abs().sum() > 0
+    assert content_loss(vgg, hr, hr).item() == 0.0
+    # the deepest tap is conv5_4 itself: the features end before its ReLU
+    assert isinstance(vgg.features[-1], torch.nn.Conv2d) and len(vgg.features) == 35
+
+
+def test_the_content_weight_scales_the_content_terms_gradient():
+    grads = {}
+    for w in (1.0, 0.25):
+        cfg = TrainConfig(data=[], crop=32, blocks=1, width=8, content_weight=w,
+                          precision="fp32", device="cpu", seed=0)
+        torch.manual_seed(0)
+        state = TrainState.build(cfg, cfg.spec(), torch.device("cpu"))
+        nets = Nets(state.generator, None, contextlib.nullcontext())
+        hr = _images(7)
+        lr = torch.nn.functional.avg_pool2d((hr + 1) / 2, 4)
+        _, terms, _ = generator_step(state, nets, generator_losses(cfg, None), (lr, hr), 0.0)
+        grads[w] = [p.grad.clone() for p in state.generator.parameters()]
+    for a, b in zip(grads[1.0], grads[0.25]):
+        assert torch.allclose(b, 0.25 * a, rtol=1e-4, atol=1e-9)
+    assert any(a.abs().sum() > 0 for a in grads[1.0])
+
+
 def test_the_adversarial_loss_is_binary_cross_entropy_on_logits():
     adv = AdversarialLoss()
     zero = torch.zeros(4, 1)

@@ -2,7 +2,10 @@
 
 ``VGG54`` is the ReLU after the 4th convolution before the 5th max-pool (torchvision
 ``features[:36]``); ``VGG22`` the ReLU after the 2nd convolution before the 2nd max-pool
-(``features[:9]``). Weights come from a safetensors file in torchvision's layout
+(``features[:9]``). ``vgg-multi`` is not the paper's: the pre-activation outputs of conv1_2,
+conv2_2, conv3_4, conv4_4 and conv5_4 (``features`` indices 2, 7, 16, 25, 34), compared by L1
+with weights 0.1, 0.1, 1, 1, 1, the layer set and weights Real-ESRGAN's perceptual loss uses:
+mid-level texture as well as VGG54's objects. Weights come from a safetensors file in torchvision's layout
 (``--vgg-weights`` / ``$SRGAN_VGG_WEIGHTS`` / ``../shared/weights``); nothing ever trains
 against a randomly initialised VGG.
 
@@ -24,7 +27,9 @@ from srgan_cli.errors import WeightsError
 from srgan_cli.nets.srresnet_spec import output_to_unit
 
 ENV = "SRGAN_VGG_WEIGHTS"
-CUTS = {"vgg22": 9, "vgg54": 36}
+CUTS = {"vgg22": 9, "vgg54": 36, "vgg-multi": 35}
+# vgg-multi: features index of each tapped convolution (its output before the ReLU) -> weight
+MULTI_TAPS = {2: 0.1, 7: 0.1, 16: 1.0, 25: 1.0, 34: 1.0}
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 RESCALE = 1 / 12.75  # the paper's rescaling of VGG feature maps
@@ -77,6 +82,10 @@ class VGGFeatures(nn.Module):
         if layer not in CUTS:
             raise ValueError(f"unknown VGG layer {layer!r} ({', '.join(CUTS)})")
         self.features = vgg19_features()[: CUTS[layer]]
+        if layer == "vgg-multi":  # the taps are read before their ReLU: no in-place ReLUs
+            for m in self.features:
+                if isinstance(m, nn.ReLU):
+                    m.inplace = False
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
         self.layer = layer
@@ -117,6 +126,16 @@ class VGGFeatures(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features((x - self.mean) / self.std)
 
+    def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """vgg-multi: the tapped pre-activation feature maps (``MULTI_TAPS``' order)."""
+        out = []
+        x = (x - self.mean) / self.std
+        for i, m in enumerate(self.features):
+            x = m(x)
+            if i in MULTI_TAPS:
+                out.append(x)
+        return out
+
 
 def vgg19_features() -> nn.Sequential:
     """torchvision's ``vgg19().features`` (same layers and keys), without building and
@@ -153,7 +172,15 @@ def _torchvision_state() -> tuple[dict[str, torch.Tensor] | None, str]:
 
 
 def content_loss(vgg: VGGFeatures, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-    """Euclidean (mean squared) distance of rescaled VGG features; sr/hr in [-1, 1]."""
+    """Euclidean (mean squared) distance of rescaled VGG features (the paper's VGG22 and
+    VGG54), or for ``vgg-multi`` the weighted sum of its taps' mean absolute differences;
+    sr/hr in [-1, 1]."""
+    if vgg.layer == "vgg-multi":
+        fs = vgg.taps(output_to_unit(sr))
+        with torch.no_grad():
+            fh = vgg.taps(output_to_unit(hr))
+        return sum(w * torch.mean(torch.abs(a.float() - b.float()))
+                   for w, a, b in zip(MULTI_TAPS.values(), fs, fh))
     fs = vgg(output_to_unit(sr)) * RESCALE
     with torch.no_grad():
         fh = vgg(output_to_unit(hr)) * RESCALE

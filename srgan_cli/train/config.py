@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # options take their defaults and choices from this module when the CLI starts.
 
 STAGES = ("srresnet", "gan")
-CONTENT_LOSSES = ("mse", "vgg22", "vgg54")
+CONTENT_LOSSES = ("mse", "vgg22", "vgg54", "vgg-multi")
 LR_SCHEDULES = ("constant", "cosine", "step")
 GAN_LOSSES = ("standard", "ragan")
 # what a stage trains when the config leaves a field at None (the paper's recipes);
@@ -69,7 +69,9 @@ class TrainConfig:
     val_dir: str | None = None
     log_every: int = 10
     init: str | None = None  # start G from released weights (name or path); gan: 'srresnet'
-    content_loss: str | None = None  # mse | vgg22 | vgg54 (Table 1); default mse, vgg54 (gan)
+    # mse | vgg22 | vgg54 (Table 1) | vgg-multi (nets.vgg); default mse, vgg54 (gan)
+    content_loss: str | None = None
+    content_weight: float = 1.0  # weight of the content loss
     adv_weight: float = 1e-3  # weight of -log D(G(LR)) in the GAN stage
     # the adversarial loss: 'standard' (the paper's) or 'ragan' (relativistic average, as
     # ESRGAN; train.losses.RelativisticAdversarialLoss)

@@ -114,6 +114,8 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
 def _recipe(cfg: dict[str, Any]) -> dict[str, str]:
     """The provenance entries of a run's losses and tie (those it set)."""
     out: dict[str, str] = {}
+    if cfg.get("content_weight", 1.0) != 1.0:
+        out["content_weight"] = str(cfg["content_weight"])
     if cfg["stage"] == "gan":
         out["adv_weight"] = str(cfg.get("adv_weight"))
         if cfg.get("gan_loss", "standard") != "standard":

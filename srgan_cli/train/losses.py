@@ -29,7 +29,8 @@ class PixelLoss:
 
 
 class PerceptualLoss:
-    """Mean squared distance of rescaled VGG19 features (the paper's VGG22/VGG54)."""
+    """Mean squared distance of rescaled VGG19 features (the paper's VGG22/VGG54), or the
+    weighted L1 of several layers' (``vgg-multi``): :func:`srgan_cli.nets.vgg.content_loss`."""
 
     def __init__(self, vgg: torch.nn.Module) -> None:
         self.vgg = vgg
@@ -205,7 +206,8 @@ def as_unbounded_inference(net: torch.nn.Module):
 class GeneratorLosses:
     """The terms of a stage's generator loss, summed in this order.
 
-    ``content``: the MSE (logged as ``l_g_pix``) or VGG loss (``l_g_percep``), weight 1;
+    ``content``: the MSE (logged as ``l_g_pix``) or VGG loss (``l_g_percep``), weighted by
+    ``content_weight`` (1 in the paper's recipes; logged unweighted, as every term);
     ``adversarial``: weighted by :func:`adv_weight_at` (``l_g_gan``; gan stage only; the
     paper's loss or the relativistic one, ``gan_loss``);
     ``pixel``: an L1 term beside a VGG content loss, weighted by ``pixel_weight``
@@ -216,6 +218,7 @@ class GeneratorLosses:
     """
 
     content: PixelLoss | PerceptualLoss
+    content_weight: float = 1.0
     adversarial: AdversarialLoss | None = None
     adversarial_weight: Callable[[int], float] | None = None  # of the 0-based iteration
     pixel: PixelLoss | None = None
@@ -238,6 +241,7 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None) -> Generator
     gan = cfg.stage == "gan"
     return GeneratorLosses(
         content=PerceptualLoss(vgg) if perceptual else PixelLoss("mse"),
+        content_weight=cfg.content_weight,
         adversarial=(RelativisticAdversarialLoss() if cfg.gan_loss == "ragan"
                      else AdversarialLoss()) if gan else None,
         adversarial_weight=partial(adv_weight_at, cfg) if gan else None,

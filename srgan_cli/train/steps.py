@@ -78,7 +78,8 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
             real = state.discriminator(hr).float() if losses.adversarial.relativistic else None
             l_gan = losses.adversarial.generator_term(fake, real)
             logged["l_g_gan"] = l_gan
-    loss = content.float()
+    loss = content.float() if losses.content_weight == 1 else \
+        losses.content_weight * content.float()
     if adversarial:
         loss = loss + losses.adversarial_weight(state.iteration) * l_gan
     if losses.pixel is not None:
