@@ -6,7 +6,7 @@ to benchmark results: ``srgan_cli.bench.default_rule``.
                                                     # weights/models.json's default is it
 
 Reads one or more ``srgan benchmark --json`` files (their rows together), runs every
-candidate model on the solid colours (``Upscaler(name, precision='fp32')``: default border,
+candidate model on the solid colours and reads its training stage (``Upscaler(name, precision='fp32')``: default border,
 the benchmark's precision, the same on every CPU), prints one
 line per model and the choice. A model benchmarked as a file is named by the registry entry
 with the same sha256, when there is one.
@@ -54,7 +54,7 @@ def main() -> int:
         for name, c in cands.items():
             up = Upscaler(name, device=args.device, precision="fp32")
             err = flat_error(lambda a: up.upscale_image(Image.fromarray(a)))
-            cands[name] = dataclasses.replace(c, flat_error=err)
+            cands[name] = dataclasses.replace(c, flat_error=err, gan=up.model.stage == "gan")
         best, lines = choose(cands)
     except (SrganError, OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -17,16 +18,18 @@ from srgan_cli.bench.default_rule import Candidate, candidates, choose, flat_err
 SETS = ("set14", "set14+jpeg75", "set14+noise5")
 
 
-def rows(method, lpips, grid5=2.0, grid14=3.0):
-    out = [{"dataset": "set5", "method": method, "grid_excess": grid5, "lpips": 0.1}]
-    out += [{"dataset": s, "method": method, "grid_excess": grid14, "lpips": v}
-            for s, v in zip(SETS, lpips)]
+def rows(method, lpips, grid5=2.0, grid14=3.0, lpips5=0.1, psnr=(30.0, 27.0)):
+    out = [{"dataset": "set5", "method": method, "grid_excess": grid5, "lpips": lpips5,
+            "psnr": psnr[0]}]
+    out += [{"dataset": s, "method": method, "grid_excess": grid14, "lpips": v,
+             "psnr": psnr[1] if s == "set14" else 24.0} for s, v in zip(SETS, lpips)]
     out.append({"dataset": "set14+clean", "method": method, "grid_excess": 0.0, "lpips": 9.0})
     return out
 
 
-def measured(rs, flat):
-    return {n: Candidate(c.name, c.grid, c.lpips, flat[n]) for n, c in candidates(rs).items()}
+def measured(rs, flat, gan=()):
+    return {n: dataclasses.replace(c, flat_error=flat[n], gan=n in gan)
+            for n, c in candidates(rs).items()}
 
 
 def test_the_lowest_mean_lpips_over_clean_and_degraded_set14_wins():
@@ -44,6 +47,25 @@ def test_a_model_with_a_lattice_or_a_colour_shift_is_not_eligible_however_good_i
     assert best == "plain"
     assert any("lattice: " in l and "grid excess +19.2 dB on set14" in l for l in lines)
     assert any("bias: " in l and "7 levels off" in l for l in lines)
+
+
+def test_a_gan_model_must_also_pass_the_release_gate_on_clean_set5_and_set14():
+    rs = rows("short", (0.15, 0.3, 0.3), lpips5=0.1211) + rows("plain", (0.3, 0.5, 0.5))
+    rs += rows("blurry", (0.19, 0.3, 0.3), lpips5=0.11, psnr=(29.3, 26.5))
+    rs += rows("passes", (0.2, 0.35, 0.35), lpips5=0.114)
+    best, lines = choose(measured(rs, dict.fromkeys(("short", "plain", "blurry", "passes"), 0),
+                                  gan=("short", "blurry", "passes")))
+    assert best == "passes"
+    assert any(l.startswith("short: ") and "set5 LPIPS 0.1211 (gate 0.115)" in l for l in lines)
+    assert any(l.startswith("blurry: ") and "set5 Y-PSNR 29.30 dB (gate 29.4)" in l
+               for l in lines)
+    # the same numbers from a model trained without a discriminator: no gate
+    best, _ = choose(measured(rs, dict.fromkeys(("short", "plain", "blurry", "passes"), 0)))
+    assert best == "short"
+    # a stage nobody read is not eligible
+    cands = measured(rs, dict.fromkeys(("short", "plain", "blurry", "passes"), 0))
+    cands["short"] = dataclasses.replace(cands["short"], gan=None)
+    assert "training stage not known" in cands["short"].reasons()
 
 
 def test_models_measured_on_different_sets_are_refused():

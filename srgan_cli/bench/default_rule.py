@@ -6,7 +6,11 @@ Among the measured models, the **eligible** ones show no lattice and keep flat c
   lattice issue's bound;
 - a 64x64 solid image in each of :data:`FLAT_COLOURS`, upscaled with the default border in
   fp32 (the benchmark's precision, so the choice is the same on every CPU), comes back within :data:`FLAT_LEVELS` levels of its colour everywhere, corners included (a GAN's
-  colour bias or texture on flat areas fails it).
+  colour bias or texture on flat areas fails it);
+- a photo-realistic model (trained with a discriminator: its file's stage is ``gan``) also
+  passes the lattice issue's release gate on the clean sets, fp32: LPIPS at most
+  :data:`GAN_GATE_LPIPS` and Y-PSNR at least :data:`GAN_GATE_PSNR` (the paper's SRGAN row)
+  on Set5 and Set14. Until one does, the default is not a GAN model.
 
 The default is the eligible model with the lowest **mean LPIPS over Set14, clean and
 degraded together**: the dataset's own LR and every ``set14+SPEC`` set of the benchmark
@@ -24,6 +28,9 @@ GRID_BOUND = 6.0
 FLAT_LEVELS = 3
 FLAT_COLOURS = ((20, 180, 240), (128, 128, 128), (250, 5, 90))
 BASELINES = ("bicubic", "bilinear", "nearest", "lanczos")
+# issue 21's release gate for a photo-realistic model (clean LR, fp32)
+GAN_GATE_LPIPS = {"set5": 0.115, "set14": 0.205}
+GAN_GATE_PSNR = {"set5": 29.40, "set14": 26.02}
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,8 @@ class Candidate:
     grid: dict[str, float]  # 'set5' / 'set14' -> grid excess (dB)
     lpips: dict[str, float]  # Set14 set name -> LPIPS
     flat_error: int | None = None  # largest error on the solid colours (levels); None: unmeasured
+    clean: dict[str, dict[str, float]] | None = None  # 'set5' / 'set14' -> psnr, lpips
+    gan: bool | None = None  # trained with a discriminator (its stage); None: not known
 
     @property
     def mean_lpips(self) -> float:
@@ -50,6 +59,25 @@ class Candidate:
         elif self.flat_error > FLAT_LEVELS:
             out.append(f"a solid colour comes back {self.flat_error} levels off "
                        f"(bound {FLAT_LEVELS})")
+        if self.gan is None:
+            out.append("training stage not known")
+        elif self.gan:
+            out += self._gate_reasons()
+        return out
+
+    def _gate_reasons(self) -> list[str]:
+        out = []
+        for s in ("set5", "set14"):
+            got = (self.clean or {}).get(s, {})
+            if got.get("lpips") is None or got.get("psnr") is None:
+                out.append(f"a GAN model without clean {s} PSNR and LPIPS")
+                continue
+            if got["lpips"] > GAN_GATE_LPIPS[s]:
+                out.append(f"a GAN model short of the release gate: {s} LPIPS "
+                           f"{got['lpips']:.4f} (gate {GAN_GATE_LPIPS[s]:g})")
+            if got["psnr"] < GAN_GATE_PSNR[s]:
+                out.append(f"a GAN model short of the release gate: {s} Y-PSNR "
+                           f"{got['psnr']:.2f} dB (gate {GAN_GATE_PSNR[s]:g})")
         return out
 
 
@@ -58,16 +86,20 @@ def candidates(rows: list[dict]) -> dict[str, Candidate]:
     rows together; a later row for the same set and model replaces an earlier one)."""
     grid: dict[str, dict[str, float]] = {}
     lpips: dict[str, dict[str, float]] = {}
+    clean: dict[str, dict[str, dict[str, float]]] = {}
     for r in rows:
         m, ds = r["method"], r["dataset"].lower()
         if m in BASELINES:
             continue
         if ds in ("set5", "set14") and r.get("grid_excess") is not None:
             grid.setdefault(m, {})[ds] = float(r["grid_excess"])
+        if ds in ("set5", "set14"):
+            clean.setdefault(m, {})[ds] = {k: float(r[k]) for k in ("psnr", "lpips")
+                                           if r.get(k) is not None}
         if (ds == "set14" or ds.startswith("set14+")) and ds != "set14+clean" \
                 and r.get("lpips") is not None:
             lpips.setdefault(m, {})[ds] = float(r["lpips"])
-    return {m: Candidate(m, grid.get(m, {}), lpips[m]) for m in lpips}
+    return {m: Candidate(m, grid.get(m, {}), lpips[m], clean=clean.get(m, {})) for m in lpips}
 
 
 def flat_error(upscale, colours=FLAT_COLOURS, size: int = 64) -> int:
