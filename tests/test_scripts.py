@@ -92,12 +92,15 @@ CASES = {
     "skip_existing_race.py": lambda t, o: ["3"],
     "kernel_agreement.py": lambda t, o: ["--models", REPO / "weights" / "srresnet_x4.safetensors",
                                          "--datasets", "set5", "--data-dir", BENCH],
+    "loss_gradients.py": lambda t, o: [t / "tiny.safetensors", "--data", t / "imgs",
+                                       "--batch", "2", "--crop", "32"],
     "perf_simd.py": lambda t, o: ["--size", "16", "--runs", "1", "--paths", "torch", "avx2"],
 }
 needs_simd = pytest.mark.skipif(simd.unavailable_reason() is not None,
                                 reason=f"the AVX2 kernels cannot run here: {simd.unavailable_reason()}")
 MARKS = {"compare_crops.py": needs_sets, "outscale_quality.py": needs_sets,
          "make_4000x3000.py": needs_photos, "profile_gan_iteration.py": needs_vgg,
+         "loss_gradients.py": needs_vgg,
          "kernel_agreement.py": [needs_sets, needs_simd], "perf_simd.py": needs_simd}
 
 

@@ -1,0 +1,91 @@
+"""Each generator loss term's value and gradient norm on one batch of a model's outputs:
+how the terms of a recipe weigh against each other, and what weight puts a new term at
+an old one's scale (``--content-loss vgg-multi`` against ``vgg54``).
+
+    python scripts/loss_gradients.py weights/candidates/r11_it100.safetensors
+    python scripts/loss_gradients.py MODEL --data ../shared/datasets/train/bsds400 --batch 16
+
+A seeded batch of HR crops (``--crop`` px) from the images in ``--data``, their LR made as
+training makes them (antialiased bicubic), the model's SR in fp32. For each term:
+its value (unweighted, as the training log shows it) and the L2 norm of its gradient with
+respect to SR, both times the weight given (``--pixel-weight`` ...). The adversarial term
+needs a discriminator and is not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def crops(folder: Path, n: int, size: int, seed: int) -> torch.Tensor:
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not files:
+        raise SystemExit(f"error: {folder}: no PNG or JPEG images")
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        with Image.open(rng.choice(files)) as im:
+            a = np.asarray(im.convert("RGB"))
+        if min(a.shape[:2]) < size:
+            continue
+        y, x = rng.randrange(a.shape[0] - size + 1), rng.randrange(a.shape[1] - size + 1)
+        out.append(torch.from_numpy(a[y:y + size, x:x + size].copy()).permute(2, 0, 1))
+    return torch.stack(out).float() / 255
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="a registered name or a .safetensors file")
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets" / "train" / "bsds400")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=96)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--losses", default="vgg54,vgg-multi",
+                    help="content losses to compare (comma-separated)")
+    ap.add_argument("--pixel-weight", type=float, default=0.5)
+    ap.add_argument("--grid-weight", type=float, default=0.6)
+    ap.add_argument("--vgg-weights", default=None)
+    args = ap.parse_args()
+
+    import srgan_cli
+    from srgan_cli.nets.vgg import VGGFeatures, content_loss
+    from srgan_cli.train.losses import GridLoss, PixelLoss
+
+    torch.manual_seed(args.seed)
+    hr = crops(args.data, args.batch, args.crop, args.seed)
+    lr = F.interpolate(hr, scale_factor=1 / 4, mode="bicubic", antialias=True).clamp(0, 1)
+    net = srgan_cli.load(args.model).net.float().eval()
+    with torch.no_grad():
+        sr = net(lr)
+    hr = hr * 2 - 1  # the training losses' [-1, 1]
+
+    terms = {name: (lambda s, v=VGGFeatures.load(name, args.vgg_weights): content_loss(v, s, hr))
+             for name in args.losses.split(",") if name}
+    if args.pixel_weight:
+        terms[f"l1 x {args.pixel_weight:g}"] = lambda s: args.pixel_weight * PixelLoss("l1")(s, hr)
+    if args.grid_weight:
+        grid = GridLoss()
+        terms[f"grid x {args.grid_weight:g}"] = lambda s: args.grid_weight * grid(s, hr)
+    print(f"{args.model}: {args.batch} crops of {args.crop} px from {args.data}, seed {args.seed}")
+    print(f"{'term':>14} {'value':>12} {'|grad| wrt SR':>14}")
+    for name, fn in terms.items():
+        s = sr.clone().requires_grad_(True)
+        value = fn(s)
+        value.backward()
+        print(f"{name:>14} {value.item():12.5g} {s.grad.norm().item():14.5g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
