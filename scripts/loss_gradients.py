@@ -55,12 +55,13 @@ def main() -> int:
                     help="content losses to compare (comma-separated)")
     ap.add_argument("--pixel-weight", type=float, default=0.5)
     ap.add_argument("--grid-weight", type=float, default=0.6)
+    ap.add_argument("--artifact-weight", type=float, default=1.0)
     ap.add_argument("--vgg-weights", default=None)
     args = ap.parse_args()
 
     import srgan_cli
     from srgan_cli.nets.vgg import VGGFeatures, content_loss
-    from srgan_cli.train.losses import GridLoss, PixelLoss
+    from srgan_cli.train.losses import ArtifactLoss, GridLoss, PixelLoss
 
     torch.manual_seed(args.seed)
     hr = crops(args.data, args.batch, args.crop, args.seed)
@@ -77,13 +78,17 @@ def main() -> int:
     if args.grid_weight:
         grid = GridLoss()
         terms[f"grid x {args.grid_weight:g}"] = lambda s: args.grid_weight * grid(s, hr)
+    if args.artifact_weight:
+        art = ArtifactLoss()
+        terms[f"artifact x {args.artifact_weight:g}"] = \
+            lambda s: args.artifact_weight * art(s, hr)
     print(f"{args.model}: {args.batch} crops of {args.crop} px from {args.data}, seed {args.seed}")
-    print(f"{'term':>14} {'value':>12} {'|grad| wrt SR':>14}")
+    print(f"{'term':>16} {'value':>12} {'|grad| wrt SR':>14}")
     for name, fn in terms.items():
         s = sr.clone().requires_grad_(True)
         value = fn(s)
         value.backward()
-        print(f"{name:>14} {value.item():12.5g} {s.grad.norm().item():14.5g}")
+        print(f"{name:>16} {value.item():12.5g} {s.grad.norm().item():14.5g}")
     return 0
 
 

@@ -92,19 +92,21 @@ def test_gan_stage_updates_both_networks_and_logs_the_named_losses(data, tmp_pat
     assert "pre.safetensors" in info.metadata["init"]
 
 
-def test_a_gan_run_with_the_multi_layer_content_loss_logs_it_and_exports_its_weight(
+def test_a_gan_run_with_the_multi_layer_and_artifact_losses_logs_them_and_exports_their_weights(
         data, tmp_path, pretrained, vgg_file):
     run = tmp_path / "multi"
     train(gan_cfg(data, run, pretrained, vgg_file, iters=2, content_loss="vgg-multi",
-                  content_weight=2e-3))
+                  content_weight=2e-3, artifact_weight=100.0, ema=0.9))
     steps = [r for r in log_of(run) if "l_d" in r]
-    assert len(steps) == 2 and all(r["l_g_percep"] > 0 for r in steps)
+    assert len(steps) == 2 and all(r["l_g_percep"] > 0 and "l_g_artifact" in r for r in steps)
     info = load_file(export(run / "last.pt", tmp_path / "m.safetensors"), ours_only=True)
     assert info.metadata["content_loss"] == "vgg-multi"
     assert info.metadata["content_weight"] == "0.002"
+    assert info.metadata["artifact_weight"] == "100.0"
     with pytest.raises(TrainError, match="--content-weight 0.001 differ"):  # kept on resume
         train(gan_cfg(data, run, pretrained, vgg_file, iters=3, content_loss="vgg-multi",
-                      content_weight=1e-3), resume=run / "last.pt")
+                      content_weight=1e-3, artifact_weight=100.0, ema=0.9),
+              resume=run / "last.pt")
 
 
 def test_gan_resume_continues_exactly(data, tmp_path, pretrained, vgg_file):

@@ -80,6 +80,37 @@ def test_the_content_weight_scales_the_content_terms_gradient():
     assert any(a.abs().sum() > 0 for a in grads[1.0])
 
 
+def test_the_artifact_loss_weighs_noise_on_a_smooth_area_and_not_a_smooth_error():
+    from srgan_cli.train.losses import ArtifactLoss
+
+    g = torch.Generator().manual_seed(0)
+    hr = torch.linspace(-0.5, 0.5, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32).clone()
+    noisy = hr.clone()
+    noisy[..., 8:24, 8:24] += 0.2 * torch.randn(1, 3, 16, 16, generator=g)
+    shifted = hr + 0.1  # a uniform error: no texture HR lacks
+    art = ArtifactLoss()
+    w = art.weight(noisy, hr)
+    assert w.shape == (1, 1, 32, 32)
+    assert w[..., 12:20, 12:20].mean() > 100 * w[..., :4, :].mean()  # on the noise, not off
+    assert art(shifted, hr).item() == pytest.approx(0.0, abs=1e-12)
+    assert art(noisy, hr).item() > 0 and art(hr, hr).item() == 0.0
+    noisy.requires_grad_(True)
+    art(noisy, hr).backward()
+    assert noisy.grad[..., 12:20, 12:20].abs().sum() > 0
+    # with an EMA output: where SR is closer to HR than the EMA's, no weight
+    ema = hr + 0.5 * (noisy.detach() - hr)  # the EMA has half the noise everywhere
+    closer = hr + 0.25 * (noisy.detach() - hr)
+    assert (art.weight(closer, hr, ema)[..., 8:24, 8:24] == 0).all()
+    assert art(closer, hr, ema).item() == 0.0 < art(closer, hr).item()
+    assert torch.equal(art.weight(noisy.detach(), hr, ema) > 0, w > 0)
+
+
+def test_a_generator_step_with_the_artifact_loss_logs_it_and_reads_the_ema():
+    cfg, state = _gan_state(0, artifact_weight=100.0)
+    terms = _step(cfg, state)
+    assert terms["l_g_artifact"] > 0
+
+
 def test_the_adversarial_loss_is_binary_cross_entropy_on_logits():
     adv = AdversarialLoss()
     zero = torch.zeros(4, 1)

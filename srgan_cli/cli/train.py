@@ -116,6 +116,12 @@ def _per_stage(key: str, show=str) -> str:
               "true. 0: off.")
 @click.option("--flat-colours", type=click.IntRange(1), default=DEFAULTS["flat_colours"],
               show_default=True, help="Solid colours per step for --flat-weight.")
+@click.option("--artifact-weight", type=click.FloatRange(0),
+              default=DEFAULTS["artifact_weight"], show_default=True,
+              help="Weight of the artifact loss: L1 between SR and HR weighted by the local "
+              "variance of their difference (texture HR does not have, such as GAN noise on "
+              "a smooth or out-of-focus area), after Liang et al. 2022 (LDL); with --ema, "
+              "only where SR is further from HR than the EMA's output. 0: off.")
 @click.option("--d-lr", type=float, default=None, help="gan: discriminator lr (default: --lr; "
               "follows the same schedule).")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=DEFAULTS["ema"],

@@ -91,6 +91,9 @@ class TrainConfig:
     grid_weight: float = 0.0  # weight of the grid loss (train.losses.GridLoss), levels^2
     flat_weight: float = 0.0  # weight of the solid-colour loss (train.losses.FlatLoss)
     flat_colours: int = 8  # solid colours per step for it
+    # weight of the artifact loss (train.losses.ArtifactLoss: L1 weighted where the
+    # residual varies locally, refined by the EMA's output when the run keeps one)
+    artifact_weight: float = 0.0
     vgg_weights: str | None = None
     lpips_weights: str | None = None
     # wall-clock limit in seconds (0: none), counted from the start of the training set-up

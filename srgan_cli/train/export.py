@@ -130,6 +130,8 @@ def _recipe(cfg: dict[str, Any]) -> dict[str, str]:
         out["tie_phases"] = str(cfg["tie_phases"])
     if cfg.get("grid_weight"):
         out["grid_weight"] = str(cfg["grid_weight"])
+    if cfg.get("artifact_weight"):
+        out["artifact_weight"] = str(cfg["artifact_weight"])
     if cfg.get("flat_weight"):
         out["flat_weight"] = str(cfg["flat_weight"])
         out["flat_colours"] = str(cfg.get("flat_colours", 32))  # 32 before the option

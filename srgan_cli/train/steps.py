@@ -90,6 +90,14 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
         l_grid = losses.grid(sr, hr)
         logged["l_g_grid"] = l_grid
         loss = loss + losses.grid_weight * l_grid
+    if losses.artifact is not None:
+        sr_ema = None
+        if state.ema is not None:
+            with torch.no_grad(), nets.autocast:
+                sr_ema = state.ema(lr_img)
+        l_art = losses.artifact(sr, hr, sr_ema)
+        logged["l_g_artifact"] = l_art
+        loss = loss + losses.artifact_weight * l_art
     if losses.flat is not None:
         l_flat = losses.flat(state.generator, state.iteration)
         logged["l_g_flat"] = l_flat
