@@ -56,8 +56,19 @@ def ok(r: subprocess.CompletedProcess) -> str:
     return r.stdout + r.stderr
 
 
+def _saved_outputs(toys, out):
+    """A --save-images folder with one method's output, and its HR folder."""
+    (out / "set5" / "m").mkdir(parents=True)
+    (out / "hr").mkdir()
+    Image.fromarray(photo_like(40, 48, seed=0)).save(out / "hr" / "p0.png")
+    Image.fromarray(photo_like(40, 48, seed=1)).save(out / "set5" / "m" / "p0.png")
+    return [out, "set5", "p0", "--box", "4,4,24", "--methods", "m", "--hr-dir", out / "hr",
+            "--highpass", "--out", out / "strip.png"]
+
+
 # Each entry: script -> a function of the toys folder and a tmp folder giving its args.
 CASES = {
+    "crop_strip.py": _saved_outputs,
     "border_quality.py": lambda t, o: ["--model", t / "tiny.safetensors", "--datasets", "",
                                        "--borders", "zero,symmetric"],
     "compare_crops.py": lambda t, o: ["--srresnet", t / "tiny.safetensors", "--srgan",
