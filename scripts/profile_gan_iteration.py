@@ -14,6 +14,7 @@ adversarial term is also the D update's fake pass, which is then a backward only
 
     python scripts/profile_gan_iteration.py --iters 6 --warmup 2 [--json out.json]
     python scripts/profile_gan_iteration.py --flat-weight 1 --gan-loss ragan   # their costs
+    python scripts/profile_gan_iteration.py --content-loss vgg-multi --artifact-weight 2000
 
 Prints a table (ms per phase, share of the iteration, GFLOP/s where counted), the
 iterations/s it implies and the process's peak RSS. Stop other work first (a training
@@ -40,10 +41,15 @@ from srgan_cli.distribution.loading import load_file
 from srgan_cli.distribution.registry import resolve_model
 from srgan_cli.inference.device import cpu_has_bf16
 from srgan_cli.nets.discriminator import Discriminator
-from srgan_cli.nets.vgg import VGGFeatures
+from srgan_cli.nets.vgg import MULTI_TAPS, VGGFeatures
 from srgan_cli.paths import benchmark_dir
 from srgan_cli.train.data import ImageBank, sample_batch
-from srgan_cli.train.losses import AdversarialLoss, FlatLoss, RelativisticAdversarialLoss
+from srgan_cli.train.losses import (
+    AdversarialLoss,
+    ArtifactLoss,
+    FlatLoss,
+    RelativisticAdversarialLoss,
+)
 
 
 def main() -> int:
@@ -68,6 +74,11 @@ def main() -> int:
     ap.add_argument("--gan-loss", choices=("standard", "ragan"), default="standard",
                     help="the adversarial loss (srgan train --gan-loss); ragan needs --d-fake "
                     "shared")
+    ap.add_argument("--content-loss", choices=("vgg54", "vgg-multi"), default="vgg54",
+                    help="the VGG content loss (srgan train --content-loss)")
+    ap.add_argument("--artifact-weight", type=float, default=0.0,
+                    help="add the artifact loss (srgan train --artifact-weight), refined by "
+                    "the EMA's output, with this weight")
     args = ap.parse_args()
     share = args.d_fake == "shared"
     if args.gan_loss == "ragan" and not share:
@@ -75,6 +86,8 @@ def main() -> int:
     adversarial = (RelativisticAdversarialLoss() if args.gan_loss == "ragan"
                    else AdversarialLoss())
     flat = FlatLoss() if args.flat_weight else None
+    artifact = ArtifactLoss() if args.artifact_weight else None
+    multi = args.content_loss == "vgg-multi"
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -83,7 +96,9 @@ def main() -> int:
     gen_model = load_file(resolve_model("srresnet"), ours_only=True).net
     model = gen_model.train().to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    vgg = VGGFeatures.load("vgg54").to(memory_format=torch.channels_last)
+    vgg = VGGFeatures.load(args.content_loss).to(memory_format=torch.channels_last)
+    features = vgg.taps if multi else vgg
+    vgg_name = "VGG multi-layer" if multi else "VGG54"
     disc = Discriminator(args.crop).to(memory_format=torch.channels_last)
     fused = True if args.adam == "fused" else None
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=fused)
@@ -113,12 +128,16 @@ def main() -> int:
         with autocast:
             with timed("G forward", i):
                 sr = model(lr_img)
-            with timed("VGG54 on HR (no grad)", i):
+            with timed(f"{vgg_name} on HR (no grad)", i):
                 with torch.no_grad():
-                    fh = vgg((hr + 1) * 0.5)
-            with timed("VGG54 on SR", i):
-                fs = vgg((sr + 1) * 0.5)
-                l_content = torch.mean((fs.float() - fh.float()) ** 2)
+                    fh = features((hr + 1) * 0.5)
+            with timed(f"{vgg_name} on SR", i):
+                fs = features((sr + 1) * 0.5)
+                if multi:
+                    l_content = 2e-3 * sum(w * torch.mean(torch.abs(a.float() - b.float()))
+                                           for w, a, b in zip(MULTI_TAPS.values(), fs, fh))
+                else:
+                    l_content = torch.mean((fs.float() - fh.float()) ** 2)
             with timed("D on SR (adversarial term)", i):
                 d_in = sr.detach().requires_grad_(True) if share else sr
                 logits = disc(d_in).float()
@@ -128,6 +147,11 @@ def main() -> int:
                     real = disc(hr).float()
             l_gan = adversarial.generator_term(logits, real)
         loss = l_content + 1e-3 * l_gan + 0.5 * F.l1_loss(sr.float(), hr)
+        if artifact is not None:
+            with timed("artifact loss (EMA forward, its map)", i):
+                with torch.no_grad(), autocast:
+                    sr_ema = ema(lr_img)
+                loss = loss + args.artifact_weight * artifact(sr, hr, sr_ema)
         if flat is not None:
             with timed("solid-colour loss forward", i):
                 loss = loss + args.flat_weight * flat(model, i)
@@ -171,7 +195,8 @@ def main() -> int:
     cpu = f"{hw['cpu']} ({', '.join(hw['cpu_bf16'])})"
     print(f"{cpu}, {torch.get_num_threads()} threads, precision {amp or 'fp32'}, "
           f"{args.adam} Adam, D fake pass {args.d_fake}, {args.gan_loss} GAN loss, "
-          f"solid-colour loss weight {args.flat_weight:g}, batch "
+          f"solid-colour loss weight {args.flat_weight:g}, {args.content_loss} content "
+          f"loss, artifact loss weight {args.artifact_weight:g}, batch "
           f"{args.batch} of {args.crop} px, mean of {args.iters} iterations after "
           f"{args.warmup} warm-up")
     print("| phase | ms | share |\n| --- | --- | --- |")
@@ -186,6 +211,8 @@ def main() -> int:
                                          "d_fake": args.d_fake, "peak_rss_mib": peak_mib,
                                          "gan_loss": args.gan_loss,
                                          "flat_weight": args.flat_weight,
+                                         "content_loss": args.content_loss,
+                                         "artifact_weight": args.artifact_weight,
                                          "batch": args.batch, "crop": args.crop,
                                          "iters": args.iters,
                                          "seconds": per, "its_per_sec": 1 / total},
