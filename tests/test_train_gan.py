@@ -109,6 +109,23 @@ def test_a_gan_run_with_the_multi_layer_and_artifact_losses_logs_them_and_export
               resume=run / "last.pt")
 
 
+def test_a_gan_run_distils_a_teacher_and_records_it(data, tmp_path, pretrained, vgg_file):
+    run = tmp_path / "distil"
+    train(gan_cfg(data, run, pretrained, vgg_file, iters=2, teacher=str(pretrained),
+                  teacher_weight=5.0))
+    steps = [r for r in log_of(run) if "l_d" in r]
+    assert len(steps) == 2 and all(r["l_g_teacher"] > 0 for r in steps)
+    info = load_file(export(run / "last.pt", tmp_path / "d.safetensors"), ours_only=True)
+    assert info.metadata["teacher"] == "pre.safetensors"
+    assert info.metadata["teacher_weight"] == "5.0"
+    for kw in (dict(teacher=str(pretrained)), dict(teacher_weight=1.0)):
+        with pytest.raises(TrainError, match="--teacher MODEL and --teacher-weight W go together"):
+            train(gan_cfg(data, tmp_path / "bad", pretrained, vgg_file, **kw))
+    with pytest.raises(TrainError, match="no-such.safetensors"):
+        train(gan_cfg(data, tmp_path / "bad2", pretrained, vgg_file,
+                      teacher=str(tmp_path / "no-such.safetensors"), teacher_weight=1.0))
+
+
 def test_gan_resume_continues_exactly(data, tmp_path, pretrained, vgg_file):
     full, part = tmp_path / "full", tmp_path / "part"
     train(gan_cfg(data, full, pretrained, vgg_file, ema=0.9))

@@ -111,6 +111,25 @@ def test_a_generator_step_with_the_artifact_loss_logs_it_and_reads_the_ema():
     assert terms["l_g_artifact"] > 0
 
 
+def test_the_teacher_loss_is_the_l1_to_a_frozen_teachers_output_and_trains_only_the_student():
+    from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+    from srgan_cli.train.losses import TeacherLoss
+
+    torch.manual_seed(0)
+    teacher, student = SRResNet(GeneratorSpec(4, 1, 8)), SRResNet(GeneratorSpec(4, 1, 8))
+    loss = TeacherLoss(teacher)
+    lr = torch.rand(2, 3, 8, 8)
+    sr = student(lr)
+    value = loss(sr, lr)
+    with torch.no_grad():
+        want = (sr - teacher.eval()(lr)).abs().mean()
+    assert value.item() == pytest.approx(want.item(), rel=1e-6) and value > 0
+    value.backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    assert loss(teacher(lr).detach(), lr).item() == 0.0
+
+
 def test_the_adversarial_loss_is_binary_cross_entropy_on_logits():
     adv = AdversarialLoss()
     zero = torch.zeros(4, 1)

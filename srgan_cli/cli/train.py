@@ -116,6 +116,12 @@ def _per_stage(key: str, show=str) -> str:
               "true. 0: off.")
 @click.option("--flat-colours", type=click.IntRange(1), default=DEFAULTS["flat_colours"],
               show_default=True, help="Solid colours per step for --flat-weight.")
+@click.option("--teacher", default=None, metavar="MODEL",
+              help="A frozen generator (registered name or .safetensors file) to distil: with "
+              "--teacher-weight, the L1 distance between the trained generator's output and "
+              "the teacher's for the same LR is added to the loss.")
+@click.option("--teacher-weight", type=click.FloatRange(0), default=DEFAULTS["teacher_weight"],
+              show_default=True, help="Weight of the distillation term (--teacher). 0: off.")
 @click.option("--artifact-weight", type=click.FloatRange(0),
               default=DEFAULTS["artifact_weight"], show_default=True,
               help="Weight of the artifact loss: L1 between SR and HR weighted by the local "

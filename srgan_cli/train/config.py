@@ -39,7 +39,7 @@ RESUME_MAY_CHANGE = ("iters", "max_seconds", "ckpt_every", "val_every", "log_eve
                      "lpips_weights")
 # ... of which this belongs to one invocation: not restored (its default unless given)
 RESUME_PER_INVOCATION = ("max_seconds",)
-PATH_FIELDS = ("data", "run_dir", "val_dir", "vgg_weights", "lpips_weights", "init")
+PATH_FIELDS = ("data", "run_dir", "val_dir", "vgg_weights", "lpips_weights", "init", "teacher")
 ADAM_BETAS = (0.9, 0.999)  # the paper's beta1 = 0.9
 
 
@@ -94,6 +94,10 @@ class TrainConfig:
     # weight of the artifact loss (train.losses.ArtifactLoss: L1 weighted where the
     # residual varies locally, refined by the EMA's output when the run keeps one)
     artifact_weight: float = 0.0
+    # a teacher generator (registered name or file; frozen) and the weight of the L1 distance
+    # between the trained generator's output and the teacher's on the same LR (distillation)
+    teacher: str | None = None
+    teacher_weight: float = 0.0
     vgg_weights: str | None = None
     lpips_weights: str | None = None
     # wall-clock limit in seconds (0: none), counted from the start of the training set-up

@@ -130,6 +130,9 @@ def _recipe(cfg: dict[str, Any]) -> dict[str, str]:
         out["tie_phases"] = str(cfg["tie_phases"])
     if cfg.get("grid_weight"):
         out["grid_weight"] = str(cfg["grid_weight"])
+    if cfg.get("teacher_weight"):
+        out["teacher"] = Path(str(cfg["teacher"])).name
+        out["teacher_weight"] = str(cfg["teacher_weight"])
     if cfg.get("artifact_weight"):
         out["artifact_weight"] = str(cfg["artifact_weight"])
     if cfg.get("flat_weight"):

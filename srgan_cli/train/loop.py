@@ -175,6 +175,25 @@ def _vgg(cfg: TrainConfig, device: torch.device) -> torch.nn.Module | None:
     return vgg.to(memory_format=torch.channels_last) if cfg.channels_last else vgg
 
 
+def _teacher(cfg: TrainConfig, device: torch.device) -> torch.nn.Module | None:
+    """The frozen teacher generator of ``--teacher`` (None without one)."""
+    if not cfg.teacher:
+        return None
+    from srgan_cli.distribution.loading import load_file
+    from srgan_cli.distribution.registry import resolve_model
+    from srgan_cli.errors import WeightsError
+
+    try:
+        winfo = load_file(resolve_model(cfg.teacher), ours_only=True)
+    except WeightsError as e:
+        raise TrainError(str(e)) from None
+    if winfo.spec.scale != cfg.scale:
+        raise TrainError(f"--teacher {cfg.teacher}: is a x{winfo.spec.scale} model; the run "
+                         f"asks for --scale {cfg.scale}")
+    net = winfo.net.to(device).eval().requires_grad_(False)
+    return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
+
+
 def _lpips(cfg: TrainConfig):
     """LPIPS for the gan stage's validation, when its weights are at hand."""
     from srgan_cli.errors import WeightsError
@@ -224,6 +243,9 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
         raise TrainError(f"unknown stage {cfg.stage!r} ({', '.join(STAGES)})")
     if cfg.content_loss not in CONTENT_LOSSES:
         raise TrainError(f"unknown content loss {cfg.content_loss!r} ({', '.join(CONTENT_LOSSES)})")
+    if bool(cfg.teacher) != bool(cfg.teacher_weight):
+        raise TrainError("--teacher MODEL and --teacher-weight W go together (the teacher's "
+                         "output is a loss term only with a weight)")
     degrader = _degrader(cfg)
     info = dist.from_env()
     report = (on_progress or (lambda p: None)) if info.main else (lambda p: None)
@@ -316,7 +338,8 @@ class _Run:
                  vgg: torch.nn.Module | None, report: ProgressFn,
                  amp: torch.dtype | None, degrader: Degrader | None = None) -> None:
         self.cfg, self.info, self.state, self.report = cfg, info, state, report
-        self.losses = generator_losses(cfg, vgg)
+        self.losses = generator_losses(
+            cfg, vgg, _teacher(cfg, next(state.generator.parameters()).device))
         self.amp = amp
         self.ckpt_path = Path(cfg.run_dir) / "last.pt"
         self.deadline = (time.perf_counter() + cfg.max_seconds if cfg.max_seconds > 0

@@ -167,6 +167,22 @@ class ArtifactLoss:
         return (w * (sr.float() - hr.float()).abs() / 2).mean()
 
 
+class TeacherLoss:
+    """Distillation: the L1 distance (on [-1, 1] images, fp32) between the generator's
+    output and a frozen teacher generator's output for the same LR batch. The teacher runs
+    without a gradient, in eval mode, under the step's autocast."""
+
+    def __init__(self, teacher: torch.nn.Module) -> None:
+        self.teacher = teacher.eval().requires_grad_(False)
+
+    def target(self, lr_img: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.teacher(lr_img).float()
+
+    def __call__(self, sr: torch.Tensor, lr_img: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(sr.float(), self.target(lr_img))
+
+
 class FlatLoss:
     """How far the generator moves a solid colour: the L1 distance (on the output's scale)
     between G's output for solid LR images and their colour, through the network as
@@ -254,7 +270,8 @@ class GeneratorLosses:
     ``pixel``: an L1 term beside a VGG content loss, weighted by ``pixel_weight``
     (``l_g_l1``); ``grid``: the grid loss, weighted by ``grid_weight`` (``l_g_grid``);
     ``flat``: the solid-colour loss, weighted by ``flat_weight`` (``l_g_flat``);
-    ``artifact``: the artifact loss, weighted by ``artifact_weight`` (``l_g_artifact``).
+    ``artifact``: the artifact loss, weighted by ``artifact_weight`` (``l_g_artifact``);
+    ``teacher``: the distillation loss, weighted by ``teacher_weight`` (``l_g_teacher``).
     When the content loss is not the MSE, the MSE is still logged as ``l_g_pix`` (no
     gradient).
     """
@@ -271,13 +288,16 @@ class GeneratorLosses:
     flat_weight: float = 0.0
     artifact: ArtifactLoss | None = None
     artifact_weight: float = 0.0
+    teacher: TeacherLoss | None = None
+    teacher_weight: float = 0.0
 
     @property
     def perceptual(self) -> bool:
         return isinstance(self.content, PerceptualLoss)
 
 
-def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None) -> GeneratorLosses:
+def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None,
+                     teacher: torch.nn.Module | None = None) -> GeneratorLosses:
     """The generator's loss for ``cfg``'s stage: MSE (srresnet) or VGG content (``vgg``
     given), + the adversarial term in the gan stage, + L1 when ``pixel_weight`` is set
     beside a VGG content loss."""
@@ -295,4 +315,6 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None) -> Generator
         flat=FlatLoss(cfg.flat_colours, seed=cfg.seed) if cfg.flat_weight else None,
         flat_weight=cfg.flat_weight,
         artifact=ArtifactLoss() if cfg.artifact_weight else None,
-        artifact_weight=cfg.artifact_weight)
+        artifact_weight=cfg.artifact_weight,
+        teacher=TeacherLoss(teacher) if teacher is not None and cfg.teacher_weight else None,
+        teacher_weight=cfg.teacher_weight)

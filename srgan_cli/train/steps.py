@@ -90,6 +90,11 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
         l_grid = losses.grid(sr, hr)
         logged["l_g_grid"] = l_grid
         loss = loss + losses.grid_weight * l_grid
+    if losses.teacher is not None:
+        with nets.autocast:
+            l_teacher = losses.teacher(sr, lr_img)
+        logged["l_g_teacher"] = l_teacher
+        loss = loss + losses.teacher_weight * l_teacher
     if losses.artifact is not None:
         sr_ema = None
         if state.ema is not None:
