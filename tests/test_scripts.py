@@ -66,8 +66,19 @@ def _saved_outputs(toys, out):
             "--highpass", "--out", out / "strip.png"]
 
 
+def _saved_set5(toys, out):
+    """A --save-images folder with one method's Set5-like outputs and a benchmark folder."""
+    (out / "sr" / "set5" / "m").mkdir(parents=True)
+    (out / "bench" / "Set5" / "Set5_HR").mkdir(parents=True)
+    Image.fromarray(photo_like(64, 72, seed=0)).save(out / "bench" / "Set5" / "Set5_HR" / "a.png")
+    Image.fromarray(photo_like(64, 72, seed=1)).save(out / "sr" / "set5" / "m" / "a.png")
+    return [out / "sr", "m", "--windows", "4", "--datasets", "set5", "--bench-dir",
+            out / "bench", "--no-lpips"]
+
+
 # Each entry: script -> a function of the toys folder and a tmp folder giving its args.
 CASES = {
+    "phase_offsets_removed.py": _saved_set5,
     "crop_strip.py": _saved_outputs,
     "border_quality.py": lambda t, o: ["--model", t / "tiny.safetensors", "--datasets", "",
                                        "--borders", "zero,symmetric"],
