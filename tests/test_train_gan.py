@@ -117,7 +117,10 @@ def test_a_gan_run_distils_a_teacher_and_records_it(data, tmp_path, pretrained, 
     assert len(steps) == 2 and all(r["l_g_teacher"] > 0 for r in steps)
     info = load_file(export(run / "last.pt", tmp_path / "d.safetensors"), ours_only=True)
     assert info.metadata["teacher"] == "pre.safetensors"
-    assert info.metadata["teacher_weight"] == "5.0"
+    assert info.metadata["teacher_weight"] == "5.0" and info.metadata["teacher_loss"] == "l1"
+    with pytest.raises(TrainError, match="--teacher-loss content needs a VGG content loss"):
+        train(gan_cfg(data, tmp_path / "bad3", pretrained, vgg_file, content_loss="mse",
+                      teacher=str(pretrained), teacher_weight=1.0, teacher_loss="content"))
     for kw in (dict(teacher=str(pretrained)), dict(teacher_weight=1.0)):
         with pytest.raises(TrainError, match="--teacher MODEL and --teacher-weight W go together"):
             train(gan_cfg(data, tmp_path / "bad", pretrained, vgg_file, **kw))

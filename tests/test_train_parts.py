@@ -128,6 +128,18 @@ def test_the_teacher_loss_is_the_l1_to_a_frozen_teachers_output_and_trains_only_
     assert all(p.grad is None for p in teacher.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
     assert loss(teacher(lr).detach(), lr).item() == 0.0
+    from srgan_cli.nets.vgg import VGGFeatures
+
+    content = PerceptualLoss(VGGFeatures("vgg22").eval())
+    perceptual = TeacherLoss(teacher, "content", content)
+    sr = student(lr)
+    with torch.no_grad():
+        assert perceptual(sr, lr).item() == pytest.approx(
+            content(sr, teacher(lr)).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="needs a perceptual content loss"):
+        TeacherLoss(teacher, "content")
+    with pytest.raises(ValueError, match="unknown teacher loss"):
+        TeacherLoss(teacher, "l2")
 
 
 def test_the_adversarial_loss_is_binary_cross_entropy_on_logits():

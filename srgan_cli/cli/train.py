@@ -18,6 +18,7 @@ from srgan_cli.train.config import (
     LR_SCHEDULES,
     STAGE_DEFAULTS,
     STAGES,
+    TEACHER_LOSSES,
     TrainConfig,
     field_defaults,
 )
@@ -122,6 +123,11 @@ def _per_stage(key: str, show=str) -> str:
               "the teacher's for the same LR is added to the loss.")
 @click.option("--teacher-weight", type=click.FloatRange(0), default=DEFAULTS["teacher_weight"],
               show_default=True, help="Weight of the distillation term (--teacher). 0: off.")
+@click.option("--teacher-loss", type=click.Choice(TEACHER_LOSSES),
+              default=DEFAULTS["teacher_loss"], show_default=True,
+              help="The distillation term: l1, the L1 distance to the teacher's output; "
+              "content, the run's VGG content loss with the teacher's output in HR's place "
+              "(its texture rather than its exact pixels; one more VGG pass on SR).")
 @click.option("--artifact-weight", type=click.FloatRange(0),
               default=DEFAULTS["artifact_weight"], show_default=True,
               help="Weight of the artifact loss: L1 between SR and HR weighted by the local "

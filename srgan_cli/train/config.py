@@ -20,6 +20,7 @@ STAGES = ("srresnet", "gan")
 CONTENT_LOSSES = ("mse", "vgg22", "vgg54", "vgg-multi")
 LR_SCHEDULES = ("constant", "cosine", "step")
 GAN_LOSSES = ("standard", "ragan")
+TEACHER_LOSSES = ("l1", "content")
 # what a stage trains when the config leaves a field at None (the paper's recipes);
 # the gan stage also gets lr_milestones [100000] when its schedule is 'step'
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -98,6 +99,7 @@ class TrainConfig:
     # between the trained generator's output and the teacher's on the same LR (distillation)
     teacher: str | None = None
     teacher_weight: float = 0.0
+    teacher_loss: str = "l1"  # l1 | content (the run's content loss against the teacher)
     vgg_weights: str | None = None
     lpips_weights: str | None = None
     # wall-clock limit in seconds (0: none), counted from the start of the training set-up
@@ -119,6 +121,9 @@ class TrainConfig:
             self.run_dir = str(Path("runs") / self.stage)
         if self.gan_loss not in GAN_LOSSES:
             raise TrainError(f"unknown GAN loss {self.gan_loss!r} ({', '.join(GAN_LOSSES)})")
+        if self.teacher_loss not in TEACHER_LOSSES:
+            raise TrainError(f"unknown teacher loss {self.teacher_loss!r} "
+                             f"({', '.join(TEACHER_LOSSES)})")
         if self.lr_milestones is None:
             self.lr_milestones = ([GAN_LR_STEP] if self.stage == "gan"
                                   and self.lr_schedule == "step" else [])

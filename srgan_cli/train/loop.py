@@ -243,6 +243,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
         raise TrainError(f"unknown stage {cfg.stage!r} ({', '.join(STAGES)})")
     if cfg.content_loss not in CONTENT_LOSSES:
         raise TrainError(f"unknown content loss {cfg.content_loss!r} ({', '.join(CONTENT_LOSSES)})")
+    if cfg.teacher_loss == "content" and cfg.content_loss == "mse":
+        raise TrainError("--teacher-loss content needs a VGG content loss (--content-loss)")
     if bool(cfg.teacher) != bool(cfg.teacher_weight):
         raise TrainError("--teacher MODEL and --teacher-weight W go together (the teacher's "
                          "output is a loss term only with a weight)")

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from srgan_cli.nets.srresnet_spec import OUTPUT_RANGE, output_to_unit
-from srgan_cli.train.config import TrainConfig, adv_weight_at
+from srgan_cli.train.config import TEACHER_LOSSES, TrainConfig, adv_weight_at
 
 
 class PixelLoss:
@@ -168,18 +168,28 @@ class ArtifactLoss:
 
 
 class TeacherLoss:
-    """Distillation: the L1 distance (on [-1, 1] images, fp32) between the generator's
-    output and a frozen teacher generator's output for the same LR batch. The teacher runs
-    without a gradient, in eval mode, under the step's autocast."""
+    """Distillation: how far the generator's output is from a frozen teacher generator's
+    output for the same LR batch, as ``l1`` (on [-1, 1] images, fp32) or as ``content``
+    (the run's perceptual content loss, with the teacher's output in HR's place: texture
+    statistics rather than exact pixels). The teacher runs without a gradient, in eval
+    mode, under the step's autocast."""
 
-    def __init__(self, teacher: torch.nn.Module) -> None:
+    def __init__(self, teacher: torch.nn.Module, kind: str = "l1",
+                 content: PerceptualLoss | None = None) -> None:
+        if kind not in TEACHER_LOSSES:
+            raise ValueError(f"unknown teacher loss {kind!r} ({', '.join(TEACHER_LOSSES)})")
+        if kind == "content" and content is None:
+            raise ValueError("the 'content' teacher loss needs a perceptual content loss")
         self.teacher = teacher.eval().requires_grad_(False)
+        self.kind, self.content = kind, content
 
     def target(self, lr_img: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return self.teacher(lr_img).float()
 
     def __call__(self, sr: torch.Tensor, lr_img: torch.Tensor) -> torch.Tensor:
+        if self.kind == "content":
+            return self.content(sr, self.target(lr_img))
         return F.l1_loss(sr.float(), self.target(lr_img))
 
 
@@ -316,5 +326,7 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None,
         flat_weight=cfg.flat_weight,
         artifact=ArtifactLoss() if cfg.artifact_weight else None,
         artifact_weight=cfg.artifact_weight,
-        teacher=TeacherLoss(teacher) if teacher is not None and cfg.teacher_weight else None,
+        teacher=(TeacherLoss(teacher, cfg.teacher_loss,
+                             PerceptualLoss(vgg) if perceptual else None)
+                 if teacher is not None and cfg.teacher_weight else None),
         teacher_weight=cfg.teacher_weight)
