@@ -15,6 +15,7 @@ adversarial term is also the D update's fake pass, which is then a backward only
     python scripts/profile_gan_iteration.py --iters 6 --warmup 2 [--json out.json]
     python scripts/profile_gan_iteration.py --flat-weight 1 --gan-loss ragan   # their costs
     python scripts/profile_gan_iteration.py --content-loss vgg-multi --artifact-weight 2000
+    python scripts/profile_gan_iteration.py --teacher-weight 20     # the L1 distillation of srgan
 
 Prints a table (ms per phase, share of the iteration, GFLOP/s where counted), the
 iterations/s it implies and the process's peak RSS. Stop other work first (a training
@@ -49,6 +50,7 @@ from srgan_cli.train.losses import (
     ArtifactLoss,
     FlatLoss,
     RelativisticAdversarialLoss,
+    TeacherLoss,
 )
 
 
@@ -79,6 +81,9 @@ def main() -> int:
     ap.add_argument("--artifact-weight", type=float, default=0.0,
                     help="add the artifact loss (srgan train --artifact-weight), refined by "
                     "the EMA's output, with this weight")
+    ap.add_argument("--teacher-weight", type=float, default=0.0,
+                    help="add the L1 distillation term (srgan train --teacher srgan "
+                    "--teacher-weight) with this weight")
     args = ap.parse_args()
     share = args.d_fake == "shared"
     if args.gan_loss == "ragan" and not share:
@@ -96,6 +101,9 @@ def main() -> int:
     gen_model = load_file(resolve_model("srresnet"), ours_only=True).net
     model = gen_model.train().to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
+    teacher = (TeacherLoss(load_file(resolve_model("srgan"), ours_only=True).net
+                           .to(memory_format=torch.channels_last))
+               if args.teacher_weight else None)
     vgg = VGGFeatures.load(args.content_loss).to(memory_format=torch.channels_last)
     features = vgg.taps if multi else vgg
     vgg_name = "VGG multi-layer" if multi else "VGG54"
@@ -152,6 +160,10 @@ def main() -> int:
                 with torch.no_grad(), autocast:
                     sr_ema = ema(lr_img)
                 loss = loss + args.artifact_weight * artifact(sr, hr, sr_ema)
+        if teacher is not None:
+            with timed("teacher forward and L1", i):
+                with autocast:
+                    loss = loss + args.teacher_weight * teacher(sr, lr_img)
         if flat is not None:
             with timed("solid-colour loss forward", i):
                 loss = loss + args.flat_weight * flat(model, i)
@@ -196,7 +208,8 @@ def main() -> int:
     print(f"{cpu}, {torch.get_num_threads()} threads, precision {amp or 'fp32'}, "
           f"{args.adam} Adam, D fake pass {args.d_fake}, {args.gan_loss} GAN loss, "
           f"solid-colour loss weight {args.flat_weight:g}, {args.content_loss} content "
-          f"loss, artifact loss weight {args.artifact_weight:g}, batch "
+          f"loss, artifact loss weight {args.artifact_weight:g}, teacher weight "
+          f"{args.teacher_weight:g}, batch "
           f"{args.batch} of {args.crop} px, mean of {args.iters} iterations after "
           f"{args.warmup} warm-up")
     print("| phase | ms | share |\n| --- | --- | --- |")
@@ -213,6 +226,7 @@ def main() -> int:
                                          "flat_weight": args.flat_weight,
                                          "content_loss": args.content_loss,
                                          "artifact_weight": args.artifact_weight,
+                                         "teacher_weight": args.teacher_weight,
                                          "batch": args.batch, "crop": args.crop,
                                          "iters": args.iters,
                                          "seconds": per, "its_per_sec": 1 / total},
