@@ -2,7 +2,7 @@
 how the terms of a recipe weigh against each other, and what weight puts a new term at
 an old one's scale (``--content-loss vgg-multi`` against ``vgg54``).
 
-    python scripts/loss_gradients.py weights/candidates/r11_it100.safetensors
+    python scripts/loss_gradients.py srgan-resize
     python scripts/loss_gradients.py MODEL --data ../shared/datasets/train/bsds400 --batch 16
 
 A seeded batch of HR crops (``--crop`` px) from the images in ``--data``, their LR made as
