@@ -6,8 +6,9 @@ to benchmark results: ``srgan_cli.bench.default_rule``.
                                                     # weights/models.json's default is it
 
 Reads one or more ``srgan benchmark --json`` files (their rows together), runs every
-candidate model on the solid colours and reads its training stage (``Upscaler(name, precision='fp32')``: default border,
-the benchmark's precision, the same on every CPU), prints one
+candidate model on the solid colours (``Upscaler(name, precision='fp32')``: default border,
+the benchmark's precision, the same on every CPU) and reads its training stage (a GAN
+model must pass the release gate; a file of unknown stage is not eligible), prints one
 line per model and the choice. A model benchmarked as a file is named by the registry entry
 with the same sha256, when there is one.
 """
@@ -54,7 +55,10 @@ def main() -> int:
         for name, c in cands.items():
             up = Upscaler(name, device=args.device, precision="fp32")
             err = flat_error(lambda a: up.upscale_image(Image.fromarray(a)))
-            cands[name] = dataclasses.replace(c, flat_error=err, gan=up.model.stage == "gan")
+            stage = up.model.stage  # a converted or unknown file: not known, not eligible
+            cands[name] = dataclasses.replace(
+                c, flat_error=err,
+                gan=stage == "gan" if stage in ("srresnet", "gan") else None)
         best, lines = choose(cands)
     except (SrganError, OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -6,9 +6,10 @@ an old one's scale (``--content-loss vgg-multi`` against ``vgg54``).
     python scripts/loss_gradients.py MODEL --data ../shared/datasets/train/bsds400 --batch 16
 
 A seeded batch of HR crops (``--crop`` px) from the images in ``--data``, their LR made as
-training makes them (antialiased bicubic), the model's SR in fp32. For each term:
-its value (unweighted, as the training log shows it) and the L2 norm of its gradient with
-respect to SR, both times the weight given (``--pixel-weight`` ...). The adversarial term
+training makes them (antialiased bicubic), the model's SR in fp32. For each term: its
+value and the L2 norm of its gradient with respect to SR; the VGG content losses
+unweighted (as the training log shows them), the others times the weight given
+(``--pixel-weight`` ...), as their rows say. The adversarial term
 needs a discriminator and is not here.
 """
 

@@ -118,6 +118,17 @@ def test_a_gan_run_distils_a_teacher_and_records_it(data, tmp_path, pretrained, 
     info = load_file(export(run / "last.pt", tmp_path / "d.safetensors"), ours_only=True)
     assert info.metadata["teacher"] == "pre.safetensors"
     assert info.metadata["teacher_weight"] == "5.0" and info.metadata["teacher_loss"] == "l1"
+    from srgan_cli.distribution.hub import sha256_file
+
+    assert info.metadata["teacher_sha256"] == sha256_file(pretrained)
+    # a resumed run whose --teacher now resolves to other weights is refused
+    from srgan_cli.distribution.modelfile import save_generator
+
+    info0 = load_file(pretrained, ours_only=True)  # (this test's own file)
+    save_generator(info0.net, pretrained, {**dict(info0.metadata), "note": "changed"})
+    with pytest.raises(TrainError, match="the run distilled pre.safetensors"):
+        train(gan_cfg(data, run, pretrained, vgg_file, iters=3, teacher=str(pretrained),
+                      teacher_weight=5.0), resume=run / "last.pt")
     with pytest.raises(TrainError, match="--teacher-loss content needs a VGG content loss"):
         train(gan_cfg(data, tmp_path / "bad3", pretrained, vgg_file, content_loss="mse",
                       teacher=str(pretrained), teacher_weight=1.0, teacher_loss="content"))

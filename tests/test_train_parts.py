@@ -107,8 +107,13 @@ def test_the_artifact_loss_weighs_noise_on_a_smooth_area_and_not_a_smooth_error(
 
 def test_a_generator_step_with_the_artifact_loss_logs_it_and_reads_the_ema():
     cfg, state = _gan_state(0, artifact_weight=100.0)
-    terms = _step(cfg, state)
-    assert terms["l_g_artifact"] > 0
+    _step(cfg, state)  # the generator moves away from its EMA
+    with_ema = _step(cfg, state)["l_g_artifact"]
+    cfg2, state2 = _gan_state(0, artifact_weight=100.0)
+    _step(cfg2, state2)
+    state2.ema = None  # the same second step without the EMA's reference
+    without = _step(cfg2, state2)["l_g_artifact"]
+    assert 0 < with_ema < without  # the EMA zeroes the weight where SR is the closer
 
 
 def test_the_teacher_loss_is_the_l1_to_a_frozen_teachers_output_and_trains_only_the_student():

@@ -119,10 +119,12 @@ def _per_stage(key: str, show=str) -> str:
               show_default=True, help="Solid colours per step for --flat-weight.")
 @click.option("--teacher", default=None, metavar="MODEL",
               help="A frozen generator (registered name or .safetensors file) to distil: with "
-              "--teacher-weight, the L1 distance between the trained generator's output and "
-              "the teacher's for the same LR is added to the loss.")
+              "--teacher-weight, a term comparing the trained generator's output with the "
+              "teacher's for the same LR (--teacher-loss) is added to the loss.")
 @click.option("--teacher-weight", type=click.FloatRange(0), default=DEFAULTS["teacher_weight"],
-              show_default=True, help="Weight of the distillation term (--teacher). 0: off.")
+              show_default=True, help="Weight of the distillation term (--teacher); "
+              "--content-weight does not apply to it, so a content-loss term against the "
+              "teacher wants the same scale (e.g. 2e-3 beside vgg-multi). 0: off.")
 @click.option("--teacher-loss", type=click.Choice(TEACHER_LOSSES),
               default=DEFAULTS["teacher_loss"], show_default=True,
               help="The distillation term: l1, the L1 distance to the teacher's output; "

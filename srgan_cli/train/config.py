@@ -95,8 +95,8 @@ class TrainConfig:
     # weight of the artifact loss (train.losses.ArtifactLoss: L1 weighted where the
     # residual varies locally, refined by the EMA's output when the run keeps one)
     artifact_weight: float = 0.0
-    # a teacher generator (registered name or file; frozen) and the weight of the L1 distance
-    # between the trained generator's output and the teacher's on the same LR (distillation)
+    # a teacher generator (registered name or file; frozen) and the weight of the term that
+    # compares the trained generator's output with the teacher's on the same LR (distillation)
     teacher: str | None = None
     teacher_weight: float = 0.0
     teacher_loss: str = "l1"  # l1 | content (the run's content loss against the teacher)

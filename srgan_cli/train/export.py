@@ -93,6 +93,9 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
         "train_seconds": f"{history['seconds'] + prior_secs:.0f}",
     }
     prov.update(_recipe(cfg))
+    teacher = history.get("teacher")
+    if teacher:  # the file the run distilled (its name and sha256 at the run's start)
+        prov["teacher_file"], prov["teacher_sha256"] = teacher["file"], teacher["sha256"]
     if use_ema:
         prov["ema"] = str(cfg.get("ema"))
     if cfg.get("degradation", "clean") != "clean":  # srgan train --degradation

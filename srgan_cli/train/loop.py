@@ -175,8 +175,11 @@ def _vgg(cfg: TrainConfig, device: torch.device) -> torch.nn.Module | None:
     return vgg.to(memory_format=torch.channels_last) if cfg.channels_last else vgg
 
 
-def _teacher(cfg: TrainConfig, device: torch.device) -> torch.nn.Module | None:
-    """The frozen teacher generator of ``--teacher`` (None without one)."""
+def _teacher(cfg: TrainConfig, device: torch.device,
+             history: dict[str, Any]) -> torch.nn.Module | None:
+    """The frozen teacher generator of ``--teacher`` (None without one). The file it was
+    (name and sha256) goes into ``history`` at the run's start; a resumed run whose teacher
+    resolves to other weights is refused."""
     if not cfg.teacher:
         return None
     from srgan_cli.distribution.loading import load_file
@@ -184,12 +187,20 @@ def _teacher(cfg: TrainConfig, device: torch.device) -> torch.nn.Module | None:
     from srgan_cli.errors import WeightsError
 
     try:
-        winfo = load_file(resolve_model(cfg.teacher), ours_only=True)
+        path = resolve_model(cfg.teacher)
+        winfo = load_file(path, ours_only=True)
     except WeightsError as e:
-        raise TrainError(str(e)) from None
+        raise TrainError(f"--teacher {cfg.teacher}: {e}") from None
     if winfo.spec.scale != cfg.scale:
         raise TrainError(f"--teacher {cfg.teacher}: is a x{winfo.spec.scale} model; the run "
                          f"asks for --scale {cfg.scale}")
+    seen = history.get("teacher")
+    if seen is None:
+        history["teacher"] = {"file": path.name, "sha256": winfo.sha256}
+    elif seen.get("sha256") != winfo.sha256:
+        raise TrainError(f"--teacher {cfg.teacher}: is {path.name} (sha256 {winfo.sha256[:12]}…), "
+                         f"the run distilled {seen.get('file')} (sha256 "
+                         f"{str(seen.get('sha256'))[:12]}…)")
     net = winfo.net.to(device).eval().requires_grad_(False)
     return net.to(memory_format=torch.channels_last) if cfg.channels_last else net
 
@@ -243,11 +254,11 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
         raise TrainError(f"unknown stage {cfg.stage!r} ({', '.join(STAGES)})")
     if cfg.content_loss not in CONTENT_LOSSES:
         raise TrainError(f"unknown content loss {cfg.content_loss!r} ({', '.join(CONTENT_LOSSES)})")
-    if cfg.teacher_loss == "content" and cfg.content_loss == "mse":
-        raise TrainError("--teacher-loss content needs a VGG content loss (--content-loss)")
     if bool(cfg.teacher) != bool(cfg.teacher_weight):
         raise TrainError("--teacher MODEL and --teacher-weight W go together (the teacher's "
                          "output is a loss term only with a weight)")
+    if cfg.teacher and cfg.teacher_loss == "content" and cfg.content_loss == "mse":
+        raise TrainError("--teacher-loss content needs a VGG content loss (--content-loss)")
     degrader = _degrader(cfg)
     info = dist.from_env()
     report = (on_progress or (lambda p: None)) if info.main else (lambda p: None)
@@ -341,7 +352,7 @@ class _Run:
                  amp: torch.dtype | None, degrader: Degrader | None = None) -> None:
         self.cfg, self.info, self.state, self.report = cfg, info, state, report
         self.losses = generator_losses(
-            cfg, vgg, _teacher(cfg, next(state.generator.parameters()).device))
+            cfg, vgg, _teacher(cfg, next(state.generator.parameters()).device, state.history))
         self.amp = amp
         self.ckpt_path = Path(cfg.run_dir) / "last.pt"
         self.deadline = (time.perf_counter() + cfg.max_seconds if cfg.max_seconds > 0

@@ -271,7 +271,8 @@ def as_unbounded_inference(net: torch.nn.Module):
 
 @dataclass
 class GeneratorLosses:
-    """The terms of a stage's generator loss, summed in this order.
+    """The terms of a stage's generator loss (summed as ``train.steps.generator_step``
+    does: content, adversarial, pixel, grid, teacher, artifact, flat).
 
     ``content``: the MSE (logged as ``l_g_pix``) or VGG loss (``l_g_percep``), weighted by
     ``content_weight`` (1 in the paper's recipes; logged unweighted, as every term);
