@@ -16,6 +16,7 @@ needs a discriminator and is not here.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import sys
 from pathlib import Path
@@ -72,8 +73,10 @@ def main() -> int:
         sr = net(lr)
     hr = hr * 2 - 1  # the training losses' [-1, 1]
 
-    terms = {name: (lambda s, v=VGGFeatures.load(name, args.vgg_weights): content_loss(v, s, hr))
-             for name in args.losses.split(",") if name}
+    vggs = {name: VGGFeatures.load(name, args.vgg_weights)
+            for name in args.losses.split(",") if name}
+    terms = {name: functools.partial(lambda s, v: content_loss(v, s, hr), v=v)
+             for name, v in vggs.items()}
     if args.pixel_weight:
         terms[f"l1 x {args.pixel_weight:g}"] = lambda s: args.pixel_weight * PixelLoss("l1")(s, hr)
     if args.grid_weight:

@@ -32,6 +32,7 @@ import resource
 import sys
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -54,7 +55,42 @@ from srgan_cli.train.losses import (
 )
 
 
-def main() -> int:
+@dataclass
+class ExtraTerms:
+    """The optional generator terms the profile adds (each None unless its weight is set),
+    timed one by one as the training step computes them."""
+
+    args: argparse.Namespace
+    flat: FlatLoss | None = None
+    artifact: ArtifactLoss | None = None
+    teacher: TeacherLoss | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "ExtraTerms":
+        teacher = None
+        if args.teacher_weight:
+            net = load_file(resolve_model("srgan"), ours_only=True).net
+            teacher = TeacherLoss(net.to(memory_format=torch.channels_last))
+        return cls(args, FlatLoss() if args.flat_weight else None,
+                   ArtifactLoss() if args.artifact_weight else None, teacher)
+
+    def add(self, loss, *, model, ema, batch, sr, step, timed, autocast):
+        lr_img, hr = batch
+        if self.artifact is not None:
+            with timed("artifact loss (EMA forward, its map)", step):
+                with torch.no_grad(), autocast:
+                    sr_ema = ema(lr_img)
+                loss = loss + self.args.artifact_weight * self.artifact(sr, hr, sr_ema)
+        if self.teacher is not None:
+            with timed("teacher forward and L1", step), autocast:
+                loss = loss + self.args.teacher_weight * self.teacher(sr, lr_img)
+        if self.flat is not None:
+            with timed("solid-colour loss forward", step):
+                loss = loss + self.args.flat_weight * self.flat(model, step)
+        return loss
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--iters", type=int, default=6)
     ap.add_argument("--warmup", type=int, default=2)
@@ -84,14 +120,17 @@ def main() -> int:
     ap.add_argument("--teacher-weight", type=float, default=0.0,
                     help="add the L1 distillation term (srgan train --teacher srgan "
                     "--teacher-weight) with this weight")
+    return ap
+
+
+def main() -> int:
+    ap = _parser()
     args = ap.parse_args()
     share = args.d_fake == "shared"
     if args.gan_loss == "ragan" and not share:
         ap.error("--gan-loss ragan profiles the shared D forward only")
     adversarial = (RelativisticAdversarialLoss() if args.gan_loss == "ragan"
                    else AdversarialLoss())
-    flat = FlatLoss() if args.flat_weight else None
-    artifact = ArtifactLoss() if args.artifact_weight else None
     multi = args.content_loss == "vgg-multi"
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -101,9 +140,7 @@ def main() -> int:
     gen_model = load_file(resolve_model("srresnet"), ours_only=True).net
     model = gen_model.train().to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    teacher = (TeacherLoss(load_file(resolve_model("srgan"), ours_only=True).net
-                           .to(memory_format=torch.channels_last))
-               if args.teacher_weight else None)
+    extra = ExtraTerms.from_args(args)
     vgg = VGGFeatures.load(args.content_loss).to(memory_format=torch.channels_last)
     features = vgg.taps if multi else vgg
     vgg_name = "VGG multi-layer" if multi else "VGG54"
@@ -155,18 +192,8 @@ def main() -> int:
                     real = disc(hr).float()
             l_gan = adversarial.generator_term(logits, real)
         loss = l_content + 1e-3 * l_gan + 0.5 * F.l1_loss(sr.float(), hr)
-        if artifact is not None:
-            with timed("artifact loss (EMA forward, its map)", i):
-                with torch.no_grad(), autocast:
-                    sr_ema = ema(lr_img)
-                loss = loss + args.artifact_weight * artifact(sr, hr, sr_ema)
-        if teacher is not None:
-            with timed("teacher forward and L1", i):
-                with autocast:
-                    loss = loss + args.teacher_weight * teacher(sr, lr_img)
-        if flat is not None:
-            with timed("solid-colour loss forward", i):
-                loss = loss + args.flat_weight * flat(model, i)
+        loss = extra.add(loss, model=model, ema=ema, batch=(lr_img, hr), sr=sr, step=i,
+                         timed=timed, autocast=autocast)
         with timed("G backward (through D, VGG, G)", i):
             opt.zero_grad(set_to_none=True)
             if share:  # the gradient at SR through D, then G's with it joined at SR

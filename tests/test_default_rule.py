@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from srgan_cli.bench.default_rule import Candidate, candidates, choose, flat_error
+from srgan_cli.bench.default_rule import candidates, choose, flat_error
 
 SETS = ("set14", "set14+jpeg75", "set14+noise5")
 
