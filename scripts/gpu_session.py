@@ -19,10 +19,10 @@ early leaves its spare time to the next):
 4. ``srresnet_x4.safetensors`` + ``srresnet_log.jsonl``: SRResNet training continued from
    the shipped release (``--init``, ``--ema 0.999``), time-bounded (``srgan train
    --max-seconds``), exported (the EMA weights).
-5. ``srgan_x4.safetensors`` + ``srgan_log.jsonl``: the GAN stage from the SRResNet of
-   stage 4 (the shipped one if stage 4 left none), with the recipe of the CPU run
-   (``--ema 0.999 --pixel-weight 0.5 --adv-warmup 500``) and issue 21's lattice-free
-   additions (``--tie-phases resize --grid-weight 0.3 --d-warmup 100``), exported.
+5. ``srgan_x4.safetensors`` + ``srgan_log.jsonl``: the GAN stage continuing the shipped
+   lattice-free ``srgan-resize`` (``--gan-init``) with the recipe of its last CPU run
+   (issue 21, ``GAN_RECIPE``: resize tie, grid, artifact, solid-colour and multi-layer VGG
+   losses, EMA, and the shipped ``srgan`` distilled as texture, ``--gan-teacher``), exported.
 
 Each export's metadata names its parent (``init`` and ``parent_sha256``); each stage log is
 the run's own ``log.jsonl`` between a header record (command, parent and its sha256) and a
@@ -31,8 +31,9 @@ rate, exit status, output tail on failure). ``session.log`` is this script's own
 Never downloads anything (``HF_HUB_OFFLINE=1``); runs from the checkout (``PYTHONPATH``).
 
 Large batches: the paper trains at batch 16 with Adam at lr 1e-4. Here the batch fills the
-GPU and the lr follows Adam's square-root rule, lr = 1e-4 * sqrt(batch / 16): SRResNet
-batch 256 -> 4e-4, GAN batch 64 -> 2e-4 (``--sr-batch/--sr-lr/--gan-batch/--gan-lr``).
+GPU and the lr follows Adam's square-root rule, lr = base * sqrt(batch / 16): SRResNet
+batch 256 -> 4e-4 (base 1e-4); the GAN stage fine-tunes ``srgan-resize`` from r17's lr
+(base 2e-5), batch 64 -> 4e-5 (``--sr-batch/--sr-lr/--gan-batch/--gan-lr``).
 """
 
 from __future__ import annotations
@@ -59,13 +60,21 @@ MiB = 1 << 20
 # what comes back from the device: at most 8 files (docs/gpu.md)
 OUTPUTS = ("env.json", "tests.log", "speed.json", "srresnet_x4.safetensors",
            "srresnet_log.jsonl", "srgan_x4.safetensors", "srgan_log.jsonl", "session.log")
-# issue 21: the GAN stage without the 4-px lattice (weights/README.md, "The lattice")
-GAN_LATTICE_FREE = ("--tie-phases", "resize", "--grid-weight", "0.3", "--d-warmup", "100")
+# issue 21: the recipe of srgan-resize's last CPU run, r17 (weights/README.md, "The lattice")
+GAN_RECIPE = ("--tie-phases", "resize", "--grid-weight", "0.6", "--d-warmup", "100",
+              "--ema", "0.999", "--pixel-weight", "0.5", "--adv-weight", "5e-3",
+              "--content-loss", "vgg-multi", "--content-weight", "2e-3",
+              "--artifact-weight", "2000", "--flat-weight", "5.0", "--flat-colours", "32",
+              "--teacher-loss", "content", "--teacher-weight", "2e-3")
+GAN_BASE_LR = 2e-5  # r17's lr at batch 16: a fine-tuning of srgan-resize, not a new GAN
+GAN_INIT = REPO / "weights" / "srgan_resize_x4.safetensors"
+GAN_TEACHER = REPO / "weights" / "srgan_x4.safetensors"
 
 
-def lr_for(batch: int) -> float:
-    """Adam's square-root rule from the paper's batch 16 at lr 1e-4."""
-    return 1e-4 * math.sqrt(batch / 16)
+def lr_for(batch: int, base: float = 1e-4) -> float:
+    """Adam's square-root rule from ``base`` at the paper's batch 16 (its lr 1e-4; the
+    GAN stage fine-tunes at GAN_BASE_LR)."""
+    return base * math.sqrt(batch / 16)
 
 
 def sha256(path: Path) -> str:
@@ -332,7 +341,7 @@ class Session:
         else:
             batch = a.sr_batch if stage == "srresnet" else a.gan_batch
             lr = a.sr_lr if stage == "srresnet" else a.gan_lr
-            lr = lr or lr_for(batch)
+            lr = lr or lr_for(batch, 1e-4 if stage == "srresnet" else GAN_BASE_LR)
             crop = 96
             budget = max(limit - self.plan.train_margin, 5)
             n = 1000 if stage == "srresnet" else 500
@@ -347,7 +356,9 @@ class Session:
                "--max-seconds", f"{budget:.0f}", *every, *extra]
         head = {"kit": name, "command": " ".join(cmd[2:]), "parent": str(parent.relative_to(REPO)
                 if parent.is_relative_to(REPO) else parent), "parent_sha256": parent_sha,
-                "batch": batch, "lr": lr, "lr_rule": "1e-4 * sqrt(batch / 16) (Adam)",
+                "batch": batch, "lr": lr, "lr_rule": ("1e-4" if stage == "srresnet" else
+                                                      f"{GAN_BASE_LR:g}")
+                + " * sqrt(batch / 16) (Adam)",
                 "crop": crop, "stage_limit_s": round(limit, 1), "max_seconds": round(budget, 1)}
         self.say(f"{name}: {limit:.0f} s (training {budget:.0f} s), batch {batch}, lr {lr:g}, "
                  f"from {parent.name} ({parent_sha[:12]})")
@@ -554,18 +565,14 @@ def session(args) -> int:
             fn()
         except Exception as e:  # noqa: BLE001 - one stage's failure must not stop the rest
             s.say(f"{name}: failed in the kit: {type(e).__name__}: {e}")
-    parent = args.init
-    sr = None
     if not missing:
         try:
-            sr = s.train_stage("srresnet", args.init, ["--ema", "0.999"])
+            s.train_stage("srresnet", args.init, ["--ema", "0.999"])
         except Exception as e:  # noqa: BLE001
             s.say(f"srresnet: failed in the kit: {type(e).__name__}: {e}")
-        parent = sr if sr is not None else args.init
         try:
-            s.train_stage("gan", parent, ["--ema", "0.999", "--pixel-weight", "0.5",
-                                          "--adv-warmup", "500", *GAN_LATTICE_FREE,
-                                          "--vgg-weights", str(args.pack_dir / VGG_NAME)])
+            s.train_stage("gan", args.gan_init, [*GAN_RECIPE, "--teacher", str(args.gan_teacher),
+                                                 "--vgg-weights", str(args.pack_dir / VGG_NAME)])
         except Exception as e:  # noqa: BLE001
             s.say(f"srgan: failed in the kit: {type(e).__name__}: {e}")
     have = [n for n in OUTPUTS if (out / n).is_file()]
@@ -588,10 +595,14 @@ def main() -> int:
                     help="every stage on the CPU with toy sizes and seconds-long training")
     ap.add_argument("--dry-train-seconds", type=float, default=3.0, help=argparse.SUPPRESS)
     ap.add_argument("--init", type=Path, default=SHIPPED, help="the SRResNet stage 4 continues")
+    ap.add_argument("--gan-init", type=Path, default=GAN_INIT,
+                    help="the lattice-free GAN generator stage 5 continues")
+    ap.add_argument("--gan-teacher", type=Path, default=GAN_TEACHER,
+                    help="the generator stage 5 distils (--teacher)")
     ap.add_argument("--sr-batch", type=int, default=256)
     ap.add_argument("--sr-lr", type=float, default=None, help="default: 1e-4*sqrt(batch/16)")
     ap.add_argument("--gan-batch", type=int, default=64)
-    ap.add_argument("--gan-lr", type=float, default=None, help="default: 1e-4*sqrt(batch/16)")
+    ap.add_argument("--gan-lr", type=float, default=None, help="default: 2e-5*sqrt(batch/16)")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default in /tmp)")
     ap.add_argument("--keep-work", action="store_true", help="keep the scratch folder")
     ap.add_argument("--shared", type=Path, default=None, help="--pack: the shared data folder")

@@ -62,9 +62,15 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
     init = tmp_path / "init.safetensors"
     save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8), 0), init,
                    {"stage": "srresnet", "iterations": 0, "data": "none"})
+    gan_init, teacher = tmp_path / "gan_init.safetensors", tmp_path / "teacher.safetensors"
+    save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8), 1), gan_init,
+                   {"stage": "gan", "iterations": 0, "data": "none"})
+    save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8), 2), teacher,
+                   {"stage": "gan", "iterations": 0, "data": "none"})
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, str(KIT), "--out", str(out), "--pack-dir", str(pack),
-                        "--dry-run", "--init", str(init), "--dry-train-seconds", "2"],
+                        "--dry-run", "--init", str(init), "--gan-init", str(gan_init),
+                        "--gan-teacher", str(teacher), "--dry-train-seconds", "2"],
                        cwd=REPO, env=env(), capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stdout + r.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
@@ -80,7 +86,7 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
     speed = json.loads((out / "speed.json").read_text())
     assert speed["runs"][0]["exit"] == 0 and speed["runs"][0]["results"][0]["mp_per_s_median"] > 0
 
-    parents = {"srresnet": sha(init), "srgan": sha(out / "srresnet_x4.safetensors")}
+    parents = {"srresnet": sha(init), "srgan": sha(gan_init)}
     for name, stage in (("srresnet", "srresnet"), ("srgan", "gan")):
         info = load_file(out / f"{name}_x4.safetensors", ours_only=True)
         assert info.stage == stage and info.metadata["parent_sha256"] == parents[name]
@@ -92,8 +98,11 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
         assert summary["export_sha256"] == sha(out / f"{name}_x4.safetensors")
         assert any("l_g_pix" in rec for rec in log[1:-1])
     gan_head = read_jsonl(out / "srgan_log.jsonl")[0]["command"]
-    for opt in ("--ema 0.999", "--pixel-weight 0.5", "--adv-warmup 500", VGG):
+    for opt in ("--ema 0.999", "--pixel-weight 0.5", "--tie-phases resize", "--grid-weight 0.6",
+                "--artifact-weight 2000", "--teacher-loss content", str(teacher), VGG):
         assert opt in gan_head
+    assert load_file(out / "srgan_x4.safetensors", ours_only=True).metadata["teacher_sha256"] \
+        == sha(teacher)
     assert "done in" in (out / "session.log").read_text()
 
 
