@@ -121,6 +121,13 @@ def test_a_gan_run_distils_a_teacher_and_records_it(data, tmp_path, pretrained, 
     from srgan_cli.distribution.hub import sha256_file
 
     assert info.metadata["teacher_sha256"] == sha256_file(pretrained)
+    # on degraded LR, the teacher fed the clean downscale
+    clean = tmp_path / "clean"
+    train(gan_cfg(data, clean, pretrained, vgg_file, iters=1, teacher=str(pretrained),
+                  teacher_weight=5.0, teacher_input="clean", degradation="real"))
+    assert [r["l_g_teacher"] > 0 for r in log_of(clean) if "l_d" in r] == [True]
+    meta = load_file(export(clean / "last.pt", tmp_path / "c.safetensors"), ours_only=True).metadata
+    assert meta["teacher_input"] == "clean" and meta["degradation"].startswith("real")
     # a resumed run whose --teacher now resolves to other weights is refused
     from srgan_cli.distribution.modelfile import save_generator
 

@@ -141,6 +141,16 @@ def test_the_teacher_loss_is_the_l1_to_a_frozen_teachers_output_and_trains_only_
     with torch.no_grad():
         assert perceptual(sr, lr).item() == pytest.approx(
             content(sr, teacher(lr)).item(), rel=1e-6)
+    # fed the clean downscale of HR instead of the batch's (degraded) LR
+    from srgan_cli.train.data import downscale
+
+    hr = torch.rand(2, 3, 32, 32) * 2 - 1
+    degraded = torch.rand(2, 3, 8, 8)
+    clean = TeacherLoss(teacher, clean_input=True)
+    with torch.no_grad():
+        want = teacher(downscale((hr + 1) / 2, 4))
+        assert torch.allclose(clean.target(degraded, hr), want)
+        assert not torch.allclose(loss.target(degraded, hr), want)  # lr: the batch's LR
     with pytest.raises(ValueError, match="needs a perceptual content loss"):
         TeacherLoss(teacher, "content")
     with pytest.raises(ValueError, match="unknown teacher loss"):

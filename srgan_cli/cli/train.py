@@ -18,6 +18,7 @@ from srgan_cli.train.config import (
     LR_SCHEDULES,
     STAGE_DEFAULTS,
     STAGES,
+    TEACHER_INPUTS,
     TEACHER_LOSSES,
     TrainConfig,
     field_defaults,
@@ -125,6 +126,11 @@ def _per_stage(key: str, show=str) -> str:
               show_default=True, help="Weight of the distillation term (--teacher); "
               "--content-weight does not apply to it, so a content-loss term against the "
               "teacher wants the same scale (e.g. 2e-3 beside vgg-multi). 0: off.")
+@click.option("--teacher-input", type=click.Choice(TEACHER_INPUTS),
+              default=DEFAULTS["teacher_input"], show_default=True,
+              help="What the teacher sees: lr, the batch's LR; clean, the clean antialiased "
+              "bicubic downscale of HR, so a run on degraded LR (--degradation real) learns "
+              "to give from a degraded image what the teacher gives from a clean one.")
 @click.option("--teacher-loss", type=click.Choice(TEACHER_LOSSES),
               default=DEFAULTS["teacher_loss"], show_default=True,
               help="The distillation term: l1, the L1 distance to the teacher's output; "

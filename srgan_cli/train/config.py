@@ -21,6 +21,7 @@ CONTENT_LOSSES = ("mse", "vgg22", "vgg54", "vgg-multi")
 LR_SCHEDULES = ("constant", "cosine", "step")
 GAN_LOSSES = ("standard", "ragan")
 TEACHER_LOSSES = ("l1", "content")
+TEACHER_INPUTS = ("lr", "clean")
 # what a stage trains when the config leaves a field at None (the paper's recipes);
 # the gan stage also gets lr_milestones [100000] when its schedule is 'step'
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -100,6 +101,9 @@ class TrainConfig:
     teacher: str | None = None
     teacher_weight: float = 0.0
     teacher_loss: str = "l1"  # l1 | content (the run's content loss against the teacher)
+    # what the teacher sees: the batch's LR, or the clean bicubic downscale of HR (a run on
+    # degraded LR then distils the teacher's output for the clean image)
+    teacher_input: str = "lr"
     vgg_weights: str | None = None
     lpips_weights: str | None = None
     # wall-clock limit in seconds (0: none), counted from the start of the training set-up
@@ -121,6 +125,9 @@ class TrainConfig:
             self.run_dir = str(Path("runs") / self.stage)
         if self.gan_loss not in GAN_LOSSES:
             raise TrainError(f"unknown GAN loss {self.gan_loss!r} ({', '.join(GAN_LOSSES)})")
+        if self.teacher_input not in TEACHER_INPUTS:
+            raise TrainError(f"unknown teacher input {self.teacher_input!r} "
+                             f"({', '.join(TEACHER_INPUTS)})")
         if self.teacher_loss not in TEACHER_LOSSES:
             raise TrainError(f"unknown teacher loss {self.teacher_loss!r} "
                              f"({', '.join(TEACHER_LOSSES)})")

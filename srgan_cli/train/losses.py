@@ -169,28 +169,38 @@ class ArtifactLoss:
 
 class TeacherLoss:
     """Distillation: how far the generator's output is from a frozen teacher generator's
-    output for the same LR batch, as ``l1`` (on [-1, 1] images, fp32) or as ``content``
-    (the run's perceptual content loss, with the teacher's output in HR's place: texture
-    statistics rather than exact pixels). The teacher runs without a gradient, in eval
-    mode, under the step's autocast."""
+    output, as ``l1`` (on [-1, 1] images, fp32) or as ``content`` (the run's perceptual
+    content loss, with the teacher's output in HR's place: texture statistics rather than
+    exact pixels). The teacher sees the batch's LR, or with ``clean_input`` the clean
+    antialiased bicubic downscale of HR (for a run on degraded LR: the student learns to
+    give from a JPEG what the teacher gives from a clean image). It runs without a
+    gradient, in eval mode, under the step's autocast."""
 
     def __init__(self, teacher: torch.nn.Module, kind: str = "l1",
-                 content: PerceptualLoss | None = None) -> None:
+                 content: PerceptualLoss | None = None, *, clean_input: bool = False,
+                 scale: int = 4) -> None:
         if kind not in TEACHER_LOSSES:
             raise ValueError(f"unknown teacher loss {kind!r} ({', '.join(TEACHER_LOSSES)})")
         if kind == "content" and content is None:
             raise ValueError("the 'content' teacher loss needs a perceptual content loss")
         self.teacher = teacher.eval().requires_grad_(False)
         self.kind, self.content = kind, content
+        self.clean_input, self.scale = clean_input, scale
 
-    def target(self, lr_img: torch.Tensor) -> torch.Tensor:
+    def target(self, lr_img: torch.Tensor, hr: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad():
+            if self.clean_input:
+                from srgan_cli.train.data import downscale
+
+                lr_img = downscale(output_to_unit(hr.float()), self.scale).to(lr_img.dtype)
             return self.teacher(lr_img).float()
 
-    def __call__(self, sr: torch.Tensor, lr_img: torch.Tensor) -> torch.Tensor:
+    def __call__(self, sr: torch.Tensor, lr_img: torch.Tensor,
+                 hr: torch.Tensor | None = None) -> torch.Tensor:
+        target = self.target(lr_img, hr)
         if self.kind == "content":
-            return self.content(sr, self.target(lr_img))
-        return F.l1_loss(sr.float(), self.target(lr_img))
+            return self.content(sr, target)
+        return F.l1_loss(sr.float(), target)
 
 
 class FlatLoss:
@@ -328,6 +338,7 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None,
         artifact=ArtifactLoss() if cfg.artifact_weight else None,
         artifact_weight=cfg.artifact_weight,
         teacher=(TeacherLoss(teacher, cfg.teacher_loss,
-                             PerceptualLoss(vgg) if perceptual else None)
+                             PerceptualLoss(vgg) if perceptual else None,
+                             clean_input=cfg.teacher_input == "clean", scale=cfg.scale)
                  if teacher is not None and cfg.teacher_weight else None),
         teacher_weight=cfg.teacher_weight)

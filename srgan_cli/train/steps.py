@@ -92,7 +92,7 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
         loss = loss + losses.grid_weight * l_grid
     if losses.teacher is not None:
         with nets.autocast:
-            l_teacher = losses.teacher(sr, lr_img)
+            l_teacher = losses.teacher(sr, lr_img, hr)
         logged["l_g_teacher"] = l_teacher
         loss = loss + losses.teacher_weight * l_teacher
     if losses.artifact is not None:
