@@ -6,8 +6,9 @@ repetition: the crops a model was judged by, from `srgan benchmark --save-images
         --methods srgan,srgan-resize --out docs/images/lattice/toucan_bokeh.png
 
 HR comes from the benchmark folder (``../shared/datasets/benchmark/<Set>/<Set>_HR`` or
-``--hr-dir``). ``--highpass`` shows luma minus its 7x7 box mean, x4 around mid-grey: the
-texture alone (grain, lattice, streaks).
+``--hr-dir``). ``--highpass`` shows what ``compare_crops.py --highpass`` shows (luma minus
+its Gaussian blur, sigma 2 px, x8 around mid-grey): the texture alone (grain, lattice,
+streaks).
 """
 
 from __future__ import annotations
@@ -20,14 +21,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def highpass(img: Image.Image) -> Image.Image:
-    y = np.asarray(img.convert("L"), np.float32)
-    p = np.pad(y, 3, mode="edge")
-    c = np.cumsum(np.cumsum(np.pad(p, ((1, 0), (1, 0))), 0), 1)
-    mean = (c[7:, 7:] - c[:-7, 7:] - c[7:, :-7] + c[:-7, :-7]) / 49
-    return Image.fromarray(np.clip((y - mean) * 4 + 128, 0, 255).astype(np.uint8)).convert("RGB")
+sys.path[:0] = [str(REPO), str(REPO / "scripts")]
+from compare_crops import highpass  # noqa: E402
 
 
 def main() -> int:
@@ -71,8 +66,8 @@ def main() -> int:
     draw = ImageDraw.Draw(strip)
     for i, (label, img) in enumerate(panels):
         crop = img.crop((x, y, x + size, y + size))
-        if args.highpass:
-            crop = highpass(crop)
+        if args.highpass:  # compare_crops.py's: luma minus its Gaussian blur, x8
+            crop = Image.fromarray(highpass(np.asarray(crop))).convert("RGB")
         px = i * (side + 4)
         strip.paste(crop.resize((side, side), Image.NEAREST), (px, head))
         draw.text((px + 2, 2), label, fill="black")

@@ -5,8 +5,8 @@ an old one's scale (``--content-loss vgg-multi`` against ``vgg54``).
     python scripts/loss_gradients.py srgan-resize
     python scripts/loss_gradients.py MODEL --data ../shared/datasets/train/bsds400 --batch 16
 
-A seeded batch of HR crops (``--crop`` px) from the images in ``--data``, their LR made as
-training makes them (antialiased bicubic), the model's SR in fp32. For each term: its
+A seeded batch of HR crops (``--crop`` px) from the images in ``--data``, drawn and
+downscaled as training does (``train.data.sample_batch``), the model's SR in fp32. For each term: its
 value and the L2 norm of its gradient with respect to SR; the VGG content losses
 unweighted (as the training log shows them), the others times the weight given
 (``--pixel-weight`` ...), as their rows say. The adversarial term
@@ -17,33 +17,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import random
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-
-def crops(folder: Path, n: int, size: int, seed: int) -> torch.Tensor:
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-    if not files:
-        raise SystemExit(f"error: {folder}: no PNG or JPEG images")
-    rng = random.Random(seed)
-    out = []
-    while len(out) < n:
-        with Image.open(rng.choice(files)) as im:
-            a = np.asarray(im.convert("RGB"))
-        if min(a.shape[:2]) < size:
-            continue
-        y, x = rng.randrange(a.shape[0] - size + 1), rng.randrange(a.shape[1] - size + 1)
-        out.append(torch.from_numpy(a[y:y + size, x:x + size].copy()).permute(2, 0, 1))
-    return torch.stack(out).float() / 255
 
 
 def main() -> int:
@@ -63,15 +43,20 @@ def main() -> int:
 
     import srgan_cli
     from srgan_cli.nets.vgg import VGGFeatures, content_loss
+    from srgan_cli.train.data import ImageBank, sample_batch
     from srgan_cli.train.losses import ArtifactLoss, GridLoss, PixelLoss
 
     torch.manual_seed(args.seed)
-    hr = crops(args.data, args.batch, args.crop, args.seed)
-    lr = F.interpolate(hr, scale_factor=1 / 4, mode="bicubic", antialias=True).clamp(0, 1)
+    bank = ImageBank.from_dirs([str(args.data)], args.crop)
+    if not len(bank):
+        print(f"error: {args.data}: no training images of at least {args.crop} px",
+              file=sys.stderr)
+        return 1
+    # as training draws them: LR in [0, 1], HR in the losses' [-1, 1]
+    lr, hr = sample_batch(bank, args.batch, args.crop, 4, torch.Generator().manual_seed(args.seed))
     net = srgan_cli.load(args.model).net.float().eval()
     with torch.no_grad():
         sr = net(lr)
-    hr = hr * 2 - 1  # the training losses' [-1, 1]
 
     vggs = {name: VGGFeatures.load(name, args.vgg_weights)
             for name in args.losses.split(",") if name}

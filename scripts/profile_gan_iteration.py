@@ -43,7 +43,7 @@ from srgan_cli.distribution.loading import load_file
 from srgan_cli.distribution.registry import resolve_model
 from srgan_cli.inference.device import cpu_has_bf16
 from srgan_cli.nets.discriminator import Discriminator
-from srgan_cli.nets.vgg import MULTI_TAPS, VGGFeatures
+from srgan_cli.nets.vgg import VGGFeatures, content_features, feature_distance
 from srgan_cli.paths import benchmark_dir
 from srgan_cli.train.data import ImageBank, sample_batch
 from srgan_cli.train.losses import (
@@ -142,7 +142,6 @@ def main() -> int:
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     extra = ExtraTerms.from_args(args)
     vgg = VGGFeatures.load(args.content_loss).to(memory_format=torch.channels_last)
-    features = vgg.taps if multi else vgg
     vgg_name = "VGG multi-layer" if multi else "VGG54"
     disc = Discriminator(args.crop).to(memory_format=torch.channels_last)
     fused = True if args.adam == "fused" else None
@@ -175,14 +174,11 @@ def main() -> int:
                 sr = model(lr_img)
             with timed(f"{vgg_name} on HR (no grad)", i):
                 with torch.no_grad():
-                    fh = features((hr + 1) * 0.5)
-            with timed(f"{vgg_name} on SR", i):
-                fs = features((sr + 1) * 0.5)
+                    fh = content_features(vgg, hr)
+            with timed(f"{vgg_name} on SR", i):  # as train.losses.PerceptualLoss
+                l_content = feature_distance(vgg, content_features(vgg, sr), fh)
                 if multi:
-                    l_content = 2e-3 * sum(w * torch.mean(torch.abs(a.float() - b.float()))
-                                           for w, a, b in zip(MULTI_TAPS.values(), fs, fh))
-                else:
-                    l_content = torch.mean((fs.float() - fh.float()) ** 2)
+                    l_content = 2e-3 * l_content  # --content-weight 2e-3
             with timed("D on SR (adversarial term)", i):
                 d_in = sr.detach().requires_grad_(True) if share else sr
                 logits = disc(d_in).float()

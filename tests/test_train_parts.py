@@ -157,6 +157,25 @@ def test_the_teacher_loss_is_the_l1_to_a_frozen_teachers_output_and_trains_only_
         TeacherLoss(teacher, "l2")
 
 
+def test_a_content_loss_distillation_shares_srs_vgg_pass_and_gives_the_same_terms():
+    from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+    from srgan_cli.nets.vgg import VGGFeatures
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(data=[], stage="gan", teacher="t", teacher_weight=1.0,
+                      teacher_loss="content")
+    losses = generator_losses(cfg, VGGFeatures("vgg22").eval(), SRResNet(GeneratorSpec(4, 1, 8)))
+    assert losses.teacher.shares_content(losses.content)
+    lr = torch.rand(2, 3, 8, 8)
+    sr, hr = _images(8), _images(9)
+    calls = []
+    losses.content.vgg.register_forward_hook(lambda *a: calls.append(1))
+    content, teacher = losses.content_terms(sr, hr, lr)
+    assert len(calls) == 3  # SR once, HR, the teacher's output
+    assert content.item() == pytest.approx(losses.content(sr, hr).item(), rel=1e-6)
+    assert teacher.item() == pytest.approx(losses.teacher(sr, lr, hr).item(), rel=1e-6)
+
+
 def test_the_adversarial_loss_is_binary_cross_entropy_on_logits():
     adv = AdversarialLoss()
     zero = torch.zeros(4, 1)

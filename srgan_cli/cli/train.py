@@ -73,7 +73,7 @@ def _per_stage(key: str, show=str) -> str:
               help="mse, vgg22, vgg54: the paper's Table 1 variants. vgg-multi: L1 of VGG19's "
               "conv1_2, conv2_2, conv3_4, conv4_4 and conv5_4 outputs before their ReLU, "
               "weighted 0.1, 0.1, 1, 1, 1 (Real-ESRGAN's perceptual loss; mid-level texture "
-              "beside VGG54's objects; its gradient is about 500x VGG54's: pair it with "
+              "beside VGG54's objects; its gradient is 500-900x VGG54's: pair it with "
               f"--content-weight 2e-3). Default: {_per_stage('content_loss')}.")
 @click.option("--content-weight", type=click.FloatRange(0, min_open=True),
               default=DEFAULTS["content_weight"], show_default=True,

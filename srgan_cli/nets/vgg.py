@@ -171,17 +171,33 @@ def _torchvision_state() -> tuple[dict[str, torch.Tensor] | None, str]:
             if k.startswith("features.")}, ""
 
 
-def content_loss(vgg: VGGFeatures, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+def content_features(vgg: VGGFeatures, x: torch.Tensor) -> list[torch.Tensor]:
+    """What the content loss compares, for an image in [-1, 1]: the rescaled feature map
+    (VGG22, VGG54), or the tapped maps (``vgg-multi``)."""
+    if vgg.layer == "vgg-multi":
+        return vgg.taps(output_to_unit(x))
+    return [vgg(output_to_unit(x)) * RESCALE]
+
+
+def feature_distance(vgg: VGGFeatures, fs: list[torch.Tensor],
+                     ft: list[torch.Tensor]) -> torch.Tensor:
+    """The content loss between two images' :func:`content_features`: mean squared
+    distance (VGG22, VGG54), or the weighted sum of the taps' mean absolute differences."""
+    if vgg.layer == "vgg-multi":
+        return sum(w * torch.mean(torch.abs(a.float() - b.float()))
+                   for w, a, b in zip(MULTI_TAPS.values(), fs, ft))
+    return torch.mean((fs[0].float() - ft[0].float()) ** 2)
+
+
+def content_loss(vgg: VGGFeatures, sr: torch.Tensor, *targets: torch.Tensor):
     """Euclidean (mean squared) distance of rescaled VGG features (the paper's VGG22 and
     VGG54), or for ``vgg-multi`` the weighted sum of its taps' mean absolute differences;
-    sr/hr in [-1, 1]."""
-    if vgg.layer == "vgg-multi":
-        fs = vgg.taps(output_to_unit(sr))
+    images in [-1, 1]. With several targets, one distance each (a tuple), SR's features
+    computed once."""
+    fs = content_features(vgg, sr)
+    out = []
+    for t in targets:
         with torch.no_grad():
-            fh = vgg.taps(output_to_unit(hr))
-        return sum(w * torch.mean(torch.abs(a.float() - b.float()))
-                   for w, a, b in zip(MULTI_TAPS.values(), fs, fh))
-    fs = vgg(output_to_unit(sr)) * RESCALE
-    with torch.no_grad():
-        fh = vgg(output_to_unit(hr)) * RESCALE
-    return torch.mean((fs.float() - fh.float()) ** 2)
+            ft = content_features(vgg, t)
+        out.append(feature_distance(vgg, fs, ft))
+    return out[0] if len(out) == 1 else tuple(out)

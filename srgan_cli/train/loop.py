@@ -119,6 +119,25 @@ def _degrader(cfg: TrainConfig) -> Degrader | None:
     return Degrader(spec) if spec is not None else None
 
 
+def _released_generator(name: str, scale: int, option: str | None = None):
+    """(path, file facts) of a generator file or registered name given to ``--init`` or
+    ``option``, checked to be ours and of ``scale``; one-line TrainErrors."""
+    from srgan_cli.distribution.loading import load_file
+    from srgan_cli.distribution.registry import resolve_model
+    from srgan_cli.errors import WeightsError
+
+    where = f"{option} {name}: " if option else ""
+    try:
+        path = resolve_model(name)
+        winfo = load_file(path, ours_only=True)
+    except WeightsError as e:
+        raise TrainError(f"{where}{e}") from None
+    if winfo.spec.scale != scale:
+        raise TrainError(f"{where or f'{name}: '}is a x{winfo.spec.scale} model; the run "
+                         f"asks for --scale {scale}")
+    return path, winfo
+
+
 def _init_weights(cfg: TrainConfig) -> tuple[SRResNet | None, dict[str, Any] | None]:
     """The generator of ``cfg.init`` and the record of it the run keeps (None, None: no init)."""
     if not cfg.init:
@@ -126,18 +145,7 @@ def _init_weights(cfg: TrainConfig) -> tuple[SRResNet | None, dict[str, Any] | N
             raise TrainError("the GAN stage starts from trained SRResNet weights: pass --init "
                              "NAME|PATH (e.g. --init srresnet)")
         return None, None
-    from srgan_cli.distribution.loading import load_file
-    from srgan_cli.distribution.registry import resolve_model
-    from srgan_cli.errors import WeightsError
-
-    try:
-        init_path = resolve_model(cfg.init)
-        winfo = load_file(init_path, ours_only=True)
-    except WeightsError as e:
-        raise TrainError(str(e)) from None
-    if winfo.spec.scale != cfg.scale:
-        raise TrainError(f"{cfg.init}: is a x{winfo.spec.scale} model; the run asks for "
-                         f"--scale {cfg.scale}")
+    init_path, winfo = _released_generator(cfg.init, cfg.scale)
     if winfo.spec.blocks != cfg.blocks or winfo.spec.width != cfg.width:
         raise TrainError(f"{cfg.init}: has B={winfo.spec.blocks}, width={winfo.spec.width}; "
                          f"the run asks for B={cfg.blocks}, width={cfg.width}")
@@ -182,18 +190,7 @@ def _teacher(cfg: TrainConfig, device: torch.device,
     resolves to other weights is refused."""
     if not cfg.teacher:
         return None
-    from srgan_cli.distribution.loading import load_file
-    from srgan_cli.distribution.registry import resolve_model
-    from srgan_cli.errors import WeightsError
-
-    try:
-        path = resolve_model(cfg.teacher)
-        winfo = load_file(path, ours_only=True)
-    except WeightsError as e:
-        raise TrainError(f"--teacher {cfg.teacher}: {e}") from None
-    if winfo.spec.scale != cfg.scale:
-        raise TrainError(f"--teacher {cfg.teacher}: is a x{winfo.spec.scale} model; the run "
-                         f"asks for --scale {cfg.scale}")
+    path, winfo = _released_generator(cfg.teacher, cfg.scale, "--teacher")
     seen = history.get("teacher")
     if seen is None:
         history["teacher"] = {"file": path.name, "sha256": winfo.sha256}

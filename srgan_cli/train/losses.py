@@ -35,10 +35,12 @@ class PerceptualLoss:
     def __init__(self, vgg: torch.nn.Module) -> None:
         self.vgg = vgg
 
-    def __call__(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    def __call__(self, sr: torch.Tensor, *targets: torch.Tensor):
+        """The loss against each target (one: a tensor; several: a tuple), SR's features
+        computed once."""
         from srgan_cli.nets.vgg import content_loss
 
-        return content_loss(self.vgg, sr, hr)
+        return content_loss(self.vgg, sr, *targets)
 
 
 class AdversarialLoss:
@@ -202,6 +204,11 @@ class TeacherLoss:
             return self.content(sr, target)
         return F.l1_loss(sr.float(), target)
 
+    def shares_content(self, content: PixelLoss | PerceptualLoss) -> bool:
+        """Whether this term is ``content`` against another target, so a step computes
+        SR's VGG features once for both (:meth:`GeneratorLosses.content_terms`)."""
+        return self.kind == "content" and self.content is content
+
 
 class FlatLoss:
     """How far the generator moves a solid colour: the L1 distance (on the output's scale)
@@ -316,6 +323,16 @@ class GeneratorLosses:
     def perceptual(self) -> bool:
         return isinstance(self.content, PerceptualLoss)
 
+    def content_terms(self, sr: torch.Tensor, hr: torch.Tensor, lr_img: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The content term and the distillation term (None without a teacher). A
+        distillation by the content loss shares SR's VGG pass with the content term."""
+        if self.teacher is None:
+            return self.content(sr, hr), None
+        if self.teacher.shares_content(self.content):
+            return self.content(sr, hr, self.teacher.target(lr_img, hr))
+        return self.content(sr, hr), self.teacher(sr, lr_img, hr)
+
 
 def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None,
                      teacher: torch.nn.Module | None = None) -> GeneratorLosses:
@@ -324,8 +341,9 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None,
     beside a VGG content loss."""
     perceptual = vgg is not None
     gan = cfg.stage == "gan"
+    content = PerceptualLoss(vgg) if perceptual else PixelLoss("mse")
     return GeneratorLosses(
-        content=PerceptualLoss(vgg) if perceptual else PixelLoss("mse"),
+        content=content,
         content_weight=cfg.content_weight,
         adversarial=(RelativisticAdversarialLoss() if cfg.gan_loss == "ragan"
                      else AdversarialLoss()) if gan else None,
@@ -337,8 +355,7 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None,
         flat_weight=cfg.flat_weight,
         artifact=ArtifactLoss() if cfg.artifact_weight else None,
         artifact_weight=cfg.artifact_weight,
-        teacher=(TeacherLoss(teacher, cfg.teacher_loss,
-                             PerceptualLoss(vgg) if perceptual else None,
+        teacher=(TeacherLoss(teacher, cfg.teacher_loss, content if perceptual else None,
                              clean_input=cfg.teacher_input == "clean", scale=cfg.scale)
                  if teacher is not None and cfg.teacher_weight else None),
         teacher_weight=cfg.teacher_weight)

@@ -66,7 +66,7 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
         state.discriminator.requires_grad_(share)
     with nets.autocast:
         sr = nets.generator(lr_img)
-        content = losses.content(sr, hr)
+        content, l_teacher = losses.content_terms(sr, hr, lr_img)
         if losses.perceptual:
             logged["l_g_percep"] = content
         if adversarial:
@@ -78,8 +78,7 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
             real = state.discriminator(hr).float() if losses.adversarial.relativistic else None
             l_gan = losses.adversarial.generator_term(fake, real)
             logged["l_g_gan"] = l_gan
-    loss = content.float() if losses.content_weight == 1 else \
-        losses.content_weight * content.float()
+    loss = losses.content_weight * content.float()
     if adversarial:
         loss = loss + losses.adversarial_weight(state.iteration) * l_gan
     if losses.pixel is not None:
@@ -90,9 +89,7 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
         l_grid = losses.grid(sr, hr)
         logged["l_g_grid"] = l_grid
         loss = loss + losses.grid_weight * l_grid
-    if losses.teacher is not None:
-        with nets.autocast:
-            l_teacher = losses.teacher(sr, lr_img, hr)
+    if l_teacher is not None:
         logged["l_g_teacher"] = l_teacher
         loss = loss + losses.teacher_weight * l_teacher
     if losses.artifact is not None:
