@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,21 +30,13 @@ PERIOD = 4
 
 
 def remove_phase_offsets(img: np.ndarray, window: int) -> np.ndarray:
-    """``img`` (H, W, C) uint8 without its local sub-pixel phase offsets (the part of a
-    multiple-of-4 crop from the top left; a remainder is kept as it is)."""
+    """``img`` (H, W, C) uint8 without its local sub-pixel phase offsets
+    (:func:`srgan_cli.train.losses.remove_phase_offsets`), rounded back to 8 bits."""
+    from srgan_cli.train.losses import remove_phase_offsets as remove
+
     x = torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1)[None]
-    c, h, w = x.shape[1], img.shape[0] // PERIOD * PERIOD, img.shape[1] // PERIOD * PERIOD
-    p, hh, ww = PERIOD, h // PERIOD, w // PERIOD
-    phases = (x[..., :h, :w].reshape(1, c, hh, p, ww, p).permute(0, 1, 3, 5, 2, 4)
-              .reshape(1, c * p * p, hh, ww))
-    pad = window // 2
-    local = F.avg_pool2d(F.pad(phases, (pad, window - 1 - pad, pad, window - 1 - pad),
-                               mode="replicate"), window, 1).reshape(1, c, p * p, hh, ww)
-    out = phases.reshape(1, c, p * p, hh, ww) - (local - local.mean(2, keepdim=True))
-    out = out.reshape(1, c, p, p, hh, ww).permute(0, 1, 4, 2, 5, 3).reshape(1, c, h, w)
-    res = img.astype(np.float32).copy()
-    res[:h, :w] = out[0].permute(1, 2, 0).numpy()
-    return np.clip(np.round(res), 0, 255).astype(np.uint8)
+    out = remove(x, window, PERIOD)[0].permute(1, 2, 0).numpy()
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 def main() -> int:

@@ -124,10 +124,12 @@ def test_a_gan_run_distils_a_teacher_and_records_it(data, tmp_path, pretrained, 
     # on degraded LR, the teacher fed the clean downscale
     clean = tmp_path / "clean"
     train(gan_cfg(data, clean, pretrained, vgg_file, iters=1, teacher=str(pretrained),
-                  teacher_weight=5.0, teacher_input="clean", degradation="real"))
+                  teacher_weight=5.0, teacher_input="clean", degradation="real",
+                  teacher_delattice=4))
     assert [r["l_g_teacher"] > 0 for r in log_of(clean) if "l_d" in r] == [True]
     meta = load_file(export(clean / "last.pt", tmp_path / "c.safetensors"), ours_only=True).metadata
     assert meta["teacher_input"] == "clean" and meta["degradation"].startswith("real")
+    assert meta["teacher_delattice"] == "4"
     # a resumed run whose --teacher now resolves to other weights is refused
     from srgan_cli.distribution.modelfile import save_generator
 
@@ -136,6 +138,8 @@ def test_a_gan_run_distils_a_teacher_and_records_it(data, tmp_path, pretrained, 
     with pytest.raises(TrainError, match="the run distilled pre.safetensors"):
         train(gan_cfg(data, run, pretrained, vgg_file, iters=3, teacher=str(pretrained),
                       teacher_weight=5.0), resume=run / "last.pt")
+    with pytest.raises(TrainError, match="--teacher-delattice needs --teacher"):
+        train(gan_cfg(data, tmp_path / "bad4", pretrained, vgg_file, teacher_delattice=8))
     with pytest.raises(TrainError, match="--teacher-loss content needs a VGG content loss"):
         train(gan_cfg(data, tmp_path / "bad3", pretrained, vgg_file, content_loss="mse",
                       teacher=str(pretrained), teacher_weight=1.0, teacher_loss="content"))

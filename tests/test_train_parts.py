@@ -157,6 +157,39 @@ def test_the_teacher_loss_is_the_l1_to_a_frozen_teachers_output_and_trains_only_
         TeacherLoss(teacher, "l2")
 
 
+def test_removing_phase_offsets_takes_a_lattice_off_and_leaves_a_smooth_image_alone():
+    from srgan_cli.train.losses import remove_phase_offsets
+
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(48.0), indexing="ij")
+    # slow enough that a phase's offset from its neighbours (slope x 1 px) stays small
+    smooth = torch.stack([torch.sin(yy / 40) / 2 + xx / 200, torch.cos(xx / 50), yy / 256])[None]
+    lattice = torch.randn(1, 3, 4, 4).repeat(1, 1, 16, 12)  # locked to the 4-px grid
+    lattice -= lattice.mean((2, 3), keepdim=True)  # (its mean would stay: it is not a lattice)
+    window = 4
+    out = remove_phase_offsets(smooth + lattice, window)
+    inner = (..., slice(16, -16), slice(16, -16))
+    assert (out - smooth)[inner].abs().max() < 0.04  # the lattice is gone
+    assert lattice.abs().max() > 0.5
+    assert (remove_phase_offsets(smooth, window) - smooth)[inner].abs().max() < 0.04
+    # a remainder beyond the multiple of 4 is kept as it is
+    odd = torch.rand(1, 3, 30, 31)
+    assert torch.equal(remove_phase_offsets(odd, 4)[..., 28:, :], odd[..., 28:, :])
+
+
+def test_a_delatticed_teacher_target_is_the_teachers_output_without_its_phase_offsets():
+    from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+    from srgan_cli.train.losses import TeacherLoss, remove_phase_offsets
+
+    torch.manual_seed(0)
+    teacher = SRResNet(GeneratorSpec(4, 1, 8))
+    lr = torch.rand(2, 3, 16, 16)
+    plain, delattice = TeacherLoss(teacher), TeacherLoss(teacher, delattice=4)
+    with torch.no_grad():
+        raw = plain.target(lr)
+        assert torch.allclose(delattice.target(lr), remove_phase_offsets(raw, 4))
+        assert not torch.allclose(delattice.target(lr), raw, atol=1e-3)
+
+
 def test_a_content_loss_distillation_shares_srs_vgg_pass_and_gives_the_same_terms():
     from srgan_cli.nets.generator import GeneratorSpec, SRResNet
     from srgan_cli.nets.vgg import VGGFeatures

@@ -131,6 +131,11 @@ def _per_stage(key: str, show=str) -> str:
               help="What the teacher sees: lr, the batch's LR; clean, the clean antialiased "
               "bicubic downscale of HR, so a run on degraded LR (--degradation real) learns "
               "to give from a degraded image what the teacher gives from a clean one.")
+@click.option("--teacher-delattice", type=click.IntRange(0), default=DEFAULTS["teacher_delattice"],
+              show_default=True, metavar="W",
+              help="Remove the teacher output's local sub-pixel phase offsets (each of the 16 "
+              "phases' mean over W x W LR pixels, minus their mean) before comparing: a "
+              "sub-pixel teacher's texture without its 4-px lattice. 0: off.")
 @click.option("--teacher-loss", type=click.Choice(TEACHER_LOSSES),
               default=DEFAULTS["teacher_loss"], show_default=True,
               help="The distillation term: l1, the L1 distance to the teacher's output; "

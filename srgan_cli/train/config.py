@@ -104,6 +104,9 @@ class TrainConfig:
     # what the teacher sees: the batch's LR, or the clean bicubic downscale of HR (a run on
     # degraded LR then distils the teacher's output for the clean image)
     teacher_input: str = "lr"
+    # remove the teacher output's local sub-pixel phase offsets over this many LR pixels
+    # (train.losses.remove_phase_offsets) before comparing: its texture without its lattice
+    teacher_delattice: int = 0
     vgg_weights: str | None = None
     lpips_weights: str | None = None
     # wall-clock limit in seconds (0: none), counted from the start of the training set-up

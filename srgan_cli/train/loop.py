@@ -254,6 +254,8 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
     if bool(cfg.teacher) != bool(cfg.teacher_weight):
         raise TrainError("--teacher MODEL and --teacher-weight W go together (the teacher's "
                          "output is a loss term only with a weight)")
+    if cfg.teacher_delattice and not cfg.teacher:
+        raise TrainError("--teacher-delattice needs --teacher MODEL")
     if cfg.teacher and cfg.teacher_loss == "content" and cfg.content_loss == "mse":
         raise TrainError("--teacher-loss content needs a VGG content loss (--content-loss)")
     degrader = _degrader(cfg)

@@ -128,6 +128,29 @@ class GridLoss:
         return (self.offsets(sr) - real).square().mean()
 
 
+def remove_phase_offsets(img: torch.Tensor, window: int, period: int = 4) -> torch.Tensor:
+    """``img`` (N, C, H, W, any range) without its local sub-pixel phase offsets: per
+    channel, each of the ``period``^2 phases' mean over ``window`` x ``window`` positions of
+    its own grid (LR pixels; a box filter with replicated edges) minus the mean of those
+    means is subtracted. A pattern locked to the LR grid whose amplitude changes slowly over
+    ``window`` LR pixels goes; so do the phase offsets natural detail has at edges, which is
+    why this is a measurement and a distillation target, not an output filter. Only the
+    multiple-of-``period`` part from the top left is changed."""
+    n, c, hh, ww = img.shape
+    p, h, w = period, hh // period, ww // period
+    x = img.float()
+    phases = (x[..., :h * p, :w * p].reshape(n, c, h, p, w, p).permute(0, 1, 3, 5, 2, 4)
+              .reshape(n, c * p * p, h, w))
+    pad = window // 2
+    local = F.avg_pool2d(F.pad(phases, (pad, window - 1 - pad, pad, window - 1 - pad),
+                               mode="replicate"), window, 1).reshape(n, c, p * p, h, w)
+    out = phases.reshape(n, c, p * p, h, w) - (local - local.mean(2, keepdim=True))
+    out = out.reshape(n, c, p, p, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * p, w * p)
+    res = x.clone()
+    res[..., :h * p, :w * p] = out
+    return res.to(img.dtype)
+
+
 class ArtifactLoss:
     """A pixel loss where the GAN paints texture that HR does not have (after Liang et al.,
     "Details or Artifacts: A Locally Discriminative Learning Approach to Realistic Image
@@ -176,18 +199,21 @@ class TeacherLoss:
     exact pixels). The teacher sees the batch's LR, or with ``clean_input`` the clean
     antialiased bicubic downscale of HR (for a run on degraded LR: the student learns to
     give from a JPEG what the teacher gives from a clean image). It runs without a
-    gradient, in eval mode, under the step's autocast."""
+    gradient, in eval mode, under the step's autocast. With ``delattice`` W > 0 the
+    teacher's output loses its local sub-pixel phase offsets over W x W LR pixels
+    (:func:`remove_phase_offsets`) first: a sub-pixel teacher's texture without its lattice,
+    which a phase-tied student cannot copy anyway."""
 
     def __init__(self, teacher: torch.nn.Module, kind: str = "l1",
                  content: PerceptualLoss | None = None, *, clean_input: bool = False,
-                 scale: int = 4) -> None:
+                 scale: int = 4, delattice: int = 0) -> None:
         if kind not in TEACHER_LOSSES:
             raise ValueError(f"unknown teacher loss {kind!r} ({', '.join(TEACHER_LOSSES)})")
         if kind == "content" and content is None:
             raise ValueError("the 'content' teacher loss needs a perceptual content loss")
         self.teacher = teacher.eval().requires_grad_(False)
         self.kind, self.content = kind, content
-        self.clean_input, self.scale = clean_input, scale
+        self.clean_input, self.scale, self.delattice = clean_input, scale, delattice
 
     def target(self, lr_img: torch.Tensor, hr: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad():
@@ -195,7 +221,8 @@ class TeacherLoss:
                 from srgan_cli.train.data import downscale
 
                 lr_img = downscale(output_to_unit(hr.float()), self.scale).to(lr_img.dtype)
-            return self.teacher(lr_img).float()
+            out = self.teacher(lr_img).float()
+            return remove_phase_offsets(out, self.delattice, self.scale) if self.delattice else out
 
     def __call__(self, sr: torch.Tensor, lr_img: torch.Tensor,
                  hr: torch.Tensor | None = None) -> torch.Tensor:
@@ -356,6 +383,7 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None,
         artifact=ArtifactLoss() if cfg.artifact_weight else None,
         artifact_weight=cfg.artifact_weight,
         teacher=(TeacherLoss(teacher, cfg.teacher_loss, content if perceptual else None,
-                             clean_input=cfg.teacher_input == "clean", scale=cfg.scale)
+                             clean_input=cfg.teacher_input == "clean", scale=cfg.scale,
+                             delattice=cfg.teacher_delattice)
                  if teacher is not None and cfg.teacher_weight else None),
         teacher_weight=cfg.teacher_weight)
