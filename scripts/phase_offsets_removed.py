@@ -32,7 +32,7 @@ PERIOD = 4
 def remove_phase_offsets(img: np.ndarray, window: int) -> np.ndarray:
     """``img`` (H, W, C) uint8 without its local sub-pixel phase offsets
     (:func:`srgan_cli.train.losses.remove_phase_offsets`), rounded back to 8 bits."""
-    from srgan_cli.train.losses import remove_phase_offsets as remove
+    from srgan_cli.nets.delattice import remove_phase_offsets as remove
 
     x = torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1)[None]
     out = remove(x, window, PERIOD)[0].permute(1, 2, 0).numpy()

@@ -89,6 +89,8 @@ CASES = {
                                       "--zoom", "2", "--prefix", "flat_",
                                       "--degrade", "jpeg75", "--highpass"],
     "make_4000x3000.py": lambda t, o: [o / "big.jpg"],
+    "make_delattice.py": lambda t, o: [t / "tiny.safetensors", o / "dl.safetensors",
+                                       "--window", "3"],
     "outscale_quality.py": lambda t, o: ["--model", t / "tiny.safetensors", "--datasets",
                                          "Set5"],
     "peak_memory.py": lambda t, o: ["fp32", "24", "--passes", "1", "--model",

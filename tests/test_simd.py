@@ -185,7 +185,9 @@ def _check_network(model, x: torch.Tensor) -> None:
 @needs_simd
 @pytest.mark.parametrize("spec", [GeneratorSpec(scale=4, blocks=2, width=64),
                                   GeneratorSpec(scale=2, blocks=3, width=32),
-                                  GeneratorSpec(scale=8, blocks=1, width=32)], ids=str)
+                                  GeneratorSpec(scale=8, blocks=1, width=32),
+                                  GeneratorSpec(scale=4, blocks=1, width=32, delattice=3)],
+                         ids=str)
 @pytest.mark.parametrize("band_bytes", [None, 1], ids=["default-bands", "16-row-bands"])
 def test_fused_network_matches_the_plain_fp32_network(spec, band_bytes, monkeypatch):
     import srgan_cli.inference.rewrite as inf

@@ -158,7 +158,7 @@ def test_the_teacher_loss_is_the_l1_to_a_frozen_teachers_output_and_trains_only_
 
 
 def test_removing_phase_offsets_takes_a_lattice_off_and_leaves_a_smooth_image_alone():
-    from srgan_cli.train.losses import remove_phase_offsets
+    from srgan_cli.nets.delattice import remove_phase_offsets
 
     yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(48.0), indexing="ij")
     # slow enough that a phase's offset from its neighbours (slope x 1 px) stays small
@@ -177,8 +177,9 @@ def test_removing_phase_offsets_takes_a_lattice_off_and_leaves_a_smooth_image_al
 
 
 def test_a_delatticed_teacher_target_is_the_teachers_output_without_its_phase_offsets():
+    from srgan_cli.nets.delattice import remove_phase_offsets
     from srgan_cli.nets.generator import GeneratorSpec, SRResNet
-    from srgan_cli.train.losses import TeacherLoss, remove_phase_offsets
+    from srgan_cli.train.losses import TeacherLoss
 
     torch.manual_seed(0)
     teacher = SRResNet(GeneratorSpec(4, 1, 8))

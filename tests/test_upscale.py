@@ -139,13 +139,16 @@ def _cup() -> tuple[np.ndarray, Image.Image, np.ndarray]:
 
 @pytest.mark.skipif(not SHIPPED.is_file() or not SHIPPED_GAN.is_file(),
                     reason="weights/srresnet_x4.safetensors or srgan_x4.safetensors not built")
-def test_the_shipped_srresnet_is_the_default_and_the_srgan_parent_is_the_shipped_srresnet():
-    """Issue 21: the default is a model without the lattice (srresnet until a
-    photo-realistic release passes the gate); srgan's --realism parent is the SRResNet."""
+def test_the_default_is_srgan_delattice_and_the_srgan_parent_is_the_shipped_srresnet():
+    """Issue 21: the default is a model without the lattice: srgan-delattice, the first
+    photo-realistic release to pass the gate (srresnet until then); srgan's --realism
+    parent is the SRResNet, and srgan-delattice's too."""
     from srgan_cli.distribution.hub import sha256_file
 
     up = Upscaler(device="cpu")  # default model
-    assert up.weights_path.resolve() == SHIPPED.resolve()
+    assert up.weights_path.name == "srgan_delattice_x4.safetensors"
+    assert up.model.stage == "gan" and up.model.spec.delattice == 3
+    assert up.model.parent_sha256 == sha256_file(SHIPPED)
     gan = Upscaler("srgan", device="cpu")
     assert gan.weights_path.resolve() == SHIPPED_GAN.resolve()
     assert gan.model.stage == "gan" and gan.model.scale == 4 and gan.model.spec.blocks == 16

@@ -14,6 +14,7 @@ from srgan_cli.arch.base import ActivationMemory, Architecture, ModelFacts
 from srgan_cli.errors import WeightsError
 from srgan_cli.model import Model
 from srgan_cli.nets.srresnet_spec import (
+    _OPTIONAL_SPEC_KEYS,
     _SPEC_KEYS,
     BAND_BYTES,
     INPUT_RANGE,
@@ -31,6 +32,14 @@ HEAP_SLACK = 2.4
 
 def _range_str(r: tuple[float, float]) -> str:
     return f"{r[0]:g},{r[1]:g}"
+
+
+def _stored(spec: GeneratorSpec) -> dict[str, int]:
+    """The spec's keys as files and registry blocks keep them: an optional key at its
+    default is left out, so files without it read and write as they did."""
+    default = GeneratorSpec()
+    return {k: v for k, v in spec.as_dict().items()
+            if k not in _OPTIONAL_SPEC_KEYS or v != getattr(default, k)}
 
 
 def activation_memory(spec: GeneratorSpec) -> ActivationMemory:
@@ -69,7 +78,8 @@ class SRResNetArchitecture(Architecture):
             parameters=spec.parameters(), flops_per_lr_pixel=spec.flops_per_lr_pixel(),
             receptive_radius=spec.receptive_radius(), tile_overlap=spec.receptive_radius(),
             memory=activation_memory(spec), output_range=OUTPUT_RANGE,
-            summary=f"{spec.blocks} blocks, width {spec.width}")
+            summary=f"{spec.blocks} blocks, width {spec.width}"
+            + (f", lattice filter {spec.delattice}" if spec.delattice else ""))
 
     def build(self, spec: GeneratorSpec):
         from srgan_cli.nets.generator import SRResNet
@@ -117,13 +127,14 @@ class SRResNetArchitecture(Architecture):
     # ---------------------------------------------------------------- metadata
 
     def metadata(self, spec: GeneratorSpec) -> dict[str, str]:
-        return {"arch": NAME, **{k: str(v) for k, v in spec.as_dict().items()},
+        return {"arch": NAME, **{k: str(v) for k, v in _stored(spec).items()},
                 "input_range": _range_str(INPUT_RANGE),
                 "output_range": _range_str(OUTPUT_RANGE)}
 
     def spec_from_metadata(self, meta: Mapping[str, str], where: Any) -> GeneratorSpec:
         try:
-            spec = GeneratorSpec(**{k: int(meta[k]) for k in _SPEC_KEYS})
+            spec = GeneratorSpec(**{k: int(meta[k]) for k in _SPEC_KEYS
+                                    if k in meta or k not in _OPTIONAL_SPEC_KEYS})
         except KeyError as e:
             raise WeightsError(f"{where}: metadata lacks {e.args[0]!r}") from None
         except ValueError as e:
@@ -134,7 +145,7 @@ class SRResNetArchitecture(Architecture):
         return spec
 
     def spec_block(self, spec: GeneratorSpec) -> dict[str, Any]:
-        return {"arch": NAME, **spec.as_dict()}
+        return {"arch": NAME, **_stored(spec)}
 
     def spec_from_block(self, block: Mapping[str, Any], where: Any) -> GeneratorSpec:
         unknown = sorted(set(block) - {"arch", *_SPEC_KEYS})

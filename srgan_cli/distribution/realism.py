@@ -15,6 +15,7 @@ any other file is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -97,7 +98,10 @@ def blended(gan: Model, r: float,
     parent_path = find_parent(gan, parent)
     base = load_file(parent_path, ours_only=True)
     what = f"{gan.path} and its parent {parent_path}"
-    if base.facts != gan.facts:
+    # a lattice filter (spec.delattice, no weights) runs after the blended network as well
+    unfiltered = (arch.get(gan.arch).describe(dataclasses.replace(gan.spec, delattice=0))
+                  if getattr(gan.spec, "delattice", 0) else gan.facts)
+    if base.facts != unfiltered:
         raise WeightsError(f"{what} do not share one architecture ({gan.spec} vs "
                            f"{base.spec}); --realism cannot blend them")
     state = blend_state(base.net.state_dict(), gan.net.state_dict(), r, what)

@@ -22,6 +22,8 @@ import functools
 import torch
 from torch import nn
 
+from srgan_cli.nets.delattice import Delattice
+
 # The spec and the layout's numbers (no torch; the architecture reads them too).
 from srgan_cli.nets.srresnet_spec import INPUT_RANGE, OUTPUT_RANGE, GeneratorSpec
 
@@ -86,11 +88,15 @@ class SRResNet(nn.Module):
         self.fuse = Fuse(c)
         self.up = nn.Sequential(*[Upsample(c) for _ in range(self.spec.up_stages)])
         self.tail = nn.Conv2d(c, self.spec.channels, 9, padding=4)
+        # the lattice-removal output filter (no weights), with spec.delattice
+        self.post = (Delattice(self.spec.delattice, self.spec.scale, OUTPUT_RANGE)
+                     if self.spec.delattice else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.head(x)
         y = self.fuse(self.body(h)) + h
-        return self.tail(self.up(y))
+        y = self.tail(self.up(y))
+        return y if self.post is None else self.post(x, y)
 
 
 def to_unit_range(y: torch.Tensor,

@@ -15,7 +15,9 @@ OUTPUT_RANGE = (-1.0, 1.0)
 # Rows of the banded last stage's 4C-map tensors computed at a time: about this many bytes
 # each (srgan_cli.inference.rewrite.SubpixelTail).
 BAND_BYTES = 96 << 20
-_SPEC_KEYS = ("scale", "blocks", "width", "channels")
+_SPEC_KEYS = ("scale", "blocks", "width", "channels", "delattice")
+# keys a file or registry block may leave out (older files): their defaults apply
+_OPTIONAL_SPEC_KEYS = ("delattice",)
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class GeneratorSpec:
     blocks: int = 16
     width: int = 64
     channels: int = 3
+    # the lattice-removal output filter's window in LR pixels (srgan_cli.nets.delattice;
+    # 0: none, the paper's network)
+    delattice: int = 0
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 8):
@@ -36,6 +41,8 @@ class GeneratorSpec:
             raise ValueError(f"width must be >= 1, got {self.width}")
         if self.channels < 1:
             raise ValueError(f"channels must be >= 1, got {self.channels}")
+        if self.delattice < 0:
+            raise ValueError(f"delattice must be >= 0, got {self.delattice}")
 
     @property
     def up_stages(self) -> int:
@@ -50,7 +57,7 @@ class GeneratorSpec:
         Followed back from an output pixel of each sub-pixel phase: the 9x9 tail reaches 4
         pixels; each upsampling stage maps output rows [a, b] to [a // 2 - 1, b // 2 + 1]
         at its input (the shuffle, then its 3x3 conv); then 1 (fuse) + 2 per residual
-        block + 4 (the 9x9 head) LR pixels.
+        block + 4 (the 9x9 head) LR pixels; the lattice filter adds ``delattice // 2``.
         """
         trunk = 4 + 2 * self.blocks + 1
         r = 0
@@ -59,7 +66,7 @@ class GeneratorSpec:
             for _ in range(self.up_stages):
                 a, b = a // 2 - 1, b // 2 + 1
             r = max(r, trunk - a, b + trunk)
-        return r
+        return r + self.delattice // 2
 
     def flops_per_lr_pixel(self) -> float:
         """Multiply-adds x 2 per LR pixel (convolutions only)."""
@@ -92,13 +99,17 @@ class GeneratorSpec:
         residual blocks (about 6 tensors of ``width`` maps), the stage before the last (its
         input plus two tensors of 4 * width maps at its own resolution) and the last
         stage's input plus two copies of its output; its band buffers (4 x BAND_BYTES)
-        come on top whatever the size.
+        come on top whatever the size. The lattice filter (``delattice``) adds 8 fp32
+        copies of the output to both.
         """
         c, n = self.width, self.up_stages
         banded = max(6 * c,
                      9 * c * 4 ** (n - 2) if n >= 2 else 0,
                      c * 4 ** max(n - 1, 0) + 2 * self.channels * self.scale**2)
-        return 3 * c * self.scale**2, banded
+        # the lattice filter's fp32 copies of the output (output, bicubic, residual, its
+        # phases, their padded and local means, the result), on top
+        post = 8 * self.channels * self.scale**2 if self.delattice else 0
+        return 3 * c * self.scale**2 + post, banded + post
 
 
 def output_to_unit(y, peak: float = 1.0):

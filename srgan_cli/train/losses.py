@@ -11,6 +11,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from srgan_cli.nets.delattice import remove_phase_offsets
 from srgan_cli.nets.srresnet_spec import OUTPUT_RANGE, output_to_unit
 from srgan_cli.train.config import TEACHER_LOSSES, TrainConfig, adv_weight_at
 
@@ -126,29 +127,6 @@ class GridLoss:
         with torch.no_grad():
             real = self.offsets(hr)
         return (self.offsets(sr) - real).square().mean()
-
-
-def remove_phase_offsets(img: torch.Tensor, window: int, period: int = 4) -> torch.Tensor:
-    """``img`` (N, C, H, W, any range) without its local sub-pixel phase offsets: per
-    channel, each of the ``period``^2 phases' mean over ``window`` x ``window`` positions of
-    its own grid (LR pixels; a box filter with replicated edges) minus the mean of those
-    means is subtracted. A pattern locked to the LR grid whose amplitude changes slowly over
-    ``window`` LR pixels goes; so do the phase offsets natural detail has at edges, which is
-    why this is a measurement and a distillation target, not an output filter. Only the
-    multiple-of-``period`` part from the top left is changed."""
-    n, c, hh, ww = img.shape
-    p, h, w = period, hh // period, ww // period
-    x = img.float()
-    phases = (x[..., :h * p, :w * p].reshape(n, c, h, p, w, p).permute(0, 1, 3, 5, 2, 4)
-              .reshape(n, c * p * p, h, w))
-    pad = window // 2
-    local = F.avg_pool2d(F.pad(phases, (pad, window - 1 - pad, pad, window - 1 - pad),
-                               mode="replicate"), window, 1).reshape(n, c, p * p, h, w)
-    out = phases.reshape(n, c, p * p, h, w) - (local - local.mean(2, keepdim=True))
-    out = out.reshape(n, c, p, p, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * p, w * p)
-    res = x.clone()
-    res[..., :h * p, :w * p] = out
-    return res.to(img.dtype)
 
 
 class ArtifactLoss:

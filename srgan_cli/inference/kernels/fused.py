@@ -104,9 +104,9 @@ class FusedSRResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.uses_kernels(x):
             return self.net(x)
-        if x.shape[0] == 1:
-            return self._one(x)
-        return torch.cat([self._one(x[i:i + 1]) for i in range(x.shape[0])])
+        y = (self._one(x) if x.shape[0] == 1
+             else torch.cat([self._one(x[i:i + 1]) for i in range(x.shape[0])]))
+        return y if self.net.post is None else self.net.post(x, y)
 
     def _one(self, x: torch.Tensor) -> torch.Tensor:
         _, _, h, w = x.shape
