@@ -3,6 +3,8 @@ sub-pixel phase offsets removed, scored again (LPIPS, Y-PSNR, grid excess).
 
     srgan benchmark set5 set14 -m srgan --precision fp32 --save-images /tmp/sr
     python scripts/phase_offsets_removed.py /tmp/sr srgan --windows 8,16,32
+    srgan benchmark set5 set14 -m srgan -m bicubic --precision fp32 --save-images /tmp/sr
+    python scripts/phase_offsets_removed.py /tmp/sr srgan --windows 2,3,4,6,16 --reference bicubic
 
 For each output image and window W (LR pixels), per channel: each of the 16 sub-pixel
 phases' mean over a W x W window of LR positions around every position (a box filter on
@@ -10,7 +12,11 @@ the phase's own grid), minus the mean of the 16 such means, is the local lattice
 subtracted. That removes any pattern locked to the LR grid whose amplitude changes slowly
 over W LR pixels, and also the phase offsets natural detail has near edges (which is why
 it is a measurement, not a filter to ship: look at the outputs it writes beside the
-method's, ``<method>_offsets_removed_W``). HR comes from the benchmark folders
+method's, ``<method>_offsets_removed_W``). With ``--reference METHOD`` the offsets removed
+are those of the residual against that method's outputs (bicubic: no lattice), so edges
+keep the phase structure they share with it: the measurement that led to the lattice
+filter of ``srgan-delattice`` (:mod:`srgan_cli.nets.delattice`, which also removes the
+phases' common local mean). HR comes from the benchmark folders
 (``../shared/datasets/benchmark`` or ``--bench-dir``).
 """
 
@@ -29,13 +35,18 @@ sys.path.insert(0, str(REPO))
 PERIOD = 4
 
 
-def remove_phase_offsets(img: np.ndarray, window: int) -> np.ndarray:
+def remove_phase_offsets(img: np.ndarray, window: int,
+                         reference: np.ndarray | None = None) -> np.ndarray:
     """``img`` (H, W, C) uint8 without its local sub-pixel phase offsets
-    (:func:`srgan_cli.train.losses.remove_phase_offsets`), rounded back to 8 bits."""
+    (:func:`srgan_cli.nets.delattice.remove_phase_offsets`), rounded back to 8 bits; with
+    ``reference`` (another method's output for the same LR), the offsets of the residual
+    ``img - reference`` are the ones removed."""
     from srgan_cli.nets.delattice import remove_phase_offsets as remove
 
     x = torch.from_numpy(img.astype(np.float32)).permute(2, 0, 1)[None]
-    out = remove(x, window, PERIOD)[0].permute(1, 2, 0).numpy()
+    base = (torch.zeros_like(x) if reference is None
+            else torch.from_numpy(reference.astype(np.float32)).permute(2, 0, 1)[None])
+    out = (base + remove(x - base, window, PERIOD))[0].permute(1, 2, 0).numpy()
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
@@ -47,6 +58,9 @@ def main() -> int:
     ap.add_argument("--datasets", default="set5,set14")
     ap.add_argument("--bench-dir", type=Path, default=REPO.parent / "shared" / "datasets" / "benchmark")
     ap.add_argument("--no-lpips", action="store_true")
+    ap.add_argument("--reference", default=None, metavar="METHOD",
+                    help="remove the offsets of the residual against this method's saved "
+                    "outputs (e.g. bicubic) instead of the outputs' own")
     args = ap.parse_args()
 
     from srgan_cli.bench.metrics import grid_excess, psnr
@@ -66,7 +80,7 @@ def main() -> int:
         if not files:
             print(f"error: {src}: no saved outputs", file=sys.stderr)
             return 1
-        hrs, outs = [], []
+        hrs, outs, refs = [], [], []
         for f in files:
             hr_file = next(iter(sorted(hr_dir.glob(f.stem + ".*"))), None)
             if hr_file is None:
@@ -74,11 +88,16 @@ def main() -> int:
                 return 1
             hrs.append(np.asarray(Image.open(hr_file).convert("RGB")))
             outs.append(np.asarray(Image.open(f).convert("RGB")))
+            if args.reference:
+                refs.append(np.asarray(Image.open(args.saved / ds / args.reference / f.name)
+                                       .convert("RGB")))
         for w in [0, *windows]:
-            sr = outs if w == 0 else [remove_phase_offsets(o, w) for o in outs]
+            sr = outs if w == 0 else [remove_phase_offsets(o, w, r)
+                                      for o, r in zip(outs, refs or [None] * len(outs))]
             label = args.method if w == 0 else f"{args.method}, offsets removed ({w} LR px)"
             if w:
-                dst = args.saved / ds / f"{args.method}_offsets_removed_{w}"
+                dst = args.saved / ds / (f"{args.method}_offsets_removed_{w}"
+                                         + (f"_vs_{args.reference}" if args.reference else ""))
                 dst.mkdir(parents=True, exist_ok=True)
                 for f, a in zip(files, sr):
                     Image.fromarray(a).save(dst / f.name)

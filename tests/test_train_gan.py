@@ -109,6 +109,19 @@ def test_a_gan_run_with_the_multi_layer_and_artifact_losses_logs_them_and_export
               resume=run / "last.pt")
 
 
+def test_a_gan_run_with_the_lattice_filter_trains_through_it_and_exports_it(data, tmp_path,
+                                                                          pretrained, vgg_file):
+    from srgan_cli.nets.delattice import Delattice
+
+    run = tmp_path / "filtered"
+    train(gan_cfg(data, run, pretrained, vgg_file, iters=1, delattice=3))
+    ckpt = load_checkpoint(run / "last.pt")
+    assert json.loads(ckpt["spec"])["delattice"] == 3
+    info = load_file(export(run / "last.pt", tmp_path / "f.safetensors"), ours_only=True)
+    assert info.net.spec.delattice == 3 and isinstance(info.net.post, Delattice)
+    assert info.metadata["delattice"] == "3"
+
+
 def test_a_gan_run_distils_a_teacher_and_records_it(data, tmp_path, pretrained, vgg_file):
     run = tmp_path / "distil"
     train(gan_cfg(data, run, pretrained, vgg_file, iters=2, teacher=str(pretrained),

@@ -98,6 +98,12 @@ def _per_stage(key: str, show=str) -> str:
               help="gan: discriminator-only iterations before the first generator step of a "
               "fresh discriminator (e.g. --init from a released generator): a new D first "
               "learns the current G.")
+@click.option("--delattice", type=click.IntRange(0), default=DEFAULTS["delattice"],
+              show_default=True, metavar="W",
+              help="Train the generator with the lattice filter on its output (each sub-pixel "
+              "phase's mean residual against bicubic over W x W LR pixels removed, as "
+              "srgan-delattice runs): the losses see the filtered output and the exported "
+              "file keeps the filter. 0: off, the paper's network.")
 @click.option("--tie-phases", type=click.Choice(TIE_MODES), default=DEFAULTS["tie_phases"],
               show_default=True,
               help="Tie the four sub-pixel phases of each upsampling convolution (at the start "

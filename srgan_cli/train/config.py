@@ -90,6 +90,9 @@ class TrainConfig:
     # flat) | resize (exactly nearest x2 + a 3x3 convolution, in the paper's layout) | mixed
     # (resize on the first stage, dc on the later ones)
     tie_phases: str = "off"
+    # the lattice filter on the generator's output (srgan_cli.nets.delattice), window in LR
+    # pixels: the losses see the filtered output, and the exported file keeps the filter
+    delattice: int = 0
     grid_weight: float = 0.0  # weight of the grid loss (train.losses.GridLoss), levels^2
     flat_weight: float = 0.0  # weight of the solid-colour loss (train.losses.FlatLoss)
     flat_colours: int = 8  # solid colours per step for it
@@ -141,7 +144,8 @@ class TrainConfig:
     def spec(self) -> GeneratorSpec:
         from srgan_cli.nets.generator import GeneratorSpec
 
-        return GeneratorSpec(scale=self.scale, blocks=self.blocks, width=self.width)
+        return GeneratorSpec(scale=self.scale, blocks=self.blocks, width=self.width,
+                             delattice=self.delattice)
 
 
 def field_defaults() -> dict[str, Any]:

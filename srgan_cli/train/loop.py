@@ -8,6 +8,7 @@ it never prints.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -223,8 +224,10 @@ def _build_state(cfg: TrainConfig, resume, info: dist.DistInfo, device: torch.de
     torch.manual_seed(cfg.seed + info.rank)
     ckpt = _resume_checkpoint(cfg, resume)
     init, init_record = _init_weights(cfg) if ckpt is None else (None, None)
+    # an init file's spec, with the run's own lattice filter (--delattice decides)
     spec = (GeneratorSpec(**json.loads(ckpt["spec"])) if ckpt
-            else init.spec if init is not None else cfg.spec())
+            else dataclasses.replace(init.spec, delattice=cfg.delattice) if init is not None
+            else cfg.spec())
     _check_spec(cfg, spec)
     vgg = _vgg(cfg, device)
     state = TrainState.build(cfg, spec, device, amp=amp, init=init, data_seed=(
