@@ -4,7 +4,8 @@
 
 Runs ``srgan upscale IMAGE -m NAME -o OUT_DIR/<stem>_x4_NAME.png`` for ``srresnet`` (the
 distortion-oriented SRResNet, highest PSNR), ``srgan`` (the photo-realistic GAN model, with
-its 4-px lattice) and ``srgan-resize`` (issue 21's lattice-free GAN model),
+its 4-px lattice), ``srgan-delattice`` (the same weights with the lattice filter: the
+default) and ``srgan-resize`` (issue 21's GAN model trained without the lattice),
 each when it is registered, then writes ``OUT_DIR/<stem>_x4_side_by_side.png``: the same
 window of bicubic and each model's output, labelled. A model that is not registered (the
 ``srgan`` model before its release) is reported and left out; the demo fails only when
@@ -27,7 +28,8 @@ from srgan_cli.files import atomic_write
 
 MODELS = {"srresnet": "srresnet: distortion-oriented (MSE)",
           "srgan": "srgan: photo-realistic (GAN), with a 4-px lattice",
-          "srgan-resize": "srgan-resize: photo-realistic, no lattice"}
+          "srgan-delattice": "srgan-delattice: srgan with the lattice filtered out",
+          "srgan-resize": "srgan-resize: photo-realistic, trained without the lattice"}
 
 
 def srgan(args: list[str]) -> int:
