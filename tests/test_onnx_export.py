@@ -27,10 +27,10 @@ SIZES = [(1, 17, 23), (2, 9, 32), (1, 2, 3)]  # (batch, height, width): odd, non
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """The two shipped models exported once (default border): name -> ONNX file."""
+    """The shipped models exported once (default border): name -> ONNX file."""
     folder = tmp_path_factory.mktemp("onnx")
     files = {}
-    for name in ("srresnet", "srgan"):
+    for name in ("srresnet", "srgan", "srgan-delattice"):
         r = run_cli("models", "export", name, "--onnx", folder / f"{name}.onnx")
         assert r.exit_code == 0, r.output
         files[name] = folder / f"{name}.onnx"
@@ -42,7 +42,7 @@ def run_onnx(path, x: torch.Tensor) -> np.ndarray:
     return session.run(["sr"], {"lr": x.numpy()})[0]
 
 
-@pytest.mark.parametrize("name", ["srresnet", "srgan"])
+@pytest.mark.parametrize("name", ["srresnet", "srgan", "srgan-delattice"])
 def test_the_onnx_graph_computes_what_srgan_upscale_computes_at_any_size(exported, name):
     up = Upscaler(name, device="cpu", precision="fp32")  # default border, as the export
     torch.manual_seed(0)
@@ -88,7 +88,7 @@ def test_the_onnx_file_declares_dynamic_sizes_and_its_convention(exported):
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
     assert meta["srgan.border"] == "symmetric (12 px)"
     assert sorted(p.name for p in exported["srresnet"].parent.iterdir()) == \
-        ["srgan.onnx", "srresnet.onnx"]
+        ["srgan-delattice.onnx", "srgan.onnx", "srresnet.onnx"]
 
 
 def test_an_existing_file_is_kept_unless_overwrite(tmp_path, tiny_weights):

@@ -74,7 +74,8 @@ class Delattice(nn.Module):
         with torch.autocast(y.device.type, enabled=False):
             lo, hi = self.output_range
             out = y.float()
-            ref = F.interpolate(x.float(), scale_factor=self.scale, mode="bicubic",
+            size = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)  # (exports with
+            ref = F.interpolate(x.float(), size=size, mode="bicubic",  # dynamic sizes)
                                 align_corners=False) * (hi - lo) + lo
             local = phase_means(out - ref, self.window, self.scale)
             return _subtract_phases(out, local, self.scale).to(y.dtype)
