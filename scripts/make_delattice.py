@@ -44,7 +44,9 @@ def main() -> int:
     except (SrganError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    meta = {k: v for k, v in info.metadata.items() if k not in SPEC_KEYS}
+    # the validation scores were the unfiltered network's: not this file's
+    meta = {k: v for k, v in info.metadata.items()
+            if k not in SPEC_KEYS and not k.startswith("val_")}
     meta["weights_of"] = args.src.name
     meta["weights_sha256"] = sha256_file(args.src)
     if args.date:

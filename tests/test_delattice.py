@@ -109,11 +109,34 @@ def test_the_filter_is_stored_in_the_file_and_older_files_read_without_it(delatt
                                            "width": 32, "channels": 3}
 
 
-def test_realism_blends_a_filtered_gan_with_its_unfiltered_parent(tmp_path):
+def test_a_one_pixel_window_is_refused_everywhere_it_could_be_given():
+    from srgan_cli.errors import TrainError
+    from srgan_cli.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="at least 2"):
+        GeneratorSpec(delattice=1)
+    with pytest.raises(ValueError, match="at least 2"):
+        Delattice(1, 4)
+    for option in ("delattice", "teacher_delattice"):
+        with pytest.raises(TrainError, match="window must be 0 .off. or at least 2"):
+            TrainConfig(data=[], **{option: 1})
+
+
+def test_the_filter_keeps_fp32_under_bf16_autocast():
+    x = torch.rand(1, 3, 8, 8)
+    y = _bicubic(x).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = Delattice(3, 4)(x, y)
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("parent_filtered", [False, True])
+def test_realism_blends_a_filtered_gan_with_its_parent(tmp_path, parent_filtered):
     from srgan_cli.distribution.hub import sha256_file
 
     parent = tmp_path / "parent.safetensors"
-    save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8), 0), parent,
+    pspec = GeneratorSpec(scale=4, blocks=1, width=8, delattice=3 if parent_filtered else 0)
+    save_generator(trained_looking(pspec, 0), parent,
                    {"stage": "srresnet", "iterations": 0, "data": "none"})
     gan = tmp_path / "gan.safetensors"
     save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8, delattice=3), 1),

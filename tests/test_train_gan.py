@@ -120,6 +120,15 @@ def test_a_gan_run_with_the_lattice_filter_trains_through_it_and_exports_it(data
     info = load_file(export(run / "last.pt", tmp_path / "f.safetensors"), ours_only=True)
     assert info.net.spec.delattice == 3 and isinstance(info.net.post, Delattice)
     assert info.metadata["delattice"] == "3"
+    # the unfiltered --init file is accepted as the parent of the filtered run
+    export(run / "last.pt", tmp_path / "p.safetensors", parent=pretrained)
+    # a run from a filtered file keeps its filter unless --delattice says otherwise
+    kept, dropped = tmp_path / "kept", tmp_path / "dropped"
+    filtered = tmp_path / "f.safetensors"
+    train(gan_cfg(data, kept, filtered, vgg_file, iters=1))
+    train(gan_cfg(data, dropped, filtered, vgg_file, iters=1, delattice=0))
+    assert json.loads(load_checkpoint(kept / "last.pt")["spec"])["delattice"] == 3
+    assert json.loads(load_checkpoint(dropped / "last.pt")["spec"])["delattice"] == 0
 
 
 def test_a_gan_run_distils_a_teacher_and_records_it(data, tmp_path, pretrained, vgg_file):

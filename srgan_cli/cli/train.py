@@ -98,12 +98,12 @@ def _per_stage(key: str, show=str) -> str:
               help="gan: discriminator-only iterations before the first generator step of a "
               "fresh discriminator (e.g. --init from a released generator): a new D first "
               "learns the current G.")
-@click.option("--delattice", type=click.IntRange(0), default=DEFAULTS["delattice"],
-              show_default=True, metavar="W",
+@click.option("--delattice", type=click.IntRange(0), default=None, metavar="W",
               help="Train the generator with the lattice filter on its output (each sub-pixel "
-              "phase's mean residual against bicubic over W x W LR pixels removed, as "
+              "phase's mean residual against bicubic over W x W LR pixels removed, W >= 2, as "
               "srgan-delattice runs): the losses see the filtered output and the exported "
-              "file keeps the filter. 0: off, the paper's network.")
+              "file keeps the filter. 0: off, the paper's network. Default: the --init "
+              "file's filter (off without one).")
 @click.option("--tie-phases", type=click.Choice(TIE_MODES), default=DEFAULTS["tie_phases"],
               show_default=True,
               help="Tie the four sub-pixel phases of each upsampling convolution (at the start "
@@ -139,8 +139,9 @@ def _per_stage(key: str, show=str) -> str:
               "to give from a degraded image what the teacher gives from a clean one.")
 @click.option("--teacher-delattice", type=click.IntRange(0), default=DEFAULTS["teacher_delattice"],
               show_default=True, metavar="W",
-              help="Remove the teacher output's local sub-pixel phase offsets (each of the 16 "
-              "phases' mean over W x W LR pixels, minus their mean) before comparing: a "
+              help="Remove the teacher output's local sub-pixel phase offsets (each of the "
+              "scale^2 phases' mean over W x W LR pixels, minus their mean; W >= 2) before "
+              "comparing: a "
               "sub-pixel teacher's texture without its 4-px lattice. 0: off.")
 @click.option("--teacher-loss", type=click.Choice(TEACHER_LOSSES),
               default=DEFAULTS["teacher_loss"], show_default=True,

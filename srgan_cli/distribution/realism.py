@@ -88,6 +88,15 @@ def blend_state(parent: dict[str, torch.Tensor], gan: dict[str, torch.Tensor], r
     return out
 
 
+def _unfiltered(model: Model):
+    """``model``'s facts without its lattice filter (spec ``delattice``; no weights)."""
+    from srgan_cli import arch
+
+    if not getattr(model.spec, "delattice", 0):
+        return model.facts
+    return arch.get(model.arch).describe(dataclasses.replace(model.spec, delattice=0))
+
+
 def blended(gan: Model, r: float,
             parent: str | os.PathLike | None = None) -> tuple[Model, Path]:
     """``gan`` at realism ``r`` (its network blended with its parent's; eval mode, on the
@@ -99,9 +108,7 @@ def blended(gan: Model, r: float,
     base = load_file(parent_path, ours_only=True)
     what = f"{gan.path} and its parent {parent_path}"
     # a lattice filter (spec.delattice, no weights) runs after the blended network as well
-    unfiltered = (arch.get(gan.arch).describe(dataclasses.replace(gan.spec, delattice=0))
-                  if getattr(gan.spec, "delattice", 0) else gan.facts)
-    if base.facts != unfiltered:
+    if _unfiltered(base) != _unfiltered(gan):
         raise WeightsError(f"{what} do not share one architecture ({gan.spec} vs "
                            f"{base.spec}); --realism cannot blend them")
     state = blend_state(base.net.state_dict(), gan.net.state_dict(), r, what)

@@ -11,6 +11,8 @@ that averages out within the window on every phase.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,29 +58,32 @@ class Delattice(nn.Module):
     """``forward(x, y)``: the output ``y`` (in ``output_range``) of a x``scale`` network for
     the input ``x`` (in [0, 1]) minus each sub-pixel phase's mean residual against the
     bicubic upscale of ``x`` over ``window`` x ``window`` LR pixels, in fp32 whatever the
-    autocast: a solid colour comes back exactly, and no pattern locked to the LR grid
+    autocast (the result stays fp32): a solid colour comes back exactly, and no pattern locked to the LR grid
     survives the window. Reaches ``window // 2`` LR pixels beyond the network's own
     receptive field (:meth:`reach`)."""
 
     def __init__(self, window: int, scale: int,
                  output_range: tuple[float, float] = (-1.0, 1.0)) -> None:
         super().__init__()
-        if window < 1:
-            raise ValueError(f"the lattice window must be >= 1 LR pixel, got {window}")
+        if window < 2:  # a 1-pixel window removes the whole residual: bicubic comes out
+            raise ValueError(f"the lattice window must be at least 2 LR pixels, got {window}")
         self.window, self.scale, self.output_range = window, scale, output_range
 
     def reach(self) -> int:
         return self.window // 2
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(y.device.type, enabled=False):
+        # autocast off where it exists (torch < 2.5 has none for MPS, even disabled)
+        off = (torch.autocast(y.device.type, enabled=False) if y.device.type in ("cpu", "cuda")
+               else contextlib.nullcontext())
+        with off:
             lo, hi = self.output_range
             out = y.float()
             size = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)  # (exports with
             ref = F.interpolate(x.float(), size=size, mode="bicubic",  # dynamic sizes)
                                 align_corners=False) * (hi - lo) + lo
             local = phase_means(out - ref, self.window, self.scale)
-            return _subtract_phases(out, local, self.scale).to(y.dtype)
+            return _subtract_phases(out, local, self.scale)  # fp32: not rounded back to bf16
 
     def extra_repr(self) -> str:
         return f"window={self.window}, scale={self.scale}"

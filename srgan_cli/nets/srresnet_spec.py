@@ -41,8 +41,9 @@ class GeneratorSpec:
             raise ValueError(f"width must be >= 1, got {self.width}")
         if self.channels < 1:
             raise ValueError(f"channels must be >= 1, got {self.channels}")
-        if self.delattice < 0:
-            raise ValueError(f"delattice must be >= 0, got {self.delattice}")
+        if self.delattice < 0 or self.delattice == 1:
+            raise ValueError(f"delattice must be 0 (off) or at least 2 LR pixels, got "
+                             f"{self.delattice} (1 would leave only the bicubic upscale)")
 
     @property
     def up_stages(self) -> int:

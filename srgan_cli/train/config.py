@@ -91,8 +91,9 @@ class TrainConfig:
     # (resize on the first stage, dc on the later ones)
     tie_phases: str = "off"
     # the lattice filter on the generator's output (srgan_cli.nets.delattice), window in LR
-    # pixels: the losses see the filtered output, and the exported file keeps the filter
-    delattice: int = 0
+    # pixels (0: off): the losses see the filtered output, and the exported file keeps the
+    # filter; None: the --init file's (0 without one)
+    delattice: int | None = None
     grid_weight: float = 0.0  # weight of the grid loss (train.losses.GridLoss), levels^2
     flat_weight: float = 0.0  # weight of the solid-colour loss (train.losses.FlatLoss)
     flat_colours: int = 8  # solid colours per step for it
@@ -108,7 +109,7 @@ class TrainConfig:
     # degraded LR then distils the teacher's output for the clean image)
     teacher_input: str = "lr"
     # remove the teacher output's local sub-pixel phase offsets over this many LR pixels
-    # (train.losses.remove_phase_offsets) before comparing: its texture without its lattice
+    # (nets.delattice.remove_phase_offsets) before comparing: its texture without its lattice
     teacher_delattice: int = 0
     vgg_weights: str | None = None
     lpips_weights: str | None = None
@@ -134,6 +135,11 @@ class TrainConfig:
         if self.teacher_input not in TEACHER_INPUTS:
             raise TrainError(f"unknown teacher input {self.teacher_input!r} "
                              f"({', '.join(TEACHER_INPUTS)})")
+        for option, w in (("--delattice", self.delattice),
+                          ("--teacher-delattice", self.teacher_delattice)):
+            if w == 1:  # a 1-pixel window removes the whole residual: bicubic comes out
+                raise TrainError(f"{option} 1: the window must be 0 (off) or at least 2 LR "
+                                 "pixels (1 would leave only the bicubic upscale)")
         if self.teacher_loss not in TEACHER_LOSSES:
             raise TrainError(f"unknown teacher loss {self.teacher_loss!r} "
                              f"({', '.join(TEACHER_LOSSES)})")
@@ -145,7 +151,7 @@ class TrainConfig:
         from srgan_cli.nets.generator import GeneratorSpec
 
         return GeneratorSpec(scale=self.scale, blocks=self.blocks, width=self.width,
-                             delattice=self.delattice)
+                             delattice=self.delattice or 0)
 
 
 def field_defaults() -> dict[str, Any]:

@@ -224,8 +224,9 @@ def _build_state(cfg: TrainConfig, resume, info: dist.DistInfo, device: torch.de
     torch.manual_seed(cfg.seed + info.rank)
     ckpt = _resume_checkpoint(cfg, resume)
     init, init_record = _init_weights(cfg) if ckpt is None else (None, None)
-    # an init file's spec, with the run's own lattice filter (--delattice decides)
+    # an init file's spec, with the run's --delattice when given (else the file's filter)
     spec = (GeneratorSpec(**json.loads(ckpt["spec"])) if ckpt
+            else init.spec if init is not None and cfg.delattice is None
             else dataclasses.replace(init.spec, delattice=cfg.delattice) if init is not None
             else cfg.spec())
     _check_spec(cfg, spec)
