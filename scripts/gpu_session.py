@@ -20,9 +20,10 @@ early leaves its spare time to the next):
    the shipped release (``--init``, ``--ema 0.999``), time-bounded (``srgan train
    --max-seconds``), exported (the EMA weights).
 5. ``srgan_x4.safetensors`` + ``srgan_log.jsonl``: the GAN stage continuing the shipped
-   lattice-free ``srgan-resize`` (``--gan-init``) with the recipe of its last CPU run
-   (issue 21, ``GAN_RECIPE``: resize tie, grid, artifact, solid-colour and multi-layer VGG
-   losses, EMA, and the shipped ``srgan`` distilled as texture, ``--gan-teacher``), exported.
+   default ``srgan-delattice`` (``--gan-init``; ``srgan``'s weights with the lattice filter,
+   which the run keeps, so it trains through it) with the paper's recipe (issue 21,
+   ``GAN_RECIPE``: VGG54, 0.5 x L1, 1e-3 adversarial, a fresh discriminator warmed up, EMA;
+   CPU run gc1), optionally distilling ``--gan-teacher``, exported (the EMA).
 
 Each export's metadata names its parent (``init`` and ``parent_sha256``); each stage log is
 the run's own ``log.jsonl`` between a header record (command, parent and its sha256) and a
@@ -32,8 +33,8 @@ Never downloads anything (``HF_HUB_OFFLINE=1``); runs from the checkout (``PYTHO
 
 Large batches: the paper trains at batch 16 with Adam at lr 1e-4. Here the batch fills the
 GPU and the lr follows Adam's square-root rule, lr = base * sqrt(batch / 16): SRResNet
-batch 256 -> 4e-4 (base 1e-4); the GAN stage fine-tunes ``srgan-resize`` from r17's lr
-(base 2e-5), batch 64 -> 4e-5 (``--sr-batch/--sr-lr/--gan-batch/--gan-lr``).
+batch 256 -> 4e-4 (base 1e-4); the GAN stage fine-tunes ``srgan-delattice`` from gc1's lr
+(base 5e-5), batch 64 -> 1e-4 (``--sr-batch/--sr-lr/--gan-batch/--gan-lr``).
 """
 
 from __future__ import annotations
@@ -60,15 +61,14 @@ MiB = 1 << 20
 # what comes back from the device: at most 8 files (docs/gpu.md)
 OUTPUTS = ("env.json", "tests.log", "speed.json", "srresnet_x4.safetensors",
            "srresnet_log.jsonl", "srgan_x4.safetensors", "srgan_log.jsonl", "session.log")
-# issue 21: the recipe of srgan-resize's last CPU run, r17 (weights/README.md, "The lattice")
-GAN_RECIPE = ("--tie-phases", "resize", "--grid-weight", "0.6", "--d-warmup", "100",
-              "--ema", "0.999", "--pixel-weight", "0.5", "--adv-weight", "5e-3",
-              "--content-loss", "vgg-multi", "--content-weight", "2e-3",
-              "--artifact-weight", "2000", "--flat-weight", "5.0", "--flat-colours", "32",
-              "--teacher-loss", "content", "--teacher-weight", "2e-3")
-GAN_BASE_LR = 2e-5  # r17's lr at batch 16: a fine-tuning of srgan-resize, not a new GAN
-GAN_INIT = REPO / "weights" / "srgan_resize_x4.safetensors"
-GAN_TEACHER = REPO / "weights" / "srgan_x4.safetensors"
+# issue 21: srgan's own recipe continued through the lattice filter, as the CPU run gc1
+# (weights/README.md, "srgan-delattice"); the init file's filter is kept
+GAN_RECIPE = ("--d-warmup", "100", "--ema", "0.999", "--pixel-weight", "0.5",
+              "--adv-weight", "1e-3", "--content-loss", "vgg54")
+GAN_BASE_LR = 5e-5  # gc1's lr at batch 16: a fine-tuning of srgan-delattice, not a new GAN
+GAN_INIT = REPO / "weights" / "srgan_delattice_x4.safetensors"
+# an optional generator to distil (--teacher, the content loss at the HR term's weight)
+TEACHER_RECIPE = ("--teacher-loss", "content", "--teacher-weight", "2e-3")
 
 
 def lr_for(batch: int, base: float = 1e-4) -> float:
@@ -571,7 +571,9 @@ def session(args) -> int:
         except Exception as e:  # noqa: BLE001
             s.say(f"srresnet: failed in the kit: {type(e).__name__}: {e}")
         try:
-            s.train_stage("gan", args.gan_init, [*GAN_RECIPE, "--teacher", str(args.gan_teacher),
+            teacher = (["--teacher", str(args.gan_teacher), *TEACHER_RECIPE]
+                       if args.gan_teacher else [])
+            s.train_stage("gan", args.gan_init, [*GAN_RECIPE, *teacher,
                                                  "--vgg-weights", str(args.pack_dir / VGG_NAME)])
         except Exception as e:  # noqa: BLE001
             s.say(f"srgan: failed in the kit: {type(e).__name__}: {e}")
@@ -596,13 +598,13 @@ def main() -> int:
     ap.add_argument("--dry-train-seconds", type=float, default=3.0, help=argparse.SUPPRESS)
     ap.add_argument("--init", type=Path, default=SHIPPED, help="the SRResNet stage 4 continues")
     ap.add_argument("--gan-init", type=Path, default=GAN_INIT,
-                    help="the lattice-free GAN generator stage 5 continues")
-    ap.add_argument("--gan-teacher", type=Path, default=GAN_TEACHER,
-                    help="the generator stage 5 distils (--teacher)")
+                    help="the GAN generator stage 5 continues (its lattice filter kept)")
+    ap.add_argument("--gan-teacher", type=Path, default=None,
+                    help="a generator stage 5 distils (--teacher; default: none)")
     ap.add_argument("--sr-batch", type=int, default=256)
     ap.add_argument("--sr-lr", type=float, default=None, help="default: 1e-4*sqrt(batch/16)")
     ap.add_argument("--gan-batch", type=int, default=64)
-    ap.add_argument("--gan-lr", type=float, default=None, help="default: 2e-5*sqrt(batch/16)")
+    ap.add_argument("--gan-lr", type=float, default=None, help="default: 5e-5*sqrt(batch/16)")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default in /tmp)")
     ap.add_argument("--keep-work", action="store_true", help="keep the scratch folder")
     ap.add_argument("--shared", type=Path, default=None, help="--pack: the shared data folder")

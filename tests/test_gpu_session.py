@@ -63,7 +63,8 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
     save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8), 0), init,
                    {"stage": "srresnet", "iterations": 0, "data": "none"})
     gan_init, teacher = tmp_path / "gan_init.safetensors", tmp_path / "teacher.safetensors"
-    save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8), 1), gan_init,
+    save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8, delattice=3), 1),
+                   gan_init,
                    {"stage": "gan", "iterations": 0, "data": "none"})
     save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8), 2), teacher,
                    {"stage": "gan", "iterations": 0, "data": "none"})
@@ -98,9 +99,11 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
         assert summary["export_sha256"] == sha(out / f"{name}_x4.safetensors")
         assert any("l_g_pix" in rec for rec in log[1:-1])
     gan_head = read_jsonl(out / "srgan_log.jsonl")[0]["command"]
-    for opt in ("--ema 0.999", "--pixel-weight 0.5", "--tie-phases resize", "--grid-weight 0.6",
-                "--artifact-weight 2000", "--teacher-loss content", str(teacher), VGG):
+    for opt in ("--ema 0.999", "--pixel-weight 0.5", "--adv-weight 1e-3", "--content-loss vgg54",
+                "--d-warmup 100", "--teacher-loss content", str(teacher), VGG):
         assert opt in gan_head
+    # the GAN stage trains through the init file's lattice filter and exports it
+    assert load_file(out / "srgan_x4.safetensors", ours_only=True).net.spec.delattice == 3
     assert load_file(out / "srgan_x4.safetensors", ours_only=True).metadata["teacher_sha256"] \
         == sha(teacher)
     assert "done in" in (out / "session.log").read_text()
