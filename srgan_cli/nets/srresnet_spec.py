@@ -100,17 +100,18 @@ class GeneratorSpec:
         residual blocks (about 6 tensors of ``width`` maps), the stage before the last (its
         input plus two tensors of 4 * width maps at its own resolution) and the last
         stage's input plus two copies of its output; its band buffers (4 x BAND_BYTES)
-        come on top whatever the size. The lattice filter (``delattice``) adds 8 fp32
-        copies of the output to both.
+        come on top whatever the size. The lattice filter (``delattice``) needs 8 fp32
+        copies of the output after the network: the larger of the two peaks counts.
         """
         c, n = self.width, self.up_stages
         banded = max(6 * c,
                      9 * c * 4 ** (n - 2) if n >= 2 else 0,
                      c * 4 ** max(n - 1, 0) + 2 * self.channels * self.scale**2)
         # the lattice filter's fp32 copies of the output (output, bicubic, residual, its
-        # phases, their padded and local means, the result), on top
+        # phases, their padded and local means, the result): it runs after the network's
+        # activations are gone, so its peak counts beside theirs, not on top
         post = 8 * self.channels * self.scale**2 if self.delattice else 0
-        return 3 * c * self.scale**2 + post, banded + post
+        return max(3 * c * self.scale**2, post), max(banded, post)
 
 
 def output_to_unit(y, peak: float = 1.0):
