@@ -334,6 +334,7 @@ class Session:
         from srgan_cli.distribution.loading import facts_of_file
 
         spec = facts_of_file(parent).spec
+        base_lr = 1e-4 if stage == "srresnet" else GAN_BASE_LR  # at batch 16
         if self.plan.dry:
             batch, lr, crop = 2, 1e-4, 32
             budget = a.dry_train_seconds
@@ -341,7 +342,7 @@ class Session:
         else:
             batch = a.sr_batch if stage == "srresnet" else a.gan_batch
             lr = a.sr_lr if stage == "srresnet" else a.gan_lr
-            lr = lr or lr_for(batch, 1e-4 if stage == "srresnet" else GAN_BASE_LR)
+            lr = lr or lr_for(batch, base_lr)
             crop = 96
             budget = max(limit - self.plan.train_margin, 5)
             n = 1000 if stage == "srresnet" else 500
@@ -356,9 +357,7 @@ class Session:
                "--max-seconds", f"{budget:.0f}", *every, *extra]
         head = {"kit": name, "command": " ".join(cmd[2:]), "parent": str(parent.relative_to(REPO)
                 if parent.is_relative_to(REPO) else parent), "parent_sha256": parent_sha,
-                "batch": batch, "lr": lr, "lr_rule": ("1e-4" if stage == "srresnet" else
-                                                      f"{GAN_BASE_LR:g}")
-                + " * sqrt(batch / 16) (Adam)",
+                "batch": batch, "lr": lr, "lr_rule": f"{base_lr:g} * sqrt(batch / 16) (Adam)",
                 "crop": crop, "stage_limit_s": round(limit, 1), "max_seconds": round(budget, 1)}
         self.say(f"{name}: {limit:.0f} s (training {budget:.0f} s), batch {batch}, lr {lr:g}, "
                  f"from {parent.name} ({parent_sha[:12]})")

@@ -17,9 +17,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-SPEC_KEYS = ("arch", "scale", "blocks", "width", "channels", "delattice", "format",
-             "input_range", "output_range")
-
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -31,7 +28,7 @@ def main() -> int:
 
     from srgan_cli.distribution.hub import sha256_file
     from srgan_cli.distribution.loading import load_file
-    from srgan_cli.distribution.modelfile import save_generator
+    from srgan_cli.distribution.modelfile import provenance_of, save_generator
     from srgan_cli.errors import SrganError
     from srgan_cli.nets.generator import SRResNet
 
@@ -45,8 +42,7 @@ def main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     # the validation scores were the unfiltered network's: not this file's
-    meta = {k: v for k, v in info.metadata.items()
-            if k not in SPEC_KEYS and not k.startswith("val_")}
+    meta = {k: v for k, v in provenance_of(info.metadata).items() if not k.startswith("val_")}
     meta["weights_of"] = args.src.name
     meta["weights_sha256"] = sha256_file(args.src)
     if args.date:

@@ -97,8 +97,13 @@ def test_tiled_output_with_the_filter_equals_the_whole_image(delattice_file, til
 
 def test_the_filter_is_stored_in_the_file_and_older_files_read_without_it(delattice_file,
                                                                           tmp_path):
+    from srgan_cli.distribution.modelfile import provenance_of
+
     info = load_file(delattice_file, ours_only=True)
     assert info.net.spec.delattice == 3 and info.metadata["delattice"] == "3"
+    # what a file made from it carries over: no architecture key, so its own spec decides
+    assert provenance_of(dict(info.metadata)) == {"stage": "gan", "iterations": "0",
+                                                  "data": "none"}
     assert "lattice filter 3" in ARCH.describe(info.net.spec).summary
     plain = tmp_path / "plain.safetensors"
     save_generator(trained_looking(GeneratorSpec(scale=4, blocks=2, width=32), 2), plain,

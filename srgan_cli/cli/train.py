@@ -141,8 +141,7 @@ def _per_stage(key: str, show=str) -> str:
               show_default=True, metavar="W",
               help="Remove the teacher output's local sub-pixel phase offsets (each of the "
               "scale^2 phases' mean over W x W LR pixels, minus their mean; W >= 2) before "
-              "comparing: a "
-              "sub-pixel teacher's texture without its 4-px lattice. 0: off.")
+              "comparing: a sub-pixel teacher's texture without its 4-px lattice. 0: off.")
 @click.option("--teacher-loss", type=click.Choice(TEACHER_LOSSES),
               default=DEFAULTS["teacher_loss"], show_default=True,
               help="The distillation term: l1, the L1 distance to the teacher's output; "

@@ -31,6 +31,15 @@ def build_metadata(spec: Any, provenance: dict[str, Any]) -> dict[str, str]:
     return meta
 
 
+def provenance_of(meta: dict[str, str]) -> dict[str, str]:
+    """A weights file's metadata without its format and architecture keys (the ones its
+    architecture reads, ``delattice`` included when the file has it): what a file made
+    from it carries over, while its own spec writes the architecture keys afresh."""
+    architecture, spec = arch.from_metadata(meta, "metadata")
+    skip = {"format", *architecture.metadata(spec)}
+    return {k: v for k, v in meta.items() if k not in skip}
+
+
 def save_generator(model: Any, path: str | os.PathLike, provenance: dict[str, Any]) -> None:
     """Write ``model`` (a network with a ``spec``) as safetensors with architecture +
     provenance metadata."""

@@ -15,7 +15,6 @@ any other file is refused.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from pathlib import Path
@@ -92,9 +91,9 @@ def _unfiltered(model: Model):
     """``model``'s facts without its lattice filter (spec ``delattice``; no weights)."""
     from srgan_cli import arch
 
-    if not getattr(model.spec, "delattice", 0):
+    if not getattr(model.spec, "delattice", 0):  # (other architectures have none)
         return model.facts
-    return arch.get(model.arch).describe(dataclasses.replace(model.spec, delattice=0))
+    return arch.get(model.arch).describe(model.spec.unfiltered())
 
 
 def blended(gan: Model, r: float,

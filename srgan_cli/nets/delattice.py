@@ -32,14 +32,21 @@ def phase_means(img: torch.Tensor, window: int, period: int = 4) -> torch.Tensor
                               mode="replicate"), window, 1).reshape(n, c, p * p, h, w)
 
 
-def _subtract_phases(img: torch.Tensor, per_phase: torch.Tensor, period: int) -> torch.Tensor:
-    """``img`` (fp32 copy) minus ``per_phase`` ((N, C, period^2, h, w)) at each phase's
-    pixels; a remainder beyond the multiple of ``period`` is kept as it is."""
+def _at_pixels(per_phase: torch.Tensor, period: int) -> torch.Tensor:
+    """``per_phase`` ((N, C, period^2, h, w), as :func:`phase_means` gives it) laid out at
+    each phase's pixels: an (N, C, h, period, w, period) view of an (N, C, h * period,
+    w * period) image."""
     n, c, _, h, w = per_phase.shape
-    p = period
-    full = per_phase.reshape(n, c, p, p, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * p, w * p)
+    return per_phase.view(n, c, period, period, h, w).permute(0, 1, 4, 2, 5, 3)
+
+
+def _subtract_phases(img: torch.Tensor, per_phase: torch.Tensor, period: int) -> torch.Tensor:
+    """``img`` (fp32 copy) minus ``per_phase`` at each phase's pixels; a remainder beyond the
+    multiple of ``period`` is kept as it is."""
+    n, c, _, h, w = per_phase.shape
     out = img.float().clone()
-    out[..., :h * p, :w * p] -= full
+    out[..., :h * period, :w * period] -= _at_pixels(per_phase, period).reshape(
+        n, c, h * period, w * period)
     return out
 
 
@@ -58,9 +65,9 @@ class Delattice(nn.Module):
     """``forward(x, y)``: the output ``y`` (in ``output_range``) of a x``scale`` network for
     the input ``x`` (in [0, 1]) minus each sub-pixel phase's mean residual against the
     bicubic upscale of ``x`` over ``window`` x ``window`` LR pixels, in fp32 whatever the
-    autocast (the result stays fp32): a solid colour comes back exactly, and no pattern locked to the LR grid
-    survives the window. Reaches ``window // 2`` LR pixels beyond the network's own
-    receptive field (:meth:`reach`)."""
+    autocast (the result stays fp32): a solid colour comes back exactly, and no pattern
+    locked to the LR grid survives the window. Reaches ``window // 2`` LR pixels beyond the
+    network's own receptive field (``GeneratorSpec.receptive_radius`` counts it)."""
 
     def __init__(self, window: int, scale: int,
                  output_range: tuple[float, float] = (-1.0, 1.0)) -> None:
@@ -68,9 +75,6 @@ class Delattice(nn.Module):
         if window < 2:  # a 1-pixel window removes the whole residual: bicubic comes out
             raise ValueError(f"the lattice window must be at least 2 LR pixels, got {window}")
         self.window, self.scale, self.output_range = window, scale, output_range
-
-    def reach(self) -> int:
-        return self.window // 2
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # autocast off where it exists (torch < 2.5 has none for MPS, even disabled)
@@ -86,8 +90,8 @@ class Delattice(nn.Module):
                                 align_corners=False)
             local = phase_means(out - ref.mul_(hi - lo).add_(lo), self.window, p)
             del ref  # the filter's copies of the output peak at about five
-            return (out.view(n, c, h, p, w, p)
-                    - local.view(n, c, p, p, h, w).permute(0, 1, 4, 2, 5, 3)).view(n, c, hh, ww)
+            # exact multiples: one subtraction into a new tensor, no copy of ``out`` first
+            return (out.view(n, c, h, p, w, p) - _at_pixels(local, p)).view(n, c, hh, ww)
 
     def extra_repr(self) -> str:
         return f"window={self.window}, scale={self.scale}"

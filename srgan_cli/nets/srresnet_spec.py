@@ -7,7 +7,7 @@ else of the package), so the torch modules, the layout converters and the archit
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 NAME = "srresnet"
 INPUT_RANGE = (0.0, 1.0)
@@ -44,6 +44,11 @@ class GeneratorSpec:
         if self.delattice < 0 or self.delattice == 1:
             raise ValueError(f"delattice must be 0 (off) or at least 2 LR pixels, got "
                              f"{self.delattice} (1 would leave only the bicubic upscale)")
+
+    def unfiltered(self) -> "GeneratorSpec":
+        """The same network without the lattice filter (it has no weights): what a
+        filtered file shares with its parent."""
+        return replace(self, delattice=0)
 
     @property
     def up_stages(self) -> int:

@@ -3,7 +3,6 @@ with the run's provenance in its metadata."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import json
 import os
@@ -40,7 +39,7 @@ def _parent_provenance(checkpoint: Path, init: dict[str, Any], spec: GeneratorSp
         raise TrainError(f"{checkpoint}: the run did not start from --init weights, so it has "
                          f"no parent; drop --parent {parent}")
     pinfo = load_file(parent, ours_only=True)
-    if dataclasses.replace(pinfo.spec, delattice=0) != dataclasses.replace(spec, delattice=0):
+    if pinfo.spec.unfiltered() != spec.unfiltered():
         raise TrainError(f"{parent}: is {pinfo.spec}, the checkpoint's generator is {spec}; "
                          "not its parent")
     sha = pinfo.sha256

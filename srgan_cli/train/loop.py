@@ -224,11 +224,12 @@ def _build_state(cfg: TrainConfig, resume, info: dist.DistInfo, device: torch.de
     torch.manual_seed(cfg.seed + info.rank)
     ckpt = _resume_checkpoint(cfg, resume)
     init, init_record = _init_weights(cfg) if ckpt is None else (None, None)
-    # an init file's spec, with the run's --delattice when given (else the file's filter)
-    spec = (GeneratorSpec(**json.loads(ckpt["spec"])) if ckpt
-            else init.spec if init is not None and cfg.delattice is None
-            else dataclasses.replace(init.spec, delattice=cfg.delattice) if init is not None
-            else cfg.spec())
+    if ckpt:
+        spec = GeneratorSpec(**json.loads(ckpt["spec"]))
+    else:  # the init file's spec (or the run's); --delattice, when given, sets the filter
+        spec = init.spec if init is not None else cfg.spec()
+        if cfg.delattice is not None:
+            spec = dataclasses.replace(spec, delattice=cfg.delattice)
     _check_spec(cfg, spec)
     vgg = _vgg(cfg, device)
     state = TrainState.build(cfg, spec, device, amp=amp, init=init, data_seed=(
