@@ -122,12 +122,18 @@ CASES = {
     "loss_gradients.py": lambda t, o: [t / "tiny.safetensors", "--data", t / "imgs",
                                        "--batch", "2", "--crop", "32"],
     "perf_simd.py": lambda t, o: ["--size", "16", "--runs", "1", "--paths", "torch", "avx2"],
+    "lr_edits.py": lambda t, o: ["--model", t / "tiny.safetensors", "--datasets", "Set5",
+                                 "--edit", "none", "--edit", "noise:2", "--edit",
+                                 "unsharp:0.8:0.3", "--data-dir", BENCH, "--no-lpips"],
+    "feature_distill.py": lambda t, o: [t / "tiny.safetensors", o / "fd.safetensors", "--k",
+                                        "1", "--iters", "2", "--batch", "2", "--crop", "32",
+                                        "--data", t / "imgs"],
 }
 needs_simd = pytest.mark.skipif(simd.unavailable_reason() is not None,
                                 reason=f"the AVX2 kernels cannot run here: {simd.unavailable_reason()}")
 MARKS = {"compare_crops.py": needs_sets, "outscale_quality.py": needs_sets,
          "make_4000x3000.py": needs_photos, "profile_gan_iteration.py": needs_vgg,
-         "loss_gradients.py": needs_vgg,
+         "loss_gradients.py": needs_vgg, "lr_edits.py": needs_sets,
          "kernel_agreement.py": [needs_sets, needs_simd], "perf_simd.py": needs_simd}
 
 
