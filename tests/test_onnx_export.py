@@ -126,7 +126,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, tiny_weights):
         run_cli("models", "export", "nosuch", "--onnx", out))
     assert "not both" in one_error_line(
         run_cli("models", "export", tiny_weights, tmp_path / "y.safetensors", "--onnx", out))
-    assert "--parent and --weights" in one_error_line(
+    assert "--parent, --weights and --recalibrate-bn" in one_error_line(
         run_cli("models", "export", tiny_weights, "--onnx", out, "--weights", "ema"))
     r = run_cli("models", "export", tiny_weights, "--onnx", tmp_path)  # click's usage error
     assert r.exit_code == 2 and "is a directory" in r.output

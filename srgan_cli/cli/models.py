@@ -309,9 +309,14 @@ def publish(file, repo_id, name, filename, branch, private, license_, set5, set1
 @click.option("--weights", "which", type=click.Choice(["auto", "ema", "model"]), default="auto",
               show_default=True, help="The generator's EMA ('auto': when the run kept one) "
               "or the generator as trained ('model').")
+@click.option("--recalibrate-bn", "bn_batches", type=click.IntRange(min=0), default=0,
+              show_default=True, help="Recompute the BatchNorm statistics over this many "
+              "batches of the run's own data and degradations (seeded), so they fit the "
+              "weights written: use it with the EMA, whose kept statistics are those of the "
+              "generator (older runs) or an average. Needs the run's training folders.")
 @border_option
 @click.option("--overwrite", is_flag=True, help="Replace OUT (or the --onnx file) if it exists.")
-def export_cmd(source, out, onnx_out, parent, which, border, overwrite) -> None:
+def export_cmd(source, out, onnx_out, parent, which, bn_batches, border, overwrite) -> None:
     """Write a training checkpoint's generator (its EMA when kept) as a weights file, or a
     model as an ONNX file (--onnx).
 
@@ -331,8 +336,8 @@ def export_cmd(source, out, onnx_out, parent, which, border, overwrite) -> None:
     with --border built in: what `srgan upscale --border BORDER` computes, untiled.
     """
     if onnx_out is not None:
-        _export_onnx(source, onnx_out, out=out, parent=parent, which=which, border=border,
-                     overwrite=overwrite)
+        _export_onnx(source, onnx_out, out=out, parent=parent, which=which,
+                     bn_batches=bn_batches, border=border, overwrite=overwrite)
         return
     if border != DEFAULT_BORDER:
         fail("--border is for --onnx (a weights file has no border)")
@@ -346,7 +351,7 @@ def export_cmd(source, out, onnx_out, parent, which, border, overwrite) -> None:
     if out.exists() and not overwrite:
         fail(f"{out}: already exists (use --overwrite)")
     try:
-        export(checkpoint, out, parent=parent, weights=which)
+        export(checkpoint, out, parent=parent, weights=which, bn_batches=bn_batches)
         meta = metadata(out)
     except SrganError as e:
         fail(str(e))
@@ -360,16 +365,16 @@ def export_cmd(source, out, onnx_out, parent, which, border, overwrite) -> None:
 
 
 def _export_onnx(source: str, onnx_out: Path, *, out: Path | None, parent: Path | None,
-                 which: str, border: str, overwrite: bool) -> None:
+                 which: str, bn_batches: int, border: str, overwrite: bool) -> None:
     """``srgan models export SOURCE --onnx FILE`` (``out``, ``parent``, ``which``: the
     checkpoint export's arguments, refused here)."""
     from srgan_cli.inference.onnx_export import export_onnx
 
     if out is not None:
         fail(f"give either OUT ({out}) or --onnx FILE, not both")
-    if parent is not None or which != "auto":
-        fail("--parent and --weights choose a training checkpoint's generator; "
-             "--onnx exports a model file or registered name")
+    if parent is not None or which != "auto" or bn_batches:
+        fail("--parent, --weights and --recalibrate-bn choose a training checkpoint's "
+             "generator; --onnx exports a model file or registered name")
     with exit_on_error():
         res = export_onnx(source, onnx_out, border=border, overwrite=overwrite)
     say(f"exported {res.source} -> {res.path}: ONNX opset {res.metadata['srgan.opset']}, "

@@ -6,8 +6,11 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from srgan_cli import arch
 from srgan_cli.distribution.modelfile import save_generator
@@ -55,9 +58,52 @@ def _parent_provenance(checkpoint: Path, init: dict[str, Any], spec: GeneratorSp
     return {"parent_sha256": sha, "parent_file": parent.name}
 
 
+@torch.no_grad()
+def recalibrate_bn(net: torch.nn.Module, batches: Iterable[torch.Tensor]) -> int:
+    """Recompute the running statistics of every BatchNorm layer of ``net`` as the plain
+    average over ``batches`` (LR inputs) of the network's own batch statistics, so they
+    fit its weights (an EMA's do not: :meth:`TrainState.update_ema`); ``net`` is left in
+    eval mode. Returns the number of BatchNorm layers (0: nothing to do, no pass run)."""
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the passes
+    net.train()
+    try:
+        for x in batches:
+            net(x)
+    finally:
+        for m, mom in zip(norms, saved):
+            m.momentum = mom
+        net.eval()
+    return len(norms)
+
+
+def _run_batches(cfg: dict[str, Any], count: int, seed: int, scale: int
+                 ) -> Iterator[torch.Tensor]:
+    """``count`` LR batches of the run's data as its training drew them (its crop, batch
+    and degradations), from a generator seeded with ``seed``."""
+    from srgan_cli.train.data import DataError, ImageBank, sample_batch
+    from srgan_cli.train.degrade import DegradationError, Degrader, parse_degradation
+
+    try:
+        bank = ImageBank.from_dirs(cfg["data"], cfg["crop"])
+        spec = parse_degradation(cfg.get("degradation", "clean"))
+    except (DataError, DegradationError) as e:
+        raise TrainError(f"BatchNorm recalibration: {e}") from None
+    degrade = Degrader(spec) if spec is not None else None
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(count):
+        yield sample_batch(bank, cfg["batch"], cfg["crop"], scale, gen, degrade=degrade)[0]
+
+
 def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
            extra: dict[str, Any] | None = None,
-           parent: str | os.PathLike | None = None, weights: str = "auto") -> Path:
+           parent: str | os.PathLike | None = None, weights: str = "auto",
+           *, bn_batches: int = 0, bn_seed: int = 0) -> Path:
     """Write the generator of a checkpoint as a released safetensors file.
 
     A run that started from ``--init`` weights names them in the file's metadata:
@@ -66,6 +112,9 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
     (the init file), checked against what the run did record.
     ``weights``: ``ema`` (the moving average; an error when the run kept none), ``model``
     (the generator as trained, even when an EMA was kept) or ``auto`` (the EMA when kept).
+    ``bn_batches``: recompute the BatchNorm statistics over that many batches of the run's
+    own data and degradations (:func:`recalibrate_bn`; seeded by ``bn_seed``; recorded as
+    ``bn_recalibrated``); the run's training folders must be there.
     """
     if weights not in WEIGHTS:
         raise TrainError(f"unknown weights {weights!r} ({', '.join(WEIGHTS)})")
@@ -78,6 +127,10 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
         raise TrainError(f"{checkpoint}: the run kept no EMA of the generator (--ema 0)")
     use_ema = "ema" in ckpt and weights != "model"
     model.load_state_dict(ckpt["ema"] if use_ema else ckpt["model"])
+    if bn_batches < 0:
+        raise TrainError(f"BatchNorm recalibration: {bn_batches} batches (expected >= 0)")
+    recalibrated = bn_batches and recalibrate_bn(
+        model, _run_batches(cfg, bn_batches, bn_seed, spec.scale))
     init = history.get("init") or {}
     same_stage = init.get("stage") == cfg["stage"]  # a continuation, not a new stage
     prior_iters = int(init.get("iterations", 0)) if same_stage else 0
@@ -104,7 +157,11 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
         prov["init"] = (f"{init['file']} ({init['stage']}, {init['iterations']} iterations); "
                         f"then {ckpt['iteration']} iterations of this run")
     prov.update(_parent_provenance(Path(checkpoint), init, spec, parent))
-    if history["val"] and ("ema" not in ckpt or use_ema):  # validation ran the EMA when kept
+    if recalibrated:
+        prov["bn_recalibrated"] = (f"{bn_batches} batches of {cfg['batch']} {cfg['crop']}-px "
+                                   f"crops of the run's data and degradations, seed {bn_seed}")
+    if history["val"] and ("ema" not in ckpt or use_ema) and not recalibrated:
+        # validation ran the EMA when kept, with the statistics it had
         last = history["val"][-1]
         prov["val_set5_psnr"] = f"{last[1]:.3f}"
         if len(last) > 2:

@@ -104,16 +104,27 @@ class TrainState:
 
     @torch.no_grad()
     def update_ema(self, decay: float) -> None:
-        """EMA <- decay x EMA + (1 - decay) x generator; buffers copied. One multi-tensor
-        kernel each, not one per tensor."""
+        """EMA <- decay x EMA + (1 - decay) x generator, for the parameters and the floating
+        buffers (BatchNorm's running statistics) alike; integer buffers (BN's batch
+        counter) copied. One multi-tensor kernel each, not one per tensor.
+
+        The statistics are averaged as the weights are: copied, the generator's current
+        statistics would not fit the averaged weights (measured on run gr2: the EMA lost
+        2.2 dB of Set5 Y-PSNR to a colour shift that recomputed statistics removed)."""
         if self.ema is None:
             return
         if self._ema_pairs is None:
-            self._ema_pairs = (list(self.ema.parameters()), list(self.generator.parameters()),
-                               list(self.ema.buffers()), list(self.generator.buffers()))
-        ema_params, params, ema_bufs, bufs = self._ema_pairs
-        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
-        torch._foreach_copy_(ema_bufs, bufs)
+            ema_bufs, bufs = list(self.ema.buffers()), list(self.generator.buffers())
+            floating = [i for i, b in enumerate(bufs) if b.is_floating_point()]
+            other = [i for i, b in enumerate(bufs) if not b.is_floating_point()]
+            self._ema_pairs = (
+                [*self.ema.parameters(), *(ema_bufs[i] for i in floating)],
+                [*self.generator.parameters(), *(bufs[i] for i in floating)],
+                [ema_bufs[i] for i in other], [bufs[i] for i in other])
+        ema_values, values, ema_counts, counts = self._ema_pairs
+        torch._foreach_lerp_(ema_values, values, 1.0 - decay)
+        if counts:
+            torch._foreach_copy_(ema_counts, counts)
 
     def state_dict(self) -> dict[str, Any]:
         """The state as checkpoint entries (tensors and JSON strings)."""
