@@ -16,9 +16,14 @@ early leaves its spare time to the next):
 2. ``tests.log``: ``pytest -m cuda`` (tests/test_cuda.py).
 3. ``speed.json``: ``srgan benchmark --speed`` at 512x512 and 2048x2048 (default precision
    and bf16, with the eager fp32 baseline), each result's fraction of the matmul rate.
-4. ``srresnet_x4.safetensors`` + ``srresnet_log.jsonl``: SRResNet training continued from
-   the shipped release (``--init``, ``--ema 0.999``), time-bounded (``srgan train
-   --max-seconds``), exported (the EMA weights).
+4. ``srgan_real_x4.safetensors`` + ``srgan_real_log.jsonl`` (``--first real``, the
+   default): the real-photo GAN of issue 22 continued from the shipped ``srgan-real``
+   without its lattice filter (``--delattice 0``: run gr2's generator as it trained) with
+   gr2's recipe (``REAL_RECIPE``: degraded LR, ``srgan-resize`` distilled from the clean
+   LR, the resize tie and grid loss), exported (the EMA; the filter is added back here).
+   Or (``--first srresnet``) ``srresnet_x4.safetensors`` + ``srresnet_log.jsonl``:
+   SRResNet training continued from the shipped release (``--init``, ``--ema 0.999``).
+   Time-bounded (``srgan train --max-seconds``).
 5. ``srgan_x4.safetensors`` + ``srgan_log.jsonl``: the GAN stage continuing the shipped
    default ``srgan-delattice`` (``--gan-init``; ``srgan``'s weights with the lattice filter,
    which the run keeps, so it trains through it) with the paper's recipe (issue 21,
@@ -33,8 +38,8 @@ Never downloads anything (``HF_HUB_OFFLINE=1``); runs from the checkout (``PYTHO
 
 Large batches: the paper trains at batch 16 with Adam at lr 1e-4. Here the batch fills the
 GPU and the lr follows Adam's square-root rule, lr = base * sqrt(batch / 16): SRResNet
-batch 256 -> 4e-4 (base 1e-4); the GAN stage fine-tunes ``srgan-delattice`` from gc1's lr
-(base 5e-5), batch 64 -> 1e-4 (``--sr-batch/--sr-lr/--gan-batch/--gan-lr``).
+batch 256 -> 4e-4 (base 1e-4); the GAN stages fine-tune from gc1's and gr2's lr (base
+5e-5), batch 64 -> 1e-4 (``--sr-batch/--sr-lr/--gan-batch/--gan-lr``).
 """
 
 from __future__ import annotations
@@ -58,9 +63,17 @@ VGG_NAME = "vgg19-features-imagenet-u8.safetensors"
 TRAIN_SETS = ("photos", "bsds400")  # high-resolution material first
 SHIPPED = REPO / "weights" / "srresnet_x4.safetensors"
 MiB = 1 << 20
-# what comes back from the device: at most 8 files (docs/gpu.md)
-OUTPUTS = ("env.json", "tests.log", "speed.json", "srresnet_x4.safetensors",
-           "srresnet_log.jsonl", "srgan_x4.safetensors", "srgan_log.jsonl", "session.log")
+# the first training stage: issue 22's real-photo GAN, or the SRResNet
+FIRST = {"real": "srgan_real", "srresnet": "srresnet"}
+
+
+def outputs(first: str = "real") -> tuple[str, ...]:
+    """What comes back from the device: at most 8 files (docs/gpu.md)."""
+    name = FIRST[first]
+    return ("env.json", "tests.log", "speed.json", f"{name}_x4.safetensors",
+            f"{name}_log.jsonl", "srgan_x4.safetensors", "srgan_log.jsonl", "session.log")
+
+
 # issue 21: srgan's own recipe continued through the lattice filter, as the CPU run gc1
 # (weights/README.md, "srgan-delattice"); the init file's filter is kept
 GAN_RECIPE = ("--d-warmup", "100", "--ema", "0.999", "--pixel-weight", "0.5",
@@ -69,6 +82,19 @@ GAN_BASE_LR = 5e-5  # gc1's lr at batch 16: a fine-tuning of srgan-delattice, no
 GAN_INIT = REPO / "weights" / "srgan_delattice_x4.safetensors"
 # an optional generator to distil (--teacher, the content loss at the HR term's weight)
 TEACHER_RECIPE = ("--teacher-loss", "content", "--teacher-weight", "2e-3")
+# issue 22: run gr2's recipe (weights/README.md, "Real photos"), continued from the shipped
+# srgan-real without its filter (its tensors are gr2's generator), distilling srgan-resize
+# from the clean downscale; --teacher and the lr are added by the stage
+REAL_INIT = REPO / "weights" / "srgan_real_x4.safetensors"
+REAL_TEACHER = REPO / "weights" / "srgan_resize_x4.safetensors"
+REAL_DEGRADATION = ("real,blur_sigma=0.2:1.5,noise_prob=0.4,noise_sigma=1:10,"
+                    "noise_poisson_scale=0.05:1,jpeg_prob=0.8,jpeg_quality=50:95,clean_prob=0.5")
+REAL_RECIPE = ("--delattice", "0", "--teacher-input", "clean", "--teacher-weight", "20",
+               "--content-loss", "vgg-multi", "--content-weight", "2e-3",
+               "--artifact-weight", "2000", "--ema", "0.999", "--tie-phases", "resize",
+               "--grid-weight", "0.6", "--pixel-weight", "0.5", "--flat-weight", "5.0",
+               "--flat-colours", "32", "--adv-weight", "5e-3", "--adv-warmup", "0",
+               "--d-warmup", "100", "--degradation", REAL_DEGRADATION)
 
 
 def lr_for(batch: int, base: float = 1e-4) -> float:
@@ -203,15 +229,16 @@ class Plan:
     dry: bool
 
 
-def make_plan(minutes: float, dry: bool) -> Plan:
-    total = minutes * 60
+def make_plan(minutes: float, dry: bool, first: str = "real") -> Plan:
+    """Stage ends; the first training stage is named ``FIRST[first]``."""
+    total, name = minutes * 60, FIRST[first]
     if dry:  # seconds-long stages on the CPU; the limits only stop runaways
-        return Plan({"env": 60, "tests": 150, "speed": 240, "srresnet": 330, "srgan": 420},
+        return Plan({"env": 60, "tests": 150, "speed": 240, name: 330, "srgan": 420},
                     train_margin=0, dry=True)
     fixed = {"env": 20, "tests": 60, "speed": 60}
     rest = total - sum(fixed.values()) - 10  # 10 s for the last export
     ends, t = {}, 0.0
-    for k, v in {**fixed, "srresnet": 0.47 * rest, "srgan": 0.53 * rest}.items():
+    for k, v in {**fixed, name: 0.47 * rest, "srgan": 0.53 * rest}.items():
         t += v
         ends[k] = t
     return Plan(ends, train_margin=30, dry=False)
@@ -324,9 +351,10 @@ class Session:
 
     # ------------------------------------------------------------------ 4-5. training
 
-    def train_stage(self, stage: str, parent: Path, extra: list[str]) -> Path | None:
+    def train_stage(self, stage: str, parent: Path, extra: list[str],
+                    name: str | None = None) -> Path | None:
         a, pack_dir = self.args, self.args.pack_dir
-        name = "srresnet" if stage == "srresnet" else "srgan"
+        name = name or ("srresnet" if stage == "srresnet" else "srgan")
         run_dir = self.work / name
         shutil.rmtree(run_dir, ignore_errors=True)
         limit = self.left(name)
@@ -549,7 +577,7 @@ def session(args) -> int:
     work = (args.work or Path("/tmp") / f"srgan_gpu_session_{os.getpid()}").resolve()
     work.mkdir(parents=True, exist_ok=True)
     args.pack_dir = (args.pack_dir if args.pack_dir.is_absolute() else REPO / args.pack_dir)
-    plan = make_plan(args.minutes, args.dry_run)
+    plan = make_plan(args.minutes, args.dry_run, args.first)
     s = Session(out, work, plan, args)
     s.say(f"GPU kit: {'dry run on the CPU' if args.dry_run else f'{args.minutes:g} minutes'}; "
           f"plan (end of each stage, s): "
@@ -564,23 +592,29 @@ def session(args) -> int:
             fn()
         except Exception as e:  # noqa: BLE001 - one stage's failure must not stop the rest
             s.say(f"{name}: failed in the kit: {type(e).__name__}: {e}")
+    vgg = ["--vgg-weights", str(args.pack_dir / VGG_NAME)]
     if not missing:
+        first = FIRST[args.first]
         try:
-            s.train_stage("srresnet", args.init, ["--ema", "0.999"])
+            if args.first == "real":
+                s.train_stage("gan", args.real_init, [*REAL_RECIPE, "--teacher",
+                                                      str(args.real_teacher), *vgg], first)
+            else:
+                s.train_stage("srresnet", args.init, ["--ema", "0.999"])
         except Exception as e:  # noqa: BLE001
-            s.say(f"srresnet: failed in the kit: {type(e).__name__}: {e}")
+            s.say(f"{first}: failed in the kit: {type(e).__name__}: {e}")
         try:
             teacher = (["--teacher", str(args.gan_teacher), *TEACHER_RECIPE]
                        if args.gan_teacher else [])
-            s.train_stage("gan", args.gan_init, [*GAN_RECIPE, *teacher,
-                                                 "--vgg-weights", str(args.pack_dir / VGG_NAME)])
+            s.train_stage("gan", args.gan_init, [*GAN_RECIPE, *teacher, *vgg])
         except Exception as e:  # noqa: BLE001
             s.say(f"srgan: failed in the kit: {type(e).__name__}: {e}")
-    have = [n for n in OUTPUTS if (out / n).is_file()]
+    want = outputs(args.first)
+    have = [n for n in want if (out / n).is_file()]
     s.say(f"done in {time.monotonic() - s.t0:.0f} s: {', '.join(have)}")
     if not args.keep_work:
         shutil.rmtree(work, ignore_errors=True)
-    return 0 if len(have) == len(OUTPUTS) else 1
+    return 0 if len(have) == len(want) else 1
 
 
 def main() -> int:
@@ -595,9 +629,16 @@ def main() -> int:
     ap.add_argument("--dry-run", action="store_true",
                     help="every stage on the CPU with toy sizes and seconds-long training")
     ap.add_argument("--dry-train-seconds", type=float, default=3.0, help=argparse.SUPPRESS)
-    ap.add_argument("--init", type=Path, default=SHIPPED, help="the SRResNet stage 4 continues")
+    ap.add_argument("--first", choices=tuple(FIRST), default="real",
+                    help="the first training stage: issue 22's real-photo GAN or the SRResNet")
+    ap.add_argument("--real-init", type=Path, default=REAL_INIT,
+                    help="the real-photo GAN stage continues it (its filter dropped)")
+    ap.add_argument("--real-teacher", type=Path, default=REAL_TEACHER,
+                    help="the generator the real-photo GAN stage distils from the clean LR")
+    ap.add_argument("--init", type=Path, default=SHIPPED,
+                    help="the SRResNet stage continues it (--first srresnet)")
     ap.add_argument("--gan-init", type=Path, default=GAN_INIT,
-                    help="the GAN generator stage 5 continues (its lattice filter kept)")
+                    help="the GAN stage 5 continues it (its lattice filter kept)")
     ap.add_argument("--gan-teacher", type=Path, default=None,
                     help="a generator stage 5 distils (--teacher; default: none)")
     ap.add_argument("--sr-batch", type=int, default=256)
@@ -629,7 +670,9 @@ def main() -> int:
         return 0
     if not args.out:
         ap.error("--out DIR is required (or --pack DIR)")
-    args.init = args.init if args.init.is_absolute() else (Path.cwd() / args.init)
+    for key in ("init", "real_init", "real_teacher"):
+        path = getattr(args, key)
+        setattr(args, key, path if path.is_absolute() else Path.cwd() / path)
     return session(args)
 
 

@@ -23,8 +23,8 @@ from srgan_cli.nets.generator import GeneratorSpec
 REPO = Path(__file__).resolve().parents[1]
 KIT = REPO / "scripts" / "gpu_session.py"
 VGG = "vgg19-features-imagenet-u8.safetensors"
-OUTPUTS = ("env.json", "tests.log", "speed.json", "srresnet_x4.safetensors",
-           "srresnet_log.jsonl", "srgan_x4.safetensors", "srgan_log.jsonl", "session.log")
+OUTPUTS = ("env.json", "tests.log", "speed.json", "srgan_real_x4.safetensors",
+           "srgan_real_log.jsonl", "srgan_x4.safetensors", "srgan_log.jsonl", "session.log")
 
 
 def sha(p: Path) -> str:
@@ -68,10 +68,14 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
                    {"stage": "gan", "iterations": 0, "data": "none"})
     save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8), 2), teacher,
                    {"stage": "gan", "iterations": 0, "data": "none"})
+    real_init = tmp_path / "real_init.safetensors"  # a released real model: its filter on
+    save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8, delattice=3), 3),
+                   real_init, {"stage": "gan", "iterations": 0, "data": "none"})
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, str(KIT), "--out", str(out), "--pack-dir", str(pack),
                         "--dry-run", "--init", str(init), "--gan-init", str(gan_init),
-                        "--gan-teacher", str(teacher), "--dry-train-seconds", "2"],
+                        "--gan-teacher", str(teacher), "--real-init", str(real_init),
+                        "--real-teacher", str(teacher), "--dry-train-seconds", "2"],
                        cwd=REPO, env=env(), capture_output=True, text=True, timeout=400)
     assert r.returncode == 0, r.stdout + r.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
@@ -87,8 +91,8 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
     speed = json.loads((out / "speed.json").read_text())
     assert speed["runs"][0]["exit"] == 0 and speed["runs"][0]["results"][0]["mp_per_s_median"] > 0
 
-    parents = {"srresnet": sha(init), "srgan": sha(gan_init)}
-    for name, stage in (("srresnet", "srresnet"), ("srgan", "gan")):
+    parents = {"srgan_real": sha(real_init), "srgan": sha(gan_init)}
+    for name, stage in (("srgan_real", "gan"), ("srgan", "gan")):
         info = load_file(out / f"{name}_x4.safetensors", ours_only=True)
         assert info.stage == stage and info.metadata["parent_sha256"] == parents[name]
         log = read_jsonl(out / f"{name}_log.jsonl")
@@ -106,7 +110,38 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
     assert load_file(out / "srgan_x4.safetensors", ours_only=True).net.spec.delattice == 3
     assert load_file(out / "srgan_x4.safetensors", ours_only=True).metadata["teacher_sha256"] \
         == sha(teacher)
+    # the real-photo stage: gr2's recipe on degraded LR, without the init file's filter
+    real_head = read_jsonl(out / "srgan_real_log.jsonl")[0]["command"]
+    for opt in ("--delattice 0", "--teacher-input clean", "--teacher-weight 20",
+                "--tie-phases resize", "--content-loss vgg-multi", "--degradation real,",
+                f"--teacher {teacher}", VGG):
+        assert opt in real_head
+    real = load_file(out / "srgan_real_x4.safetensors", ours_only=True)
+    assert real.net.spec.delattice == 0 and real.metadata["degradation"].startswith("real,")
+    assert real.metadata["tie_phases"] == "resize"
     assert "done in" in (out / "session.log").read_text()
+
+
+def test_the_dry_run_can_train_the_srresnet_first_instead(tmp_path):
+    pack = tmp_path / "pack"
+    make_train_dir(pack / "train", 3, 48, 64, seed=70)
+    make_val_dir(pack / "Set5", 1, 32, 48, seed=80)
+    write_u8_vgg(pack / VGG)
+    init, gan_init = tmp_path / "init.safetensors", tmp_path / "gan_init.safetensors"
+    save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8), 0), init,
+                   {"stage": "srresnet", "iterations": 0, "data": "none"})
+    save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8, delattice=3), 1),
+                   gan_init, {"stage": "gan", "iterations": 0, "data": "none"})
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(KIT), "--out", str(out), "--pack-dir", str(pack),
+                        "--dry-run", "--first", "srresnet", "--init", str(init), "--gan-init",
+                        str(gan_init), "--dry-train-seconds", "1"],
+                       cwd=REPO, env=env(), capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (out / "srresnet_x4.safetensors").is_file() and (out / "srresnet_log.jsonl").is_file()
+    assert not (out / "srgan_real_x4.safetensors").exists()
+    info = load_file(out / "srresnet_x4.safetensors", ours_only=True)
+    assert info.stage == "srresnet" and info.metadata["parent_sha256"] == sha(init)
 
 
 def test_pack_fits_the_budget_by_cropping_the_training_photos(tmp_path):
@@ -151,14 +186,16 @@ def test_pack_refuses_a_folder_inside_the_checkout_that_git_does_not_ignore(tmp_
     assert not (REPO / "scripts" / "not_ignored_pack").exists()
 
 
+@pytest.mark.parametrize("first", ["real", "srresnet"])
 @pytest.mark.parametrize("minutes", [9.0, 8.0])
-def test_the_stage_plan_fits_the_minutes_with_training_taking_most(minutes):
+def test_the_stage_plan_fits_the_minutes_with_training_taking_most(minutes, first):
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         import gpu_session
     finally:
         sys.path.remove(str(REPO / "scripts"))
-    plan = gpu_session.make_plan(minutes, dry=False)
+    plan = gpu_session.make_plan(minutes, dry=False, first=first)
+    assert list(plan.ends) == ["env", "tests", "speed", gpu_session.FIRST[first], "srgan"]
     ends = list(plan.ends.values())
     assert ends == sorted(ends) and ends[-1] <= minutes * 60 - 10
     train = plan.ends["srgan"] - plan.ends["speed"]
