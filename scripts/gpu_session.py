@@ -18,8 +18,8 @@ early leaves its spare time to the next):
    and bf16, with the eager fp32 baseline), each result's fraction of the matmul rate.
 4. ``srgan_real_x4.safetensors`` + ``srgan_real_log.jsonl`` (``--first real``, the
    default): the real-photo GAN of issue 22 continued from the shipped ``srgan-real``
-   without its lattice filter (``--delattice 0``: run gr2's generator as it trained) with
-   gr2's recipe (``REAL_RECIPE``: degraded LR, ``srgan-resize`` distilled from the clean
+   without its lattice filter (``--delattice 0``: run gr5's generator as it trained) with
+   gr5's recipe (``REAL_RECIPE``: degraded LR, ``srgan-resize`` distilled from the clean
    LR, the resize tie and grid loss), exported (the EMA; the filter is added back here).
    Or (``--first srresnet``) ``srresnet_x4.safetensors`` + ``srresnet_log.jsonl``:
    SRResNet training continued from the shipped release (``--init``, ``--ema 0.999``).
@@ -82,8 +82,8 @@ GAN_BASE_LR = 5e-5  # gc1's lr at batch 16: a fine-tuning of srgan-delattice, no
 GAN_INIT = REPO / "weights" / "srgan_delattice_x4.safetensors"
 # an optional generator to distil (--teacher, the content loss at the HR term's weight)
 TEACHER_RECIPE = ("--teacher-loss", "content", "--teacher-weight", "2e-3")
-# issue 22: run gr2's recipe (weights/README.md, "Real photos"), continued from the shipped
-# srgan-real without its filter (its tensors are gr2's generator), distilling srgan-resize
+# issue 22: run gr5's recipe (weights/README.md, "Real photos"), continued from the shipped
+# srgan-real without its filter (its tensors are gr5's generator), distilling srgan-resize
 # from the clean downscale; --teacher and the lr are added by the stage
 REAL_INIT = REPO / "weights" / "srgan_real_x4.safetensors"
 REAL_TEACHER = REPO / "weights" / "srgan_resize_x4.safetensors"
@@ -93,7 +93,7 @@ REAL_RECIPE = ("--delattice", "0", "--teacher-input", "clean", "--teacher-weight
                "--content-loss", "vgg-multi", "--content-weight", "2e-3",
                "--artifact-weight", "2000", "--ema", "0.999", "--tie-phases", "resize",
                "--grid-weight", "0.6", "--pixel-weight", "0.5", "--flat-weight", "5.0",
-               "--flat-colours", "32", "--adv-weight", "5e-3", "--adv-warmup", "0",
+               "--flat-colours", "32", "--adv-weight", "2e-2", "--adv-warmup", "0",
                "--d-warmup", "100", "--degradation", REAL_DEGRADATION)
 
 
