@@ -118,6 +118,8 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
     """
     if weights not in WEIGHTS:
         raise TrainError(f"unknown weights {weights!r} ({', '.join(WEIGHTS)})")
+    if bn_batches < 0:
+        raise TrainError(f"BatchNorm recalibration: {bn_batches} batches (expected >= 0)")
     ckpt = load_checkpoint(Path(checkpoint))
     spec = GeneratorSpec(**json.loads(ckpt["spec"]))
     cfg = json.loads(ckpt["config"])
@@ -127,8 +129,6 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
         raise TrainError(f"{checkpoint}: the run kept no EMA of the generator (--ema 0)")
     use_ema = "ema" in ckpt and weights != "model"
     model.load_state_dict(ckpt["ema"] if use_ema else ckpt["model"])
-    if bn_batches < 0:
-        raise TrainError(f"BatchNorm recalibration: {bn_batches} batches (expected >= 0)")
     recalibrated = bn_batches and recalibrate_bn(
         model, _run_batches(cfg, bn_batches, bn_seed, spec.scale))
     init = history.get("init") or {}
