@@ -151,7 +151,22 @@ def test_a_gan_run_distils_a_teacher_and_records_it(data, tmp_path, pretrained, 
     assert [r["l_g_teacher"] > 0 for r in log_of(clean) if "l_d" in r] == [True]
     meta = load_file(export(clean / "last.pt", tmp_path / "c.safetensors"), ours_only=True).metadata
     assert meta["teacher_input"] == "clean" and meta["degradation"].startswith("real")
-    assert meta["teacher_delattice"] == "4"
+    assert meta["teacher_delattice"] == "4" and "teacher_on" not in meta
+    # the term on the clean crops only: recorded, and refused where it means nothing
+    only = tmp_path / "clean_only"
+    train(gan_cfg(data, only, pretrained, vgg_file, iters=1, teacher=str(pretrained),
+                  teacher_weight=5.0, teacher_input="clean", teacher_on="clean",
+                  degradation="real,clean_prob=0.5"))
+    assert "l_g_teacher" in [r for r in log_of(only) if "l_d" in r][0]
+    meta = load_file(export(only / "last.pt", tmp_path / "o.safetensors"), ours_only=True).metadata
+    assert meta["teacher_on"] == "clean"
+    with pytest.raises(TrainError, match="--teacher-on clean needs --degradation real"):
+        train(gan_cfg(data, tmp_path / "bad5", pretrained, vgg_file, teacher=str(pretrained),
+                      teacher_weight=1.0, teacher_on="clean"))
+    with pytest.raises(TrainError, match="--teacher-on clean needs --teacher MODEL"):
+        train(gan_cfg(data, tmp_path / "bad6", pretrained, vgg_file, teacher_on="clean"))
+    with pytest.raises(TrainError, match="unknown --teacher-on"):
+        TrainConfig(data=[str(data)], stage="gan", teacher_on="some")
     # a resumed run whose --teacher now resolves to other weights is refused
     from srgan_cli.distribution.modelfile import save_generator
 

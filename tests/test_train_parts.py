@@ -157,6 +157,38 @@ def test_the_teacher_loss_is_the_l1_to_a_frozen_teachers_output_and_trains_only_
         TeacherLoss(teacher, "l2")
 
 
+def test_a_clean_only_teacher_term_covers_the_crops_made_by_the_clean_pipeline_alone():
+    from srgan_cli.nets.generator import GeneratorSpec, SRResNet
+    from srgan_cli.train.data import downscale
+    from srgan_cli.train.degrade import Degrader, parse_degradation
+    from srgan_cli.train.losses import TeacherLoss
+
+    torch.manual_seed(0)
+    teacher, student = SRResNet(GeneratorSpec(4, 1, 8)), SRResNet(GeneratorSpec(4, 1, 8))
+    hr01 = torch.rand(8, 3, 32, 32)
+    hr = hr01 * 2 - 1
+    # the degrader's own mix: which crops came out clean is what the term must find
+    deg = Degrader(parse_degradation("real,clean_prob=0.5"))
+    lr = deg(hr01, 4, torch.Generator().manual_seed(3))
+    truly_clean = torch.tensor([torch.equal(a, b) for a, b in zip(lr, downscale(hr01, 4))])
+    assert 0 < int(truly_clean.sum()) < 8  # a mix, or the test proves nothing
+    every, only = (TeacherLoss(teacher, clean_input=True),
+                   TeacherLoss(teacher, clean_input=True, clean_only=True))
+    assert torch.equal(only.clean_crops(lr, hr), truly_clean)
+    sr = student(lr)
+    with torch.no_grad():
+        per_crop = (sr - every.target(lr, hr)).abs().flatten(1).mean(1)
+        want = (per_crop * truly_clean.float()).sum() / 8  # a clean crop weighs as under all
+        assert every(sr, lr, hr).item() == pytest.approx(per_crop.mean().item(), rel=1e-5)
+        assert only(sr, lr, hr).item() == pytest.approx(want.item(), rel=1e-5)
+    # the degraded crops get no gradient from it; with no clean crop, the term is zero
+    sr = student(lr).detach().requires_grad_(True)
+    only(sr, lr, hr).backward()
+    assert (sr.grad.flatten(1).abs().sum(1) > 0).tolist() == truly_clean.tolist()
+    dirty = ~truly_clean
+    assert only(sr[dirty], lr[dirty], hr[dirty]).item() == 0.0
+
+
 def test_removing_phase_offsets_takes_a_lattice_off_and_leaves_a_smooth_image_alone():
     from srgan_cli.nets.delattice import remove_phase_offsets
 

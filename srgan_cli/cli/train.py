@@ -20,6 +20,7 @@ from srgan_cli.train.config import (
     STAGES,
     TEACHER_INPUTS,
     TEACHER_LOSSES,
+    TEACHER_ON,
     TrainConfig,
     field_defaults,
 )
@@ -137,6 +138,11 @@ def _per_stage(key: str, show=str) -> str:
               help="What the teacher sees: lr, the batch's LR; clean, the clean antialiased "
               "bicubic downscale of HR, so a run on degraded LR (--degradation real) learns "
               "to give from a degraded image what the teacher gives from a clean one.")
+@click.option("--teacher-on", type=click.Choice(TEACHER_ON), default=DEFAULTS["teacher_on"],
+              show_default=True,
+              help="Which crops the distillation term covers: all; or clean, only the crops "
+              "whose LR is the clean downscale of HR (with --degradation real: a degraded "
+              "crop is judged by the HR losses alone, the clean ones also by the teacher).")
 @click.option("--teacher-delattice", type=click.IntRange(0), default=DEFAULTS["teacher_delattice"],
               show_default=True, metavar="W",
               help="Remove the teacher output's local sub-pixel phase offsets (each of the "

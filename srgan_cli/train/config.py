@@ -22,6 +22,7 @@ LR_SCHEDULES = ("constant", "cosine", "step")
 GAN_LOSSES = ("standard", "ragan")
 TEACHER_LOSSES = ("l1", "content")
 TEACHER_INPUTS = ("lr", "clean")
+TEACHER_ON = ("all", "clean")
 # what a stage trains when the config leaves a field at None (the paper's recipes);
 # the gan stage also gets lr_milestones [100000] when its schedule is 'step'
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -108,6 +109,10 @@ class TrainConfig:
     # what the teacher sees: the batch's LR, or the clean bicubic downscale of HR (a run on
     # degraded LR then distils the teacher's output for the clean image)
     teacher_input: str = "lr"
+    # which crops the distillation term covers: all, or only those whose LR is the clean
+    # downscale (a degraded crop is then judged by the HR losses alone, free to paint what
+    # the degradation removed instead of the teacher's texture for the clean image)
+    teacher_on: str = "all"
     # remove the teacher output's local sub-pixel phase offsets over this many LR pixels
     # (nets.delattice.remove_phase_offsets) before comparing: its texture without its lattice
     teacher_delattice: int = 0
@@ -135,6 +140,8 @@ class TrainConfig:
         if self.teacher_input not in TEACHER_INPUTS:
             raise TrainError(f"unknown teacher input {self.teacher_input!r} "
                              f"({', '.join(TEACHER_INPUTS)})")
+        if self.teacher_on not in TEACHER_ON:
+            raise TrainError(f"unknown --teacher-on {self.teacher_on!r} ({', '.join(TEACHER_ON)})")
         for option, w in (("--delattice", self.delattice),
                           ("--teacher-delattice", self.teacher_delattice)):
             if w == 1:  # a 1-pixel window removes the whole residual: bicubic comes out

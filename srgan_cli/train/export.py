@@ -196,6 +196,8 @@ def _recipe(cfg: dict[str, Any]) -> dict[str, str]:
         out["teacher_loss"] = cfg.get("teacher_loss", "l1")
         if cfg.get("teacher_input", "lr") != "lr":
             out["teacher_input"] = cfg["teacher_input"]
+        if cfg.get("teacher_on", "all") != "all":
+            out["teacher_on"] = cfg["teacher_on"]
         if cfg.get("teacher_delattice"):
             out["teacher_delattice"] = str(cfg["teacher_delattice"])
     if cfg.get("artifact_weight"):

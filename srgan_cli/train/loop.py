@@ -259,6 +259,11 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
     if bool(cfg.teacher) != bool(cfg.teacher_weight):
         raise TrainError("--teacher MODEL and --teacher-weight W go together (the teacher's "
                          "output is a loss term only with a weight)")
+    if cfg.teacher_on != "all" and not cfg.teacher:
+        raise TrainError(f"--teacher-on {cfg.teacher_on} needs --teacher MODEL")
+    if cfg.teacher_on == "clean" and not cfg.degradation.startswith("real"):
+        raise TrainError("--teacher-on clean needs --degradation real (every crop is clean "
+                         "without it: use the default, all)")
     if cfg.teacher_delattice and not cfg.teacher:
         raise TrainError("--teacher-delattice needs --teacher MODEL")
     if cfg.teacher and cfg.teacher_loss == "content" and cfg.content_loss == "mse":

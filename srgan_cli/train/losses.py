@@ -180,11 +180,18 @@ class TeacherLoss:
     gradient, in eval mode, under the step's autocast. With ``delattice`` W > 0 the
     teacher's output loses its local sub-pixel phase offsets over W x W LR pixels
     (:func:`remove_phase_offsets`) first: a sub-pixel teacher's texture without its lattice,
-    which a phase-tied student cannot copy anyway."""
+    which a phase-tied student cannot copy anyway. With ``clean_only`` the term covers only
+    the crops whose LR is the clean downscale (:meth:`clean_crops`), scaled by their share
+    of the batch."""
+
+    # a crop's LR counts as clean when no value is further than this from HR's clean
+    # downscale: exact for the clean pipeline, below the 8-bit step that every degradation
+    # ends with (train.degrade quantises its LR)
+    CLEAN_TOLERANCE = 1e-3
 
     def __init__(self, teacher: torch.nn.Module, kind: str = "l1",
                  content: PerceptualLoss | None = None, *, clean_input: bool = False,
-                 scale: int = 4, delattice: int = 0) -> None:
+                 scale: int = 4, delattice: int = 0, clean_only: bool = False) -> None:
         if kind not in TEACHER_LOSSES:
             raise ValueError(f"unknown teacher loss {kind!r} ({', '.join(TEACHER_LOSSES)})")
         if kind == "content" and content is None:
@@ -192,6 +199,7 @@ class TeacherLoss:
         self.teacher = teacher.eval().requires_grad_(False)
         self.kind, self.content = kind, content
         self.clean_input, self.scale, self.delattice = clean_input, scale, delattice
+        self.clean_only = clean_only
 
     def target(self, lr_img: torch.Tensor, hr: torch.Tensor | None = None) -> torch.Tensor:
         with torch.no_grad():
@@ -202,17 +210,32 @@ class TeacherLoss:
             out = self.teacher(lr_img).float()
             return remove_phase_offsets(out, self.delattice, self.scale) if self.delattice else out
 
+    def clean_crops(self, lr_img: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: the crops whose LR is HR's clean antialiased bicubic downscale."""
+        from srgan_cli.train.data import downscale
+
+        with torch.no_grad():
+            clean = downscale(output_to_unit(hr.float()), self.scale)
+            return (lr_img.float() - clean).abs().flatten(1).amax(1) <= self.CLEAN_TOLERANCE
+
     def __call__(self, sr: torch.Tensor, lr_img: torch.Tensor,
                  hr: torch.Tensor | None = None) -> torch.Tensor:
+        if self.clean_only:  # the term over the clean crops, each weighing as under 'all'
+            keep = self.clean_crops(lr_img, hr)
+            if not bool(keep.any()):
+                return sr.float().sum() * 0.0
+            share = keep.float().mean()
+            sr, lr_img, hr = sr[keep], lr_img[keep], hr[keep]
         target = self.target(lr_img, hr)
-        if self.kind == "content":
-            return self.content(sr, target)
-        return F.l1_loss(sr.float(), target)
+        loss = (self.content(sr, target) if self.kind == "content"
+                else F.l1_loss(sr.float(), target))
+        return loss * share if self.clean_only else loss
 
     def shares_content(self, content: PixelLoss | PerceptualLoss) -> bool:
         """Whether this term is ``content`` against another target, so a step computes
-        SR's VGG features once for both (:meth:`GeneratorLosses.content_terms`)."""
-        return self.kind == "content" and self.content is content
+        SR's VGG features once for both (:meth:`GeneratorLosses.content_terms`); not when
+        the term covers only the clean crops."""
+        return self.kind == "content" and self.content is content and not self.clean_only
 
 
 class FlatLoss:
@@ -362,6 +385,7 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None,
         artifact_weight=cfg.artifact_weight,
         teacher=(TeacherLoss(teacher, cfg.teacher_loss, content if perceptual else None,
                              clean_input=cfg.teacher_input == "clean", scale=cfg.scale,
-                             delattice=cfg.teacher_delattice)
+                             delattice=cfg.teacher_delattice,
+                             clean_only=cfg.teacher_on == "clean")
                  if teacher is not None and cfg.teacher_weight else None),
         teacher_weight=cfg.teacher_weight)
