@@ -13,6 +13,10 @@ LPIPS, grid excess). Edits:
 
     python scripts/lr_edits.py --model srgan-delattice --degrade jpeg75 --edit none \
         --edit noise:1 --edit noise:2 --edit noise:4 --edit blur:0.4 --edit unsharp:0.8:0.3
+
+With ``--on output`` the same edits apply to the model's output instead (sigmas in HR
+pixels), before it is scored: what a metric rewards that is not detail (issue 22: LPIPS
+prefers added noise to a clean output).
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ def main() -> None:
     ap.add_argument("--edit", action="append", default=None)
     ap.add_argument("--data-dir", default=None, help="benchmark folder (default: ../shared's)")
     ap.add_argument("--no-lpips", action="store_true")
+    ap.add_argument("--on", choices=("lr", "output"), default="lr",
+                    help="edit the LR before the model (default) or the model's output")
     a = ap.parse_args()
     edits = [(e, *parse_edit(e)) for e in (a.edit or ["none"])]
 
@@ -80,22 +86,32 @@ def main() -> None:
     up = Upscaler(a.model, device="cpu", precision="fp32")
     lpips = lpips_model(False if a.no_lpips else True, None)
 
+    def edited(img: np.ndarray, kind, values) -> np.ndarray:
+        """An 8-bit image (gray or RGB) edited as RGB and rounded back to 8 bits."""
+        gray = img.ndim == 2
+        rgb = np.repeat(img[..., None], 3, 2) if gray else img
+        x = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+        x = (edit(x, kind, values)[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8)
+        x = x.numpy()
+        return x.mean(2).round().astype(np.uint8) if gray else x
+
+    outputs: dict[bytes, np.ndarray] = {}  # --on output: one model run per LR image
+
     def upscale_with(kind, values):
         def fn(lr: np.ndarray) -> np.ndarray:
-            gray = lr.ndim == 2
-            rgb = np.repeat(lr[..., None], 3, 2) if gray else lr
-            x = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-            x = (edit(x, kind, values)[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8)
-            x = x.numpy()
-            x = x.mean(2).round().astype(np.uint8) if gray else x
-            return np.asarray(up.upscale_image(Image.fromarray(x)))
+            if a.on == "lr":
+                return np.asarray(up.upscale_image(Image.fromarray(edited(lr, kind, values))))
+            key = lr.tobytes() + repr(lr.shape).encode()
+            if key not in outputs:
+                outputs[key] = np.asarray(up.upscale_image(Image.fromarray(lr)))
+            return edited(outputs[key], kind, values)
         return fn
 
     for name, pairs in sets.items():
         for label, kind, values in edits:
             r = evaluate(name, a.model, pairs, 4, upscale_with(kind, values), lpips_model=lpips)
             lp = "-" if r.lpips is None else f"{r.lpips:.4f}"
-            print(f"{name} {a.model} edit {label}: Y-PSNR {r.psnr:.2f} dB, SSIM {r.ssim:.4f}, "
+            print(f"{name} {a.model} edit {label} ({a.on}): Y-PSNR {r.psnr:.2f} dB, SSIM {r.ssim:.4f}, "
                   f"LPIPS {lp}, grid excess {r.grid:+.1f} dB", flush=True)
 
 
