@@ -19,8 +19,8 @@ early leaves its spare time to the next):
 4. ``srgan_real_x4.safetensors`` + ``srgan_real_log.jsonl`` (``--first real``, the
    default): the real-photo GAN of issue 22 continued from the shipped ``srgan-real``
    without its lattice filter (``--delattice 0``: run gr5's generator as it trained) with
-   gr5's recipe (``REAL_RECIPE``: degraded LR, ``srgan-resize`` distilled from the clean
-   LR, the resize tie and grid loss), exported (the EMA; the filter is added back here).
+   gr5's recipe (``REAL_RECIPE``: degraded LR as the init file's metadata says,
+   ``srgan-resize`` distilled from the clean LR, the resize tie and grid loss), exported (the EMA; the filter is added back here).
    Or (``--first srresnet``) ``srresnet_x4.safetensors`` + ``srresnet_log.jsonl``:
    SRResNet training continued from the shipped release (``--init``, ``--ema 0.999``).
    Time-bounded (``srgan train --max-seconds``).
@@ -87,14 +87,25 @@ TEACHER_RECIPE = ("--teacher-loss", "content", "--teacher-weight", "2e-3")
 # from the clean downscale; --teacher and the lr are added by the stage
 REAL_INIT = REPO / "weights" / "srgan_real_x4.safetensors"
 REAL_TEACHER = REPO / "weights" / "srgan_resize_x4.safetensors"
-REAL_DEGRADATION = ("real,blur_sigma=0.2:1.5,noise_prob=0.4,noise_sigma=1:10,"
-                    "noise_poisson_scale=0.05:1,jpeg_prob=0.8,jpeg_quality=50:95,clean_prob=0.5")
 REAL_RECIPE = ("--delattice", "0", "--teacher-input", "clean", "--teacher-weight", "20",
                "--content-loss", "vgg-multi", "--content-weight", "2e-3",
                "--artifact-weight", "2000", "--ema", "0.999", "--tie-phases", "resize",
                "--grid-weight", "0.6", "--pixel-weight", "0.5", "--flat-weight", "5.0",
                "--flat-colours", "32", "--adv-weight", "2e-2", "--adv-warmup", "0",
-               "--d-warmup", "100", "--degradation", REAL_DEGRADATION)
+               "--d-warmup", "100")  # + --degradation: the init file's own (real_degradation)
+
+
+def real_degradation(init: Path) -> str:
+    """The ``--degradation`` the real model in ``init`` was trained with (its metadata), so
+    the stage continues it on the same LR; a one-line error when the file has none."""
+    from safetensors import safe_open
+
+    with safe_open(str(init), "pt") as f:
+        spec = (f.metadata() or {}).get("degradation", "")
+    if not spec.startswith("real"):
+        raise ValueError(f"{init.name}: no 'real' degradation in its metadata "
+                         f"(found {spec or 'none'!r}): not a real-photo model")
+    return spec
 
 
 def lr_for(batch: int, base: float = 1e-4) -> float:
@@ -597,8 +608,9 @@ def session(args) -> int:
         first = FIRST[args.first]
         try:
             if args.first == "real":
-                s.train_stage("gan", args.real_init, [*REAL_RECIPE, "--teacher",
-                                                      str(args.real_teacher), *vgg], first)
+                s.train_stage("gan", args.real_init,
+                              [*REAL_RECIPE, "--degradation", real_degradation(args.real_init),
+                               "--teacher", str(args.real_teacher), *vgg], first)
             else:
                 s.train_stage("srresnet", args.init, ["--ema", "0.999"])
         except Exception as e:  # noqa: BLE001

@@ -23,6 +23,7 @@ from srgan_cli.nets.generator import GeneratorSpec
 REPO = Path(__file__).resolve().parents[1]
 KIT = REPO / "scripts" / "gpu_session.py"
 VGG = "vgg19-features-imagenet-u8.safetensors"
+REAL_DEGRADATION = "real,jpeg_prob=0.9,jpeg_quality=60:90,clean_prob=0.3"  # not the kit's usual
 OUTPUTS = ("env.json", "tests.log", "speed.json", "srgan_real_x4.safetensors",
            "srgan_real_log.jsonl", "srgan_x4.safetensors", "srgan_log.jsonl", "session.log")
 
@@ -70,7 +71,8 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
                    {"stage": "gan", "iterations": 0, "data": "none"})
     real_init = tmp_path / "real_init.safetensors"  # a released real model: its filter on
     save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8, delattice=3), 3),
-                   real_init, {"stage": "gan", "iterations": 0, "data": "none"})
+                   real_init, {"stage": "gan", "iterations": 0, "data": "none",
+                               "degradation": REAL_DEGRADATION})
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, str(KIT), "--out", str(out), "--pack-dir", str(pack),
                         "--dry-run", "--init", str(init), "--gan-init", str(gan_init),
@@ -113,11 +115,12 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
     # the real-photo stage: gr5's recipe on degraded LR, without the init file's filter
     real_head = read_jsonl(out / "srgan_real_log.jsonl")[0]["command"]
     for opt in ("--delattice 0", "--teacher-input clean", "--teacher-weight 20",
-                "--tie-phases resize", "--content-loss vgg-multi", "--degradation real,",
+                "--tie-phases resize", "--content-loss vgg-multi",
+                f"--degradation {REAL_DEGRADATION}",
                 f"--teacher {teacher}", VGG):
         assert opt in real_head
     real = load_file(out / "srgan_real_x4.safetensors", ours_only=True)
-    assert real.net.spec.delattice == 0 and real.metadata["degradation"].startswith("real,")
+    assert real.net.spec.delattice == 0 and real.metadata["degradation"] == REAL_DEGRADATION
     assert real.metadata["tie_phases"] == "resize"
     assert "done in" in (out / "session.log").read_text()
 
@@ -200,3 +203,18 @@ def test_the_stage_plan_fits_the_minutes_with_training_taking_most(minutes, firs
     assert ends == sorted(ends) and ends[-1] <= minutes * 60 - 10
     train = plan.ends["srgan"] - plan.ends["speed"]
     assert train >= 2 / 3 * minutes * 60
+
+
+def test_the_real_stage_continues_on_the_degradations_its_init_file_records(tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import gpu_session
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    spec = GeneratorSpec(scale=4, blocks=1, width=8)
+    real, clean = tmp_path / "real.safetensors", tmp_path / "clean.safetensors"
+    save_generator(trained_looking(spec, 0), real, {"stage": "gan", "degradation": REAL_DEGRADATION})
+    save_generator(trained_looking(spec, 1), clean, {"stage": "gan"})
+    assert gpu_session.real_degradation(real) == REAL_DEGRADATION
+    with pytest.raises(ValueError, match=r"clean.safetensors: no 'real' degradation"):
+        gpu_session.real_degradation(clean)
