@@ -98,10 +98,9 @@ REAL_RECIPE = ("--delattice", "0", "--teacher-input", "clean", "--teacher-weight
 def real_degradation(init: Path) -> str:
     """The ``--degradation`` the real model in ``init`` was trained with (its metadata), so
     the stage continues it on the same LR; a one-line error when the file has none."""
-    from safetensors import safe_open
+    from srgan_cli.distribution.tensorfile import metadata
 
-    with safe_open(str(init), "pt") as f:
-        spec = (f.metadata() or {}).get("degradation", "")
+    spec = metadata(init).get("degradation", "")
     if not spec.startswith("real"):
         raise ValueError(f"{init.name}: no 'real' degradation in its metadata "
                          f"(found {spec or 'none'!r}): not a real-photo model")

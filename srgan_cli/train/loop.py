@@ -261,7 +261,7 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
                          "output is a loss term only with a weight)")
     if cfg.teacher_on != "all" and not cfg.teacher:
         raise TrainError(f"--teacher-on {cfg.teacher_on} needs --teacher MODEL")
-    if cfg.teacher_on == "clean" and not cfg.degradation.startswith("real"):
+    if cfg.teacher_on == "clean" and _degrader(cfg) is None:
         raise TrainError("--teacher-on clean needs --degradation real (every crop is clean "
                          "without it: use the default, all)")
     if cfg.teacher_delattice and not cfg.teacher:

@@ -201,32 +201,37 @@ class TeacherLoss:
         self.clean_input, self.scale, self.delattice = clean_input, scale, delattice
         self.clean_only = clean_only
 
-    def target(self, lr_img: torch.Tensor, hr: torch.Tensor | None = None) -> torch.Tensor:
-        with torch.no_grad():
-            if self.clean_input:
-                from srgan_cli.train.data import downscale
-
-                lr_img = downscale(output_to_unit(hr.float()), self.scale).to(lr_img.dtype)
-            out = self.teacher(lr_img).float()
-            return remove_phase_offsets(out, self.delattice, self.scale) if self.delattice else out
-
-    def clean_crops(self, lr_img: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        """(N,) bool: the crops whose LR is HR's clean antialiased bicubic downscale."""
+    def _clean_lr(self, hr: torch.Tensor) -> torch.Tensor:
         from srgan_cli.train.data import downscale
 
         with torch.no_grad():
-            clean = downscale(output_to_unit(hr.float()), self.scale)
-            return (lr_img.float() - clean).abs().flatten(1).amax(1) <= self.CLEAN_TOLERANCE
+            return downscale(output_to_unit(hr.float()), self.scale)
+
+    def _output(self, lr_img: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            out = self.teacher(lr_img).float()
+            return remove_phase_offsets(out, self.delattice, self.scale) if self.delattice else out
+
+    def target(self, lr_img: torch.Tensor, hr: torch.Tensor | None = None) -> torch.Tensor:
+        return self._output(self._clean_lr(hr).to(lr_img.dtype) if self.clean_input else lr_img)
+
+    def clean_crops(self, lr_img: torch.Tensor, clean_lr: torch.Tensor) -> torch.Tensor:
+        """(N,) bool: the crops whose LR is ``clean_lr``, HR's clean antialiased bicubic
+        downscale."""
+        return (lr_img.float() - clean_lr).abs().flatten(1).amax(1) <= self.CLEAN_TOLERANCE
 
     def __call__(self, sr: torch.Tensor, lr_img: torch.Tensor,
                  hr: torch.Tensor | None = None) -> torch.Tensor:
         if self.clean_only:  # the term over the clean crops, each weighing as under 'all'
-            keep = self.clean_crops(lr_img, hr)
+            clean_lr = self._clean_lr(hr)
+            keep = self.clean_crops(lr_img, clean_lr)
             if not bool(keep.any()):
                 return sr.float().sum() * 0.0
             share = keep.float().mean()
-            sr, lr_img, hr = sr[keep], lr_img[keep], hr[keep]
-        target = self.target(lr_img, hr)
+            # a kept crop's LR is its clean downscale: the teacher sees it either way
+            sr, target = sr[keep], self._output(clean_lr[keep].to(lr_img.dtype))
+        else:
+            target = self.target(lr_img, hr)
         loss = (self.content(sr, target) if self.kind == "content"
                 else F.l1_loss(sr.float(), target))
         return loss * share if self.clean_only else loss
