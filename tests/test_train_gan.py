@@ -451,7 +451,8 @@ def test_the_generator_stays_phase_tied_and_the_log_has_the_grid_loss_and_grid_e
 
     run = tmp_path / "tied"
     train(gan_cfg(data, run, pretrained, vgg_file, val_dir=str(val_dir), tie_phases="resize",
-                  grid_weight=0.01, flat_weight=0.5, ema=0.5, gan_loss="ragan", d_warmup=2))
+                  grid_weight=0.01, flat_weight=0.5, ema=0.5, gan_loss="ragan", d_warmup=2,
+                  d_lr=2e-4))
     log = log_of(run)
     assert all(r["l_g_grid"] >= 0 and r["l_g_flat"] >= 0 for r in log if "l_g_percep" in r)
     vals = [r for r in log if "val_psnr" in r]
@@ -460,6 +461,7 @@ def test_the_generator_stays_phase_tied_and_the_log_has_the_grid_loss_and_grid_e
     model = info.net
     assert info.metadata["tie_phases"] == "resize" and info.metadata["grid_weight"] == "0.01"
     assert info.metadata["flat_weight"] == "0.5" and info.metadata["gan_loss"] == "ragan"
+    assert info.metadata["d_lr"] == "0.0002"
     before = {k: v.clone() for k, v in model.state_dict().items()}
     after = tie_phases(model, "resize").state_dict()
     assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)

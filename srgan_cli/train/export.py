@@ -180,6 +180,8 @@ def _recipe(cfg: dict[str, Any]) -> dict[str, str]:
         out["adv_weight"] = str(cfg.get("adv_weight"))
         if cfg.get("gan_loss", "standard") != "standard":
             out["gan_loss"] = cfg["gan_loss"]
+        if cfg.get("d_lr") is not None:
+            out["d_lr"] = str(cfg["d_lr"])
         if cfg.get("pixel_weight"):
             out["pixel_weight"] = str(cfg["pixel_weight"])
         if cfg.get("adv_warmup"):
