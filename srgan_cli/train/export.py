@@ -171,39 +171,30 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike,
     return Path(out)
 
 
+# recipe entries: (config key, its value when the run left it unset: not recorded then)
+_RECIPE = (("content_weight", 1.0), ("tie_phases", "off"), ("grid_weight", 0),
+           ("artifact_weight", 0))
+_GAN_RECIPE = (("gan_loss", "standard"), ("d_lr", None), ("pixel_weight", 0),
+               ("adv_warmup", 0), ("d_warmup", 0))
+_TEACHER_RECIPE = (("teacher_input", "lr"), ("teacher_on", "all"), ("teacher_delattice", 0))
+
+
 def _recipe(cfg: dict[str, Any]) -> dict[str, str]:
     """The provenance entries of a run's losses and tie (those it set)."""
+    entries = list(_RECIPE)
     out: dict[str, str] = {}
-    if cfg.get("content_weight", 1.0) != 1.0:
-        out["content_weight"] = str(cfg["content_weight"])
     if cfg["stage"] == "gan":
         out["adv_weight"] = str(cfg.get("adv_weight"))
-        if cfg.get("gan_loss", "standard") != "standard":
-            out["gan_loss"] = cfg["gan_loss"]
-        if cfg.get("d_lr") is not None:
-            out["d_lr"] = str(cfg["d_lr"])
-        if cfg.get("pixel_weight"):
-            out["pixel_weight"] = str(cfg["pixel_weight"])
-        if cfg.get("adv_warmup"):
-            out["adv_warmup"] = str(cfg["adv_warmup"])
-        if cfg.get("d_warmup"):
-            out["d_warmup"] = str(cfg["d_warmup"])
-    if cfg.get("tie_phases", "off") not in ("off", False):
-        out["tie_phases"] = str(cfg["tie_phases"])
-    if cfg.get("grid_weight"):
-        out["grid_weight"] = str(cfg["grid_weight"])
+        entries += _GAN_RECIPE
     if cfg.get("teacher_weight"):
         out["teacher"] = Path(str(cfg["teacher"])).name
         out["teacher_weight"] = str(cfg["teacher_weight"])
         out["teacher_loss"] = cfg.get("teacher_loss", "l1")
-        if cfg.get("teacher_input", "lr") != "lr":
-            out["teacher_input"] = cfg["teacher_input"]
-        if cfg.get("teacher_on", "all") != "all":
-            out["teacher_on"] = cfg["teacher_on"]
-        if cfg.get("teacher_delattice"):
-            out["teacher_delattice"] = str(cfg["teacher_delattice"])
-    if cfg.get("artifact_weight"):
-        out["artifact_weight"] = str(cfg["artifact_weight"])
+        entries += _TEACHER_RECIPE
+    for key, unset in entries:
+        value = cfg.get(key, unset)
+        if value is not None and value is not False and value != unset:
+            out[key] = str(value)
     if cfg.get("flat_weight"):
         out["flat_weight"] = str(cfg["flat_weight"])
         out["flat_colours"] = str(cfg.get("flat_colours", 32))  # 32 before the option
