@@ -116,3 +116,28 @@ def test_the_u8_vgg_file_is_preferred_in_the_shared_folder(tmp_path, monkeypatch
     assert default_weights() == w / "vgg19-features-imagenet-f16.safetensors"  # only f16: used
     (w / SHARED_FILES[0]).write_bytes(b"")
     assert default_weights() == w / "vgg19-features-imagenet-u8.safetensors"
+
+
+def test_the_unet_discriminator_gives_a_logit_per_pixel_with_spectrally_normalised_layers():
+    from srgan_cli.nets.discriminator import UNetDiscriminator
+
+    torch.manual_seed(0)
+    d = UNetDiscriminator(width=8)
+    x = torch.randn(2, 3, 32, 48)
+    assert d(x).shape == (2, 32, 48)
+    for _ in range(40):  # the power iteration converges over forward passes in train mode
+        d(x)
+    normed = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)
+              and torch.nn.utils.parametrize.is_parametrized(m)]
+    assert len(normed) == 8  # all but the first convolution and the head
+    for conv in normed:
+        sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+        assert abs(float(sigma) - 1.0) < 0.05
+    # each logit depends mostly on its own neighbourhood: the gradient of one corner's
+    # logit is largest near that corner
+    x = torch.randn(1, 3, 64, 64, requires_grad=True)
+    d.eval()(x)[0, 3, 3].backward()
+    g = x.grad.abs().sum(1)[0]
+    assert g[:16, :16].sum() > 4 * g[32:, 32:].sum()
+    with pytest.raises(ValueError, match="multiples of 8"):
+        d(torch.randn(1, 3, 36, 48))

@@ -445,6 +445,35 @@ def test_a_fresh_discriminator_is_warmed_up_before_the_first_generator_step_and_
     assert [r["d_warmup"] for r in log_of(run) if "d_warmup" in r] == [1, 2, 3]
 
 
+def test_a_gan_run_can_train_against_the_unet_discriminator_and_keeps_it_on_resume(
+        data, tmp_path, pretrained, vgg_file):
+    from srgan_cli.nets.discriminator import UNetDiscriminator
+
+    run = tmp_path / "unet"
+    train(gan_cfg(data, run, pretrained, vgg_file, iters=2, crop=24, discriminator="unet",
+                  gan_loss="ragan", content_loss="mse"))
+    steps = [r for r in log_of(run) if "l_d" in r]
+    assert len(steps) == 2 and all(0 < r["d_real"] < 1 and r["l_g_gan"] > 0 for r in steps)
+    ckpt = load_checkpoint(run / "last.pt")
+    fresh = UNetDiscriminator().state_dict()
+    assert ckpt["disc"].keys() == fresh.keys()
+    assert any(not torch.equal(ckpt["disc"][k], v) for k, v in fresh.items()
+               if k.endswith("original"))  # its weights were stepped
+    info = load_file(export(run / "last.pt", tmp_path / "unet.safetensors"), ours_only=True)
+    assert info.metadata["discriminator"] == "unet"
+    with pytest.raises(TrainError, match="--discriminator vgg differ"):
+        train(gan_cfg(data, run, pretrained, vgg_file, iters=3, crop=24, gan_loss="ragan",
+                      content_loss="mse"), resume=run / "last.pt")
+    train(gan_cfg(data, run, pretrained, vgg_file, iters=3, crop=24, discriminator="unet",
+                  gan_loss="ragan", content_loss="mse"), resume=run / "last.pt")
+    assert len([r for r in log_of(run) if "l_d" in r]) == 3
+    with pytest.raises(TrainError, match="multiple of 16"):  # the paper's D at that crop
+        train(gan_cfg(data, tmp_path / "vgg24", pretrained, vgg_file, crop=24,
+                      content_loss="mse"))
+    with pytest.raises(TrainError, match="unknown discriminator"):
+        TrainConfig(data=[str(data)], stage="gan", discriminator="patch")
+
+
 def test_the_generator_stays_phase_tied_and_the_log_has_the_grid_loss_and_grid_excess(
         data, tmp_path, pretrained, vgg_file, val_dir):
     from srgan_cli.nets.generator import tie_phases

@@ -13,6 +13,7 @@ from srgan_cli.cli.console import command_line, err, exit_on_error, fail, interr
 from srgan_cli.cli.options import device_option, precision_choice
 from srgan_cli.train.config import (
     CONTENT_LOSSES,
+    DISCRIMINATORS,
     GAN_LOSSES,
     GAN_LR_STEP,
     LR_SCHEDULES,
@@ -161,6 +162,11 @@ def _per_stage(key: str, show=str) -> str:
               "only where SR is further from HR than the EMA's output. 0: off.")
 @click.option("--d-lr", type=float, default=None, help="gan: discriminator lr (default: --lr; "
               "follows the same schedule).")
+@click.option("--discriminator", type=click.Choice(DISCRIMINATORS),
+              default=DEFAULTS["discriminator"], show_default=True,
+              help="gan: vgg, the paper's (one realness logit per crop); unet, a U-Net with "
+              "spectral normalisation that judges every pixel (as Real-ESRGAN trains with; "
+              "about 3.5x the paper's discriminator's arithmetic on 96-px crops).")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=DEFAULTS["ema"],
               show_default=True, help="Keep an exponential moving average of the generator "
               "with this decay (e.g. 0.999); validation and --export use it. 0: off.")

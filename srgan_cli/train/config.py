@@ -20,6 +20,7 @@ STAGES = ("srresnet", "gan")
 CONTENT_LOSSES = ("mse", "vgg22", "vgg54", "vgg-multi")
 LR_SCHEDULES = ("constant", "cosine", "step")
 GAN_LOSSES = ("standard", "ragan")
+DISCRIMINATORS = ("vgg", "unet")
 TEACHER_LOSSES = ("l1", "content")
 TEACHER_INPUTS = ("lr", "clean")
 TEACHER_ON = ("all", "clean")
@@ -80,6 +81,9 @@ class TrainConfig:
     # ESRGAN; train.losses.RelativisticAdversarialLoss)
     gan_loss: str = "standard"
     d_lr: float | None = None  # discriminator lr (default: the generator's; same schedule)
+    # the discriminator: 'vgg' (the paper's, one logit per crop) or 'unet' (per-pixel
+    # logits, spectral norm; nets.discriminator.UNetDiscriminator)
+    discriminator: str = "vgg"
     ema: float = 0.0  # decay of an exponential moving average of G (0: off)
     pixel_weight: float = 0.0  # gan: weight of an L1 pixel term beside the content loss
     adv_warmup: int = 0  # gan: ramp the adversarial weight linearly from 0 over N iterations
@@ -137,6 +141,9 @@ class TrainConfig:
             self.run_dir = str(Path("runs") / self.stage)
         if self.gan_loss not in GAN_LOSSES:
             raise TrainError(f"unknown GAN loss {self.gan_loss!r} ({', '.join(GAN_LOSSES)})")
+        if self.discriminator not in DISCRIMINATORS:
+            raise TrainError(f"unknown discriminator {self.discriminator!r} "
+                             f"({', '.join(DISCRIMINATORS)})")
         if self.teacher_input not in TEACHER_INPUTS:
             raise TrainError(f"unknown teacher input {self.teacher_input!r} "
                              f"({', '.join(TEACHER_INPUTS)})")

@@ -166,8 +166,10 @@ def _check_spec(cfg: TrainConfig, spec: GeneratorSpec) -> None:
         raise TrainError(f"the generator is x{spec.scale}; the run asks for --scale {cfg.scale}")
     if cfg.crop % spec.scale:
         raise TrainError(f"crop {cfg.crop} must be a multiple of the scale {spec.scale}")
-    if cfg.stage == "gan" and cfg.crop % 16:
-        raise TrainError(f"the discriminator needs --crop to be a multiple of 16, got {cfg.crop}")
+    need = 8 if cfg.discriminator == "unet" else 16
+    if cfg.stage == "gan" and cfg.crop % need:
+        raise TrainError(f"the {cfg.discriminator} discriminator needs --crop to be a multiple "
+                         f"of {need}, got {cfg.crop}")
 
 
 def _vgg(cfg: TrainConfig, device: torch.device) -> torch.nn.Module | None:
