@@ -308,3 +308,38 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for f in dataclasses.fields(DegradationSpec):
         assert f"`{f.name}`" in readme, f.name
+
+
+def test_a_shifted_jpeg_grid_moves_the_blocks_and_an_unshifted_one_keeps_the_old_stream():
+    from srgan_cli.train.degrade import jpeg, shifted_jpeg
+
+    img = (photo_batch(1, 48)[0].permute(1, 2, 0) * 255).round().byte().numpy()
+    assert np.array_equal(shifted_jpeg(img, 50, 0, 0), jpeg(img, 50))
+    moved = shifted_jpeg(img, 50, 3, 5)
+    assert moved.shape == img.shape and not np.array_equal(moved, jpeg(img, 50))
+
+    def edges(x):  # mean luma step across each column boundary, by boundary phase mod 8
+        y = x.astype(np.float64).mean(2)
+        steps = np.abs(np.diff(y, axis=1)).mean(0)  # steps[j]: between columns j and j+1
+        return np.array([steps[p::8].mean() for p in range(8)])
+
+    # on smooth content the blocks' edges, where a JPEG's errors jump, lie between columns
+    # 7|8 (mod 8) unshifted and 2|3 with the grid shifted 5 columns left of the corner
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float64)
+    smooth = np.stack([128 + 60 * np.sin(xx / 9 + yy / 13), 100 + 0.8 * xx + 0.5 * yy,
+                       150 + 50 * np.cos(yy / 7 - xx / 17)], 2).round().astype(np.uint8)
+    for shift, edge in ((0, 7), (3, 4), (5, 2)):
+        err = shifted_jpeg(smooth, 20, 0, shift).astype(np.float64) - smooth
+        phases = edges(err)
+        assert int(np.argmax(phases)) == edge and phases.max() > 2.5 * np.median(phases)
+    # off (the default) draws nothing more: the same crops as before the setting existed
+    hr = photo_batch(4, 64)
+    base = dict(ONLY, jpeg_prob=1.0, jpeg_quality=(40.0, 40.0))
+    off = Degrader(DegradationSpec(**base)).draw(4, torch.Generator().manual_seed(1))
+    assert off.shift is None
+    on = DegradationSpec(**base, jpeg_shift_prob=1.0)
+    d = Degrader(on).draw(4000, torch.Generator().manual_seed(1))
+    assert d.shift.min() == 0 and d.shift.max() == 15 and 6.5 < float(d.shift.float().mean()) < 8.5
+    assert not torch.equal(degrade(on, hr), degrade(DegradationSpec(**base), hr))
+    assert torch.equal(degrade(on, hr, seed=3), degrade(on, hr, seed=3))
+    assert parse_degradation("real,jpeg_shift_prob=0.5").jpeg_shift_prob == 0.5

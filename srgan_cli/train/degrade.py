@@ -13,7 +13,13 @@ stage does (Wang et al., 2021), in its fixed order, with its ranges by default:
    shot noise at 255 counts per unit, times a scale uniform in ``noise_poisson_scale``);
    the same noise in the three channels with probability ``noise_gray_prob``;
 4. values clamped to [0, 1] and rounded to 8 bits, then **JPEG** (probability
-   ``jpeg_prob``; Pillow, 4:2:0, quality uniform in ``jpeg_quality``).
+   ``jpeg_prob``; Pillow, 4:2:0, quality uniform in ``jpeg_quality``). The JPEG's block
+   grid starts at the crop's corner, unless (probability ``jpeg_shift_prob``) the crop is
+   first reflect-padded by 0-15 LR pixels at the top and left, each drawn uniformly, and
+   cropped back after decoding: the 8-px blocks and 16-px chroma blocks then fall at any
+   phase against the crop's borders, as they do for a window inside a photo. (A network
+   whose receptive field spans the crop can tell where its borders are and learn where
+   the blocks lie from them.)
 
 With probability ``clean_prob`` a crop skips all of it and gets the clean pipeline's
 antialiased bicubic LR (no rounding). Unlike Real-ESRGAN there is no random intermediate
@@ -46,6 +52,7 @@ PIPELINES = ("clean", "real")
 # uniform draws per crop: clean, blur, aniso, sigma x, sigma y, angle, resize mode, noise,
 # gaussian, gray, noise level, jpeg, quality
 _DRAWS = 13
+JPEG_SHIFTS = 16  # block grid offsets 0..15: the 4:2:0 chroma blocks are 16 px
 
 
 class DegradationError(SrganError):
@@ -67,6 +74,7 @@ class DegradationSpec:
     noise_gray_prob: float = 0.4
     jpeg_prob: float = 1.0
     jpeg_quality: tuple[float, float] = (30.0, 95.0)
+    jpeg_shift_prob: float = 0.0
     clean_prob: float = 0.0
 
     def check(self) -> "DegradationSpec":
@@ -200,6 +208,18 @@ def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
         return np.asarray(im.convert("RGB" if img.ndim == 3 else "L"))
 
 
+def shifted_jpeg(img: np.ndarray, quality: int, top: int, left: int) -> np.ndarray:
+    """:func:`jpeg` of ``img`` reflect-padded by ``top`` rows and ``left`` columns, the
+    padding removed again: the block grid starts ``top``, ``left`` pixels before the
+    image's corner (edge padding where the image is too small to reflect)."""
+    if not top and not left:
+        return jpeg(img, quality)
+    h, w = img.shape[:2]
+    mode = "reflect" if top < h and left < w else "edge"
+    pad = ((top, 0), (left, 0)) + ((0, 0),) * (img.ndim - 2)
+    return jpeg(np.pad(img, pad, mode=mode), quality)[top:top + h, left:left + w]
+
+
 def quantize(img: torch.Tensor) -> torch.Tensor:
     """Clamp to [0, 1] and round to the 8-bit levels."""
     return img.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
@@ -222,6 +242,7 @@ class _Draws:
     level: torch.Tensor  # sigma (0-1 scale) or Poisson scale
     jpeg: torch.Tensor  # bool
     quality: torch.Tensor  # int
+    shift: torch.Tensor | None = None  # (B, 2) int: the block grid's offset (top, left)
 
 
 class Degrader:
@@ -250,7 +271,12 @@ class Degrader:
         level = torch.where(gaussian, between(10, s.noise_sigma) / 255.0,
                             between(10, s.noise_poisson_scale))
         n_modes = len(s.resize_modes)
-        return _Draws(clean=u[:, 0] < s.clean_prob, blurred=blurred, kernels=kernels,
+        shift = None
+        if s.jpeg_shift_prob > 0:  # drawn only then: a run without it keeps its stream
+            v = torch.rand(batch, 3, generator=gen, dtype=torch.float64)
+            shift = torch.where((v[:, :1] < s.jpeg_shift_prob),
+                                (v[:, 1:] * JPEG_SHIFTS).long().clamp_(max=JPEG_SHIFTS - 1), 0)
+        return _Draws(shift=shift, clean=u[:, 0] < s.clean_prob, blurred=blurred, kernels=kernels,
                       mode=(u[:, 6] * n_modes).long().clamp_(max=n_modes - 1),
                       noise=u[:, 7] < s.noise_prob, gaussian=gaussian,
                       gray=u[:, 9] < s.noise_gray_prob, level=level,
@@ -298,7 +324,9 @@ class Degrader:
             return lr
         u8 = lr[d.jpeg.nonzero().flatten().to(lr.device)].mul(255.0).round().to(torch.uint8)
         u8 = u8.permute(0, 2, 3, 1).cpu().numpy()
-        out = [jpeg(u8[j], int(d.quality[i])) for j, i in enumerate(idx)]
+        out = [jpeg(u8[j], int(d.quality[i])) if d.shift is None
+               else shifted_jpeg(u8[j], int(d.quality[i]), *d.shift[i].tolist())
+               for j, i in enumerate(idx)]
         back = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().div(255.0)
         lr = lr.clone()
         lr[d.jpeg.nonzero().flatten().to(lr.device)] = back.to(lr.device)
