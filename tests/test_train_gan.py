@@ -474,6 +474,34 @@ def test_a_gan_run_can_train_against_the_unet_discriminator_and_keeps_it_on_resu
         TrainConfig(data=[str(data)], stage="gan", discriminator="patch")
 
 
+def test_ctrl_c_during_the_discriminator_warm_up_stops_there_and_the_resume_finishes_it(
+        data, tmp_path, pretrained, vgg_file, monkeypatch):
+    import os
+    import signal
+
+    from srgan_cli.train import loop
+
+    step, calls = loop.discriminator_step, []
+
+    def ctrl_c_on_the_second(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return step(*args, **kw)
+
+    run = tmp_path / "warm_int"
+    monkeypatch.setattr(loop, "discriminator_step", ctrl_c_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        train(gan_cfg(data, run, pretrained, vgg_file, iters=2, d_warmup=5))
+    monkeypatch.undo()
+    assert len(calls) == 2  # stopped after the warm-up step it was in, not after all five
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["iteration"] == 0 and json.loads(ckpt["history"])["d_warmup"] == 2
+    train(gan_cfg(data, run, pretrained, vgg_file, iters=2, d_warmup=5), resume=run / "last.pt")
+    assert [r["d_warmup"] for r in log_of(run) if "d_warmup" in r] == [1, 2, 3, 4, 5]
+    assert [r["iteration"] for r in log_of(run) if "l_d" in r and "iteration" in r] == [1, 2]
+
+
 def test_the_generator_stays_phase_tied_and_the_log_has_the_grid_loss_and_grid_excess(
         data, tmp_path, pretrained, vgg_file, val_dir):
     from srgan_cli.nets.generator import tie_phases

@@ -393,7 +393,7 @@ class _Run:
         try:
             with interrupts:  # also while the interrupted run saves
                 try:
-                    self._warm_up_discriminator()
+                    self._warm_up_discriminator(interrupts)
                     while self.it < self.cfg.iters:
                         self._iteration()
                         stop = self._after_iteration()
@@ -465,11 +465,12 @@ class _Run:
             hr = hr.contiguous(memory_format=torch.channels_last)
         return lr_img, hr
 
-    def _warm_up_discriminator(self) -> None:
+    def _warm_up_discriminator(self, interrupts: _StopAtIterationEnd) -> None:
         """``cfg.d_warmup`` discriminator-only iterations on the generator as it is, before a
         fresh discriminator's first generator step (a run from ``--init`` weights, e.g. the
         released generator after a new machine: the adversarial term then starts from a D
-        that already knows this G). Counted in the history, so a resumed run skips them."""
+        that already knows this G). Counted in the history, so a resumed run skips them;
+        Ctrl-C stops after the current one, as it does after an iteration."""
         cfg, state = self.cfg, self.state
         done = int(state.history.get("d_warmup", 0))
         if state.discriminator is None or state.iteration > 0 or done >= cfg.d_warmup:
@@ -493,6 +494,7 @@ class _Run:
                              f"{cfg.d_warmup}: " + " ".join(f"{n_} {v:.4f}" for n_, v
                                                             in losses.items()))
                 t = now
+            interrupts.check()
 
     def _after_iteration(self) -> bool:
         """Log, validate and checkpoint when due; True when the time limit ends the run."""
