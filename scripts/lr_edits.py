@@ -9,7 +9,11 @@ LPIPS, grid excess). Edits:
 - ``none``: the LR as it is;
 - ``noise:S``: plus Gaussian noise of sigma S (0-255 scale), drawn with seed 0 per image;
 - ``blur:S``: a Gaussian blur of sigma S LR pixels;
-- ``unsharp:S:K``: ``x + K * (x - blur_S(x))`` (an unsharp mask), clamped to [0, 1].
+- ``unsharp:S:K``: ``x + K * (x - blur_S(x))`` (an unsharp mask), clamped to [0, 1];
+- ``jpeg:Q:T:L``: a JPEG at quality Q whose block grid starts T rows and L columns before
+  the image's corner (``srgan_cli.train.degrade.shifted_jpeg``; ``jpeg:75:0:0`` on
+  ``--degrade clean`` is the benchmark's ``jpeg75``): a JPEG window cut from a larger
+  photo, whose blocks do not line up with its borders.
 
     python scripts/lr_edits.py --model srgan-delattice --degrade jpeg75 --edit none \
         --edit noise:1 --edit noise:2 --edit noise:4 --edit blur:0.4 --edit unsharp:0.8:0.3
@@ -29,9 +33,10 @@ import numpy as np
 
 def parse_edit(text: str) -> tuple[str, tuple[float, ...]]:
     kind, *values = text.split(":")
-    want = {"none": 0, "noise": 1, "blur": 1, "unsharp": 2}
+    want = {"none": 0, "noise": 1, "blur": 1, "unsharp": 2, "jpeg": 3}
     if kind not in want or len(values) != want[kind]:
-        raise SystemExit(f"--edit {text!r}: expected none, noise:S, blur:S or unsharp:S:K")
+        raise SystemExit(f"--edit {text!r}: expected none, noise:S, blur:S, unsharp:S:K "
+                         "or jpeg:Q:T:L")
     try:
         return kind, tuple(float(v) for v in values)
     except ValueError:
@@ -55,6 +60,12 @@ def edit(x, kind: str, values: tuple[float, ...]):
         return blurred(values[0])
     if kind == "unsharp":
         return (x + values[1] * (x - blurred(values[0]))).clamp(0.0, 1.0)
+    if kind == "jpeg":
+        from srgan_cli.train.degrade import shifted_jpeg
+
+        u8 = (x[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8).numpy()
+        out = shifted_jpeg(u8, int(values[0]), int(values[1]), int(values[2]))
+        return torch.from_numpy(out.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
     return x
 
 
