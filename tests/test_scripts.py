@@ -124,7 +124,8 @@ CASES = {
     "perf_simd.py": lambda t, o: ["--size", "16", "--runs", "1", "--paths", "torch", "avx2"],
     "lr_edits.py": lambda t, o: ["--model", t / "tiny.safetensors", "--datasets", "Set5",
                                  "--edit", "none", "--edit", "noise:2", "--edit",
-                                 "unsharp:0.8:0.3", "--data-dir", BENCH, "--no-lpips",
+                                 "unsharp:0.8:0.3", "--edit", "jpeg:75:4:4", "--data-dir",
+                                 BENCH, "--no-lpips",
                                  "--on", "output"],
     "feature_distill.py": lambda t, o: [t / "tiny.safetensors", o / "fd.safetensors", "--k",
                                         "1", "--iters", "2", "--batch", "2", "--crop", "32",
@@ -172,3 +173,23 @@ def test_perf_fused_runs_where_amx_does_and_says_why_not_elsewhere(tmp_path):
     else:
         assert r.returncode != 0 and "Traceback" not in r.stderr
         assert "fused AMX kernels cannot run here" in r.stderr
+
+
+def test_lr_edits_jpeg_edit_is_the_training_pipelines_shifted_jpeg():
+    import importlib.util
+
+    import numpy as np
+    import torch
+
+    from srgan_cli.train.degrade import jpeg, shifted_jpeg
+
+    spec = importlib.util.spec_from_file_location("lr_edits", REPO / "scripts" / "lr_edits.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    img = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    x = torch.from_numpy(img.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    for top, left, want in ((0, 0, jpeg(img, 60)), (3, 5, shifted_jpeg(img, 60, 3, 5))):
+        out = mod.edit(x, *mod.parse_edit(f"jpeg:60:{top}:{left}"))
+        assert np.array_equal((out[0].permute(1, 2, 0) * 255).round().byte().numpy(), want)
+    with pytest.raises(SystemExit, match="jpeg:Q:T:L"):
+        mod.parse_edit("jpeg:60")
