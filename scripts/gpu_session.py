@@ -18,9 +18,10 @@ early leaves its spare time to the next):
    and bf16, with the eager fp32 baseline), each result's fraction of the matmul rate.
 4. ``srgan_real_x4.safetensors`` + ``srgan_real_log.jsonl`` (``--first real``, the
    default): the real-photo GAN of issue 22 continued from the shipped ``srgan-real``
-   without its lattice filter (``--delattice 0``: run gr5's generator as it trained) with
-   gr5's recipe (``REAL_RECIPE``: degraded LR as the init file's metadata says,
-   ``srgan-resize`` distilled from the clean LR, the resize tie and grid loss), exported (the EMA; the filter is added back here).
+   without its lattice filter (``--delattice 0``: run gr16's generator as it trained) with
+   gr16's recipe (``REAL_RECIPE``: degraded LR as the init file's metadata says,
+   ``srgan-resize`` distilled from the clean LR on the clean crops, the relativistic loss,
+   the resize tie and grid loss), exported (the EMA; the filter is added back here).
    Or (``--first srresnet``) ``srresnet_x4.safetensors`` + ``srresnet_log.jsonl``:
    SRResNet training continued from the shipped release (``--init``, ``--ema 0.999``).
    Time-bounded (``srgan train --max-seconds``).
@@ -82,16 +83,19 @@ GAN_BASE_LR = 5e-5  # gc1's lr at batch 16: a fine-tuning of srgan-delattice, no
 GAN_INIT = REPO / "weights" / "srgan_delattice_x4.safetensors"
 # an optional generator to distil (--teacher, the content loss at the HR term's weight)
 TEACHER_RECIPE = ("--teacher-loss", "content", "--teacher-weight", "2e-3")
-# issue 22: run gr5's recipe (weights/README.md, "Real photos"), continued from the shipped
-# srgan-real without its filter (its tensors are gr5's generator), distilling srgan-resize
-# from the clean downscale; --teacher and the lr are added by the stage
+# issue 22: runs gr11-gr16's recipe (weights/README.md, "Real photos"), continued from the
+# shipped srgan-real without its filter (its tensors are gr16's generator), distilling
+# srgan-resize from the clean downscale on the clean crops only; the relativistic loss
+# against a discriminator at a fifth of the generator's lr (the stage's lr is 1e-4, the CPU
+# runs' 5e-5 with --d-lr 1e-5); --teacher and the lr are added by the stage
 REAL_INIT = REPO / "weights" / "srgan_real_x4.safetensors"
 REAL_TEACHER = REPO / "weights" / "srgan_resize_x4.safetensors"
 REAL_RECIPE = ("--delattice", "0", "--teacher-input", "clean", "--teacher-weight", "20",
+               "--teacher-on", "clean", "--gan-loss", "ragan", "--d-lr", "2e-5",
                "--content-loss", "vgg-multi", "--content-weight", "2e-3",
                "--artifact-weight", "2000", "--ema", "0.999", "--tie-phases", "resize",
                "--grid-weight", "0.6", "--pixel-weight", "0.5", "--flat-weight", "5.0",
-               "--flat-colours", "32", "--adv-weight", "2e-2", "--adv-warmup", "0",
+               "--flat-colours", "32", "--adv-weight", "5e-2", "--adv-warmup", "0",
                "--d-warmup", "100")  # + --degradation: the init file's own (real_degradation)
 
 

@@ -112,9 +112,10 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
     assert load_file(out / "srgan_x4.safetensors", ours_only=True).net.spec.delattice == 3
     assert load_file(out / "srgan_x4.safetensors", ours_only=True).metadata["teacher_sha256"] \
         == sha(teacher)
-    # the real-photo stage: gr5's recipe on degraded LR, without the init file's filter
+    # the real-photo stage: gr16's recipe on degraded LR, without the init file's filter
     real_head = read_jsonl(out / "srgan_real_log.jsonl")[0]["command"]
     for opt in ("--delattice 0", "--teacher-input clean", "--teacher-weight 20",
+                "--teacher-on clean", "--gan-loss ragan", "--d-lr 2e-5", "--adv-weight 5e-2",
                 "--tie-phases resize", "--content-loss vgg-multi",
                 f"--degradation {REAL_DEGRADATION}",
                 f"--teacher {teacher}", VGG):
