@@ -166,7 +166,7 @@ def _per_stage(key: str, show=str) -> str:
               default=DEFAULTS["discriminator"], show_default=True,
               help="gan: vgg, the paper's (one realness logit per crop); unet, a U-Net with "
               "spectral normalisation that judges every pixel (as Real-ESRGAN trains with; "
-              "about 3.5x the paper's discriminator's arithmetic on 96-px crops).")
+              "about 4x the paper's discriminator's arithmetic on 96-px crops).")
 @click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=DEFAULTS["ema"],
               show_default=True, help="Keep an exponential moving average of the generator "
               "with this decay (e.g. 0.999); validation and --export use it. 0: off.")

@@ -86,3 +86,12 @@ class UNetDiscriminator(nn.Module):
             y = self.act(conv(y)) + skips.pop()
         return self.tail(y)[:, 0]
 
+
+# what each ``srgan train --discriminator`` needs of the crop size (the paper's dense layer
+# sees crop/16 x crop/16 features; the U-Net downsamples three times)
+CROP_MULTIPLE = {"vgg": 16, "unet": 8}
+
+
+def build_discriminator(kind: str, crop: int) -> nn.Module:
+    """The discriminator ``srgan train --discriminator`` names, for ``crop``-px HR crops."""
+    return UNetDiscriminator() if kind == "unet" else Discriminator(crop)

@@ -324,9 +324,8 @@ class Degrader:
             return lr
         u8 = lr[d.jpeg.nonzero().flatten().to(lr.device)].mul(255.0).round().to(torch.uint8)
         u8 = u8.permute(0, 2, 3, 1).cpu().numpy()
-        out = [jpeg(u8[j], int(d.quality[i])) if d.shift is None
-               else shifted_jpeg(u8[j], int(d.quality[i]), *d.shift[i].tolist())
-               for j, i in enumerate(idx)]
+        shifts = d.shift.tolist() if d.shift is not None else [(0, 0)] * len(d.quality)
+        out = [shifted_jpeg(u8[j], int(d.quality[i]), *shifts[i]) for j, i in enumerate(idx)]
         back = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().div(255.0)
         lr = lr.clone()
         lr[d.jpeg.nonzero().flatten().to(lr.device)] = back.to(lr.device)

@@ -166,7 +166,9 @@ def _check_spec(cfg: TrainConfig, spec: GeneratorSpec) -> None:
         raise TrainError(f"the generator is x{spec.scale}; the run asks for --scale {cfg.scale}")
     if cfg.crop % spec.scale:
         raise TrainError(f"crop {cfg.crop} must be a multiple of the scale {spec.scale}")
-    need = 8 if cfg.discriminator == "unet" else 16
+    from srgan_cli.nets.discriminator import CROP_MULTIPLE
+
+    need = CROP_MULTIPLE[cfg.discriminator]
     if cfg.stage == "gan" and cfg.crop % need:
         raise TrainError(f"the {cfg.discriminator} discriminator needs --crop to be a multiple "
                          f"of {need}, got {cfg.crop}")

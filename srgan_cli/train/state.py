@@ -67,10 +67,9 @@ class TrainState:
         model = model.to(device)
         disc = None
         if cfg.stage == "gan":
-            from srgan_cli.nets.discriminator import Discriminator, UNetDiscriminator
+            from srgan_cli.nets.discriminator import build_discriminator
 
-            disc = (UNetDiscriminator() if cfg.discriminator == "unet"
-                    else Discriminator(cfg.crop)).to(device)
+            disc = build_discriminator(cfg.discriminator, cfg.crop).to(device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
             if disc is not None:
