@@ -343,3 +343,38 @@ def test_a_shifted_jpeg_grid_moves_the_blocks_and_an_unshifted_one_keeps_the_old
     assert not torch.equal(degrade(on, hr), degrade(DegradationSpec(**base), hr))
     assert torch.equal(degrade(on, hr, seed=3), degrade(on, hr, seed=3))
     assert parse_degradation("real,jpeg_shift_prob=0.5").jpeg_shift_prob == 0.5
+
+
+def test_a_second_pass_blurs_and_compresses_the_degraded_lr_again_and_off_draws_nothing():
+    hr = photo_batch(4, 96)
+    first = dict(ONLY, jpeg_prob=1.0, jpeg_quality=(90.0, 90.0))
+    once = degrade(DegradationSpec(**first), hr, seed=2)
+    # off (the default): the second pass's own settings change nothing, not even the stream
+    assert torch.equal(once, degrade(DegradationSpec(**first, second_blur_sigma=(2.0, 3.0)),
+                                     hr, seed=2))
+    twice_spec = DegradationSpec(**first, second_prob=1.0, second_blur_prob=1.0,
+                                 second_blur_sigma=(1.5, 1.5))
+    twice = degrade(twice_spec, hr, seed=2)
+    assert twice.shape == once.shape and torch.equal(twice, degrade(twice_spec, hr, seed=2))
+
+    def detail(x):  # mean absolute horizontal step: what a blur of 1.5 LR px takes away
+        return float((x[..., 1:] - x[..., :-1]).abs().mean())
+
+    assert detail(twice) < 0.7 * detail(once)
+    # the second JPEG is a real re-encode: no blur, quality 30 the second time moves pixels
+    requant = DegradationSpec(**dict(first, jpeg_quality=(30.0, 30.0)), second_prob=1.0,
+                              second_blur_prob=0.0)
+    one_jpeg = degrade(DegradationSpec(**dict(first, jpeg_quality=(30.0, 30.0))), hr, seed=2)
+    assert not torch.equal(degrade(requant, hr, seed=2), one_jpeg)
+    # second_prob picks crops: about half of 64 get the pass, the rest keep the first's LR
+    half = DegradationSpec(**first, second_prob=0.5, second_blur_prob=1.0,
+                           second_blur_sigma=(1.5, 1.5))
+    many = photo_batch(64, 32)
+    a, b = degrade(DegradationSpec(**first), many, seed=4), degrade(half, many, seed=4)
+    same = sum(torch.equal(x, y) for x, y in zip(a, b))
+    assert 16 <= same <= 48
+    spec = parse_degradation("real,second_prob=0.5,second_blur_sigma=0.3:0.9")
+    assert spec.second_prob == 0.5 and spec.second_blur_sigma == (0.3, 0.9)
+    assert parse_degradation(format_degradation(spec)) == spec
+    with pytest.raises(DegradationError, match="second_blur_sigma"):
+        parse_degradation("real,second_blur_sigma=0:1")

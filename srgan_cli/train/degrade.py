@@ -20,10 +20,16 @@ stage does (Wang et al., 2021), in its fixed order, with its ranges by default:
    phase against the crop's borders, as they do for a window inside a photo. (A network
    whose receptive field spans the crop can tell where its borders are and learn where
    the blocks lie from them.)
+5. a **second pass** (probability ``second_prob``; off by default), after Real-ESRGAN's
+   second-order model but at the LR size: the degraded LR is blurred again (probability
+   ``second_blur_prob``, sigma uniform in ``second_blur_sigma`` *LR* pixels, isotropic or
+   anisotropic as above), gets noise again (the first pass's probabilities and ranges) and
+   a second JPEG (``jpeg_prob``, ``jpeg_quality``), as a photo shared, edited and
+   saved again.
 
 With probability ``clean_prob`` a crop skips all of it and gets the clean pipeline's
 antialiased bicubic LR (no rounding). Unlike Real-ESRGAN there is no random intermediate
-resize (the scale is the model's) and no second-order pass.
+resize (the scale is the model's) and the second pass has no resize of its own.
 
 Every random draw comes from the generator passed in (the run's data stream, which
 checkpoints save), in a fixed count per batch, so a run's degraded crops are reproducible
@@ -76,6 +82,16 @@ class DegradationSpec:
     jpeg_quality: tuple[float, float] = (30.0, 95.0)
     jpeg_shift_prob: float = 0.0
     clean_prob: float = 0.0
+    second_prob: float = 0.0
+    second_blur_prob: float = 0.8
+    second_blur_sigma: tuple[float, float] = (0.2, 1.0)  # LR pixels
+
+    def second_pass(self) -> "DegradationSpec":
+        """The spec the second pass draws from: its own blur, the rest as the first's
+        (no clean crops, no block-grid shift, no further pass)."""
+        return dataclasses.replace(self, blur_prob=self.second_blur_prob,
+                                   blur_sigma=self.second_blur_sigma, clean_prob=0.0,
+                                   jpeg_shift_prob=0.0, second_prob=0.0)
 
     def check(self) -> "DegradationSpec":
         """This spec, or :class:`DegradationError` naming the first value out of range."""
@@ -85,8 +101,9 @@ class DegradationSpec:
                 raise DegradationError(f"{f.name} = {v:g}: a probability must be in [0, 1]")
             if isinstance(v, tuple) and f.name != "resize_modes" and not 0 <= v[0] <= v[1]:
                 raise DegradationError(f"{f.name} = {v[0]:g}:{v[1]:g}: expected 0 <= low <= high")
-        if self.blur_sigma[0] <= 0:
-            raise DegradationError("blur_sigma: sigmas must be above 0")
+        for name in ("blur_sigma", "second_blur_sigma"):
+            if getattr(self, name)[0] <= 0:
+                raise DegradationError(f"{name}: sigmas must be above 0")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
             raise DegradationError("jpeg_quality: qualities must be in 1..100")
         bad = [m for m in self.resize_modes if m not in RESIZE_MODES]
@@ -251,6 +268,7 @@ class Degrader:
     def __init__(self, spec: DegradationSpec) -> None:
         self.spec = spec.check()
         self.ksize = kernel_size(spec.blur_sigma[1])
+        self.second = Degrader(spec.second_pass()) if spec.second_prob > 0 else None
 
     def draw(self, batch: int, gen: torch.Generator) -> _Draws:
         """The batch's choices: ``_DRAWS`` uniforms per crop from ``gen``, always."""
@@ -296,8 +314,20 @@ class Degrader:
                 lr[sel.to(hr.device)] = resize(x[sel.to(hr.device)], size, mode)
         lr = quantize(self._noise(lr, d, gen))
         lr = self._jpeg(lr, d)
+        if self.second is not None:  # drawn only then: a run without it keeps its stream
+            lr = self.second.again(lr, gen, self.spec.second_prob)
         clean = d.clean.to(hr.device).view(-1, 1, 1, 1)
         return torch.where(clean, downscale(hr, scale), lr) if d.clean.any() else lr
+
+    def again(self, lr: torch.Tensor, gen: torch.Generator, prob: float) -> torch.Tensor:
+        """The second pass (this degrader holds :meth:`DegradationSpec.second_pass`) on
+        the crops of an LR batch that draw it (probability ``prob``, drawn first): blur,
+        noise, 8 bits, JPEG; the others unchanged."""
+        chosen = torch.rand(lr.shape[0], generator=gen, dtype=torch.float64)
+        d = self.draw(lr.shape[0], gen)
+        x = blur(lr, d.kernels.to(lr.device)) if d.blurred.any() else lr
+        x = self._jpeg(quantize(self._noise(x, d, gen)), d)
+        return torch.where((chosen < prob).to(lr.device).view(-1, 1, 1, 1), x, lr)
 
     def _noise(self, lr: torch.Tensor, d: _Draws, gen: torch.Generator) -> torch.Tensor:
         """Gaussian or Poisson noise where drawn; a fixed-size Gaussian field is always
