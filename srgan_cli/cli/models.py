@@ -1,4 +1,5 @@
-"""``srgan models ...``: list, download, inspect, register, publish, export and convert models.
+"""``srgan models ...``: list, download, inspect, register, publish, export, average and convert
+models.
 
 Torch and huggingface_hub are imported inside the commands.
 """
@@ -294,6 +295,37 @@ def publish(file, repo_id, name, filename, branch, private, license_, set5, set1
     if (filename or file.name) == file.name:
         say("or write it there with: srgan models register "
              f"{file} --name {name} --repo {repo_id} --revision {res.commit}")
+
+
+@models.command("average")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+def average_cmd(out, files, overwrite) -> None:
+    """Write the mean of several weights files of one architecture as OUT: e.g. a GAN
+    run's checkpoints, exported, whose weights swing from one checkpoint to the next.
+
+    \b
+      srgan models average runs/avg.safetensors runs/g_it200.safetensors \\
+          runs/g_it300.safetensors runs/g_it400.safetensors
+
+    OUT keeps the first file's provenance and names every file averaged (with its
+    sha256) in its metadata, ``averaged_from``.
+    """
+    from srgan_cli.errors import SrganError
+    from srgan_cli.train.export import average
+
+    if out.exists() and not overwrite:
+        fail(f"{out}: already exists (use --overwrite)")
+    if out.resolve() in {f.resolve() for f in files}:
+        fail(f"{out}: is one of the files to average; write the mean elsewhere")
+    try:
+        meta = average(list(files), out)
+    except SrganError as e:
+        fail(str(e))
+    say(f"averaged {len(files)} files -> {out} ({meta.get('stage', '?')}, up to "
+        f"{meta.get('iterations', '?')} iterations)")
 
 
 @models.command("export")

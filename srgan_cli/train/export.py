@@ -200,3 +200,46 @@ def _recipe(cfg: dict[str, Any]) -> dict[str, str]:
         out["flat_weight"] = str(cfg["flat_weight"])
         out["flat_colours"] = str(cfg.get("flat_colours", 32))  # 32 before the option
     return out
+
+
+def average(files: list[str | os.PathLike], out: str | os.PathLike) -> dict[str, str]:
+    """Write the mean of several generator weights files to ``out`` (atomically) and
+    return its metadata: checkpoints of one GAN run, exported, whose weights swing about
+    a mean from one checkpoint to the next (weight averaging, as SWA: the average of a
+    trajectory rather than its last point). The files must be ours and of one
+    architecture (the same spec, lattice filter included); every floating-point tensor is
+    averaged, BatchNorm statistics too. The metadata is the first file's provenance, with
+    ``iterations`` the largest of the files' and ``averaged_from`` naming each file, its
+    sha256 and iterations. Raises :class:`TrainError` with one line on what is wrong."""
+    from srgan_cli.distribution.hub import sha256_file
+    from srgan_cli.distribution.loading import load_file
+    from srgan_cli.distribution.modelfile import provenance_of
+    from srgan_cli.errors import SrganError
+
+    paths = [Path(f) for f in files]
+    if len(paths) < 2:
+        raise TrainError("averaging needs at least two weights files")
+    models = []
+    for p in paths:
+        try:
+            models.append(load_file(p, ours_only=True))
+        except SrganError as e:
+            raise TrainError(str(e)) from None
+    first = models[0]
+    for p, m in zip(paths[1:], models[1:]):
+        if m.arch != first.arch or m.spec != first.spec:
+            raise TrainError(f"{p}: a {m.arch} {m.spec} cannot be averaged with "
+                             f"{paths[0]} ({first.arch} {first.spec})")
+    states = [m.net.state_dict() for m in models]
+    mean = {k: (torch.stack([s[k].double() for s in states]).mean(0).to(v.dtype)
+                if v.is_floating_point() else v) for k, v in states[0].items()}
+    first.net.load_state_dict(mean)
+    iterations = [m.metadata.get("iterations", "?") for m in models]
+    meta = provenance_of(first.metadata)
+    numbers = [int(i) for i in iterations if str(i).isdigit()]
+    if numbers:
+        meta["iterations"] = str(max(numbers))
+    meta["averaged_from"] = "; ".join(
+        f"{p.name} (sha256 {sha256_file(p)}, {i} iterations)" for p, i in zip(paths, iterations))
+    save_generator(first.net, out, meta)
+    return meta
