@@ -211,7 +211,6 @@ def average(files: list[str | os.PathLike], out: str | os.PathLike) -> dict[str,
     averaged, BatchNorm statistics too. The metadata is the first file's provenance, with
     ``iterations`` the largest of the files' and ``averaged_from`` naming each file, its
     sha256 and iterations. Raises :class:`TrainError` with one line on what is wrong."""
-    from srgan_cli.distribution.hub import sha256_file
     from srgan_cli.distribution.loading import load_file
     from srgan_cli.distribution.modelfile import provenance_of
     from srgan_cli.errors import SrganError
@@ -240,6 +239,7 @@ def average(files: list[str | os.PathLike], out: str | os.PathLike) -> dict[str,
     if numbers:
         meta["iterations"] = str(max(numbers))
     meta["averaged_from"] = "; ".join(
-        f"{p.name} (sha256 {sha256_file(p)}, {i} iterations)" for p, i in zip(paths, iterations))
+        f"{p.name} (sha256 {m.sha256}, {i} iterations)"
+        for p, m, i in zip(paths, models, iterations))
     save_generator(first.net, out, meta)
     return meta
