@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from srgan_cli.bench.metrics import grid_excess, grid_score
+from srgan_cli.bench.metrics import grid_excess, grid_score, local_grid_excess, tile_grid_scores
 from srgan_cli.nets.generator import GeneratorSpec, SRResNet, tie_phases
 from srgan_cli.train.losses import GridLoss
 
@@ -147,3 +147,25 @@ def _kernel_from_phases(weight: torch.Tensor) -> torch.Tensor:
     w = weight.view(co4 // 4, 4, ci, 9).permute(0, 2, 1, 3).reshape(co4 // 4, ci, 36)
     k = torch.linalg.lstsq(a.expand(co4 // 4, ci, 36, 9), w.unsqueeze(-1)).solution
     return k.view(co4 // 4, ci, 3, 3)
+
+
+def test_a_lattice_on_one_tile_scores_high_there_while_the_whole_image_score_is_diluted():
+    clean = _smooth(256, 256)
+    patched = clean.copy()
+    patched[64:128, 128:192] += _lattice(64, 64, 4.0)
+    tiles = tile_grid_scores(patched) - tile_grid_scores(clean)
+    assert tiles.shape == (16,)
+    assert tiles[1 * 4 + 2] > 30.0  # the patched tile (row 1, column 2)
+    assert np.abs(np.delete(tiles, 6)).max() < 1e-9
+    assert grid_excess([patched], [clean]) < 10.0  # the whole-image score: diluted
+    local = local_grid_excess([patched, clean], [clean, clean])
+    assert local["tiles"] == 32 and local["over_6db"] == pytest.approx(1 / 32)
+    assert local["mean"] == pytest.approx(tiles[6] / 32)
+
+
+def test_the_local_grid_excess_refuses_images_of_another_size_and_too_small_images():
+    clean = _smooth(128, 128)
+    with pytest.raises(ValueError, match="references' size"):
+        local_grid_excess([clean], [clean[:64]])
+    with pytest.raises(ValueError, match="smaller than one 64-px tile"):
+        tile_grid_scores(clean[:32, :100])
