@@ -91,6 +91,8 @@ CASES = {
     "make_4000x3000.py": lambda t, o: [o / "big.jpg"],
     "make_delattice.py": lambda t, o: [t / "tiny.safetensors", o / "dl.safetensors",
                                        "--window", "3"],
+    "local_grid.py": lambda t, o: [t / "tiny.safetensors", "--set", "set5", "--degrade",
+                                   "jpeg75", "--data", BENCH, "--json", o / "lg.json"],
     "outscale_quality.py": lambda t, o: ["--model", t / "tiny.safetensors", "--datasets",
                                          "Set5"],
     "peak_memory.py": lambda t, o: ["fp32", "24", "--passes", "1", "--model",
@@ -134,6 +136,7 @@ CASES = {
 needs_simd = pytest.mark.skipif(simd.unavailable_reason() is not None,
                                 reason=f"the AVX2 kernels cannot run here: {simd.unavailable_reason()}")
 MARKS = {"compare_crops.py": needs_sets, "outscale_quality.py": needs_sets,
+         "local_grid.py": needs_sets,
          "make_4000x3000.py": needs_photos, "profile_gan_iteration.py": needs_vgg,
          "loss_gradients.py": needs_vgg, "lr_edits.py": needs_sets,
          "kernel_agreement.py": [needs_sets, needs_simd], "perf_simd.py": needs_simd}
