@@ -161,6 +161,8 @@ def test_a_lattice_on_one_tile_scores_high_there_while_the_whole_image_score_is_
     local = local_grid_excess([patched, clean], [clean, clean])
     assert local["tiles"] == 32 and local["over_6db"] == pytest.approx(1 / 32)
     assert local["mean"] == pytest.approx(tiles[6] / 32)
+    refs = [tile_grid_scores(clean)] * 2  # the references' scores, computed once for many models
+    assert local_grid_excess([patched, clean], [clean, clean], reference_scores=refs) == local
 
 
 def test_the_local_grid_excess_refuses_images_of_another_size_and_too_small_images():

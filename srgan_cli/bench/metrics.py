@@ -208,6 +208,7 @@ def grid_excess(outputs, references, period: int = GRID_PERIOD) -> float:
         raise ValueError("grid excess needs at least one image")
     return float(np.mean(outs) - np.mean(refs))
 
+
 LOCAL_GRID_TILE = 64  # HR pixels per side of the squares the local grid score is taken on
 
 
@@ -227,19 +228,21 @@ def tile_grid_scores(img: np.ndarray, tile: int = LOCAL_GRID_TILE,
 
 
 def local_grid_excess(outputs, references, tile: int = LOCAL_GRID_TILE,
-                      period: int = GRID_PERIOD) -> dict[str, float]:
+                      period: int = GRID_PERIOD, reference_scores=None) -> dict[str, float]:
     """Local grid excess: each output tile's :func:`grid_score` minus that of the same tile
     of its reference (the HR image, same size), over all tiles of all images: ``mean`` and
     ``p90`` (dB) and ``over_6db`` (the share of tiles more than 6 dB above their reference,
-    the lattice issue's bound)."""
+    the lattice issue's bound). ``reference_scores``: the references' own
+    :func:`tile_grid_scores`, when several models are scored against the same images."""
+    if reference_scores is None:
+        reference_scores = [tile_grid_scores(r, tile, period) for r in references]
     diffs = []
-    for out, ref in zip(outputs, references, strict=True):
+    for out, ref, ref_scores in zip(outputs, references, reference_scores, strict=True):
         if np.asarray(out).shape[:2] != np.asarray(ref).shape[:2]:
             raise ValueError("local grid excess needs outputs of the references' size")
-        diffs.append(tile_grid_scores(out, tile, period) - tile_grid_scores(ref, tile, period))
+        diffs.append(tile_grid_scores(out, tile, period) - ref_scores)
     if not diffs:
         raise ValueError("local grid excess needs at least one image")
     d = np.concatenate(diffs)
     return {"mean": float(d.mean()), "p90": float(np.percentile(d, 90)),
             "over_6db": float(np.mean(d > 6.0)), "tiles": int(d.size)}
-
