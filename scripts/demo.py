@@ -4,8 +4,10 @@
 
 Runs ``srgan upscale IMAGE -m NAME -o OUT_DIR/<stem>_x4_NAME.png`` for ``srresnet`` (the
 distortion-oriented SRResNet, highest PSNR), ``srgan`` (the photo-realistic GAN model, with
-its 4-px lattice), ``srgan-delattice`` (the same weights with the lattice filter: the
-default) and ``srgan-resize`` (issue 21's GAN model trained without the lattice),
+its 4-px lattice), ``srgan-delattice`` (srgan trained on through the lattice filter),
+``srgan-resize`` (issue 21's GAN model trained without the lattice) and ``srgan-real``
+(the photo-realistic model trained for JPEG, noise and blur: the default since issue 21's
+thirteenth session),
 each when it is registered, then writes ``OUT_DIR/<stem>_x4_side_by_side.png``: the same
 window of bicubic and each model's output, labelled. A model that is not registered (the
 ``srgan`` model before its release) is reported and left out; the demo fails only when
@@ -29,7 +31,8 @@ from srgan_cli.files import atomic_write
 MODELS = {"srresnet": "srresnet: distortion-oriented (MSE)",
           "srgan": "srgan: photo-realistic (GAN), with a 4-px lattice",
           "srgan-delattice": "srgan-delattice: srgan with the lattice filtered out",
-          "srgan-resize": "srgan-resize: photo-realistic, trained without the lattice"}
+          "srgan-resize": "srgan-resize: photo-realistic, trained without the lattice",
+          "srgan-real": "srgan-real: photo-realistic, trained for JPEG, noise and blur"}
 
 
 def srgan(args: list[str]) -> int:

@@ -56,6 +56,7 @@ def test_demo_writes_each_released_model_side_by_side_and_says_which_is_which(
     assert ("pic_x4_srgan.png: srgan: photo-realistic (GAN), with a 4-px lattice (the default "
             "model)") in p.stdout
     assert "srgan-resize: not released yet" in p.stderr
+    assert "srgan-real: not released yet" in p.stderr
     a = np.asarray(Image.open(tmp_path / "out" / "pic_x4_srresnet.png"))
     b = np.asarray(Image.open(tmp_path / "out" / "pic_x4_srgan.png"))
     assert a.shape == b.shape == (96, 128, 3) and not np.array_equal(a, b)

@@ -139,15 +139,16 @@ def _cup() -> tuple[np.ndarray, Image.Image, np.ndarray]:
 
 @pytest.mark.skipif(not SHIPPED.is_file() or not SHIPPED_GAN.is_file(),
                     reason="weights/srresnet_x4.safetensors or srgan_x4.safetensors not built")
-def test_the_default_is_srgan_delattice_and_the_srgan_parent_is_the_shipped_srresnet():
-    """Issue 21: the default is a model without the lattice: srgan-delattice, the first
-    photo-realistic release to pass the gate (srresnet until then); srgan's --realism
-    parent is the SRResNet, and srgan-delattice's too."""
+def test_the_default_is_srgan_real_and_the_srgan_parent_is_the_shipped_srresnet():
+    """Issues 21 and 22: the default is a model without the lattice: srgan-real since its
+    seventh release, the first model trained for JPEG/noise/blur inputs to pass issue 21's
+    gate (srgan-delattice before it, srresnet before that); its --realism parent is the
+    SRResNet, and srgan's too."""
     from srgan_cli.distribution.hub import sha256_file
 
     up = Upscaler(device="cpu")  # default model
-    assert up.weights_path.name == "srgan_delattice_x4.safetensors"
-    assert up.model.stage == "gan" and up.model.spec.delattice == 3
+    assert up.weights_path.name == "srgan_real_x4.safetensors"
+    assert up.model.stage == "gan" and up.model.spec.delattice == 7
     assert up.model.parent_sha256 == sha256_file(SHIPPED)
     gan = Upscaler("srgan", device="cpu")
     assert gan.weights_path.resolve() == SHIPPED_GAN.resolve()

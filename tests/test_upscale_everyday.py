@@ -304,7 +304,9 @@ LATTICE = pytest.mark.xfail(strict=False, reason="issue 21: the lattice of the s
     pytest.param("srgan", SRGAN_SHIPPED, marks=LATTICE, id="srgan"),
     pytest.param("srgan-resize", SRGAN_RESIZE, id="srgan-resize"),
     pytest.param("srgan-delattice", REPO / "weights" / "srgan_delattice_x4.safetensors",
-                 id="srgan-delattice")])
+                 id="srgan-delattice"),
+    pytest.param("srgan-real", REPO / "weights" / "srgan_real_x4.safetensors",
+                 id="srgan-real")])
 def test_default_options_keep_a_solid_colour_within_3_levels_everywhere(tmp_path, name,
                                                                        weights):
     """`srgan upscale in.png -o out.png -m NAME` with nothing else: a 64x64 solid colour
