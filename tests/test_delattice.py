@@ -42,6 +42,24 @@ def test_the_filter_takes_a_lattice_and_a_colour_drift_off_and_keeps_fine_textur
     assert (lattice - lattice.mean()).abs().max() > 0.05 and texture.abs().max() > 0.05
 
 
+@pytest.mark.parametrize("window", [2, 3, 4, 5, 7])
+def test_each_phase_mean_is_the_box_mean_of_that_phase_with_replicated_edges(window):
+    """phase_means against the plain definition: for phase (i, j) at LR position (y, x), the mean of the phase's
+    pixels over the window's LR positions, positions outside the image clamped to it."""
+    from srgan_cli.nets.delattice import phase_means
+
+    img = torch.randn(1, 2, 4 * 9, 4 * 7, generator=torch.Generator().manual_seed(window))
+    got = phase_means(img, window)
+    lo = window // 2
+    for i, j in ((0, 0), (1, 3), (3, 2)):
+        ph = img[0, :, i::4, j::4]  # (2, 9, 7)
+        for y, x in ((0, 0), (4, 3), (8, 6), (2, 6)):
+            ys = [min(max(y + d, 0), 8) for d in range(-lo, window - lo)]
+            xs = [min(max(x + d, 0), 6) for d in range(-lo, window - lo)]
+            want = ph[:, ys][:, :, xs].mean(dim=(1, 2))
+            assert torch.allclose(got[0, :, 4 * i + j, y, x], want, atol=1e-6)
+
+
 def test_a_solid_colour_comes_back_exactly_whatever_the_network_does_to_it():
     spec = GeneratorSpec(scale=4, blocks=1, width=8, delattice=3)
     net = trained_looking(spec, 0).eval()
