@@ -70,7 +70,7 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
     save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8), 2), teacher,
                    {"stage": "gan", "iterations": 0, "data": "none"})
     real_init = tmp_path / "real_init.safetensors"  # a released real model: its filter on
-    save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8, delattice=3), 3),
+    save_generator(trained_looking(GeneratorSpec(scale=4, blocks=1, width=8, delattice=7), 3),
                    real_init, {"stage": "gan", "iterations": 0, "data": "none",
                                "degradation": REAL_DEGRADATION})
     out = tmp_path / "out"
@@ -112,16 +112,17 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
     assert load_file(out / "srgan_x4.safetensors", ours_only=True).net.spec.delattice == 3
     assert load_file(out / "srgan_x4.safetensors", ours_only=True).metadata["teacher_sha256"] \
         == sha(teacher)
-    # the real-photo stage: gr16's recipe on degraded LR, without the init file's filter
+    # the real-photo stage: gr26's recipe on degraded LR, through the filter (window 7)
     real_head = read_jsonl(out / "srgan_real_log.jsonl")[0]["command"]
-    for opt in ("--delattice 0", "--teacher-input clean", "--teacher-weight 20",
-                "--teacher-on clean", "--gan-loss ragan", "--d-lr 2e-5", "--adv-weight 5e-2",
-                "--tie-phases resize", "--content-loss vgg-multi",
-                f"--degradation {REAL_DEGRADATION}",
+    for opt in ("--delattice 7", "--teacher-input clean", "--teacher-weight 50",
+                "--teacher-on clean", "--gan-loss ragan", "--discriminator unet",
+                "--adv-weight 0.5", "--artifact-weight 0", "--tie-phases resize",
+                "--content-loss vgg-multi", f"--degradation {REAL_DEGRADATION}",
                 f"--teacher {teacher}", VGG):
         assert opt in real_head
+    assert "--d-lr" not in real_head  # the U-Net discriminator at the generator's lr
     real = load_file(out / "srgan_real_x4.safetensors", ours_only=True)
-    assert real.net.spec.delattice == 0 and real.metadata["degradation"] == REAL_DEGRADATION
+    assert real.net.spec.delattice == 7 and real.metadata["degradation"] == REAL_DEGRADATION
     assert real.metadata["tie_phases"] == "resize"
     assert "done in" in (out / "session.log").read_text()
 
