@@ -82,14 +82,17 @@ def main(argv: list[str] | None = None) -> int:
         bicubic = np.asarray(lr.resize((lr.width * 4, lr.height * 4), Image.BICUBIC))
     outputs = {n: np.asarray(Image.open(p).convert("RGB")) for n, p in written.items()}
     y, x, s = detail_box(next(iter(outputs.values())), 320)
-    panels = {"bicubic": bicubic, **{MODELS[n]: o for n, o in outputs.items()}}
+    # panels labelled by name (the descriptions are too long for a 320-px panel)
+    panels = {"bicubic": bicubic, **{n + (" (default)" if n == default else ""): o
+                                     for n, o in outputs.items()}}
     strip = labelled_row({k: v[y : y + s, x : x + s] for k, v in panels.items()}, font_size=14)
     side = out / f"{src.stem}_x4_side_by_side.png"
     atomic_write(side, lambda tmp: strip.save(tmp, format="PNG"))
     print("", file=sys.stderr)
     for n, p in written.items():
         print(f"{p}: {MODELS[n]}" + (" (the default model)" if n == default else ""))
-    print(f"{side}: the same {s}x{s} window, left to right: " + " | ".join(panels))
+    print(f"{side}: the same {s}x{s} window, left to right: "
+          + " | ".join(["bicubic", *(MODELS[n] for n in outputs)]))
     return 0
 
 
