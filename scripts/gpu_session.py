@@ -27,8 +27,8 @@ early leaves its spare time to the next):
    SRResNet training continued from the shipped release (``--init``, ``--ema 0.999``).
    Time-bounded (``srgan train --max-seconds``).
 5. ``srgan_x4.safetensors`` + ``srgan_log.jsonl``: the GAN stage continuing the shipped
-   ``srgan-delattice`` (``srgan-real``'s teacher; ``--gan-init``; ``srgan``'s weights with the lattice filter,
-   which the run keeps, so it trains through it) with the paper's recipe (issue 21,
+   ``srgan-delattice`` (``srgan-real``'s teacher; ``--gan-init``; ``srgan``'s weights with
+   the lattice filter, which the run keeps, so it trains through it) with the paper's recipe (issue 21,
    ``GAN_RECIPE``: VGG54, 0.5 x L1, 1e-3 adversarial, a fresh discriminator warmed up, EMA;
    CPU run gc1), optionally distilling ``--gan-teacher``, exported (the EMA).
 

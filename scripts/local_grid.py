@@ -42,8 +42,8 @@ def main() -> int:
     from srgan_cli.errors import SrganError
 
     try:
-        data = degraded_sets({s: load_dataset(s, args.data) for s in args.sets or ["set5", "set14"]},
-                             args.degrade or ["none"])
+        sets = {s: load_dataset(s, args.data) for s in args.sets or ["set5", "set14"]}
+        data = degraded_sets(sets, args.degrade or ["none"])
         runners = {m: Upscaler(m, device="cpu", precision="fp32") for m in args.models}
     except (SrganError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

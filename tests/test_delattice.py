@@ -44,8 +44,9 @@ def test_the_filter_takes_a_lattice_and_a_colour_drift_off_and_keeps_fine_textur
 
 @pytest.mark.parametrize("window", [2, 3, 4, 5, 7])
 def test_each_phase_mean_is_the_box_mean_of_that_phase_with_replicated_edges(window):
-    """phase_means against the plain definition: for phase (i, j) at LR position (y, x), the mean of the phase's
-    pixels over the window's LR positions, positions outside the image clamped to it."""
+    """phase_means against the plain definition: for phase (i, j) at LR position (y, x),
+    the mean of the phase's pixels over the window's LR positions, positions outside the
+    image clamped to it."""
     from srgan_cli.nets.delattice import phase_means
 
     img = torch.randn(1, 2, 4 * 9, 4 * 7, generator=torch.Generator().manual_seed(window))
