@@ -16,6 +16,7 @@ adversarial term is also the D update's fake pass, which is then a backward only
     python scripts/profile_gan_iteration.py --flat-weight 1 --gan-loss ragan   # their costs
     python scripts/profile_gan_iteration.py --content-loss vgg-multi --artifact-weight 2000
     python scripts/profile_gan_iteration.py --teacher-weight 20     # the L1 distillation of srgan
+    python scripts/profile_gan_iteration.py --discriminator unet --gan-loss ragan  # the U-Net D
 
 Prints a table (ms per phase, share of the iteration, GFLOP/s where counted), the
 iterations/s it implies and the process's peak RSS. Stop other work first (a training
@@ -42,9 +43,10 @@ from srgan_cli.bench.speed import hardware
 from srgan_cli.distribution.loading import load_file
 from srgan_cli.distribution.registry import resolve_model
 from srgan_cli.inference.device import cpu_has_bf16
-from srgan_cli.nets.discriminator import Discriminator
+from srgan_cli.nets.discriminator import build_discriminator
 from srgan_cli.nets.vgg import VGGFeatures, content_features, feature_distance
 from srgan_cli.paths import benchmark_dir
+from srgan_cli.train.config import DISCRIMINATORS
 from srgan_cli.train.data import ImageBank, sample_batch
 from srgan_cli.train.losses import (
     AdversarialLoss,
@@ -117,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--artifact-weight", type=float, default=0.0,
                     help="add the artifact loss (srgan train --artifact-weight), refined by "
                     "the EMA's output, with this weight")
+    ap.add_argument("--discriminator", choices=DISCRIMINATORS, default="vgg",
+                    help="the discriminator (srgan train --discriminator): vgg, the paper's; "
+                    "unet, the per-pixel U-Net")
     ap.add_argument("--teacher-weight", type=float, default=0.0,
                     help="add the L1 distillation term (srgan train --teacher srgan "
                     "--teacher-weight) with this weight")
@@ -143,7 +148,8 @@ def main() -> int:
     extra = ExtraTerms.from_args(args)
     vgg = VGGFeatures.load(args.content_loss).to(memory_format=torch.channels_last)
     vgg_name = "VGG multi-layer" if multi else "VGG54"
-    disc = Discriminator(args.crop).to(memory_format=torch.channels_last)
+    disc = build_discriminator(args.discriminator, args.crop).to(
+        memory_format=torch.channels_last)
     fused = True if args.adam == "fused" else None
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=fused)
     opt_d = torch.optim.Adam(disc.parameters(), lr=1e-4, fused=fused)
@@ -229,7 +235,8 @@ def main() -> int:
     hw = hardware(torch.device("cpu"))
     cpu = f"{hw['cpu']} ({', '.join(hw['cpu_bf16'])})"
     print(f"{cpu}, {torch.get_num_threads()} threads, precision {amp or 'fp32'}, "
-          f"{args.adam} Adam, D fake pass {args.d_fake}, {args.gan_loss} GAN loss, "
+          f"{args.adam} Adam, {args.discriminator} D, D fake pass {args.d_fake}, "
+          f"{args.gan_loss} GAN loss, "
           f"solid-colour loss weight {args.flat_weight:g}, {args.content_loss} content "
           f"loss, artifact loss weight {args.artifact_weight:g}, teacher weight "
           f"{args.teacher_weight:g}, batch "
@@ -245,6 +252,7 @@ def main() -> int:
         args.json.write_text(json.dumps({"hardware": hw, "threads": torch.get_num_threads(),
                                          "precision": str(amp), "adam": args.adam,
                                          "d_fake": args.d_fake, "peak_rss_mib": peak_mib,
+                                         "discriminator": args.discriminator,
                                          "gan_loss": args.gan_loss,
                                          "flat_weight": args.flat_weight,
                                          "content_loss": args.content_loss,
