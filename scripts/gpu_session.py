@@ -22,7 +22,9 @@ early leaves its spare time to the next):
    the recipe of its seventh release, run gr26 (``REAL_RECIPE``: degraded LR as the init
    file's metadata says, ``srgan-delattice`` distilled from the clean LR on the clean crops
    at weight 50, the relativistic loss against the U-Net discriminator at the generator's
-   lr, adversarial 0.5, the resize tie and grid loss), exported (the EMA, its filter in it).
+   lr, adversarial 0.25 as run gr35 (0.5 in gr26: on the CPU the mesh over JPEG inputs came
+   from 200 iterations at 0.5, from 400 at 0.25), the resize tie and grid loss), exported
+   (the EMA, its filter in it).
    Or (``--first srresnet``) ``srresnet_x4.safetensors`` + ``srresnet_log.jsonl``:
    SRResNet training continued from the shipped release (``--init``, ``--ema 0.999``).
    Time-bounded (``srgan train --max-seconds``).
@@ -98,7 +100,7 @@ REAL_RECIPE = ("--delattice", "7", "--teacher-input", "clean", "--teacher-weight
                "--content-loss", "vgg-multi", "--content-weight", "2e-3",
                "--artifact-weight", "0", "--ema", "0.999", "--tie-phases", "resize",
                "--grid-weight", "0.6", "--pixel-weight", "0.5", "--flat-weight", "5.0",
-               "--flat-colours", "32", "--adv-weight", "0.5", "--adv-warmup", "0",
+               "--flat-colours", "32", "--adv-weight", "0.25", "--adv-warmup", "0",
                "--d-warmup", "100")  # + --degradation: the init file's own (real_degradation)
 
 

@@ -116,7 +116,7 @@ def test_the_dry_run_makes_every_output_file_and_each_loads(tmp_path):
     real_head = read_jsonl(out / "srgan_real_log.jsonl")[0]["command"]
     for opt in ("--delattice 7", "--teacher-input clean", "--teacher-weight 50",
                 "--teacher-on clean", "--gan-loss ragan", "--discriminator unet",
-                "--adv-weight 0.5", "--artifact-weight 0", "--tie-phases resize",
+                "--adv-weight 0.25", "--artifact-weight 0", "--tie-phases resize",
                 "--content-loss vgg-multi", f"--degradation {REAL_DEGRADATION}",
                 f"--teacher {teacher}", VGG):
         assert opt in real_head
