@@ -30,8 +30,9 @@ early leaves its spare time to the next):
    Time-bounded (``srgan train --max-seconds``).
 5. ``srgan_x4.safetensors`` + ``srgan_log.jsonl``: the GAN stage continuing the shipped
    ``srgan-delattice`` (``srgan-real``'s teacher; ``--gan-init``; ``srgan``'s weights with
-   the lattice filter, which the run keeps, so it trains through it) with the paper's recipe (issue 21,
-   ``GAN_RECIPE``: VGG54, 0.5 x L1, 1e-3 adversarial, a fresh discriminator warmed up, EMA;
+   the lattice filter, which the run keeps, so it trains through it) with the paper's
+   recipe (issue 21, ``GAN_RECIPE``: VGG54, 0.5 x L1, 1e-3 adversarial, a fresh
+   discriminator warmed up, EMA;
    CPU run gc1), optionally distilling ``--gan-teacher``, exported (the EMA).
 
 Each export's metadata names its parent (``init`` and ``parent_sha256``); each stage log is
