@@ -19,11 +19,13 @@ early leaves its spare time to the next):
 4. ``srgan_real_x4.safetensors`` + ``srgan_real_log.jsonl`` (``--first real``, the
    default): the real-photo GAN of issues 21 and 22 continued from the shipped
    ``srgan-real`` (the default model) through its lattice filter (``--delattice 7``) with
-   the recipe of its seventh release, run gr26 (``REAL_RECIPE``: degraded LR as the init
+   run gr35's recipe (``REAL_RECIPE``: degraded LR as the init
    file's metadata says, ``srgan-delattice`` distilled from the clean LR on the clean crops
    at weight 50, the relativistic loss against the U-Net discriminator at the generator's
    lr, adversarial 0.25 as run gr35 (0.5 in gr26: on the CPU the mesh over JPEG inputs came
-   from 200 iterations at 0.5, from 400 at 0.25), the resize tie and grid loss), exported
+   from 200 iterations at 0.5, from 400 at 0.25), the resize tie and grid loss; the eighth
+   release is the mean of two checkpoints of gr38, this recipe with the artifact loss at
+   250), exported
    (the EMA, its filter in it).
    Or (``--first srresnet``) ``srresnet_x4.safetensors`` + ``srresnet_log.jsonl``:
    SRResNet training continued from the shipped release (``--init``, ``--ema 0.999``).
