@@ -62,3 +62,48 @@ def test_averaging_refuses_other_architectures_one_file_and_an_existing_output(t
     bad.write_bytes(b"not a weights file")
     res = run(main, ["models", "average", str(tmp_path / "m2.safetensors"), str(a), str(bad)])
     assert res.exit_code != 0 and "bad.safetensors" in res.output and "Traceback" not in res.output
+
+
+def test_provenance_restates_init_parent_and_made_by_and_keeps_the_weights(tmp_path, tiny_spec):
+    init = weights(tmp_path / "release.safetensors", tiny_spec, 1, 10)
+    parent = weights(tmp_path / "srresnet.safetensors", tiny_spec, 2, 10)
+    src = tmp_path / "mean.safetensors"
+    save_generator(trained_looking(tiny_spec, 3), src,
+                   {"stage": "gan", "iterations": "300", "data": "test", "init": "run start",
+                    "parent_file": "cand.safetensors", "parent_sha256": "ab" * 32,
+                    "weights_of": "g.safetensors", "averaged_from": "a; b"})
+    init_sha = sha256_file(init)
+    res = CliRunner().invoke(main, [
+        "models", "provenance", str(src), str(init), "--init", str(init),
+        "--init-note", "runs gr38 and gr39", "--parent", str(parent),
+        "--made-by", "the mean of two checkpoints", "--overwrite"])
+    assert res.exit_code == 0, res.output
+    out, meta = tensors(init)  # OUT was the --init file: hashed before it was replaced
+    ins, _ = tensors(src)
+    assert set(out) == set(ins) and all(torch.equal(out[k], ins[k]) for k in out)
+    assert meta["init_sha256"] == init_sha and sha256_file(init) != init_sha
+    assert meta["init_file"] == "release.safetensors, then runs gr38 and gr39"
+    assert meta["parent_file"] == "srresnet.safetensors"
+    assert meta["parent_sha256"] == sha256_file(parent)
+    assert meta["made_by"] == "the mean of two checkpoints"
+    assert meta["averaged_from"] == "a; b" and meta["iterations"] == "300"
+    assert "init" not in meta and "weights_of" not in meta
+    assert load_file(init, ours_only=True).spec == tiny_spec
+
+
+def test_provenance_refuses_nothing_to_set_a_foreign_init_and_an_existing_output(tmp_path, tiny_spec):
+    src = weights(tmp_path / "a.safetensors", tiny_spec, 1, 10)
+    out = tmp_path / "out.safetensors"
+    run = CliRunner().invoke
+    res = run(main, ["models", "provenance", str(src), str(out)])
+    assert res.exit_code != 0 and "nothing to set" in res.output and not out.exists()
+    res = run(main, ["models", "provenance", str(src), str(out), "--init-note", "x"])
+    assert res.exit_code != 0 and "--init" in res.output and not out.exists()
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not weights")
+    res = run(main, ["models", "provenance", str(src), str(out), "--init", str(bad)])
+    assert res.exit_code != 0 and "notes.txt" in res.output and not out.exists()
+    assert "Traceback" not in res.output
+    out.write_bytes(b"keep")
+    res = run(main, ["models", "provenance", str(src), str(out), "--made-by", "x"])
+    assert res.exit_code != 0 and "already exists" in res.output and out.read_bytes() == b"keep"

@@ -22,7 +22,8 @@ def _psnr(v: float | None) -> str:
 
 @click.group("models")
 def models() -> None:
-    """Registered models: list, download, inspect, register, publish, export, convert.
+    """Registered models: list, download, inspect, register, publish, export, convert,
+    average, provenance.
 
     \b
     A --model value is a registered name, a .safetensors path, or
@@ -326,6 +327,44 @@ def average_cmd(out, files, overwrite) -> None:
         fail(str(e))
     say(f"averaged {len(files)} files -> {out} ({meta.get('stage', '?')}, up to "
         f"{meta.get('iterations', '?')} iterations)")
+
+
+@models.command("provenance")
+@click.argument("src", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--init", "init", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The weights file the line of runs started from (e.g. the release it "
+              "replaces): metadata init_sha256 / init_file.")
+@click.option("--init-note", default=None, help="What came after --init, appended to "
+              "init_file after ', then' (e.g. 'runs gr38 and gr39 ...').")
+@click.option("--parent", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The file --realism blends with: metadata parent_sha256 / parent_file.")
+@click.option("--made-by", default=None, help="How the file was made: metadata made_by.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (OUT may be SRC "
+              "or the --init file: their sha256 is taken first).")
+def provenance_cmd(src, out, init, init_note, parent, made_by, overwrite) -> None:
+    """Write SRC's weights unchanged as OUT with its provenance restated for a release:
+    where its line of runs started (--init), its --realism parent (--parent) and how it
+    was made (--made-by). Every other metadata entry is kept.
+
+    \b
+      srgan models provenance runs/mean.safetensors weights/srgan_real_x4.safetensors \\
+          --init weights/srgan_real_x4.safetensors --init-note "runs gr38 and gr39" \\
+          --parent weights/srresnet_x4.safetensors --made-by "..." --overwrite
+    """
+    from srgan_cli.errors import SrganError
+    from srgan_cli.train.export import set_provenance
+
+    if out.exists() and not overwrite:
+        fail(f"{out}: already exists (use --overwrite)")
+    try:
+        meta = set_provenance(src, out, init=init, init_note=init_note, parent=parent,
+                              made_by=made_by)
+    except SrganError as e:
+        fail(str(e))
+    say(f"wrote {out}: " + "; ".join(
+        f"{k} {meta[k]}" for k in ("init_sha256", "parent_file", "parent_sha256")
+        if k in meta))
 
 
 @models.command("export")

@@ -243,3 +243,59 @@ def average(files: list[str | os.PathLike], out: str | os.PathLike) -> dict[str,
         for p, m, i in zip(paths, models, iterations))
     save_generator(first.net, out, meta)
     return meta
+
+
+# what a run's export says about where the run started; a new init_* replaces it
+_RUN_START = ("init", "weights_of", "weights_sha256")
+
+
+def set_provenance(src: str | os.PathLike, out: str | os.PathLike, *,
+                   init: str | os.PathLike | None = None, init_note: str | None = None,
+                   parent: str | os.PathLike | None = None,
+                   made_by: str | None = None) -> dict[str, str]:
+    """Write ``src``'s weights unchanged to ``out`` (atomically; ``out`` may be ``src``)
+    with its provenance restated for a release, and return the new metadata.
+
+    ``init``: the file the release's line of runs started from, recorded as
+    ``init_sha256`` and ``init_file`` (its name, then ``init_note``: the runs after it);
+    the entries that described one run's start (``init``, ``weights_of``,
+    ``weights_sha256``) are dropped. ``parent``: the file ``--realism`` blends with,
+    recorded as ``parent_sha256`` / ``parent_file`` in place of the run's own.
+    ``made_by``: how the file was made. Everything else (recipe, ``averaged_from``...) is
+    kept. Hashes are taken before anything is written, so ``init`` may be ``out``.
+    Raises :class:`TrainError` with one line on what is wrong."""
+    from srgan_cli.distribution.hub import sha256_file
+    from srgan_cli.distribution.loading import load_file
+    from srgan_cli.distribution.modelfile import provenance_of
+    from srgan_cli.errors import SrganError
+
+    if init is None and parent is None and made_by is None:
+        raise TrainError("nothing to set: give --init, --parent and/or --made-by")
+    if init_note is not None and init is None:
+        raise TrainError("--init-note describes --init FILE: give both")
+    for name, value in (("init note", init_note), ("made_by", made_by)):
+        if value is not None and not value.strip():
+            raise TrainError(f"{name}: empty text")
+    try:
+        model = load_file(Path(src), ours_only=True)
+        hashes = {}
+        for key, path in (("init", init), ("parent", parent)):
+            if path is not None:
+                path = Path(path)
+                load_file(path, ours_only=True)  # a weights file of ours, not any file
+                hashes[key] = (path.name, sha256_file(path))
+    except SrganError as e:
+        raise TrainError(str(e)) from None
+    meta = provenance_of(model.metadata)
+    if "init" in hashes:
+        for key in _RUN_START:
+            meta.pop(key, None)
+        name, digest = hashes["init"]
+        meta["init_sha256"] = digest
+        meta["init_file"] = f"{name}, then {init_note.strip()}" if init_note else name
+    if "parent" in hashes:
+        meta["parent_file"], meta["parent_sha256"] = hashes["parent"]
+    if made_by is not None:
+        meta["made_by"] = made_by.strip()
+    save_generator(model.net, out, meta)
+    return meta
