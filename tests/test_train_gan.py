@@ -188,6 +188,19 @@ def test_a_gan_run_distils_a_teacher_and_records_it(data, tmp_path, pretrained, 
                       teacher=str(tmp_path / "no-such.safetensors"), teacher_weight=1.0))
 
 
+def test_a_gan_run_can_weigh_the_adversarial_term_on_degraded_crops_and_records_it(
+        data, tmp_path, pretrained, vgg_file):
+    run = tmp_path / "adv_degraded"
+    train(gan_cfg(data, run, pretrained, vgg_file, iters=1, adv_degraded=0.0,
+                  degradation="real,clean_prob=0.5"))
+    assert [r["l_g_gan"] >= 0 for r in log_of(run) if "l_d" in r] == [True]
+    meta = load_file(export(run / "last.pt", tmp_path / "a.safetensors"), ours_only=True).metadata
+    assert meta["adv_degraded"] == "0.0"
+    with pytest.raises(TrainError, match="--adv-degraded weighs .* needs --stage gan and "
+                                         "--degradation real"):
+        train(gan_cfg(data, tmp_path / "bad", pretrained, vgg_file, adv_degraded=0.5))
+
+
 def test_gan_resume_continues_exactly(data, tmp_path, pretrained, vgg_file):
     full, part = tmp_path / "full", tmp_path / "part"
     train(gan_cfg(data, full, pretrained, vgg_file, ema=0.9))

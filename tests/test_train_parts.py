@@ -666,3 +666,52 @@ def test_an_unknown_gan_loss_is_refused_by_name():
 
     with pytest.raises(TrainError, match="unknown GAN loss 'wgan'"):
         TrainConfig(data=[], stage="gan", gan_loss="wgan")
+
+
+def test_weighted_adversarial_terms_weigh_each_crop_and_all_ones_is_the_plain_term():
+    from srgan_cli.train.losses import AdversarialLoss, RelativisticAdversarialLoss
+
+    torch.manual_seed(0)
+    real = torch.randn(4, 1, 6, 6)
+    for loss in (AdversarialLoss(), RelativisticAdversarialLoss()):
+        fake = torch.randn(4, 1, 6, 6, requires_grad=True)
+        plain = loss.generator_term(fake, real)
+        ones = loss.generator_term(fake, real, torch.ones(4))
+        assert ones.item() == pytest.approx(plain.item(), rel=1e-6)
+        w = torch.tensor([1.0, 0.0, 1.0, 0.0])
+        weighted = loss.generator_term(fake, real, w)
+        weighted.backward()
+        # the crops of weight 0 get no gradient but through the relativistic batch mean
+        per = fake.grad.abs().flatten(1).sum(1)
+        assert per[0] > 0 and per[2] > 0
+        if loss.relativistic:  # through the mean alone: the same for each of its logits
+            for i in (1, 3):
+                assert torch.allclose(fake.grad[i], fake.grad[i].flatten()[0].expand_as(fake.grad[i]))
+            assert fake.grad[0].std() > 0
+        else:
+            assert per[1] == 0 and per[3] == 0
+        with torch.no_grad():  # each crop's own mean term, times its weight, over the batch
+            f, r = (fake - real.mean(), real - fake.mean()) if loss.relativistic else (fake, None)
+            per_crop = AdversarialLoss.per_crop(f, True)
+            if r is not None:
+                per_crop = 0.5 * (per_crop + AdversarialLoss.per_crop(r, False))
+            assert weighted.item() == pytest.approx((per_crop * w).mean().item(), rel=1e-6)
+
+
+def test_the_adversarial_weight_on_degraded_crops_finds_the_clean_ones():
+    from srgan_cli.errors import TrainError
+    from srgan_cli.train.data import downscale
+    from srgan_cli.train.degrade import Degrader, parse_degradation
+
+    hr01 = torch.rand(8, 3, 32, 32)
+    lr = Degrader(parse_degradation("real,clean_prob=0.5"))(hr01, 4, torch.Generator().manual_seed(3))
+    truly_clean = torch.tensor([torch.equal(a, b) for a, b in zip(lr, downscale(hr01, 4))])
+    assert 0 < int(truly_clean.sum()) < 8
+    cfg = TrainConfig(data=[], stage="gan", degradation="real", adv_degraded=0.25)
+    losses = generator_losses(cfg, torch.nn.Identity())
+    w = losses.adversarial_crop_weights(lr, hr01 * 2 - 1)
+    assert torch.equal(w, torch.where(truly_clean, 1.0, 0.25))
+    plain = generator_losses(TrainConfig(data=[], stage="gan"), torch.nn.Identity())
+    assert plain.adversarial_crop_weights(lr, hr01 * 2 - 1) is None
+    with pytest.raises(TrainError, match="--adv-degraded -1"):
+        TrainConfig(data=[], stage="gan", adv_degraded=-1.0)

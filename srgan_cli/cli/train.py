@@ -82,6 +82,12 @@ def _per_stage(key: str, show=str) -> str:
               help="Weight of the content loss.")
 @click.option("--adv-weight", type=float, default=DEFAULTS["adv_weight"], show_default=True,
               help="gan: weight of the adversarial loss -log D(G(LR)).")
+@click.option("--adv-degraded", type=click.FloatRange(0), default=DEFAULTS["adv_degraded"],
+              show_default=True, metavar="F",
+              help="gan with --degradation real: the adversarial term's weight on a crop "
+              "whose LR is degraded, relative to a clean crop (1: all alike; 0: D pushes only "
+              "the clean crops' SR, the degraded ones follow the content losses). The "
+              "discriminator still learns from every crop.")
 @click.option("--gan-loss", type=click.Choice(GAN_LOSSES), default=DEFAULTS["gan_loss"],
               show_default=True,
               help="gan: the adversarial loss. standard: the paper's, -log D(G(LR)) for the "

@@ -77,6 +77,9 @@ class TrainConfig:
     content_loss: str | None = None
     content_weight: float = 1.0  # weight of the content loss
     adv_weight: float = 1e-3  # weight of -log D(G(LR)) in the GAN stage
+    # the adversarial term's weight on a crop whose LR is degraded, relative to a clean one
+    # (--degradation real): 1, every crop alike; 0, only the clean crops' SR is pushed by D
+    adv_degraded: float = 1.0
     # the adversarial loss: 'standard' (the paper's) or 'ragan' (relativistic average, as
     # ESRGAN; train.losses.RelativisticAdversarialLoss)
     gan_loss: str = "standard"
@@ -149,6 +152,8 @@ class TrainConfig:
                              f"({', '.join(TEACHER_INPUTS)})")
         if self.teacher_on not in TEACHER_ON:
             raise TrainError(f"unknown --teacher-on {self.teacher_on!r} ({', '.join(TEACHER_ON)})")
+        if not self.adv_degraded >= 0:
+            raise TrainError(f"--adv-degraded {self.adv_degraded}: expected a weight >= 0")
         for option, w in (("--delattice", self.delattice),
                           ("--teacher-delattice", self.teacher_delattice)):
             if w == 1:  # a 1-pixel window removes the whole residual: bicubic comes out

@@ -268,6 +268,9 @@ def train(cfg: TrainConfig, resume: str | os.PathLike | None = None,
     if cfg.teacher_on == "clean" and _degrader(cfg) is None:
         raise TrainError("--teacher-on clean needs --degradation real (every crop is clean "
                          "without it: use the default, all)")
+    if cfg.adv_degraded != 1.0 and (cfg.stage != "gan" or _degrader(cfg) is None):
+        raise TrainError("--adv-degraded weighs the adversarial term on degraded crops: it "
+                         "needs --stage gan and --degradation real")
     if cfg.teacher_delattice and not cfg.teacher:
         raise TrainError("--teacher-delattice needs --teacher MODEL")
     if cfg.teacher and cfg.teacher_loss == "content" and cfg.content_loss == "mse":

@@ -56,15 +56,30 @@ class AdversarialLoss:
         target = torch.ones_like(logits) if real else torch.zeros_like(logits)
         return F.binary_cross_entropy_with_logits(logits, target)
 
-    def generator_term(self, fake: torch.Tensor,
-                       real: torch.Tensor | None = None) -> torch.Tensor:
-        """The generator's adversarial term from D's logits on SR (and on HR: unused)."""
-        return self(fake, real=True)
+    def generator_term(self, fake: torch.Tensor, real: torch.Tensor | None = None,
+                       weights: torch.Tensor | None = None) -> torch.Tensor:
+        """The generator's adversarial term from D's logits on SR (and on HR: unused).
+        ``weights``: (N,) per-crop weights (each crop's mean term times its weight,
+        averaged over the batch; all ones gives the unweighted term)."""
+        if weights is None:
+            return self(fake, real=True)
+        return _weighted(self.per_crop(fake, real=True), weights)
+
+    @staticmethod
+    def per_crop(logits: torch.Tensor, real: bool) -> torch.Tensor:
+        """(N,) the cross-entropy of each crop's logits, averaged over its own."""
+        target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+        return F.binary_cross_entropy_with_logits(
+            logits, target, reduction="none").reshape(len(logits), -1).mean(1)
 
     def discriminator_terms(self, real: torch.Tensor,
                             fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The discriminator's (real, fake) terms from its logits on HR and on SR."""
         return self(real, real=True), self(fake, real=False)
+
+
+def _weighted(per_crop: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    return (per_crop * weights.to(per_crop.dtype)).mean()
 
 
 class RelativisticAdversarialLoss(AdversarialLoss):
@@ -77,12 +92,17 @@ class RelativisticAdversarialLoss(AdversarialLoss):
 
     relativistic = True
 
-    def generator_term(self, fake: torch.Tensor,
-                       real: torch.Tensor | None = None) -> torch.Tensor:
+    def generator_term(self, fake: torch.Tensor, real: torch.Tensor | None = None,
+                       weights: torch.Tensor | None = None) -> torch.Tensor:
         if real is None:
             raise ValueError("the relativistic loss needs D's logits on the real batch")
         real = real.detach()
-        return 0.5 * (self(real - fake.mean(), real=False) + self(fake - real.mean(), real=True))
+        if weights is None:
+            return 0.5 * (self(real - fake.mean(), real=False)
+                          + self(fake - real.mean(), real=True))
+        # crop i's pair of terms weighted together; the batch means stay the whole batch's
+        return _weighted(0.5 * (self.per_crop(real - fake.mean(), real=False)
+                                + self.per_crop(fake - real.mean(), real=True)), weights)
 
     def discriminator_terms(self, real: torch.Tensor,
                             fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -170,6 +190,26 @@ class ArtifactLoss:
         return (w * (sr.float() - hr.float()).abs() / 2).mean()
 
 
+# a crop's LR counts as clean when no value is further than this from HR's clean
+# downscale: exact for the clean pipeline, below the 8-bit step that every degradation ends
+# with (train.degrade quantises its LR)
+CLEAN_TOLERANCE = 1e-3
+
+
+def clean_lr_of(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """HR's clean antialiased bicubic downscale, in [0, 1] (no gradient)."""
+    from srgan_cli.train.data import downscale
+
+    with torch.no_grad():
+        return downscale(output_to_unit(hr.float()), scale)
+
+
+def clean_crops(lr_img: torch.Tensor, clean_lr: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: the crops whose LR is ``clean_lr`` (HR's clean downscale), to within
+    :data:`CLEAN_TOLERANCE`."""
+    return (lr_img.float() - clean_lr).abs().flatten(1).amax(1) <= CLEAN_TOLERANCE
+
+
 class TeacherLoss:
     """Distillation: how far the generator's output is from a frozen teacher generator's
     output, as ``l1`` (on [-1, 1] images, fp32) or as ``content`` (the run's perceptual
@@ -184,10 +224,7 @@ class TeacherLoss:
     the crops whose LR is the clean downscale (:meth:`clean_crops`), scaled by their share
     of the batch."""
 
-    # a crop's LR counts as clean when no value is further than this from HR's clean
-    # downscale: exact for the clean pipeline, below the 8-bit step that every degradation
-    # ends with (train.degrade quantises its LR)
-    CLEAN_TOLERANCE = 1e-3
+    CLEAN_TOLERANCE = CLEAN_TOLERANCE
 
     def __init__(self, teacher: torch.nn.Module, kind: str = "l1",
                  content: PerceptualLoss | None = None, *, clean_input: bool = False,
@@ -202,10 +239,7 @@ class TeacherLoss:
         self.clean_only = clean_only
 
     def _clean_lr(self, hr: torch.Tensor) -> torch.Tensor:
-        from srgan_cli.train.data import downscale
-
-        with torch.no_grad():
-            return downscale(output_to_unit(hr.float()), self.scale)
+        return clean_lr_of(hr, self.scale)
 
     def _output(self, lr_img: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -218,7 +252,7 @@ class TeacherLoss:
     def clean_crops(self, lr_img: torch.Tensor, clean_lr: torch.Tensor) -> torch.Tensor:
         """(N,) bool: the crops whose LR is ``clean_lr``, HR's clean antialiased bicubic
         downscale."""
-        return (lr_img.float() - clean_lr).abs().flatten(1).amax(1) <= self.CLEAN_TOLERANCE
+        return clean_crops(lr_img, clean_lr)
 
     def __call__(self, sr: torch.Tensor, lr_img: torch.Tensor,
                  hr: torch.Tensor | None = None) -> torch.Tensor:
@@ -351,6 +385,17 @@ class GeneratorLosses:
     artifact_weight: float = 0.0
     teacher: TeacherLoss | None = None
     teacher_weight: float = 0.0
+    adversarial_degraded: float = 1.0  # the adversarial term's weight on degraded crops
+    scale: int = 4
+
+    def adversarial_crop_weights(self, lr_img: torch.Tensor,
+                                 hr: torch.Tensor) -> torch.Tensor | None:
+        """(N,) per-crop weights of the adversarial term: 1 on a clean crop,
+        ``adversarial_degraded`` on a degraded one; None when every crop weighs 1."""
+        if self.adversarial_degraded == 1.0:
+            return None
+        clean = clean_crops(lr_img, clean_lr_of(hr, self.scale))
+        return torch.where(clean, 1.0, self.adversarial_degraded).float()
 
     @property
     def perceptual(self) -> bool:
@@ -393,4 +438,5 @@ def generator_losses(cfg: TrainConfig, vgg: torch.nn.Module | None,
                              delattice=cfg.teacher_delattice,
                              clean_only=cfg.teacher_on == "clean")
                  if teacher is not None and cfg.teacher_weight else None),
-        teacher_weight=cfg.teacher_weight)
+        teacher_weight=cfg.teacher_weight,
+        adversarial_degraded=cfg.adv_degraded if gan else 1.0, scale=cfg.scale)

@@ -76,7 +76,8 @@ def generator_step(state: TrainState, nets: Nets, losses: GeneratorLosses,
             fake = state.discriminator(d_in).float()
             # relativistic: D on HR too (with D's graph when shared: the D step's real pass)
             real = state.discriminator(hr).float() if losses.adversarial.relativistic else None
-            l_gan = losses.adversarial.generator_term(fake, real)
+            l_gan = losses.adversarial.generator_term(
+                fake, real, losses.adversarial_crop_weights(lr_img, hr))
             logged["l_g_gan"] = l_gan
     loss = losses.content_weight * content.float()
     if adversarial:
