@@ -458,6 +458,34 @@ def test_a_fresh_discriminator_is_warmed_up_before_the_first_generator_step_and_
     assert [r["d_warmup"] for r in log_of(run) if "d_warmup" in r] == [1, 2, 3]
 
 
+def test_a_gan_run_can_replace_its_discriminator_every_n_iterations_and_resumes_exactly(
+        data, tmp_path, pretrained, vgg_file):
+    full, part = tmp_path / "full", tmp_path / "part"
+    kw = dict(d_warmup=2, d_reset_every=2, discriminator="unet", gan_loss="ragan", crop=24)
+    train(gan_cfg(data, full, pretrained, vgg_file, **kw))
+    log = log_of(full)
+    assert [r["d_reset"] for r in log if "d_reset" in r] == [2]
+    warm = [(r["d_warmup"], r.get("d_born")) for r in log if "d_warmup" in r]
+    assert warm == [(1, None), (2, None), (1, 2), (2, 2)]
+    reset_at = next(i for i, r in enumerate(log) if "d_reset" in r)
+    assert [r["iteration"] for r in log[:reset_at] if "l_g_gan" in r] == [1, 2]
+    ckpt = load_checkpoint(full / "last.pt")
+    assert ckpt["optim_d"]["state"][0]["step"] == 4  # 2 warm-up + 2 steps since the reset
+    # stopped at the reset's iteration, the resumed run resets there, drawing the same D
+    train(gan_cfg(data, part, pretrained, vgg_file, **{**kw, "iters": 2}))
+    train(gan_cfg(data, part, pretrained, vgg_file, **kw), resume=part / "last.pt")
+    keys = ("l_d", "d_real", "d_fake", "l_g_gan")  # warm-up records have no l_g_gan
+    assert ([[r.get(k) for k in keys] for r in log_of(part) if "l_d" in r]
+            == [[r.get(k) for k in keys] for r in log if "l_d" in r])
+    again = load_checkpoint(part / "last.pt")
+    for name in ("model", "disc"):
+        assert all(torch.equal(ckpt[name][k], again[name][k]) for k in ckpt[name])
+    info = load_file(export(full / "last.pt", tmp_path / "reset.safetensors"), ours_only=True)
+    assert info.metadata["d_reset_every"] == "2"
+    with pytest.raises(TrainError, match="--d-reset-every replaces the discriminator"):
+        TrainConfig(data=[str(data)], stage="srresnet", d_reset_every=10)
+
+
 def test_a_gan_run_can_train_against_the_unet_discriminator_and_keeps_it_on_resume(
         data, tmp_path, pretrained, vgg_file):
     from srgan_cli.nets.discriminator import UNetDiscriminator

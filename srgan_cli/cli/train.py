@@ -106,6 +106,11 @@ def _per_stage(key: str, show=str) -> str:
               help="gan: discriminator-only iterations before the first generator step of a "
               "fresh discriminator (e.g. --init from a released generator): a new D first "
               "learns the current G.")
+@click.option("--d-reset-every", type=click.IntRange(0), default=DEFAULTS["d_reset_every"],
+              show_default=True, metavar="N",
+              help="gan: every N iterations replace the discriminator with a fresh one (new "
+              "weights, fresh Adam state), warmed up by --d-warmup D-only iterations before "
+              "the next generator step. 0: one discriminator for the whole run.")
 @click.option("--delattice", type=click.IntRange(0), default=None, metavar="W",
               help="Train the generator with the lattice filter on its output (each sub-pixel "
               "phase's mean residual against bicubic over W x W LR pixels removed, W >= 2, as "

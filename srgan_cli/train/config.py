@@ -93,6 +93,9 @@ class TrainConfig:
     # gan: discriminator-only iterations before the first generator step of a fresh
     # discriminator (a run started with --init: a new D learns the current G first)
     d_warmup: int = 0
+    # gan: every N generator iterations, a fresh discriminator (new weights, fresh Adam
+    # state), warmed up with d_warmup D-only iterations before the next generator step (0: off)
+    d_reset_every: int = 0
     # tie each sub-pixel stage's four phases (srgan_cli.nets.generator.tie_phases), at the
     # start and after every generator step: off | dc (one DC gain and bias: flat areas stay
     # flat) | resize (exactly nearest x2 + a 3x3 convolution, in the paper's layout) | mixed
@@ -142,16 +145,17 @@ class TrainConfig:
                 setattr(self, name, value)
         if self.run_dir is None:
             self.run_dir = str(Path("runs") / self.stage)
-        if self.gan_loss not in GAN_LOSSES:
-            raise TrainError(f"unknown GAN loss {self.gan_loss!r} ({', '.join(GAN_LOSSES)})")
-        if self.discriminator not in DISCRIMINATORS:
-            raise TrainError(f"unknown discriminator {self.discriminator!r} "
-                             f"({', '.join(DISCRIMINATORS)})")
-        if self.teacher_input not in TEACHER_INPUTS:
-            raise TrainError(f"unknown teacher input {self.teacher_input!r} "
-                             f"({', '.join(TEACHER_INPUTS)})")
-        if self.teacher_on not in TEACHER_ON:
-            raise TrainError(f"unknown --teacher-on {self.teacher_on!r} ({', '.join(TEACHER_ON)})")
+        for value, choices, what in ((self.gan_loss, GAN_LOSSES, "GAN loss"),
+                                     (self.discriminator, DISCRIMINATORS, "discriminator"),
+                                     (self.teacher_input, TEACHER_INPUTS, "teacher input"),
+                                     (self.teacher_on, TEACHER_ON, "--teacher-on"),
+                                     (self.teacher_loss, TEACHER_LOSSES, "teacher loss")):
+            if value not in choices:
+                raise TrainError(f"unknown {what} {value!r} ({', '.join(choices)})")
+        if self.d_reset_every < 0:
+            raise TrainError(f"--d-reset-every {self.d_reset_every}: expected N >= 0")
+        if self.d_reset_every and self.stage != "gan":
+            raise TrainError("--d-reset-every replaces the discriminator: it needs --stage gan")
         if not self.adv_degraded >= 0:
             raise TrainError(f"--adv-degraded {self.adv_degraded}: expected a weight >= 0")
         for option, w in (("--delattice", self.delattice),
@@ -159,9 +163,6 @@ class TrainConfig:
             if w == 1:  # a 1-pixel window removes the whole residual: bicubic comes out
                 raise TrainError(f"{option} 1: the window must be 0 (off) or at least 2 LR "
                                  "pixels (1 would leave only the bicubic upscale)")
-        if self.teacher_loss not in TEACHER_LOSSES:
-            raise TrainError(f"unknown teacher loss {self.teacher_loss!r} "
-                             f"({', '.join(TEACHER_LOSSES)})")
         if self.lr_milestones is None:
             self.lr_milestones = ([GAN_LR_STEP] if self.stage == "gan"
                                   and self.lr_schedule == "step" else [])

@@ -176,7 +176,7 @@ _RECIPE = (("content_weight", 1.0), ("tie_phases", "off"), ("grid_weight", 0),
            ("artifact_weight", 0))
 _GAN_RECIPE = (("gan_loss", "standard"), ("d_lr", None), ("discriminator", "vgg"),
                ("pixel_weight", 0), ("adv_degraded", 1.0),
-               ("adv_warmup", 0), ("d_warmup", 0))
+               ("adv_warmup", 0), ("d_warmup", 0), ("d_reset_every", 0))
 _TEACHER_RECIPE = (("teacher_input", "lr"), ("teacher_on", "all"), ("teacher_delattice", 0))
 
 

@@ -400,6 +400,7 @@ class _Run:
                 try:
                     self._warm_up_discriminator(interrupts)
                     while self.it < self.cfg.iters:
+                        self._reset_discriminator_when_due(interrupts)
                         self._iteration()
                         stop = self._after_iteration()
                         interrupts.check()
@@ -478,9 +479,11 @@ class _Run:
         Ctrl-C stops after the current one, as it does after an iteration."""
         cfg, state = self.cfg, self.state
         done = int(state.history.get("d_warmup", 0))
-        if state.discriminator is None or state.iteration > 0 or done >= cfg.d_warmup:
+        born = int(state.history.get("d_born", 0))  # the iteration this D started at
+        if state.discriminator is None or state.iteration != born or done >= cfg.d_warmup:
             return
-        state.set_lr(lr_at(cfg, 0), (cfg.d_lr or cfg.lr))
+        lr = lr_at(cfg, state.iteration)
+        state.set_lr(lr, lr * (cfg.d_lr or cfg.lr) / cfg.lr)
         window = _Window()
         t = time.perf_counter()
         for k in range(done, cfg.d_warmup):
@@ -493,13 +496,28 @@ class _Run:
                 n = (k + 1) % cfg.log_every or cfg.log_every
                 now = time.perf_counter()
                 losses = window.means(n)
-                self._write({"d_warmup": k + 1, **losses,
-                             "its_per_sec": n / max(now - t, 1e-9)})
+                self._write({"d_warmup": k + 1, **({"d_born": born} if born else {}),
+                             **losses, "its_per_sec": n / max(now - t, 1e-9)})
                 self._report("loading", message=f"discriminator warm-up {k + 1}/"
                              f"{cfg.d_warmup}: " + " ".join(f"{n_} {v:.4f}" for n_, v
                                                             in losses.items()))
                 t = now
             interrupts.check()
+
+    def _reset_discriminator_when_due(self, interrupts: _StopAtIterationEnd) -> None:
+        """Every ``cfg.d_reset_every`` iterations, a fresh discriminator (its weights seeded by
+        the run's seed and the iteration, so a resumed run draws the same), then its warm-up.
+        Recorded in the history, so a run resumed at that iteration does not reset twice."""
+        cfg, state = self.cfg, self.state
+        n, it = cfg.d_reset_every, self.it
+        if (not n or state.discriminator is None or it == 0 or it % n
+                or int(state.history.get("d_born", 0)) == it):
+            return
+        state.reset_discriminator(cfg, cfg.seed + it)
+        state.history["d_born"], state.history["d_warmup"] = it, 0
+        self._write({"d_reset": it})
+        self._report("loading", message=f"a fresh discriminator at iteration {it}")
+        self._warm_up_discriminator(interrupts)
 
     def _after_iteration(self) -> bool:
         """Log, validate and checkpoint when due; True when the time limit ends the run."""

@@ -103,6 +103,21 @@ class TrainState:
                 g["lr"] = d_lr
 
     @torch.no_grad()
+    def reset_discriminator(self, cfg: TrainConfig, seed: int) -> None:
+        """Give the discriminator fresh weights (drawn as ``build`` draws them, from ``seed``,
+        the global RNG left as it was) and its Adam a fresh state, in place: the same module
+        and optimiser objects, so wrappers (DDP) and memory formats stay."""
+        from srgan_cli.nets.discriminator import build_discriminator
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh = build_discriminator(cfg.discriminator, cfg.crop)
+        self.discriminator.load_state_dict(fresh.state_dict())
+        self.optimizer_d.state.clear()
+        self.scaler_d = torch.amp.GradScaler(self.device.type,
+                                             enabled=self.scaler_d.is_enabled())
+
+    @torch.no_grad()
     def update_ema(self, decay: float) -> None:
         """EMA <- decay x EMA + (1 - decay) x generator, for the parameters and the floating
         buffers (BatchNorm's running statistics) alike; integer buffers (BN's batch
